@@ -1,0 +1,187 @@
+/**
+ * Building responses and fresh identifiers (RFC 3261 sections 8.1.1, 8.2.6).
+ */
+import { randomBytes } from 'node:crypto';
+import { Headers } from './headers.js';
+import type { SipRequest, SipResponse } from './types.js';
+import { isToken, parseNameAddr } from './uri.js';
+
+/** Reason phrases of RFC 3261 section 21 and the common extension codes. */
+const REASONS: ReadonlyMap<number, string> = new Map([
+  [100, 'Trying'],
+  [180, 'Ringing'],
+  [181, 'Call Is Being Forwarded'],
+  [182, 'Queued'],
+  [183, 'Session Progress'],
+  [199, 'Early Dialog Terminated'],
+  [200, 'OK'],
+  [202, 'Accepted'],
+  [204, 'No Notification'],
+  [300, 'Multiple Choices'],
+  [301, 'Moved Permanently'],
+  [302, 'Moved Temporarily'],
+  [305, 'Use Proxy'],
+  [380, 'Alternative Service'],
+  [400, 'Bad Request'],
+  [401, 'Unauthorized'],
+  [402, 'Payment Required'],
+  [403, 'Forbidden'],
+  [404, 'Not Found'],
+  [405, 'Method Not Allowed'],
+  [406, 'Not Acceptable'],
+  [407, 'Proxy Authentication Required'],
+  [408, 'Request Timeout'],
+  [410, 'Gone'],
+  [412, 'Conditional Request Failed'],
+  [413, 'Request Entity Too Large'],
+  [414, 'Request-URI Too Long'],
+  [415, 'Unsupported Media Type'],
+  [416, 'Unsupported URI Scheme'],
+  [417, 'Unknown Resource-Priority'],
+  [420, 'Bad Extension'],
+  [421, 'Extension Required'],
+  [422, 'Session Interval Too Small'],
+  [423, 'Interval Too Brief'],
+  [428, 'Use Identity Header'],
+  [429, 'Provide Referrer Identity'],
+  [430, 'Flow Failed'],
+  [433, 'Anonymity Disallowed'],
+  [436, 'Bad Identity-Info'],
+  [437, 'Unsupported Certificate'],
+  [438, 'Invalid Identity Header'],
+  [439, 'First Hop Lacks Outbound Support'],
+  [440, 'Max-Breadth Exceeded'],
+  [469, 'Bad Info Package'],
+  [470, 'Consent Needed'],
+  [480, 'Temporarily Unavailable'],
+  [481, 'Call/Transaction Does Not Exist'],
+  [482, 'Loop Detected'],
+  [483, 'Too Many Hops'],
+  [484, 'Address Incomplete'],
+  [485, 'Ambiguous'],
+  [486, 'Busy Here'],
+  [487, 'Request Terminated'],
+  [488, 'Not Acceptable Here'],
+  [489, 'Bad Event'],
+  [491, 'Request Pending'],
+  [493, 'Undecipherable'],
+  [494, 'Security Agreement Required'],
+  [500, 'Server Internal Error'],
+  [501, 'Not Implemented'],
+  [502, 'Bad Gateway'],
+  [503, 'Service Unavailable'],
+  [504, 'Server Time-out'],
+  [505, 'Version Not Supported'],
+  [513, 'Message Too Large'],
+  [555, 'Push Notification Service Not Supported'],
+  [580, 'Precondition Failure'],
+  [600, 'Busy Everywhere'],
+  [603, 'Decline'],
+  [604, 'Does Not Exist Anywhere'],
+  [606, 'Not Acceptable'],
+  [607, 'Unwanted'],
+  [608, 'Rejected'],
+]);
+
+/** The standard reason phrase for a status code, or 'Unknown'. */
+export function reasonPhrase(status: number): string {
+  return REASONS.get(status) ?? 'Unknown';
+}
+
+/** A Via branch with the RFC 3261 magic cookie (section 8.1.1.7), 96 random bits. */
+export function generateBranch(): string {
+  return 'z9hG4bK' + randomBytes(12).toString('base64url');
+}
+
+/** A From/To tag: at least 32 bits of randomness required (RFC 3261 19.3); we use 64. */
+export function generateTag(): string {
+  return randomBytes(8).toString('base64url');
+}
+
+/** A globally unique Call-ID (RFC 3261 8.1.1.4): 128 random bits. */
+export function generateCallId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export interface CreateResponseOptions {
+  /**
+   * Added to To as `;tag=` when the request's To has no tag; an existing tag is
+   * never replaced, and an unparseable To is copied untouched.
+   */
+  toTag?: string;
+  /** Extra header fields, appended after the copied ones in this order. */
+  headers?: ReadonlyArray<readonly [string, string]>;
+  body?: Uint8Array;
+  /** Content-Type for `body` (required with a non-empty body unless given in `headers`). */
+  contentType?: string;
+}
+
+const EMPTY_BODY: Uint8Array = Buffer.alloc(0);
+
+/**
+ * Builds a response to `request` as RFC 3261 8.2.6.2 prescribes: every Via in
+ * order, From, To (plus our tag), Call-ID and CSeq copied verbatim, and
+ * Timestamp for 100 Trying (8.2.6.1). Works on the partial `message` of a
+ * failed parse: a header the request lacks is simply omitted. Record-Route
+ * copying for dialog-creating responses (12.1.1) is the dialog layer's job
+ * (pass them in `options.headers`).
+ *
+ * Throws a TypeError/RangeError for arguments no caller should pass (status
+ * outside 100..699, a tag that is not a token, a body without Content-Type).
+ */
+export function createResponse(
+  request: SipRequest,
+  status: number,
+  reason?: string,
+  options: CreateResponseOptions = {},
+): SipResponse {
+  if (!Number.isInteger(status) || status < 100 || status > 699) {
+    throw new RangeError(`SIP status ${status} is outside 100..699`);
+  }
+  const { toTag } = options;
+  if (toTag !== undefined && !isToken(toTag)) throw new TypeError('To tag must be a token');
+
+  const src = request.headers;
+  const headers = new Headers();
+  src.forEach((value, name) => {
+    if (name === 'Via') headers.append('Via', value);
+  });
+  const from = src.get('From');
+  if (from !== undefined) headers.append('From', from);
+  const to = src.get('To');
+  if (to !== undefined) headers.append('To', toTag !== undefined && needsTag(to) ? `${to};tag=${toTag}` : to);
+  const callId = src.get('Call-ID');
+  if (callId !== undefined) headers.append('Call-ID', callId);
+  const cseq = src.get('CSeq');
+  if (cseq !== undefined) headers.append('CSeq', cseq);
+  if (status === 100) {
+    const timestamp = src.get('Timestamp');
+    if (timestamp !== undefined) headers.append('Timestamp', timestamp);
+  }
+  for (const [name, value] of options.headers ?? []) headers.append(name, value);
+
+  const body = options.body ?? EMPTY_BODY;
+  if (options.contentType !== undefined) headers.set('Content-Type', options.contentType);
+  if (body.byteLength > 0 && !headers.has('Content-Type')) {
+    throw new TypeError('A response body needs a Content-Type (RFC 3261 20.15)');
+  }
+  return { type: 'response', status, reason: sanitizeReason(reason ?? reasonPhrase(status)), headers, body };
+}
+
+/**
+ * True when a tag can be appended: To parses and has no tag yet. An
+ * unparseable To (we are answering a malformed request) is copied untouched,
+ * since we cannot tell where its parameters would begin.
+ */
+function needsTag(to: string): boolean {
+  const parsed = parseNameAddr(to);
+  return parsed !== undefined && !parsed.params.has('tag');
+}
+
+/**
+ * Reason-Phrase may hold UTF-8 text, SP and HTAB but no other control
+ * characters (RFC 3261 25.1); parser error texts and caller strings end up here.
+ */
+function sanitizeReason(reason: string): string {
+  return reason.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
+}

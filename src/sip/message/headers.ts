@@ -1,0 +1,510 @@
+/**
+ * Ordered, multi-valued SIP header fields (RFC 3261 section 7.3).
+ *
+ * Field order is kept exactly (Via, Route and Record-Route order is
+ * significant, RFC 3261 7.3.1), names match case-insensitively, compact forms
+ * expand, and known names get their canonical spelling (`Www-Authenticate` →
+ * `WWW-Authenticate`, `Call-Id` → `Call-ID`, as RingCentral's edge varies them).
+ *
+ * Typed accessors (`vias()`, `topVia()`, `cseq()`, `from()`, `to()`,
+ * `nameAddrs()`) parse on first use and memoize until the next mutation.
+ * The objects they return are shared with that cache: read them, and clone
+ * before changing them.
+ */
+import type { CSeq, NameAddr, Via } from './types.js';
+import { isToken, parseCSeq, parseNameAddr, parseVia, trimWs } from './uri.js';
+
+/** Compact forms (RFC 3261 7.3.3 and the extensions registered with IANA). */
+const COMPACT: Readonly<Record<string, string>> = {
+  a: 'Accept-Contact',
+  b: 'Referred-By',
+  c: 'Content-Type',
+  d: 'Request-Disposition',
+  e: 'Content-Encoding',
+  f: 'From',
+  i: 'Call-ID',
+  j: 'Reject-Contact',
+  k: 'Supported',
+  l: 'Content-Length',
+  m: 'Contact',
+  n: 'Identity-Info',
+  o: 'Event',
+  r: 'Refer-To',
+  s: 'Subject',
+  t: 'To',
+  u: 'Allow-Events',
+  v: 'Via',
+  x: 'Session-Expires',
+  y: 'Identity',
+};
+
+const KNOWN_NAMES = [
+  'Accept',
+  'Accept-Contact',
+  'Accept-Encoding',
+  'Accept-Language',
+  'Alert-Info',
+  'Allow',
+  'Allow-Events',
+  'Authentication-Info',
+  'Authorization',
+  'Call-ID',
+  'Call-Info',
+  'Contact',
+  'Content-Disposition',
+  'Content-Encoding',
+  'Content-Language',
+  'Content-Length',
+  'Content-Type',
+  'CSeq',
+  'Date',
+  'Error-Info',
+  'Event',
+  'Expires',
+  'From',
+  'Identity',
+  'Identity-Info',
+  'In-Reply-To',
+  'Max-Forwards',
+  'MIME-Version',
+  'Min-Expires',
+  'Min-SE',
+  'Organization',
+  'P-Asserted-Identity',
+  'P-Preferred-Identity',
+  'Path',
+  'Priority',
+  'Privacy',
+  'Proxy-Authenticate',
+  'Proxy-Authorization',
+  'Proxy-Require',
+  'RAck',
+  'Reason',
+  'Record-Route',
+  'Refer-To',
+  'Referred-By',
+  'Reject-Contact',
+  'Replaces',
+  'Reply-To',
+  'Request-Disposition',
+  'Require',
+  'Retry-After',
+  'Route',
+  'RSeq',
+  'Security-Client',
+  'Security-Server',
+  'Security-Verify',
+  'Server',
+  'Service-Route',
+  'Session-Expires',
+  'SIP-ETag',
+  'SIP-If-Match',
+  'Subject',
+  'Subscription-State',
+  'Supported',
+  'Timestamp',
+  'To',
+  'Unsupported',
+  'User-Agent',
+  'Via',
+  'Warning',
+  'WWW-Authenticate',
+];
+
+/**
+ * Headers whose values are comma-separated lists (`#element` in the RFC 3261
+ * grammar), keyed by lowercased canonical name. WWW-Authenticate,
+ * Authorization and Proxy-* are deliberately absent (digest parameters contain
+ * commas), and so is Date (`Sat, 13 Nov 2010 …`).
+ */
+const LIST_HEADERS = new Set(
+  [
+    'Via',
+    'Route',
+    'Record-Route',
+    'Contact',
+    'Allow',
+    'Supported',
+    'Require',
+    'Proxy-Require',
+    'Unsupported',
+    'Accept',
+    'Accept-Encoding',
+    'Accept-Language',
+    'Allow-Events',
+    'Content-Encoding',
+    'Content-Language',
+    'Path',
+    'Service-Route',
+    'Warning',
+    'In-Reply-To',
+    'Alert-Info',
+    'Call-Info',
+    'Error-Info',
+    'P-Asserted-Identity',
+    'Reason',
+  ].map((n) => n.toLowerCase()),
+);
+
+interface Spelling {
+  /** Canonical name (or the spelling itself for an unknown header). */
+  readonly name: string;
+  /** Lowercased canonical name: the matching key. */
+  readonly key: string;
+}
+
+/** Any spelling we may meet (canonical, lowercased, compact) → its canonical name and key. */
+const SPELLINGS = new Map<string, Spelling>();
+for (const name of KNOWN_NAMES) {
+  const entry = { name, key: name.toLowerCase() };
+  SPELLINGS.set(name, entry);
+  SPELLINGS.set(entry.key, entry);
+}
+for (const [compact, name] of Object.entries(COMPACT)) {
+  const entry = SPELLINGS.get(name) ?? { name, key: name.toLowerCase() };
+  SPELLINGS.set(compact, entry);
+  SPELLINGS.set(compact.toUpperCase(), entry);
+}
+/**
+ * Unknown spellings seen on the wire, memoized by exact spelling only (so that
+ * `x-foo` learned first never changes how `X-Foo` is spelled), and only this
+ * many of them, since peers choose them.
+ */
+const LEARNED = new Map<string, Spelling>();
+const MAX_LEARNED_SPELLINGS = 1024;
+
+/**
+ * Resolves a spelling. Only the parser asks to `learn`, after checking that
+ * the name is a token, so every learned spelling is a valid header name.
+ */
+function spelling(name: string, learn = false): Spelling {
+  const exact = SPELLINGS.get(name) ?? LEARNED.get(name);
+  if (exact !== undefined) return exact;
+  const lower = name.toLowerCase();
+  const known = SPELLINGS.get(lower);
+  if (known !== undefined) return known;
+  const entry = { name, key: lower };
+  if (learn && LEARNED.size < MAX_LEARNED_SPELLINGS) LEARNED.set(name, entry);
+  return entry;
+}
+
+function keyOf(name: string): string {
+  return spelling(name).key;
+}
+
+/**
+ * Canonical spelling of a header name: compact forms expand and known names
+ * are spelled as in their RFC; unknown names keep the spelling given.
+ */
+export function canonicalHeaderName(name: string): string {
+  return spelling(name).name;
+}
+
+/** True when `name` is a list header whose values getAll() splits at commas. */
+export function isListHeader(name: string): boolean {
+  return LIST_HEADERS.has(keyOf(name));
+}
+
+/**
+ * Splits a header value at top-level commas: not inside "quoted strings"
+ * (which may contain escaped quotes) and not inside <angle brackets> (a URI
+ * may contain commas, RFC 4475 3.1.1.2). Elements are trimmed; empty elements
+ * are kept so that a validator can reject `Via: a,,b` (RFC 4475 3.1.2.1).
+ */
+export function splitHeaderList(value: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let inQuote = false;
+  let inAngle = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuote) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inQuote = false;
+    } else if (c === 0x22) inQuote = true;
+    else if (c === 0x3c) inAngle = true;
+    else if (c === 0x3e) inAngle = false;
+    else if (c === 0x2c && !inAngle) {
+      out.push(trimWs(value.slice(start, i)));
+      start = i + 1;
+    }
+  }
+  out.push(trimWs(value.slice(start)));
+  return out;
+}
+
+function assertField(name: string, value: string): void {
+  // Header names are tokens and values never contain CR/LF: anything else would
+  // let a value smuggle extra header lines into a serialized message.
+  if (!isToken(name)) throw new TypeError(`Invalid SIP header name: ${JSON.stringify(name)}`);
+  if (value.indexOf('\r') !== -1 || value.indexOf('\n') !== -1) {
+    throw new TypeError(`SIP header ${name} value contains CR or LF`);
+  }
+}
+
+/** Marks a typed value that has not been computed since the last mutation. */
+const UNSET: unique symbol = Symbol('unset');
+type Memo<T> = T | typeof UNSET;
+
+let trustedAppend: ((h: Headers, name: string, value: string) => boolean) | undefined;
+
+/**
+ * Parser fast path: appends a field whose value the parser split at CRLF (so
+ * it holds no CR/LF). Returns false, appending nothing, when the name is not a
+ * token. Known and already-seen spellings skip the token check.
+ * @internal
+ */
+export function appendParsedField(headers: Headers, name: string, value: string): boolean {
+  return (trustedAppend as (h: Headers, name: string, value: string) => boolean)(headers, name, value);
+}
+
+export class Headers {
+  /** Canonical names, in field order. */
+  #names: string[] = [];
+  /** Lowercased canonical names, for matching. */
+  #keys: string[] = [];
+  #values: string[] = [];
+  // Memoized typed values; every mutation resets them.
+  #vias: Memo<Via[] | undefined> = UNSET;
+  #topVia: Memo<Via | undefined> = UNSET;
+  #cseq: Memo<CSeq | undefined> = UNSET;
+  #from: Memo<NameAddr | undefined> = UNSET;
+  #to: Memo<NameAddr | undefined> = UNSET;
+  #nameAddrs: Map<string, NameAddr[] | undefined> | undefined;
+
+  static {
+    trustedAppend = (h, name, value) => {
+      let entry = SPELLINGS.get(name) ?? LEARNED.get(name);
+      if (entry === undefined) {
+        if (!isToken(name)) return false;
+        entry = spelling(name, true);
+      }
+      h.#names.push(entry.name);
+      h.#keys.push(entry.key);
+      h.#values.push(value);
+      h.#changed();
+      return true;
+    };
+  }
+
+  constructor(fields?: Iterable<readonly [string, string]>) {
+    if (fields) for (const [name, value] of fields) this.append(name, value);
+  }
+
+  /** Number of header fields (lines). */
+  get size(): number {
+    return this.#names.length;
+  }
+
+  /** The first field's whole value. */
+  get(name: string): string | undefined {
+    const key = keyOf(name);
+    const keys = this.#keys;
+    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return this.#values[i];
+    return undefined;
+  }
+
+  /**
+   * For list headers, every non-empty comma-separated value across all fields
+   * (split at top-level commas only), trimmed; for other headers each field's value.
+   */
+  getAll(name: string): string[] {
+    const key = keyOf(name);
+    const list = LIST_HEADERS.has(key);
+    const out: string[] = [];
+    const keys = this.#keys;
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] !== key) continue;
+      const value = this.#values[i] as string;
+      if (!list) out.push(value);
+      else if (value.indexOf(',') === -1) {
+        if (value.length > 0) out.push(value);
+      } else for (const part of splitHeaderList(value)) if (part.length > 0) out.push(part);
+    }
+    return out;
+  }
+
+  has(name: string): boolean {
+    return this.#keys.includes(keyOf(name));
+  }
+
+  /** Number of header fields (lines) with that name. */
+  count(name: string): number {
+    const key = keyOf(name);
+    let n = 0;
+    for (const k of this.#keys) if (k === key) n++;
+    return n;
+  }
+
+  /** Replaces all fields of that name with one, at the position of the first (or appends). */
+  set(name: string, value: string): this {
+    const entry = spelling(name);
+    assertField(entry.name, value);
+    const first = this.#keys.indexOf(entry.key);
+    if (first === -1) return this.append(name, value);
+    this.#names[first] = entry.name;
+    this.#values[first] = value;
+    for (let i = this.#keys.length - 1; i > first; i--) {
+      if (this.#keys[i] === entry.key) this.#removeAt(i);
+    }
+    this.#changed();
+    return this;
+  }
+
+  append(name: string, value: string): this {
+    const entry = spelling(name);
+    assertField(entry.name, value);
+    this.#names.push(entry.name);
+    this.#keys.push(entry.key);
+    this.#values.push(value);
+    this.#changed();
+    return this;
+  }
+
+  prepend(name: string, value: string): this {
+    const entry = spelling(name);
+    assertField(entry.name, value);
+    this.#names.unshift(entry.name);
+    this.#keys.unshift(entry.key);
+    this.#values.unshift(value);
+    this.#changed();
+    return this;
+  }
+
+  delete(name: string): this {
+    const key = keyOf(name);
+    for (let i = this.#keys.length - 1; i >= 0; i--) if (this.#keys[i] === key) this.#removeAt(i);
+    this.#changed();
+    return this;
+  }
+
+  /** [canonical name, value] for every field, in order. */
+  *entries(): IterableIterator<[string, string]> {
+    for (let i = 0; i < this.#names.length; i++) yield [this.#names[i] as string, this.#values[i] as string];
+  }
+
+  /** Calls `callback(value, name)` for every field in order (cheaper than entries()). */
+  forEach(callback: (value: string, name: string) => void): void {
+    const names = this.#names;
+    const values = this.#values;
+    for (let i = 0; i < names.length; i++) callback(values[i] as string, names[i] as string);
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  clone(): Headers {
+    const copy = new Headers();
+    copy.#names = this.#names.slice();
+    copy.#keys = this.#keys.slice();
+    copy.#values = this.#values.slice();
+    return copy;
+  }
+
+  // -- typed, memoized accessors ---------------------------------------------
+
+  /** Every Via value in order ([] when there is none), or undefined if any is malformed. */
+  vias(): Via[] | undefined {
+    if (this.#vias !== UNSET) return this.#vias;
+    let out: Via[] | undefined = [];
+    for (const value of this.#listValues('via')) {
+      const via = parseVia(value);
+      if (via === undefined) {
+        out = undefined;
+        break;
+      }
+      out.push(via);
+    }
+    this.#vias = out;
+    return out;
+  }
+
+  /** The topmost Via (the one a response is routed by, RFC 3261 18.2.2); parses only that one. */
+  topVia(): Via | undefined {
+    if (this.#topVia !== UNSET) return this.#topVia;
+    let top: Via | undefined;
+    if (this.#vias !== UNSET) top = this.#vias?.[0];
+    else {
+      const first = this.get('Via');
+      const value = first === undefined || first.indexOf(',') === -1 ? first : splitHeaderList(first)[0];
+      top = value === undefined ? undefined : parseVia(value);
+    }
+    this.#topVia = top;
+    return top;
+  }
+
+  cseq(): CSeq | undefined {
+    if (this.#cseq !== UNSET) return this.#cseq;
+    const value = this.get('CSeq');
+    this.#cseq = value === undefined ? undefined : parseCSeq(value);
+    return this.#cseq;
+  }
+
+  from(): NameAddr | undefined {
+    if (this.#from !== UNSET) return this.#from;
+    const value = this.get('From');
+    this.#from = value === undefined ? undefined : parseNameAddr(value);
+    return this.#from;
+  }
+
+  to(): NameAddr | undefined {
+    if (this.#to !== UNSET) return this.#to;
+    const value = this.get('To');
+    this.#to = value === undefined ? undefined : parseNameAddr(value);
+    return this.#to;
+  }
+
+  callId(): string | undefined {
+    return this.get('Call-ID');
+  }
+
+  /**
+   * Contact, Route, Record-Route, Path, … values as NameAddrs in order ([] when
+   * absent), or undefined if any value is malformed (including `Contact: *`).
+   */
+  nameAddrs(name: string): NameAddr[] | undefined {
+    const key = keyOf(name);
+    const cached = this.#nameAddrs?.get(key);
+    if (cached !== undefined || this.#nameAddrs?.has(key)) return cached;
+    let out: NameAddr[] | undefined = [];
+    for (const value of this.#listValues(key)) {
+      const na = parseNameAddr(value);
+      if (na === undefined) {
+        out = undefined;
+        break;
+      }
+      out.push(na);
+    }
+    this.#nameAddrs ??= new Map();
+    this.#nameAddrs.set(key, out);
+    return out;
+  }
+
+  /** All values of a list header including empty elements (for validation). */
+  #listValues(key: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.#keys.length; i++) {
+      if (this.#keys[i] !== key) continue;
+      const value = this.#values[i] as string;
+      if (value.indexOf(',') === -1) out.push(value);
+      else out.push(...splitHeaderList(value));
+    }
+    return out;
+  }
+
+  #changed(): void {
+    if (this.#vias !== UNSET) this.#vias = UNSET;
+    if (this.#topVia !== UNSET) this.#topVia = UNSET;
+    if (this.#cseq !== UNSET) this.#cseq = UNSET;
+    if (this.#from !== UNSET) this.#from = UNSET;
+    if (this.#to !== UNSET) this.#to = UNSET;
+    if (this.#nameAddrs !== undefined) this.#nameAddrs = undefined;
+  }
+
+  #removeAt(i: number): void {
+    this.#names.splice(i, 1);
+    this.#keys.splice(i, 1);
+    this.#values.splice(i, 1);
+  }
+}

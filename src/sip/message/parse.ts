@@ -1,0 +1,501 @@
+/**
+ * SIP message parser (RFC 3261 section 7): bytes in, a typed message or a
+ * typed error out. It never throws, whatever the input.
+ *
+ * Design:
+ * - The blank line is found on the bytes; only the header section is decoded
+ *   (as UTF-8, RFC 3261 7.3.1 TEXT-UTF8) and scanned with indexOf, so the body
+ *   stays bytes and Content-Length is counted in bytes.
+ * - Header values are stored unfolded and trimmed; typed values (Via, From,
+ *   To, CSeq, …) are parsed on demand by Headers and memoized. Validation
+ *   parses the ones every UA needs, so they are cached when the caller reads them.
+ * - A request that fails validation still yields `message` (start line and
+ *   the header fields that parsed) plus the `status` to answer, so the UA can
+ *   send `400 Bad Request` / `505` with the error text as reason phrase.
+ *   Responses that fail are reported too, for the UA to drop.
+ *
+ * Datagram semantics (RFC 3261 18.3): with a Content-Length, exactly that many
+ * body bytes are taken and extra trailing bytes are ignored; without one the
+ * body is the rest of the buffer. Stream framing is the framer's job.
+ */
+import { type ErrorCode, ErrorCodes, SoftphoneError } from '../../errors.js';
+import { appendParsedField, Headers, splitHeaderList } from './headers.js';
+import type { SipMessage, SipRequest, SipResponse } from './types.js';
+import {
+  isSipUri,
+  isToken,
+  isTokenChar,
+  MAX_CSEQ,
+  parseBoundedInt,
+  parseNameAddr,
+  parseUri,
+  trimWs,
+} from './uri.js';
+
+export interface ParseLimits {
+  /** Largest header section (start line and header fields, without the blank line). Default 16 KiB. */
+  maxHeaderBytes?: number;
+  /** Largest body. Default 64 KiB. */
+  maxBodyBytes?: number;
+}
+
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+export type ParseResult =
+  | { ok: true; message: SipMessage }
+  | {
+      ok: false;
+      /** SIP_PARSE_ERROR, or SIP_BAD_REQUEST for a request that parsed structurally but fails validation. */
+      error: SoftphoneError;
+      /** Present when start line and header fields parsed well enough to build a response. */
+      message?: SipMessage;
+      /** For requests: the status to answer (400, 505, 513). */
+      status?: number;
+    };
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const EMPTY_BODY: Uint8Array = Buffer.alloc(0);
+const SIP_VERSION = /^SIP\/[0-9]+\.[0-9]+$/i;
+const SIP_VERSION_ANYWHERE = / SIP\//i;
+
+/** Header fields a request and a response must carry (RFC 3261 8.1.1, 8.2.6.2). */
+const REQUIRED = ['Via', 'From', 'To', 'Call-ID', 'CSeq'] as const;
+
+/**
+ * Headers whose grammar allows exactly one value (RFC 3261 section 20 and the
+ * extension RFCs); a second field makes the message ambiguous (RFC 4475 3.3.8).
+ */
+const SINGLE_VALUED = [
+  'Call-ID',
+  'From',
+  'To',
+  'CSeq',
+  'Max-Forwards',
+  'Content-Length',
+  'Content-Type',
+  'Content-Disposition',
+  'Expires',
+  'Min-Expires',
+  'MIME-Version',
+  'Reply-To',
+  'Refer-To',
+  'Replaces',
+  'RSeq',
+  'RAck',
+  'Event',
+  'Subscription-State',
+  'Session-Expires',
+  'Min-SE',
+] as const;
+
+/** Names validate() counts: the single-valued ones (same indexes), then Via. */
+const TRACKED: readonly string[] = [...SINGLE_VALUED, 'Via'];
+const TRACKED_INDEX = new Map(TRACKED.map((name, i) => [name, i]));
+
+export function parseMessage(bytes: Uint8Array, limits: ParseLimits = {}): ParseResult {
+  try {
+    return parse(bytes, limits);
+  } catch (cause) {
+    // Unreachable by design (the fuzz tests assert this text never shows up);
+    // a last line of defence so that no input can take the process down.
+    return failure(ErrorCodes.SIP_PARSE_ERROR, INTERNAL_ERROR, undefined, undefined, cause);
+  }
+}
+
+/** Reason text of the safety net in parseMessage; exported for the fuzz tests. */
+export const INTERNAL_ERROR = 'Unparseable SIP message (internal parser error)';
+
+type StartLine =
+  | { kind: 'request'; method: string; uri: string; error?: string; status?: number }
+  | { kind: 'response'; status: number; reason: string }
+  | { kind: 'invalid'; error: string };
+
+function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const maxHeader = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  const maxBody = limits.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const len = buf.length;
+
+  // RFC 3261 7.5: CRLFs before the start line are ignored.
+  let start = 0;
+  while (start + 1 < len && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
+  if (start >= len) return failure(ErrorCodes.SIP_PARSE_ERROR, 'Empty SIP message');
+
+  const blank = buf.indexOf(CRLFCRLF, start);
+  let headEnd = blank;
+  let bodyStart = blank + 4;
+  let structural: string | undefined;
+  if (blank === -1) {
+    headEnd = len >= 2 && buf[len - 2] === 0x0d && buf[len - 1] === 0x0a ? len - 2 : len;
+    bodyStart = len;
+    structural = 'Message ends before the blank line that terminates the header fields';
+  }
+  if (headEnd - start > maxHeader) {
+    return failure(ErrorCodes.SIP_PARSE_ERROR, `Header section exceeds ${maxHeader} bytes`);
+  }
+
+  const text = buf.toString('utf8', start, headEnd);
+  let lineEnd = text.indexOf('\r\n');
+  if (lineEnd === -1) lineEnd = text.length;
+  // Lines end with CRLF only (see parseFields).
+  const firstLf = text.indexOf('\n');
+  const firstCr = text.indexOf('\r');
+  if ((firstLf !== -1 && firstLf !== lineEnd + 1) || (firstCr !== -1 && firstCr !== lineEnd)) {
+    return failure(ErrorCodes.SIP_PARSE_ERROR, 'Start line contains a bare CR or LF');
+  }
+  const startLine = parseStartLine(text.slice(0, lineEnd));
+  if (startLine.kind === 'invalid') return failure(ErrorCodes.SIP_PARSE_ERROR, startLine.error);
+
+  const headers = new Headers();
+  const fieldsError = parseFields(text, lineEnd + 2, headers);
+  structural ??= fieldsError;
+  let body = EMPTY_BODY;
+  let bodyError: { reason: string; status: number } | undefined;
+  if (structural === undefined) {
+    const r = extractBody(buf, bodyStart, headers, maxBody);
+    if ('reason' in r) bodyError = r;
+    else body = r.body;
+  }
+
+  if (startLine.kind === 'response') {
+    const message: SipResponse = {
+      type: 'response',
+      status: startLine.status,
+      reason: startLine.reason,
+      headers,
+      body,
+    };
+    const problem = structural ?? bodyError?.reason ?? validate(message);
+    if (problem !== undefined) return failure(ErrorCodes.SIP_PARSE_ERROR, problem, message);
+    return { ok: true, message };
+  }
+
+  const message: SipRequest = {
+    type: 'request',
+    method: startLine.method,
+    uri: startLine.uri,
+    headers,
+    body,
+  };
+  if (startLine.error !== undefined) {
+    return failure(ErrorCodes.SIP_BAD_REQUEST, startLine.error, message, startLine.status ?? 400);
+  }
+  if (structural !== undefined) return failure(ErrorCodes.SIP_PARSE_ERROR, structural, message, 400);
+  if (bodyError !== undefined) {
+    return failure(ErrorCodes.SIP_PARSE_ERROR, bodyError.reason, message, bodyError.status);
+  }
+  const problem = validate(message);
+  if (problem !== undefined) return failure(ErrorCodes.SIP_BAD_REQUEST, problem, message, 400);
+  return { ok: true, message };
+}
+
+function failure(
+  code: ErrorCode,
+  reason: string,
+  message?: SipMessage,
+  status?: number,
+  cause?: unknown,
+): ParseResult {
+  const details: Record<string, unknown> = {};
+  if (status !== undefined) details.status = status;
+  const error = new SoftphoneError(code, reason, { cause, details });
+  const result: { ok: false; error: SoftphoneError; message?: SipMessage; status?: number } = {
+    ok: false,
+    error,
+  };
+  if (message !== undefined) result.message = message;
+  if (status !== undefined) result.status = status;
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Start line (RFC 3261 7.1, 7.2)
+
+function parseStartLine(line: string): StartLine {
+  if (line.startsWith('SIP/') || (line.length >= 4 && line.slice(0, 4).toUpperCase() === 'SIP/')) {
+    return parseStatusLine(line);
+  }
+
+  // Request-Line = Method SP Request-URI SP SIP-Version CRLF
+  const sp1 = line.indexOf(' ');
+  const method = sp1 === -1 ? line : line.slice(0, sp1);
+  // Not recognisably SIP (binary noise, an HTTP request…): nothing to answer.
+  if (!isToken(method) || !SIP_VERSION_ANYWHERE.test(line))
+    return { kind: 'invalid', error: 'Malformed start line' };
+  // From here on it is a request we can answer; problems become a 400/505.
+  const spLast = line.lastIndexOf(' ');
+  if (sp1 === -1 || spLast === sp1) {
+    return {
+      kind: 'request',
+      method,
+      uri: sp1 === -1 ? '' : line.slice(sp1 + 1),
+      error: 'Request-Line must be Method SP Request-URI SP SIP-Version',
+    };
+  }
+  const uri = line.slice(sp1 + 1, spLast);
+  const version = line.slice(spLast + 1);
+  const request = requestLine.bind(undefined, method, uri);
+  if (version !== 'SIP/2.0') {
+    // RFC 4475 3.1.2.10: trailing SP after the version.
+    if (version === '') return request('Request-Line has trailing whitespace');
+    if (!SIP_VERSION.test(version)) return request('Malformed SIP-Version in Request-Line');
+    if (version.toUpperCase() !== 'SIP/2.0') {
+      return request(
+        version.length <= 16 ? `SIP version ${version} not supported` : 'SIP version not supported',
+        505,
+      );
+    }
+  }
+  // RFC 4475 3.1.2.8 / 3.1.2.9: LWS inside the Request-URI, several SP between elements.
+  if (uri.charCodeAt(0) === 0x20 || uri.charCodeAt(uri.length - 1) === 0x20) {
+    return request('Request-Line elements must be separated by a single SP');
+  }
+  if (/[ \t]/.test(uri)) return request('Request-URI contains whitespace');
+  // RFC 4475 3.1.2.7
+  if (uri.charCodeAt(0) === 0x3c) return request('Request-URI must not be enclosed in <>');
+  const parsed = parseUri(uri);
+  if (parsed === undefined) return request('Malformed Request-URI');
+  // RFC 3261 19.1.1 (table 1): headers are not allowed in a Request-URI; RFC 4475 3.1.2.11.
+  if (isSipUri(parsed) && parsed.headers.size > 0)
+    return request('Request-URI must not contain escaped headers');
+  return request();
+}
+
+function requestLine(method: string, uri: string, error?: string, status?: number): StartLine {
+  const r: StartLine = { kind: 'request', method, uri };
+  if (error !== undefined) r.error = error;
+  if (status !== undefined) r.status = status;
+  return r;
+}
+
+function parseStatusLine(line: string): StartLine {
+  // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
+  const sp = line.indexOf(' ');
+  const version = sp === -1 ? line : line.slice(0, sp);
+  if (version !== 'SIP/2.0') {
+    if (!SIP_VERSION.test(version)) return { kind: 'invalid', error: 'Malformed SIP-Version in Status-Line' };
+    if (version.toUpperCase() !== 'SIP/2.0')
+      return { kind: 'invalid', error: 'Unsupported SIP version in response' };
+  }
+  const code = sp === -1 ? '' : line.slice(sp + 1, sp + 4);
+  const after = line.charCodeAt(sp + 4);
+  // Status-Code = 3DIGIT; RFC 4475 3.1.2.19 (4294967301) fails here without any arithmetic.
+  if (!/^[0-9]{3}$/.test(code) || !(Number.isNaN(after) || after === 0x20)) {
+    return { kind: 'invalid', error: 'Malformed Status-Code' };
+  }
+  const status = Number(code);
+  if (status < 100 || status > 699) return { kind: 'invalid', error: `Status-Code ${code} out of range` };
+  // An empty Reason-Phrase is legal (RFC 4475 3.1.1.13); the SP before it is tolerated if missing.
+  return { kind: 'response', status, reason: line.length > sp + 5 ? line.slice(sp + 5) : '' };
+}
+
+// ---------------------------------------------------------------------------
+// Header fields (RFC 3261 7.3)
+
+/**
+ * Parses the header field lines of `text` (start line excluded: they begin at
+ * `pos`, just after a CRLF) into `headers`. Returns the first structural
+ * problem, after adding every field before it (so that a 400 can be built).
+ */
+function parseFields(text: string, pos: number, headers: Headers): string | undefined {
+  const n = text.length;
+  let error: string | undefined;
+  let name: string | undefined;
+  let value = '';
+  let colon = -1; // next ':' position, cached so that lines without one stay linear
+  while (pos < n) {
+    const lf = text.indexOf('\n', pos);
+    const lineEnd = lf === -1 ? n : lf - 1;
+    // Lines end with CRLF only: a bare CR or LF would let framing, parsing and
+    // the peers we copy values to disagree about where a line ends (header
+    // smuggling). The CR search stops at this line's own CR.
+    const cr = text.indexOf('\r', pos);
+    if ((lf !== -1 && text.charCodeAt(lineEnd) !== 0x0d) || (cr !== -1 && cr < lineEnd)) {
+      error ??= 'Header fields contain a bare CR or LF';
+      break;
+    }
+    const c = text.charCodeAt(pos);
+    if (c === 0x20 || c === 0x09) {
+      // RFC 3261 7.3.1: a line starting with whitespace continues the field
+      // above; the folding is equivalent to a single SP.
+      if (name === undefined) error ??= 'Header field continuation line without a header field';
+      else {
+        const more = trimWs(text.slice(pos, lineEnd));
+        if (more.length > 0) value = value.length === 0 ? more : value + ' ' + more;
+      }
+    } else {
+      if (name !== undefined && !appendParsedField(headers, name, value))
+        error ??= 'Invalid header field name';
+      name = undefined;
+      if (colon < pos) colon = text.indexOf(':', pos);
+      if (colon === -1) {
+        error ??= 'Header field line without a colon';
+        break;
+      }
+      if (colon > lineEnd) error ??= 'Header field line without a colon';
+      else {
+        // HCOLON = *( SP / HTAB ) ":" SWS (RFC 4475 3.1.1.1: `Via  : …`)
+        let nameEnd = colon;
+        while (nameEnd > pos && isWsCode(text.charCodeAt(nameEnd - 1))) nameEnd--;
+        let valueStart = colon + 1;
+        while (valueStart < lineEnd && isWsCode(text.charCodeAt(valueStart))) valueStart++;
+        let valueEnd = lineEnd;
+        while (valueEnd > valueStart && isWsCode(text.charCodeAt(valueEnd - 1))) valueEnd--;
+        name = text.slice(pos, nameEnd);
+        value = text.slice(valueStart, valueEnd);
+      }
+    }
+    pos = lineEnd + 2;
+  }
+  if (name !== undefined && !appendParsedField(headers, name, value)) error ??= 'Invalid header field name';
+  return error;
+}
+
+function isWsCode(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+// ---------------------------------------------------------------------------
+// Body (RFC 3261 7.4, 18.3, 20.14)
+
+function extractBody(
+  buf: Buffer,
+  bodyStart: number,
+  headers: Headers,
+  maxBody: number,
+): { body: Uint8Array } | { reason: string; status: number } {
+  const available = buf.length - bodyStart;
+  const values = headers.getAll('Content-Length');
+  if (values.length === 0) {
+    if (available > maxBody) return { reason: `Message body exceeds ${maxBody} bytes`, status: 513 };
+    return { body: copyBytes(buf, bodyStart, buf.length) };
+  }
+  let length: number | undefined;
+  for (const v of values) {
+    const n = parseBoundedInt(v, Number.MAX_SAFE_INTEGER);
+    if (n === undefined) {
+      // RFC 4475 3.1.2.3: never let a negative or non-numeric value become a count.
+      const reason = v.charCodeAt(0) === 0x2d ? 'Negative Content-Length' : 'Content-Length is not a number';
+      return { reason, status: 400 };
+    }
+    if (length !== undefined && n !== length)
+      return { reason: 'Conflicting Content-Length values', status: 400 };
+    length = n;
+  }
+  const cl = length as number;
+  if (cl > maxBody) return { reason: `Message body exceeds ${maxBody} bytes`, status: 513 };
+  // RFC 4475 3.1.2.2 over a datagram: the body is shorter than announced.
+  if (cl > available) {
+    return { reason: `Content-Length ${cl} exceeds the ${available} body bytes received`, status: 400 };
+  }
+  return { body: cl === 0 ? EMPTY_BODY : copyBytes(buf, bodyStart, bodyStart + cl) };
+}
+
+function copyBytes(buf: Buffer, from: number, to: number): Uint8Array {
+  // A copy, so the message never pins or aliases the caller's (reused) buffer.
+  // A Buffer, so that an accidental body.toString() still yields the text.
+  return from === to ? EMPTY_BODY : Buffer.from(buf.subarray(from, to));
+}
+
+// ---------------------------------------------------------------------------
+// Validation (RFC 3261 8.2, RFC 4475)
+
+function validate(message: SipMessage): string | undefined {
+  const h = message.headers;
+  const isRequest = message.type === 'request';
+
+  // One pass over the field names: presence of the required ones, repeats of single-valued ones.
+  const counts = new Uint8Array(TRACKED.length);
+  h.forEach((_value, name) => {
+    const index = TRACKED_INDEX.get(name);
+    if (index !== undefined && counts[index] !== 255) counts[index] = (counts[index] as number) + 1;
+  });
+  const missing = REQUIRED.filter((name) => counts[TRACKED_INDEX.get(name) as number] === 0);
+  if (missing.length > 0) {
+    return `Missing required header field${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}`;
+  }
+  for (let i = 0; i < SINGLE_VALUED.length; i++) {
+    if ((counts[i] as number) > 1) return `Header field ${SINGLE_VALUED[i]} appears more than once`;
+  }
+
+  const callId = h.get('Call-ID') as string;
+  if (callId.length === 0 || /[ \t]/.test(callId)) return 'Malformed Call-ID header field';
+
+  const cseq = h.cseq();
+  if (cseq === undefined) {
+    const digits = /^[ \t]*([0-9]+)/.exec(h.get('CSeq') as string)?.[1];
+    if (digits !== undefined && parseBoundedInt(digits, MAX_CSEQ) === undefined) {
+      return 'CSeq sequence number exceeds 2^32-1';
+    }
+    return 'Malformed CSeq header field';
+  }
+  if (isRequest && cseq.method !== message.method) {
+    return `CSeq method ${cseq.method} does not match request method ${message.method}`;
+  }
+
+  if (isRequest) {
+    const maxForwards = h.get('Max-Forwards');
+    if (maxForwards !== undefined && parseBoundedInt(maxForwards, 255) === undefined) {
+      return 'Max-Forwards must be an integer from 0 to 255';
+    }
+  }
+
+  if (h.from() === undefined) return nameAddrProblem('From', h.get('From') as string);
+  if (h.to() === undefined) return nameAddrProblem('To', h.get('To') as string);
+
+  if (h.vias() === undefined) {
+    for (const field of fieldValues(h, 'Via')) {
+      // RFC 4475 3.1.2.1: `Via: …;;,;,,`
+      if (splitHeaderList(field).some((v) => v.length === 0)) return 'Via header field has an empty value';
+    }
+    return 'Malformed Via header field';
+  }
+
+  if (isRequest && h.has('Contact')) {
+    const contacts = h.getAll('Contact');
+    const wildcard = contacts.length === 1 && contacts[0] === '*' && h.count('Contact') === 1;
+    if (!wildcard && h.nameAddrs('Contact') === undefined) {
+      const bad = contacts.find((c) => parseNameAddr(c) === undefined) ?? '';
+      return nameAddrProblem('Contact', bad);
+    }
+  }
+  return undefined;
+}
+
+function fieldValues(h: Headers, name: string): string[] {
+  const out: string[] = [];
+  for (const [n, v] of h.entries()) if (n === name) out.push(v);
+  return out;
+}
+
+function isTokenList(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && !isTokenChar(c)) return false;
+  }
+  return true;
+}
+
+/** A specific reason for a From/To/Contact value that did not parse. */
+function nameAddrProblem(header: string, value: string): string {
+  let inQuote = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuote && c === 0x5c) i++;
+    else if (c === 0x22) inQuote = !inQuote;
+  }
+  if (inQuote) return `${header} header field has an unterminated quoted string`;
+  const lt = value.indexOf('<');
+  const gt = value.indexOf('>', lt + 1);
+  if (lt !== -1 && gt === -1) return `${header} header field has an unterminated <`;
+  if (lt !== -1 && /[ \t]/.test(value.slice(lt + 1, gt)))
+    return `${header} header field has whitespace inside <>`;
+  if (lt !== -1 && value.trimStart().charCodeAt(0) !== 0x22 && !isTokenList(value.slice(0, lt))) {
+    // RFC 4475 3.1.2.15: `Bell, Alexander <sip:…>`
+    return `${header} header field has a display name that is neither a quoted string nor tokens`;
+  }
+  if (lt === -1 && value.includes('?'))
+    return `${header} header field URI with headers must be enclosed in <>`;
+  return `Malformed ${header} header field`;
+}

@@ -1,0 +1,12 @@
+export {
+  type AnswerAcceptance,
+  acceptAnswer,
+  type Codec,
+  createOffer,
+  type LocalMedia,
+  type MediaDirection,
+  type NegotiatedMedia,
+  type NegotiationResult,
+  negotiateAnswer,
+  type SdpFailure,
+} from './negotiate.js';

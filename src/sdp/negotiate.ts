@@ -1,0 +1,491 @@
+/**
+ * SDP offer/answer (RFC 3264) for one G.711 audio stream with RFC 4733
+ * telephone-events. Pure and synchronous: SDP text in, answer text and the
+ * negotiated media parameters out. Parsing is done by sdp-transform; every
+ * field it returns is re-checked here because its typings are optimistic
+ * (numbers may be strings, required fields may be missing).
+ */
+
+import { type MediaDescription, parse, type SessionDescription } from 'sdp-transform';
+import type { ErrorCodes } from '../errors.js';
+
+export type Codec = 'PCMU' | 'PCMA';
+export type MediaDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+
+export interface LocalMedia {
+  /** our RTP address for c= and o= (IPv4, or IPv6 when it contains ':') */
+  address: string;
+  port: number;
+  /** preference, default ['PCMU', 'PCMA'] */
+  codecs?: Codec[];
+  /** telephone-event payload type for our own offer, default 101 (use 96-127) */
+  telephoneEventPt?: number;
+  /** o= sess-id: a numeric string (RFC 4566 5.2) */
+  sessionId: string;
+  sessionVersion: number;
+  /** o= username, default 'rc-softphone' (no spaces) */
+  username?: string;
+}
+
+export interface NegotiatedMedia {
+  codec: Codec;
+  /** payload type to send the codec with (the remote side's number for it) */
+  payloadType: number;
+  clockRate: 8000;
+  /** telephone-event payload type, when both sides have it */
+  telephoneEventPt?: number;
+  /** IP or hostname as the remote SDP gave it (not resolved) */
+  remoteAddress: string;
+  remotePort: number;
+  /** packetization the remote side asked for (a=ptime), default 20 ms */
+  ptime: number;
+  /** OUR direction */
+  direction: MediaDirection;
+  /** the remote side holds the call (sendonly/inactive, c=0.0.0.0, or port 0) */
+  onHold: boolean;
+}
+
+export interface SdpFailure {
+  ok: false;
+  code: typeof ErrorCodes.SDP_NOT_ACCEPTABLE | typeof ErrorCodes.SDP_PARSE_ERROR;
+  reason: string;
+  /** text for a `Warning: 399 <host> "<text>"` header: no quotes, no control characters */
+  warning: string;
+}
+
+export type NegotiationResult =
+  | { ok: true; answer: string; media: NegotiatedMedia }
+  | (SdpFailure & { status: 488 | 400 });
+
+export type AnswerAcceptance = { ok: true; media: NegotiatedMedia } | SdpFailure;
+
+const DEFAULT_CODECS: readonly Codec[] = ['PCMU', 'PCMA'];
+const DEFAULT_PTIME = 20;
+const DEFAULT_TELEPHONE_EVENT_PT = 101;
+/** SIP messages carrying SDP are bounded by the transport; this is a second fence. */
+const MAX_SDP_LENGTH = 65_536;
+const MAX_NAMED_FORMATS = 8;
+
+/** RFC 3551 Table 4 static audio payload types, for naming formats in warnings. */
+const STATIC_AUDIO_NAMES: Readonly<Record<number, string>> = {
+  0: 'PCMU/8000',
+  3: 'GSM/8000',
+  4: 'G723/8000',
+  5: 'DVI4/8000',
+  6: 'DVI4/16000',
+  7: 'LPC/8000',
+  8: 'PCMA/8000',
+  9: 'G722/8000',
+  10: 'L16/44100/2',
+  11: 'L16/44100',
+  12: 'QCELP/8000',
+  13: 'CN/8000',
+  14: 'MPA/90000',
+  15: 'G728/8000',
+  16: 'DVI4/11025',
+  17: 'DVI4/22050',
+  18: 'G729/8000',
+};
+
+// ---------------------------------------------------------------------------
+// Parsing into a checked model
+
+interface Format {
+  pt: number;
+  codec?: Codec;
+  telephoneEvent: boolean;
+  /** e.g. 'G729/8000', for warnings */
+  name: string;
+  fmtp?: string;
+}
+
+interface MediaLine {
+  type: string;
+  port: number;
+  proto: string;
+  /** fmt tokens exactly as offered (RFC 4566 5.14) */
+  fmts: string[];
+  /** the fmts that are RTP payload types, resolved */
+  formats: Format[];
+  /** media-level c=, else session-level; '/ttl' suffix removed */
+  address?: string;
+  direction: MediaDirection;
+  ptime?: number;
+}
+
+type Parsed = { ok: true; media: MediaLine[] } | { ok: false; reason: string };
+
+function parseSdpText(text: unknown): Parsed {
+  if (typeof text !== 'string' || text.length === 0) return { ok: false, reason: 'empty SDP body' };
+  if (text.length > MAX_SDP_LENGTH) return { ok: false, reason: 'SDP body too large' };
+  let session: SessionDescription;
+  try {
+    session = parse(text);
+  } catch {
+    return { ok: false, reason: 'unparseable SDP' };
+  }
+  // RFC 4566 5.1: v=0 is the only version. sdp-transform skips lines it does
+  // not understand, so this is what tells SDP from arbitrary text.
+  if ((session.version as unknown) !== 0) return { ok: false, reason: 'SDP without v=0' };
+  const raw = Array.isArray(session.media) ? session.media : [];
+  const sessionAddress = connectionAddress(session.connection);
+  const sessionDirection = asDirection(session.direction) ?? 'sendrecv';
+  const sessionPtime = asPtime((session as { ptime?: unknown }).ptime);
+  const media: MediaLine[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const line = parseMediaLine(raw[i]!, sessionAddress, sessionDirection, sessionPtime);
+    if (line === undefined) return { ok: false, reason: `malformed m= line ${i + 1}` };
+    media.push(line);
+  }
+  return { ok: true, media };
+}
+
+function parseMediaLine(
+  m: MediaDescription,
+  sessionAddress: string | undefined,
+  sessionDirection: MediaDirection,
+  sessionPtime: number | undefined,
+): MediaLine | undefined {
+  const type: unknown = m.type;
+  const port: unknown = m.port;
+  const proto: unknown = m.protocol;
+  if (typeof type !== 'string' || type.length === 0) return undefined;
+  if (typeof proto !== 'string' || proto.length === 0) return undefined;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) return undefined;
+  // A single numeric fmt comes back from sdp-transform as a number.
+  const payloads: unknown = m.payloads;
+  const fmts =
+    typeof payloads === 'number' || typeof payloads === 'string'
+      ? String(payloads)
+          .split(' ')
+          .filter((t) => t.length > 0)
+      : [];
+  if (fmts.length === 0) return undefined; // RFC 4566 5.14: at least one fmt
+  const isRtp = proto.toUpperCase().startsWith('RTP/') || proto.toUpperCase().includes('/RTP/');
+  const formats: Format[] = [];
+  if (isRtp) {
+    for (const token of fmts) {
+      const pt = asPayloadType(token);
+      if (pt !== undefined) formats.push(resolveFormat(m, pt));
+    }
+  }
+  const line: MediaLine = {
+    type,
+    port,
+    proto,
+    fmts,
+    formats,
+    direction: asDirection(m.direction) ?? sessionDirection,
+  };
+  const address = connectionAddress(m.connection) ?? sessionAddress;
+  if (address !== undefined) line.address = address;
+  const ptime = asPtime(m.ptime) ?? sessionPtime;
+  if (ptime !== undefined) line.ptime = ptime;
+  return line;
+}
+
+function resolveFormat(m: MediaDescription, pt: number): Format {
+  const rtpmap = Array.isArray(m.rtp) ? m.rtp.find((r) => r.payload === pt) : undefined;
+  const fmtp = Array.isArray(m.fmtp) ? m.fmtp.find((f) => f.payload === pt) : undefined;
+  const format: Format = { pt, telephoneEvent: false, name: STATIC_AUDIO_NAMES[pt] ?? `PT ${pt}` };
+  if (fmtp !== undefined && typeof fmtp.config === 'string' && fmtp.config.length > 0)
+    format.fmtp = fmtp.config;
+  if (rtpmap !== undefined && typeof rtpmap.codec === 'string' && rtpmap.codec.length > 0) {
+    // Encoding names are case-insensitive (RFC 4855 3); RingCentral has sent 'pcmu/8000'.
+    const name = rtpmap.codec.toUpperCase();
+    const rate: unknown = rtpmap.rate;
+    const channels: unknown = rtpmap.encoding;
+    format.name = rate === undefined ? rtpmap.codec : `${rtpmap.codec}/${String(rate)}`;
+    const rateOk = rate === undefined || rate === 8000;
+    const mono = channels === undefined || channels === 1 || channels === '1';
+    if ((name === 'PCMU' || name === 'PCMA') && rateOk && mono) format.codec = name;
+    else if (name === 'TELEPHONE-EVENT' && rateOk) format.telephoneEvent = true;
+  } else if (pt === 0) {
+    format.codec = 'PCMU'; // RFC 3551 6: static payload types need no rtpmap
+  } else if (pt === 8) {
+    format.codec = 'PCMA';
+  }
+  return format;
+}
+
+function connectionAddress(c: unknown): string | undefined {
+  if (typeof c !== 'object' || c === null) return undefined;
+  const ip: unknown = (c as { ip?: unknown }).ip;
+  if (typeof ip !== 'string' || ip.length === 0) return undefined;
+  const slash = ip.indexOf('/'); // multicast TTL / address count (RFC 4566 5.7)
+  return slash < 0 ? ip : slash > 0 ? ip.slice(0, slash) : undefined;
+}
+
+function asDirection(value: unknown): MediaDirection | undefined {
+  return value === 'sendrecv' || value === 'sendonly' || value === 'recvonly' || value === 'inactive'
+    ? value
+    : undefined;
+}
+
+function asPtime(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : Number.NaN;
+  // a=ptime is a hint (RFC 4566 6); ignore nonsense rather than fail.
+  return Number.isFinite(n) && n >= 1 && n <= 1000 ? Math.round(n) : undefined;
+}
+
+function asPayloadType(token: string): number | undefined {
+  if (token.length === 0 || token.length > 3) return undefined;
+  let n = 0;
+  for (let i = 0; i < token.length; i++) {
+    const d = token.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  return n <= 127 ? n : undefined;
+}
+
+function isPlainRtpProfile(proto: string): boolean {
+  const p = proto.toUpperCase();
+  return p === 'RTP/AVP' || p === 'RTP/AVPF';
+}
+
+function isSecureRtpProfile(proto: string): boolean {
+  const p = proto.toUpperCase();
+  return p.endsWith('RTP/SAVP') || p.endsWith('RTP/SAVPF');
+}
+
+function isNullAddress(address: string): boolean {
+  return address === '0.0.0.0' || address === '::';
+}
+
+function mirror(direction: MediaDirection): MediaDirection {
+  return direction === 'sendonly' ? 'recvonly' : direction === 'recvonly' ? 'sendonly' : direction;
+}
+
+/** Our direction when we must not send (RFC 3264 8.4: c=0.0.0.0 means send neither RTP nor RTCP). */
+function withoutSend(direction: MediaDirection): MediaDirection {
+  return direction === 'sendrecv' ? 'recvonly' : direction === 'sendonly' ? 'inactive' : direction;
+}
+
+/** Keeps Warning text inside a quoted-string: printable ASCII without '"' and '\'. */
+function warningText(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length && out.length < 200; i++) {
+    const c = text.charCodeAt(i);
+    out += c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c ? text[i] : '?';
+  }
+  return out;
+}
+
+function preferenceOf(local: Pick<LocalMedia, 'codecs'>): readonly Codec[] {
+  return local.codecs !== undefined && local.codecs.length > 0 ? [...new Set(local.codecs)] : DEFAULT_CODECS;
+}
+
+function pickCodec(line: MediaLine, preference: readonly Codec[]): Format | undefined {
+  // Our preference decides, not the offer's order.
+  for (const codec of preference) {
+    const found = line.formats.find((f) => f.codec === codec);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+function pickTelephoneEvent(line: MediaLine): Format | undefined {
+  return line.formats.find((f) => f.telephoneEvent);
+}
+
+// ---------------------------------------------------------------------------
+// Offer → answer
+
+/**
+ * Answers an SDP offer (RFC 3264 6). Picks the first audio m-line with
+ * RTP/AVP or RTP/AVPF and a G.711 format we accept (one with a non-zero port
+ * before a disabled one), answers PCMU or PCMA by our preference plus
+ * telephone-event with the offerer's payload type, and rejects every other
+ * m-line with port 0.
+ */
+export function negotiateAnswer(offerSdp: string, local: LocalMedia): NegotiationResult {
+  const parsed = parseSdpText(offerSdp);
+  if (!parsed.ok) return badRequest(parsed.reason);
+  const preference = preferenceOf(local);
+
+  let chosen = -1;
+  let chosenFormat: Format | undefined;
+  for (let pass = 0; pass < 2 && chosen < 0; pass++) {
+    for (let i = 0; i < parsed.media.length; i++) {
+      const line = parsed.media[i]!;
+      // First pass skips disabled (port 0) streams so an active one wins.
+      if (line.type.toLowerCase() !== 'audio' || !isPlainRtpProfile(line.proto)) continue;
+      if (pass === 0 && line.port === 0) continue;
+      const format = pickCodec(line, preference);
+      if (format !== undefined) {
+        chosen = i;
+        chosenFormat = format;
+        break;
+      }
+    }
+  }
+  if (chosen < 0 || chosenFormat === undefined)
+    return notAcceptable(explainRejection(parsed.media, preference));
+
+  const offer = parsed.media[chosen]!;
+  const disabled = offer.port === 0;
+  if (!disabled && offer.address === undefined) return badRequest('no c= line for the audio stream');
+  const remoteAddress = offer.address ?? '0.0.0.0';
+  const nullAddress = isNullAddress(remoteAddress);
+  const telephoneEvent = pickTelephoneEvent(offer);
+
+  let direction = mirror(offer.direction);
+  if (disabled) direction = 'inactive';
+  else if (nullAddress) direction = withoutSend(direction);
+
+  const media: NegotiatedMedia = {
+    codec: chosenFormat.codec!,
+    payloadType: chosenFormat.pt,
+    clockRate: 8000,
+    remoteAddress,
+    remotePort: offer.port,
+    ptime: offer.ptime ?? DEFAULT_PTIME,
+    direction,
+    // RFC 3264 8.4 (sendonly/inactive), RFC 2543 hold (c=0.0.0.0), 8.2 (port 0).
+    onHold: offer.direction === 'sendonly' || offer.direction === 'inactive' || nullAddress || disabled,
+  };
+  if (telephoneEvent !== undefined) media.telephoneEventPt = telephoneEvent.pt;
+
+  const lines = sessionHeader(local);
+  for (let i = 0; i < parsed.media.length; i++) {
+    const line = parsed.media[i]!;
+    if (i !== chosen) {
+      // RFC 3264 6: same number and order of m-lines; a rejected stream has
+      // port 0 and keeps its media type, transport and at least one format.
+      lines.push(`m=${line.type} 0 ${line.proto} ${line.fmts[0]!}`);
+      continue;
+    }
+    // RFC 3264 8.2: a stream offered with port 0 stays port 0 in the answer.
+    const port = disabled ? 0 : local.port;
+    const pts =
+      telephoneEvent === undefined ? `${chosenFormat.pt}` : `${chosenFormat.pt} ${telephoneEvent.pt}`;
+    lines.push(`m=${line.type} ${port} ${line.proto} ${pts}`);
+    lines.push(`a=rtpmap:${chosenFormat.pt} ${media.codec}/8000`);
+    if (telephoneEvent !== undefined) {
+      // RFC 3264 6.1: answer with the offerer's payload type number.
+      lines.push(`a=rtpmap:${telephoneEvent.pt} telephone-event/8000`);
+      if (telephoneEvent.fmtp !== undefined) lines.push(`a=fmtp:${telephoneEvent.pt} ${telephoneEvent.fmtp}`);
+    }
+    if (offer.ptime !== undefined) lines.push(`a=ptime:${offer.ptime}`);
+    lines.push(`a=${direction}`);
+  }
+  return { ok: true, answer: lines.join('\r\n') + '\r\n', media };
+}
+
+function explainRejection(media: readonly MediaLine[], preference: readonly Codec[]): string {
+  const audio = media.filter((m) => m.type.toLowerCase() === 'audio');
+  const plain = audio.filter((m) => isPlainRtpProfile(m.proto));
+  if (plain.length === 0) {
+    if (audio.some((m) => isSecureRtpProfile(m.proto))) {
+      return 'SRTP (RTP/SAVP) is not supported yet; offer RTP/AVP audio';
+    }
+    if (audio.length === 0) return 'no audio stream offered';
+    return `unsupported audio transport ${audio.map((m) => m.proto).join(', ')}`;
+  }
+  const names: string[] = [];
+  for (const line of plain) {
+    for (const f of line.formats) if (!names.includes(f.name)) names.push(f.name);
+    // fmts that are not RTP payload type numbers
+    for (const t of line.fmts) if (asPayloadType(t) === undefined && !names.includes(t)) names.push(t);
+  }
+  const offered =
+    names.length > MAX_NAMED_FORMATS
+      ? `${names.slice(0, MAX_NAMED_FORMATS).join(', ')}, ...`
+      : names.join(', ');
+  return `incompatible media format: offered ${offered}; supported ${preference.map((c) => `${c}/8000`).join(', ')}`;
+}
+
+function badRequest(reason: string): NegotiationResult {
+  return { ok: false, status: 400, code: 'SDP_PARSE_ERROR', reason, warning: warningText(reason) };
+}
+
+function notAcceptable(reason: string): NegotiationResult {
+  return { ok: false, status: 488, code: 'SDP_NOT_ACCEPTABLE', reason, warning: warningText(reason) };
+}
+
+function sessionHeader(local: LocalMedia): string[] {
+  const ipVersion = local.address.includes(':') ? 'IP6' : 'IP4';
+  return [
+    'v=0',
+    `o=${local.username ?? 'rc-softphone'} ${local.sessionId} ${local.sessionVersion} IN ${ipVersion} ${local.address}`,
+    's=rc-softphone',
+    `c=IN ${ipVersion} ${local.address}`,
+    't=0 0',
+  ];
+}
+
+// ---------------------------------------------------------------------------
+// Our offer → their answer (INVITE without SDP: offer in our 200, answer in the ACK)
+
+/** Our offer: one sendrecv audio stream with our codecs and telephone-event 0-15. */
+export function createOffer(local: LocalMedia): string {
+  const preference = preferenceOf(local);
+  const te = local.telephoneEventPt ?? DEFAULT_TELEPHONE_EVENT_PT;
+  const pts = preference.map((c) => (c === 'PCMU' ? 0 : 8));
+  const lines = sessionHeader(local);
+  lines.push(`m=audio ${local.port} RTP/AVP ${pts.join(' ')} ${te}`);
+  preference.forEach((codec, i) => {
+    lines.push(`a=rtpmap:${pts[i]!} ${codec}/8000`);
+  });
+  lines.push(`a=rtpmap:${te} telephone-event/8000`);
+  // 0-15: the sixteen keys; we do not act on flash (16).
+  lines.push(`a=fmtp:${te} 0-15`);
+  lines.push(`a=ptime:${DEFAULT_PTIME}`);
+  lines.push('a=sendrecv');
+  return lines.join('\r\n') + '\r\n';
+}
+
+/**
+ * Checks the answer to our offer (RFC 3264 7) and says what to send where.
+ * The answer's m-lines match ours by position (RFC 3264 6); we use the first
+ * G.711 format the answer lists that we offered, with the answer's payload type.
+ */
+export function acceptAnswer(ourOfferSdp: string, answerSdp: string): AnswerAcceptance {
+  const ours = parseSdpText(ourOfferSdp);
+  if (!ours.ok) return failure('SDP_PARSE_ERROR', `our offer: ${ours.reason}`);
+  const theirs = parseSdpText(answerSdp);
+  if (!theirs.ok) return failure('SDP_PARSE_ERROR', theirs.reason);
+  if (theirs.media.length !== ours.media.length) {
+    return failure('SDP_NOT_ACCEPTABLE', 'answer has a different number of m= lines than the offer');
+  }
+  const index = ours.media.findIndex(
+    (m) => m.type.toLowerCase() === 'audio' && isPlainRtpProfile(m.proto) && m.port !== 0,
+  );
+  if (index < 0) return failure('SDP_PARSE_ERROR', 'our offer has no audio stream');
+  const offered = ours.media[index]!;
+  const answer = theirs.media[index]!;
+  // RFC 3264 6: an accepted stream keeps the offered media type and transport.
+  if (answer.type.toLowerCase() !== 'audio' || answer.proto.toUpperCase() !== offered.proto.toUpperCase()) {
+    return failure('SDP_NOT_ACCEPTABLE', 'answer m= lines do not match the offer');
+  }
+  // In an answer, port 0 means the stream was rejected (RFC 3264 6), not held.
+  if (answer.port === 0) return failure('SDP_NOT_ACCEPTABLE', 'the audio stream was rejected');
+  const offeredCodecs = new Set(offered.formats.map((f) => f.codec).filter((c) => c !== undefined));
+  const format = answer.formats.find((f) => f.codec !== undefined && offeredCodecs.has(f.codec));
+  if (format === undefined) {
+    const names = answer.formats.map((f) => f.name).join(', ') || answer.fmts.join(', ');
+    return failure('SDP_NOT_ACCEPTABLE', `answer has no codec we offered: ${names}`);
+  }
+  if (answer.address === undefined) return failure('SDP_PARSE_ERROR', 'no c= line for the audio stream');
+  const nullAddress = isNullAddress(answer.address);
+  let direction = mirror(answer.direction);
+  if (nullAddress) direction = withoutSend(direction);
+  const media: NegotiatedMedia = {
+    codec: format.codec!,
+    payloadType: format.pt,
+    clockRate: 8000,
+    remoteAddress: answer.address,
+    remotePort: answer.port,
+    ptime: answer.ptime ?? DEFAULT_PTIME,
+    direction,
+    onHold: answer.direction === 'sendonly' || answer.direction === 'inactive' || nullAddress,
+  };
+  const te = pickTelephoneEvent(answer);
+  if (te !== undefined && pickTelephoneEvent(offered) !== undefined) media.telephoneEventPt = te.pt;
+  return { ok: true, media };
+}
+
+function failure(code: SdpFailure['code'], reason: string): SdpFailure {
+  return { ok: false, code, reason, warning: warningText(reason) };
+}

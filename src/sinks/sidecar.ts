@@ -1,0 +1,109 @@
+/**
+ * The JSON sidecar written beside each recording: who, when, how long, which
+ * codec, how the media path behaved, and the DTMF digits.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
+
+export interface PacketStats {
+  received: number;
+  lost: number;
+  late: number;
+  duplicate: number;
+  reordered: number;
+  foreignSource: number;
+  invalid: number;
+}
+
+export interface DtmfRecord {
+  digit: string;
+  /** Milliseconds since the call started. */
+  atMs: number;
+  source: 'rfc4733' | 'info';
+}
+
+export interface CallSidecar {
+  callId: string;
+  from: string;
+  to: string;
+  /** ISO 8601 */
+  startedAt: string;
+  /** ISO 8601 */
+  endedAt: string;
+  durationMs: number;
+  codec: string | null;
+  wav: string | null;
+  endReason: string;
+  stats: PacketStats & Record<string, number>;
+  dtmf: DtmfRecord[];
+}
+
+const STAT_KEYS = ['received', 'lost', 'late', 'duplicate', 'reordered', 'foreignSource', 'invalid'] as const;
+
+/**
+ * Writes the sidecar atomically: a temp file in the same directory (so rename
+ * cannot cross filesystems), fsynced once, then renamed over `path`. A reader
+ * sees the old file or the complete new one, never a torn JSON. Mode 0644
+ * (the process umask still applies). Throws SINK_WRITE_FAILED on failure and
+ * leaves no temp file behind.
+ */
+export function writeSidecar(path: string, data: CallSidecar): void {
+  const text = `${JSON.stringify(ordered(data), null, 2)}\n`;
+  // Hidden and unmistakably temporary, unique per process and attempt.
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, 'wx', 0o644);
+    writeFileSync(fd, text, 'utf8');
+    // One fsync per call: without it a power cut after rename can leave an empty sidecar.
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Reporting the original failure matters more.
+      }
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Never created, or already gone.
+    }
+    const errno = (err as NodeJS.ErrnoException).code;
+    throw new SoftphoneError(
+      ErrorCodes.SINK_WRITE_FAILED,
+      `Sidecar write failed for ${path}: ${describeError(err)}`,
+      {
+        cause: err,
+        details: { path, ...(errno ? { errno } : {}) },
+      },
+    );
+  }
+}
+
+/** A fixed key order, so sidecars diff cleanly whatever order the caller built the object in. */
+function ordered(d: CallSidecar): CallSidecar {
+  // Null prototype: an extra counter named e.g. "toString" or "__proto__" stays a plain key.
+  const stats: Record<string, number> = Object.create(null);
+  for (const k of STAT_KEYS) stats[k] = d.stats[k];
+  for (const [k, v] of Object.entries(d.stats)) if (!Object.hasOwn(stats, k)) stats[k] = v;
+  return {
+    callId: d.callId,
+    from: d.from,
+    to: d.to,
+    startedAt: d.startedAt,
+    endedAt: d.endedAt,
+    durationMs: d.durationMs,
+    codec: d.codec,
+    wav: d.wav,
+    endReason: d.endReason,
+    stats: stats as PacketStats & Record<string, number>,
+    dtmf: d.dtmf.map((e) => ({ digit: e.digit, atMs: e.atMs, source: e.source })),
+  };
+}

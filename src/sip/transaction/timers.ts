@@ -1,0 +1,11 @@
+/** RFC 3261 timer values (section 17 and Table 4), in milliseconds. */
+export const T1 = 500;
+export const T2 = 4000;
+/** Timer F: non-INVITE client transaction timeout. */
+export const TIMER_F = 64 * T1;
+/** Timer B: INVITE client transaction timeout. */
+export const TIMER_B = 64 * T1;
+/** Timer H: how long a UAS waits for the ACK of its final response (also 13.3.1.4 for 2xx). */
+export const TIMER_H = 64 * T1;
+/** Timer J: how long a non-INVITE server transaction absorbs retransmissions (unreliable transports). */
+export const TIMER_J = 64 * T1;

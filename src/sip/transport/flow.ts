@@ -1,0 +1,318 @@
+/**
+ * One connection-oriented SIP flow (RFC 5626 section 3.5) over TCP or TLS: a
+ * thin adapter around a socket, the pure framer and the parser. It owns its
+ * socket and timers and closes them once; reconnecting is the caller's job.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import { ErrorCodes, SoftphoneError } from '../../errors.js';
+import { type ParseResult, parseMessage } from '../message/parse.js';
+import { serialize } from '../message/serialize.js';
+import type { SipMessage } from '../message/types.js';
+import { StreamFramer } from './framer.js';
+
+export type TransportName = 'tcp' | 'tls';
+
+export interface FlowTarget {
+  host: string;
+  port: number;
+}
+
+export interface FlowOptions extends FlowTarget {
+  transport: TransportName;
+  /** Verify the server certificate (TLS). Only an explicit opt-out turns this off. */
+  tlsVerify?: boolean;
+  /** Extra CA certificates (PEM) to trust, e.g. a test server's self-signed certificate. */
+  tlsCa?: string | string[];
+  /** SNI and certificate name check; defaults to the host when it is a name. */
+  tlsServername?: string;
+  connectTimeoutMs?: number;
+  /** RFC 5626 4.4.1 keep-alive: send CRLFCRLF when nothing was sent for this long. 0 disables. */
+  keepAliveIntervalMs?: number;
+  /** How long to wait for the CRLF pong before declaring the flow dead (RFC 5626 4.4.1: 10 s). */
+  pongTimeoutMs?: number;
+  /** A message that started arriving must complete within this time (RFC 4475 3.1.2.2). */
+  incompleteMessageTimeoutMs?: number;
+  maxHeaderBytes?: number;
+  maxBodyBytes?: number;
+}
+
+export type TraceDirection = 'send' | 'recv';
+
+export interface FlowEvents {
+  message: [message: SipMessage];
+  /** A framed message that failed to parse; requests among them deserve a 400. */
+  malformed: [result: Extract<ParseResult, { ok: false }>, bytes: Uint8Array];
+  /** Emitted once; `error` is undefined for a close we asked for. */
+  close: [error: SoftphoneError | undefined];
+  trace: [direction: TraceDirection, bytes: Uint8Array];
+  /** The server answered one of our keep-alive pings. */
+  pong: [];
+}
+
+export const KEEPALIVE_INTERVAL_MS = 30_000;
+export const PONG_TIMEOUT_MS = 10_000;
+const PING = Buffer.from('\r\n\r\n');
+const PONG = Buffer.from('\r\n');
+
+let nextFlowId = 1;
+
+export class SipFlow extends EventEmitter<FlowEvents> {
+  readonly id = nextFlowId++;
+  readonly transport: TransportName;
+  readonly remote: FlowTarget;
+  readonly #socket: net.Socket;
+  readonly #framer: StreamFramer;
+  readonly #options: FlowOptions;
+  #closed = false;
+  #keepAliveTimer: NodeJS.Timeout | undefined;
+  #pongTimer: NodeJS.Timeout | undefined;
+  #incompleteTimer: NodeJS.Timeout | undefined;
+  #lastSendAt = 0;
+  /** RFC 5626 4.4.1: only a server that has answered a ping before can be judged by a missing pong. */
+  #serverAnswersPings = false;
+
+  private constructor(socket: net.Socket, options: FlowOptions) {
+    super();
+    this.#socket = socket;
+    this.#options = options;
+    this.transport = options.transport;
+    this.remote = { host: options.host, port: options.port };
+    const limits: { maxHeaderBytes?: number; maxBodyBytes?: number } = {};
+    if (options.maxHeaderBytes !== undefined) limits.maxHeaderBytes = options.maxHeaderBytes;
+    if (options.maxBodyBytes !== undefined) limits.maxBodyBytes = options.maxBodyBytes;
+    this.#framer = new StreamFramer(limits);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err) => {
+      this.#fail(
+        new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, `connection error: ${err.message}`, {
+          cause: err,
+        }),
+      );
+    });
+    socket.on('close', () => {
+      this.#fail(new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, 'connection closed by the server'));
+    });
+    this.#lastSendAt = performance.now();
+    this.#armKeepAlive();
+  }
+
+  /** Opens a flow; rejects with SIP_TRANSPORT_CONNECT_FAILED or SIP_TLS_CERTIFICATE. */
+  static connect(options: FlowOptions): Promise<SipFlow> {
+    const timeoutMs = options.connectTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const target = `${options.transport.toUpperCase()} ${options.host}:${options.port}`;
+      let socket: net.Socket;
+      if (options.transport === 'tls') {
+        const servername = options.tlsServername ?? (net.isIP(options.host) ? undefined : options.host);
+        const tlsOptions: tls.ConnectionOptions = {
+          host: options.host,
+          port: options.port,
+          rejectUnauthorized: options.tlsVerify !== false,
+        };
+        if (servername) tlsOptions.servername = servername;
+        if (options.tlsCa) tlsOptions.ca = options.tlsCa;
+        socket = tls.connect(tlsOptions);
+      } else {
+        socket = net.connect({ host: options.host, port: options.port });
+      }
+      const readyEvent = options.transport === 'tls' ? 'secureConnect' : 'connect';
+      const timer = setTimeout(() => {
+        cleanup();
+        socket.destroy();
+        reject(
+          new SoftphoneError(
+            ErrorCodes.SIP_TRANSPORT_CONNECT_FAILED,
+            `${target}: no connection after ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const onError = (err: NodeJS.ErrnoException) => {
+        cleanup();
+        socket.destroy();
+        const certCodes = [
+          'CERT_',
+          'UNABLE_TO_',
+          'SELF_SIGNED',
+          'DEPTH_ZERO',
+          'ERR_TLS_CERT',
+          'HOSTNAME_MISMATCH',
+        ];
+        const isCert = typeof err.code === 'string' && certCodes.some((c) => err.code?.includes(c));
+        if (isCert) {
+          reject(
+            new SoftphoneError(
+              ErrorCodes.SIP_TLS_CERTIFICATE,
+              `${target}: TLS certificate rejected (${err.code}: ${err.message}); to connect anyway pass --tls-insecure`,
+              { cause: err },
+            ),
+          );
+        } else {
+          reject(
+            new SoftphoneError(
+              ErrorCodes.SIP_TRANSPORT_CONNECT_FAILED,
+              `${target}: ${err.code ?? ''} ${err.message}`.trim(),
+              {
+                cause: err,
+              },
+            ),
+          );
+        }
+      };
+      const onReady = () => {
+        cleanup();
+        resolve(new SipFlow(socket, options));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        socket.off(readyEvent, onReady);
+      };
+      socket.once('error', onError);
+      socket.once(readyEvent, onReady);
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get localAddress(): string {
+    return this.#socket.localAddress ?? '0.0.0.0';
+  }
+
+  get localPort(): number {
+    return this.#socket.localPort ?? 0;
+  }
+
+  /** Sends a message; returns false if the flow is already closed. */
+  send(message: SipMessage): boolean {
+    if (this.#closed) return false;
+    const bytes = serialize(message);
+    this.emit('trace', 'send', bytes);
+    this.#write(bytes);
+    return true;
+  }
+
+  /** RFC 5626 4.4.1 ping; the pong timer starts only for servers known to answer. */
+  ping(): void {
+    if (this.#closed) return;
+    this.#write(PING);
+    if (this.#serverAnswersPings && !this.#pongTimer) {
+      const timeoutMs = this.#options.pongTimeoutMs ?? PONG_TIMEOUT_MS;
+      this.#pongTimer = setTimeout(() => {
+        this.#pongTimer = undefined;
+        this.#fail(
+          new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, `no keep-alive pong within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+    }
+  }
+
+  /** Closes the flow; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearTimers();
+    this.#socket.end();
+    // Give the FIN a moment, then make sure the descriptor is gone.
+    setTimeout(() => this.#socket.destroy(), 1000).unref();
+    this.emit('close', undefined);
+  }
+
+  #write(bytes: Uint8Array): void {
+    this.#lastSendAt = performance.now();
+    this.#socket.write(bytes);
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    for (const event of this.#framer.push(chunk)) {
+      if (this.#closed) return;
+      switch (event.type) {
+        case 'message': {
+          this.emit('trace', 'recv', event.bytes);
+          const result = parseMessage(event.bytes, this.#limits());
+          if (result.ok) this.emit('message', result.message);
+          else this.emit('malformed', result, event.bytes);
+          break;
+        }
+        case 'ping':
+          // RFC 5626 4.4.1: answer a CRLFCRLF ping with a CRLF pong.
+          this.#socket.write(PONG);
+          break;
+        case 'pong':
+          this.#serverAnswersPings = true;
+          if (this.#pongTimer) clearTimeout(this.#pongTimer);
+          this.#pongTimer = undefined;
+          this.emit('pong');
+          break;
+        case 'error':
+          // Framing errors are unrecoverable on a stream: we cannot find the next message.
+          this.#fail(event.error);
+          return;
+      }
+    }
+    this.#watchIncomplete();
+  }
+
+  #limits(): { maxHeaderBytes?: number; maxBodyBytes?: number } {
+    const limits: { maxHeaderBytes?: number; maxBodyBytes?: number } = {};
+    if (this.#options.maxHeaderBytes !== undefined) limits.maxHeaderBytes = this.#options.maxHeaderBytes;
+    if (this.#options.maxBodyBytes !== undefined) limits.maxBodyBytes = this.#options.maxBodyBytes;
+    return limits;
+  }
+
+  /** RFC 4475 3.1.2.2: a message whose bytes stop arriving must not hold the flow forever. */
+  #watchIncomplete(): void {
+    if (this.#framer.buffered === 0) {
+      if (this.#incompleteTimer) clearTimeout(this.#incompleteTimer);
+      this.#incompleteTimer = undefined;
+      return;
+    }
+    if (this.#incompleteTimer) return;
+    const timeoutMs = this.#options.incompleteMessageTimeoutMs ?? 32_000;
+    this.#incompleteTimer = setTimeout(() => {
+      this.#incompleteTimer = undefined;
+      if (this.#framer.buffered > 0) {
+        this.#fail(
+          new SoftphoneError(
+            ErrorCodes.SIP_FRAME_INCOMPLETE,
+            `a message stayed incomplete for ${timeoutMs} ms (${this.#framer.buffered} bytes held); Content-Length larger than the body?`,
+          ),
+        );
+      }
+    }, timeoutMs);
+  }
+
+  #armKeepAlive(): void {
+    const interval = this.#options.keepAliveIntervalMs ?? KEEPALIVE_INTERVAL_MS;
+    if (interval <= 0 || this.#closed) return;
+    const due = this.#lastSendAt + interval - performance.now();
+    this.#keepAliveTimer = setTimeout(
+      () => {
+        this.#keepAliveTimer = undefined;
+        if (this.#closed) return;
+        if (performance.now() - this.#lastSendAt >= interval - 1) this.ping();
+        this.#armKeepAlive();
+      },
+      Math.max(1, due),
+    );
+    this.#keepAliveTimer.unref();
+  }
+
+  #fail(error: SoftphoneError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearTimers();
+    this.#socket.destroy();
+    this.emit('close', error);
+  }
+
+  #clearTimers(): void {
+    for (const t of [this.#keepAliveTimer, this.#pongTimer, this.#incompleteTimer]) if (t) clearTimeout(t);
+    this.#keepAliveTimer = this.#pongTimer = this.#incompleteTimer = undefined;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * External programs the interop tests drive (Debian packages; CI installs them).
+ *
+ * In CI (env CI set to anything but "", "0" or "false") a missing tool is a
+ * test failure, so a broken CI image can't turn the interop suite green by
+ * skipping it. Locally the suite is skipped with the reason printed.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'vitest';
+
+export type Tool = 'kamailio' | 'kamcmd' | 'sipp' | 'sox' | 'tshark' | 'baresip';
+
+/** Env var that may point at a tool's binary, e.g. KAMAILIO_BIN=/opt/kamailio/sbin/kamailio. */
+const ENV_OVERRIDE: Record<Tool, string> = {
+  kamailio: 'KAMAILIO_BIN',
+  kamcmd: 'KAMCMD_BIN',
+  sipp: 'SIPP_BIN',
+  sox: 'SOX_BIN',
+  tshark: 'TSHARK_BIN',
+  baresip: 'BARESIP_BIN',
+};
+
+/** Which Debian package provides a tool, for the skip/fail message. */
+const PACKAGE: Record<Tool, string> = {
+  kamailio: 'kamailio',
+  kamcmd: 'kamailio',
+  sipp: 'sip-tester',
+  sox: 'sox',
+  tshark: 'tshark',
+  baresip: 'baresip',
+};
+
+// Kamailio lives in /usr/sbin, which a non-root PATH often lacks.
+const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+export function isCI(): boolean {
+  const ci = process.env.CI;
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false';
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export type ToolCheck = { ok: true; path: string } | { ok: false; reason: string };
+
+const cache = new Map<Tool, ToolCheck>();
+
+/** Finds a tool's binary (env override, then PATH, then the sbin directories). */
+export function checkTool(tool: Tool): ToolCheck {
+  const cached = cache.get(tool);
+  if (cached !== undefined) return cached;
+  let result: ToolCheck;
+  const override = process.env[ENV_OVERRIDE[tool]];
+  if (override !== undefined && override !== '') {
+    result = isExecutableFile(override)
+      ? { ok: true, path: override }
+      : { ok: false, reason: `${ENV_OVERRIDE[tool]}=${override} is not an executable file` };
+  } else {
+    const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...EXTRA_DIRS];
+    const found = dirs.map((dir) => path.join(dir, tool)).find(isExecutableFile);
+    result =
+      found !== undefined
+        ? { ok: true, path: found }
+        : {
+            ok: false,
+            reason: `${tool} not found in PATH or ${EXTRA_DIRS.join(', ')} (install the Debian package "${PACKAGE[tool]}" or set ${ENV_OVERRIDE[tool]})`,
+          };
+  }
+  cache.set(tool, result);
+  return result;
+}
+
+/** The tool's path; throws (naming the package) if it is missing. */
+export function toolPath(tool: Tool): string {
+  const check = checkTool(tool);
+  if (!check.ok) throw new Error(check.reason);
+  return check.path;
+}
+
+/** ok, or the reasons the first missing tools are missing. */
+export function checkTools(tools: readonly Tool[]): { ok: true } | { ok: false; reason: string } {
+  const missing = tools.map(checkTool).filter((check): check is { ok: false; reason: string } => !check.ok);
+  if (missing.length === 0) return { ok: true };
+  return { ok: false, reason: missing.map((check) => check.reason).join('; ') };
+}
+
+/**
+ * `describe` for tests that need external tools: runs `fn` when all `tools`
+ * exist; otherwise fails in CI and skips (printing why) locally.
+ */
+export function describeInterop(title: string, tools: readonly Tool[], fn: () => void): void {
+  const check = checkTools(tools);
+  if (check.ok) {
+    describe(title, fn);
+    return;
+  }
+  if (isCI()) {
+    describe(title, () => {
+      it(`has the tools it needs (${tools.join(', ')})`, () => {
+        throw new Error(`interop test cannot run in CI: ${check.reason}`);
+      });
+    });
+    return;
+  }
+  console.warn(`[interop] skipping "${title}": ${check.reason}`);
+  describe.skip(title, fn);
+}

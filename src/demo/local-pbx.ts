@@ -1,0 +1,324 @@
+/**
+ * A tiny in-process SIP registrar and call originator on loopback, shaped like
+ * RingCentral's edge: REGISTER is challenged with a 401 (Digest, MD5, no qop),
+ * the binding is the device's TCP flow, and calls arrive as INVITEs over that
+ * same flow. `rc-softphone demo` uses it to show the whole pipeline without an
+ * account; the tests use it as a peer whose behaviour they can steer
+ * (expiry, 423, dropped connections, wrong passwords).
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { computeDigestResponse, parseAuthParams } from '../sip/auth/digest.js';
+import { createResponse, generateBranch, generateCallId, generateTag } from '../sip/message/build.js';
+import { Headers } from '../sip/message/headers.js';
+import { parseMessage } from '../sip/message/parse.js';
+import { serialize } from '../sip/message/serialize.js';
+import type { SipRequest, SipResponse } from '../sip/message/types.js';
+import { parseBoundedInt, unquoteString } from '../sip/message/uri.js';
+import { StreamFramer } from '../sip/transport/framer.js';
+
+export interface PbxUser {
+  username: string;
+  authorizationId: string;
+  password: string;
+}
+
+export interface LocalPbxOptions {
+  host?: string;
+  port?: number;
+  domain?: string;
+  realm?: string;
+  users: PbxUser[];
+  /** Longest binding granted (seconds); longer requests are cut down (default 3600). */
+  maxExpires?: number;
+  /** Shorter requests get 423 Interval Too Brief with this Min-Expires (default 0: none). */
+  minExpires?: number;
+}
+
+export interface PbxBinding {
+  username: string;
+  contact: string;
+  instance: string | undefined;
+  expires: number;
+  socket: net.Socket;
+}
+
+export interface PbxEvents {
+  register: [info: { username: string; expires: number; status: number; instance: string | undefined }];
+  request: [request: SipRequest];
+}
+
+export interface OutboundCall {
+  callId: string;
+  /** The 200's SDP answer. */
+  answer: string;
+  response: SipResponse;
+  /** Sends BYE and waits for its 200. */
+  bye(): Promise<SipResponse>;
+}
+
+interface Pending {
+  resolve: (r: SipResponse) => void;
+  reject: (e: Error) => void;
+  onProvisional?: ((r: SipResponse) => void) | undefined;
+}
+
+export class LocalPbx extends EventEmitter<PbxEvents> {
+  readonly domain: string;
+  readonly realm: string;
+  readonly #server: net.Server;
+  readonly #options: LocalPbxOptions;
+  readonly #bindings = new Map<string, PbxBinding>();
+  readonly #sockets = new Set<net.Socket>();
+  readonly #pending = new Map<string, Pending>();
+  readonly #registerCounts = new Map<string, number>();
+  /** Users whose password the PBX currently refuses (tests: a password change). */
+  readonly rejectUsers = new Set<string>();
+
+  private constructor(server: net.Server, options: LocalPbxOptions) {
+    super();
+    this.#server = server;
+    this.#options = options;
+    this.domain = options.domain ?? 'local.rc-softphone.test';
+    this.realm = options.realm ?? this.domain;
+    server.on('connection', (socket) => this.#accept(socket));
+  }
+
+  static listen(options: LocalPbxOptions): Promise<LocalPbx> {
+    const server = net.createServer();
+    const pbx = new LocalPbx(server, options);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve(pbx);
+      });
+    });
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.#server.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  binding(username: string): PbxBinding | undefined {
+    const b = this.#bindings.get(username);
+    return b && !b.socket.destroyed ? b : undefined;
+  }
+
+  registerCount(username: string): number {
+    return this.#registerCounts.get(username) ?? 0;
+  }
+
+  /** Drops every connection (a registrar restart, as the device sees it). */
+  dropConnections(): void {
+    for (const s of this.#sockets) s.destroy();
+  }
+
+  /**
+   * Calls a registered user over its flow with an SDP offer; resolves once the
+   * call is answered (200 OK) and the ACK is sent.
+   */
+  async invite(
+    username: string,
+    offer: string,
+    options: { from?: string; onProvisional?: (r: SipResponse) => void; timeoutMs?: number } = {},
+  ): Promise<OutboundCall> {
+    const binding = this.binding(username);
+    if (!binding) throw new Error(`${username} is not registered`);
+    const callId = generateCallId();
+    const fromTag = generateTag();
+    const fromUser = options.from ?? '15550100';
+    const from = `"Demo Caller" <sip:${fromUser}@${this.domain}>;tag=${fromTag}`;
+    const to = `<sip:${username}@${this.domain}>`;
+    const { host, port } = this.address;
+    const request = (
+      method: string,
+      cseq: number,
+      toValue: string,
+      body?: string,
+      branch = generateBranch(),
+    ) => {
+      const headers = new Headers()
+        .append('Via', `SIP/2.0/TCP ${host}:${port};branch=${branch}`)
+        .append('Max-Forwards', '70')
+        .append('From', from)
+        .append('To', toValue)
+        .append('Call-ID', callId)
+        .append('CSeq', `${cseq} ${method}`)
+        .append('Contact', `<sip:${fromUser}@${host}:${port};transport=tcp>`);
+      if (body) headers.append('Content-Type', 'application/sdp');
+      const req: SipRequest = {
+        type: 'request',
+        method,
+        uri: binding.contact,
+        headers,
+        body: Buffer.from(body ?? '', 'utf8'),
+      };
+      return req;
+    };
+    const invite = request('INVITE', 1, to, offer);
+    const response = await this.#send(binding.socket, invite, options.onProvisional, options.timeoutMs);
+    if (response.status !== 200) throw new Error(`INVITE answered ${response.status} ${response.reason}`);
+    const toWithTag = response.headers.get('To') ?? to;
+    binding.socket.write(serialize(request('ACK', 1, toWithTag)));
+    return {
+      callId,
+      answer: Buffer.from(response.body).toString('utf8'),
+      response,
+      bye: () => this.#send(binding.socket, request('BYE', 2, toWithTag)),
+    };
+  }
+
+  close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    for (const p of this.#pending.values()) p.reject(new Error('PBX closed'));
+    this.#pending.clear();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #send(
+    socket: net.Socket,
+    request: SipRequest,
+    onProvisional?: (r: SipResponse) => void,
+    timeoutMs = 10_000,
+  ): Promise<SipResponse> {
+    const branch = request.headers.topVia()?.params.get('branch') ?? '';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(branch);
+        reject(new Error(`no final response to ${request.method} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(branch, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+        onProvisional,
+      });
+      socket.write(serialize(request));
+    });
+  }
+
+  #accept(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    const framer = new StreamFramer();
+    socket.on('data', (chunk) => {
+      for (const event of framer.push(chunk)) {
+        if (event.type === 'ping') socket.write('\r\n');
+        else if (event.type === 'error') socket.destroy();
+        else if (event.type === 'message') {
+          const parsed = parseMessage(event.bytes);
+          if (parsed.ok) this.#onMessage(socket, parsed.message);
+        }
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.#sockets.delete(socket));
+  }
+
+  #onMessage(socket: net.Socket, message: SipRequest | SipResponse): void {
+    if (message.type === 'response') {
+      const branch = message.headers.topVia()?.params.get('branch') ?? '';
+      const pending = this.#pending.get(branch);
+      if (!pending) return;
+      if (message.status < 200) pending.onProvisional?.(message);
+      else {
+        this.#pending.delete(branch);
+        pending.resolve(message);
+      }
+      return;
+    }
+    this.emit('request', message);
+    if (message.method === 'REGISTER') this.#register(socket, message);
+    else if (message.method !== 'ACK')
+      socket.write(serialize(createResponse(message, 200, undefined, { toTag: generateTag() })));
+  }
+
+  #register(socket: net.Socket, request: SipRequest): void {
+    const to = request.headers.to();
+    const username = to && 'user' in to.uri ? (to.uri.user ?? '') : '';
+    const user = this.#options.users.find((u) => u.username === username);
+    this.#registerCounts.set(username, this.registerCount(username) + 1);
+    const reply = (status: number, headers: [string, string][] = [], reason?: string) => {
+      socket.write(serialize(createResponse(request, status, reason, { toTag: generateTag(), headers })));
+      this.emit('register', {
+        username,
+        expires: requestedExpires(request),
+        status,
+        instance: instanceOf(request),
+      });
+    };
+    const authorization = request.headers.get('Authorization');
+    if (!user) return reply(404, [], 'Not Found');
+    if (!authorization || !this.#verify(authorization, user, request)) {
+      return reply(401, [
+        [
+          'WWW-Authenticate',
+          `Digest realm="${this.realm}", nonce="${randomBytes(12).toString('hex')}", algorithm=MD5`,
+        ],
+      ]);
+    }
+    const requested = requestedExpires(request);
+    const min = this.#options.minExpires ?? 0;
+    if (requested > 0 && requested < min) return reply(423, [['Min-Expires', String(min)]]);
+    const granted = Math.min(requested, this.#options.maxExpires ?? 3600);
+    const contact = request.headers.nameAddrs('Contact')?.[0];
+    if (granted === 0) {
+      this.#bindings.delete(username);
+      return reply(200);
+    }
+    const contactUri = request.headers.get('Contact')?.match(/<([^>]+)>/)?.[1] ?? `sip:${username}@invalid`;
+    this.#bindings.set(username, {
+      username,
+      contact: contactUri,
+      instance: instanceOf(request),
+      expires: granted,
+      socket,
+    });
+    // Like Kamailio and RingCentral: the grant goes in the Contact's expires param.
+    const contactValue = contact ? `${request.headers.get('Contact')};expires=${granted}` : '';
+    reply(200, contactValue ? [['Contact', contactValue]] : []);
+  }
+
+  #verify(authorization: string, user: PbxUser, request: SipRequest): boolean {
+    if (this.rejectUsers.has(user.username)) return false;
+    const space = authorization.indexOf(' ');
+    const params = parseAuthParams(authorization.slice(space + 1));
+    const get = (k: string) => {
+      const v = params.get(k);
+      return v === undefined ? undefined : v;
+    };
+    const nonce = get('nonce');
+    const uri = get('uri');
+    const response = get('response');
+    if (get('username') !== user.authorizationId || !nonce || !uri || !response) return false;
+    const expected = computeDigestResponse({
+      algorithm: 'MD5',
+      username: user.authorizationId,
+      realm: this.realm,
+      password: user.password,
+      method: request.method,
+      uri,
+      nonce,
+    });
+    return expected === response.toLowerCase();
+  }
+}
+
+function requestedExpires(request: SipRequest): number {
+  const contact = request.headers.nameAddrs('Contact')?.[0];
+  const param = contact?.params.get('expires');
+  const raw = param ?? request.headers.get('Expires') ?? '3600';
+  return parseBoundedInt(raw.trim(), 0xffffffff) ?? 3600;
+}
+
+function instanceOf(request: SipRequest): string | undefined {
+  const value = request.headers.nameAddrs('Contact')?.[0]?.params.get('+sip.instance');
+  return value ? unquoteString(value).replace(/^<|>$/g, '') : undefined;
+}

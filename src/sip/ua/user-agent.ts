@@ -1,0 +1,570 @@
+/**
+ * The UA core: one registration flow to the outbound proxy, kept alive and
+ * registered for as long as the process runs. It owns the flow, the client and
+ * server transactions and the registration timers; it answers OPTIONS itself
+ * and hands every other request to the handler the call layer installs
+ * (501 when nobody takes it). Responses always go back over the flow the
+ * request came on: RingCentral never uses the Contact address.
+ */
+import { EventEmitter } from 'node:events';
+import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
+import { DigestSession } from '../auth/digest.js';
+import { type CreateResponseOptions, createResponse, generateCallId, generateTag } from '../message/build.js';
+import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
+import { ClientTransactions } from '../transaction/client.js';
+import { type ServerTransaction, ServerTransactions } from '../transaction/server.js';
+import { type BackoffOptions, backoffDelay } from '../transport/backoff.js';
+import { type FlowTarget, SipFlow, type TraceDirection, type TransportName } from '../transport/flow.js';
+import {
+  ALLOW,
+  buildRegister,
+  contactHeader,
+  contactUri,
+  grantedExpires,
+  minExpires,
+  type RegistrationIdentity,
+  refreshDelayMs,
+} from './registration.js';
+
+export interface SipCredentials {
+  username: string;
+  password: string;
+  /** Digest username (RingCentral's authorizationId). */
+  authorizationId: string;
+  domain: string;
+  outboundProxy: FlowTarget;
+  outboundProxyBackup?: FlowTarget | undefined;
+  transport: TransportName;
+}
+
+export interface UserAgentOptions {
+  credentials: SipCredentials;
+  /** `urn:uuid:…`, persisted per device so the registrar replaces rather than adds bindings. */
+  instanceId: string;
+  /** Requested registration expiry in seconds (default 600). */
+  expires?: number;
+  userAgent?: string;
+  keepAliveIntervalMs?: number;
+  pongTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** TLS certificate verification; only `false` (the user's explicit opt-out) disables it. */
+  tlsVerify?: boolean;
+  tlsCa?: string | string[];
+  backoff?: BackoffOptions;
+  /** Timer F override (tests). */
+  transactionTimeoutMs?: number;
+  /** How long shutdown waits for the un-REGISTER answer. */
+  unregisterTimeoutMs?: number;
+}
+
+export interface RegisteredEvent {
+  /** Seconds the registrar granted. */
+  expires: number;
+  /** True for the first registration of this run. */
+  first: boolean;
+  target: string;
+  refreshInMs: number;
+}
+
+export interface RegistrationFailedEvent {
+  status: number | undefined;
+  reason: string;
+  code: ErrorCode;
+  /** False when this rejection ends start() (the first registration of the run). */
+  willRetry: boolean;
+}
+
+export interface ReconnectingEvent {
+  attempt: number;
+  delayMs: number;
+  target: string;
+  reason: string;
+}
+
+export interface IncomingRequest {
+  readonly request: SipRequest;
+  readonly flow: SipFlow;
+  /** Sends a response over the request's flow; the first final response completes the transaction. */
+  respond(status: number, reason?: string, options?: CreateResponseOptions): SipResponse;
+}
+
+/** Returns true when the request was taken (and will be, or was, answered). */
+export type RequestHandler = (incoming: IncomingRequest) => boolean;
+
+export interface UserAgentEvents {
+  connected: [info: { target: string; local: string }];
+  registered: [event: RegisteredEvent];
+  registrationFailed: [event: RegistrationFailedEvent];
+  reconnecting: [event: ReconnectingEvent];
+  unregistered: [];
+  /** A flow went away (the reconnect follows). */
+  disconnected: [info: { target: string; reason: string }];
+  /** Raw SIP as sent/received (NOT redacted: the logger redacts). */
+  trace: [info: { direction: TraceDirection; flowId: number; text: string }];
+  /** Something odd but survivable: malformed message, stray response, bad request. */
+  warning: [info: { code: ErrorCode | 'SIP_STRAY_RESPONSE'; message: string }];
+}
+
+type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+const DEFAULT_EXPIRES = 600;
+const USER_AGENT = 'rc-softphone/0.1';
+
+export class UserAgent extends EventEmitter<UserAgentEvents> {
+  readonly identity: RegistrationIdentity;
+  readonly #options: UserAgentOptions;
+  readonly #targets: FlowTarget[];
+  readonly #client = new ClientTransactions();
+  readonly #server = new ServerTransactions();
+  readonly #digest = new DigestSession();
+  readonly #callId = generateCallId();
+  readonly #fromTag = generateTag();
+  #cseq = 1;
+  #expires: number;
+  #state: State = 'idle';
+  #flow: SipFlow | undefined;
+  #targetIndex = 0;
+  #attempt = 0;
+  #registered = false;
+  #everRegistered = false;
+  #timer: NodeJS.Timeout | undefined;
+  #handler: RequestHandler | undefined;
+  #startResolve: (() => void) | undefined;
+  #startReject: ((err: SoftphoneError) => void) | undefined;
+
+  constructor(options: UserAgentOptions) {
+    super();
+    this.#options = options;
+    const c = options.credentials;
+    this.identity = {
+      username: c.username,
+      domain: c.domain,
+      transport: c.transport,
+      instanceId: options.instanceId,
+    };
+    this.#targets = [c.outboundProxy, ...(c.outboundProxyBackup ? [c.outboundProxyBackup] : [])];
+    this.#expires = options.expires ?? DEFAULT_EXPIRES;
+  }
+
+  get registered(): boolean {
+    return this.#registered;
+  }
+
+  /** The current registration flow (undefined while reconnecting). */
+  get flow(): SipFlow | undefined {
+    return this.#flow && !this.#flow.closed ? this.#flow : undefined;
+  }
+
+  get contact(): string {
+    return contactHeader(this.identity);
+  }
+
+  get contactUri(): string {
+    return contactUri(this.identity);
+  }
+
+  get userAgent(): string {
+    return this.#options.userAgent ?? USER_AGENT;
+  }
+
+  /** Installs the handler for requests other than OPTIONS (the call layer). */
+  onRequest(handler: RequestHandler): void {
+    this.#handler = handler;
+  }
+
+  /**
+   * Connects and registers. Resolves at the first successful registration;
+   * rejects when that first registration is rejected (wrong password, 403, …),
+   * since retrying would only hammer the registrar with the same mistake.
+   * Connection failures are retried with backoff meanwhile.
+   */
+  start(): Promise<void> {
+    if (this.#state !== 'idle') return Promise.reject(new Error('UserAgent.start() called twice'));
+    this.#state = 'starting';
+    return new Promise((resolve, reject) => {
+      this.#startResolve = resolve;
+      this.#startReject = reject;
+      void this.#connectAndRegister();
+    });
+  }
+
+  /** Sends a request in a client transaction over `flow` (default: the registration flow). */
+  request(
+    request: SipRequest,
+    flow: SipFlow | undefined = this.flow,
+    timeoutMs?: number,
+  ): Promise<SipResponse> {
+    if (!flow || flow.closed) {
+      return Promise.reject(new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, 'no SIP flow to send on'));
+    }
+    return this.#client.send(flow, request, {
+      timeoutMs: timeoutMs ?? this.#options.transactionTimeoutMs,
+    });
+  }
+
+  /** Unregisters (Expires: 0), closes the flow and every timer. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    const wasStarting = this.#state === 'starting';
+    this.#state = 'stopping';
+    this.#clearTimer();
+    const flow = this.flow;
+    if (this.#registered && flow) {
+      try {
+        await this.#register(flow, 0, this.#options.unregisterTimeoutMs ?? 3000);
+      } catch {
+        // Best effort: the binding expires on its own.
+      }
+      this.#registered = false;
+      this.emit('unregistered');
+    }
+    this.#state = 'stopped';
+    this.#client.close();
+    this.#server.clear();
+    this.#flow?.close();
+    this.#flow = undefined;
+    if (wasStarting)
+      this.#settleStart(new SoftphoneError(ErrorCodes.CLOSED, 'stopped before the first registration'));
+  }
+
+  // ── connection lifecycle ──────────────────────────────────────────────
+
+  get #active(): boolean {
+    return this.#state === 'starting' || this.#state === 'running';
+  }
+
+  #targetName(target: FlowTarget): string {
+    return `${this.identity.transport.toUpperCase()} ${target.host}:${target.port}`;
+  }
+
+  async #connectAndRegister(): Promise<void> {
+    if (!this.#active) return;
+    const target = this.#targets[this.#targetIndex % this.#targets.length] as FlowTarget;
+    let flow: SipFlow;
+    try {
+      const o = this.#options;
+      flow = await SipFlow.connect({
+        ...target,
+        transport: this.identity.transport,
+        ...(o.tlsVerify !== undefined && { tlsVerify: o.tlsVerify }),
+        ...(o.tlsCa !== undefined && { tlsCa: o.tlsCa }),
+        ...(o.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: o.keepAliveIntervalMs }),
+        ...(o.pongTimeoutMs !== undefined && { pongTimeoutMs: o.pongTimeoutMs }),
+        ...(o.connectTimeoutMs !== undefined && { connectTimeoutMs: o.connectTimeoutMs }),
+      });
+    } catch (err) {
+      this.#scheduleReconnect(err instanceof Error ? err.message : String(err), true);
+      return;
+    }
+    if (!this.#active) {
+      flow.close();
+      return;
+    }
+    this.#flow = flow;
+    this.#wireFlow(flow);
+    this.emit('connected', {
+      target: this.#targetName(target),
+      local: `${flow.localAddress}:${flow.localPort}`,
+    });
+    await this.#registerLoop(flow);
+  }
+
+  #wireFlow(flow: SipFlow): void {
+    flow.on('trace', (direction, bytes) =>
+      this.emit('trace', { direction, flowId: flow.id, text: Buffer.from(bytes).toString('utf8') }),
+    );
+    flow.on('message', (message) => this.#onMessage(flow, message));
+    flow.on('malformed', (result) => {
+      const partial = result.message;
+      if (partial?.type === 'request' && partial.method !== 'ACK' && result.status) {
+        // RFC 3261 8.2 / 21.4.1: a framed but malformed request gets a 400 (505, 513) with the reason.
+        try {
+          flow.send(
+            createResponse(partial, result.status, badRequestReason(result.status, result.error.message)),
+          );
+        } catch {
+          // Could not even build a response (no usable Via etc.); the warning below still tells.
+        }
+      }
+      this.emit('warning', {
+        code: result.error.code,
+        message: `dropped a malformed ${partial?.type ?? 'message'}: ${result.error.message}`,
+      });
+    });
+    flow.once('close', (error) => {
+      this.#client.flowClosed(flow, error);
+      if (this.#flow !== flow) return;
+      this.#flow = undefined;
+      const wasRegistered = this.#registered;
+      this.#registered = false;
+      this.#clearTimer();
+      if (!this.#active) return;
+      const reason = error?.message ?? 'flow closed';
+      this.emit('disconnected', {
+        target: `${flow.transport.toUpperCase()} ${flow.remote.host}:${flow.remote.port}`,
+        reason,
+      });
+      // A flow that served a registration gets one quick retry on the same target.
+      this.#scheduleReconnect(reason, !wasRegistered);
+    });
+  }
+
+  #scheduleReconnect(reason: string, switchTarget: boolean): void {
+    if (!this.#active) return;
+    if (switchTarget) this.#targetIndex++; // RFC 5626 4.5: try the backup proxy when the primary fails
+    this.#attempt++;
+    const delayMs = backoffDelay(this.#attempt, this.#options.backoff);
+    const target = this.#targets[this.#targetIndex % this.#targets.length] as FlowTarget;
+    this.emit('reconnecting', { attempt: this.#attempt, delayMs, target: this.#targetName(target), reason });
+    this.#setTimer(delayMs, () => void this.#connectAndRegister());
+  }
+
+  // ── registration ──────────────────────────────────────────────────────
+
+  /** Registers on `flow`, then keeps refreshing on timers until the flow dies or we stop. */
+  async #registerLoop(flow: SipFlow): Promise<void> {
+    if (!this.#active || flow.closed) return;
+    let outcome: RegisterOutcome;
+    try {
+      outcome = await this.#register(flow, this.#expires);
+    } catch (err) {
+      if (!this.#active || flow.closed) return;
+      // No answer within Timer F: the flow is as good as dead (RFC 5626 4.4).
+      const reason = isSoftphoneError(err) ? err.message : String(err);
+      this.emit('disconnected', { target: this.#targetName(flow.remote), reason });
+      this.#flow = undefined;
+      this.#registered = false;
+      flow.close();
+      this.#scheduleReconnect(reason, true);
+      return;
+    }
+    if (!this.#active || flow.closed) return;
+    if (outcome.ok) {
+      const first = !this.#everRegistered;
+      this.#everRegistered = true;
+      this.#registered = true;
+      this.#attempt = 0;
+      const refreshInMs = refreshDelayMs(outcome.expires);
+      this.#state = 'running';
+      this.emit('registered', {
+        expires: outcome.expires,
+        first,
+        target: this.#targetName(flow.remote),
+        refreshInMs,
+      });
+      this.#settleStart();
+      this.#setTimer(refreshInMs, () => void this.#registerLoop(flow));
+      return;
+    }
+    this.#registered = false;
+    const willRetry = this.#everRegistered;
+    this.emit('registrationFailed', {
+      status: outcome.status,
+      reason: outcome.reason,
+      code: outcome.code,
+      willRetry,
+    });
+    if (!willRetry) {
+      const err = new SoftphoneError(
+        outcome.code,
+        `registration rejected: ${outcome.status ?? ''} ${outcome.reason}`.replace('  ', ' '),
+        { details: { status: outcome.status } },
+      );
+      this.#settleStart(err);
+      void this.stop();
+      return;
+    }
+    // Later rejections retry on the same flow with backoff: never a storm.
+    this.#attempt++;
+    const delayMs = backoffDelay(this.#attempt, this.#options.backoff);
+    this.emit('reconnecting', {
+      attempt: this.#attempt,
+      delayMs,
+      target: this.#targetName(flow.remote),
+      reason: outcome.reason,
+    });
+    this.#setTimer(delayMs, () => void this.#registerLoop(flow));
+  }
+
+  /**
+   * One REGISTER exchange including digest challenges and 423 Min-Expires.
+   * Rejects only when the transaction fails (timeout, flow gone).
+   */
+  async #register(flow: SipFlow, expires: number, timeoutMs?: number): Promise<RegisterOutcome> {
+    const c = this.#options.credentials;
+    let authorization: { header: 'Authorization' | 'Proxy-Authorization'; value: string } | undefined;
+    let requested = expires;
+    this.#digest.succeeded(); // a new exchange: fresh attempt count
+    for (let round = 0; round < 6; round++) {
+      const request = buildRegister({
+        identity: this.identity,
+        callId: this.#callId,
+        fromTag: this.#fromTag,
+        cseq: this.#cseq++,
+        expires: requested,
+        local: { address: flow.localAddress, port: flow.localPort },
+        userAgent: this.userAgent,
+        ...(authorization && { authorization }),
+      });
+      const response = await this.#client.send(flow, request, {
+        timeoutMs: timeoutMs ?? this.#options.transactionTimeoutMs,
+      });
+      const status = response.status;
+      if (status >= 200 && status < 300) {
+        this.#digest.succeeded();
+        if (requested === 0) return { ok: true, expires: 0 };
+        const granted = grantedExpires(response, this.identity) ?? requested;
+        if (granted <= 0) {
+          return {
+            ok: false,
+            status,
+            reason: 'registrar granted 0 seconds',
+            code: ErrorCodes.SIP_REGISTRATION_REJECTED,
+          };
+        }
+        return { ok: true, expires: granted };
+      }
+      if (status === 401 || status === 407) {
+        const headerName = status === 401 ? 'WWW-Authenticate' : 'Proxy-Authenticate';
+        const challenge = response.headers.get(headerName);
+        if (!challenge) {
+          return {
+            ok: false,
+            status,
+            reason: `${status} without ${headerName}`,
+            code: ErrorCodes.SIP_AUTH_REJECTED,
+          };
+        }
+        const answer = this.#digest.respond(challenge, {
+          username: c.authorizationId,
+          password: c.password,
+          method: 'REGISTER',
+          uri: request.uri,
+        });
+        if (!answer.ok) {
+          return {
+            ok: false,
+            status,
+            reason: `${response.reason} (${answer.reason}; check the password and authorization id)`,
+            code: answer.unsupported ? ErrorCodes.SIP_AUTH_UNSUPPORTED : ErrorCodes.SIP_AUTH_REJECTED,
+          };
+        }
+        authorization = {
+          header: status === 401 ? 'Authorization' : 'Proxy-Authorization',
+          value: answer.header,
+        };
+        continue;
+      }
+      if (status === 423) {
+        // RFC 3261 10.2.8: retry with at least Min-Expires.
+        const min = minExpires(response);
+        if (min === undefined || min <= requested) {
+          return {
+            ok: false,
+            status,
+            reason: '423 without a usable Min-Expires',
+            code: ErrorCodes.SIP_REGISTRATION_REJECTED,
+          };
+        }
+        requested = min;
+        this.#expires = min;
+        continue;
+      }
+      return {
+        ok: false,
+        status,
+        reason: response.reason || `status ${status}`,
+        code: status === 403 ? ErrorCodes.SIP_AUTH_REJECTED : ErrorCodes.SIP_REGISTRATION_REJECTED,
+      };
+    }
+    return {
+      ok: false,
+      status: undefined,
+      reason: 'too many REGISTER rounds',
+      code: ErrorCodes.SIP_REGISTRATION_REJECTED,
+    };
+  }
+
+  // ── incoming messages ─────────────────────────────────────────────────
+
+  #onMessage(flow: SipFlow, message: SipMessage): void {
+    if (message.type === 'response') {
+      if (!this.#client.handleResponse(message)) {
+        this.emit('warning', {
+          code: 'SIP_STRAY_RESPONSE',
+          message: `dropped a response matching no transaction: ${message.status} ${message.headers.get('CSeq') ?? ''}`,
+        });
+      }
+      return;
+    }
+    const match = this.#server.match(message, flow);
+    if (match.kind === 'ack-absorbed') return;
+    if (match.kind === 'retransmission') {
+      if (match.transaction.lastResponse) flow.send(match.transaction.lastResponse);
+      return;
+    }
+    const transaction = match.kind === 'new' ? match.transaction : undefined;
+    const incoming = this.#incoming(message, flow, transaction);
+    if (message.method === 'OPTIONS') {
+      incoming.respond(200, undefined, {
+        toTag: generateTag(),
+        headers: [
+          ['Allow', ALLOW],
+          ['Accept', 'application/sdp, application/dtmf-relay'],
+          ['Supported', 'outbound'],
+          ['User-Agent', this.userAgent],
+        ],
+      });
+      return;
+    }
+    if (this.#handler?.(incoming)) return;
+    if (message.method === 'ACK') return; // never answered
+    incoming.respond(501, undefined, { toTag: generateTag(), headers: [['Allow', ALLOW]] });
+  }
+
+  #incoming(request: SipRequest, flow: SipFlow, transaction: ServerTransaction | undefined): IncomingRequest {
+    return {
+      request,
+      flow,
+      respond: (status, reason, options) => {
+        const response = createResponse(request, status, reason, options);
+        if (transaction) this.#server.responded(transaction, response);
+        flow.send(response);
+        return response;
+      },
+    };
+  }
+
+  // ── helpers ───────────────────────────────────────────────────────────
+
+  #settleStart(error?: SoftphoneError): void {
+    const resolve = this.#startResolve;
+    const reject = this.#startReject;
+    this.#startResolve = this.#startReject = undefined;
+    if (error) reject?.(error);
+    else resolve?.();
+  }
+
+  #setTimer(ms: number, fn: () => void): void {
+    this.#clearTimer();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      fn();
+    }, ms);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+type RegisterOutcome =
+  | { ok: true; expires: number }
+  | { ok: false; status: number | undefined; reason: string; code: ErrorCode };
+
+function badRequestReason(status: number, message: string): string {
+  if (status !== 400) return message.length > 100 ? message.slice(0, 100) : message;
+  const text = `Bad Request (${message})`;
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}

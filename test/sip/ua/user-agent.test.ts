@@ -1,0 +1,241 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalPbx } from '../../../src/demo/local-pbx.js';
+import { isSoftphoneError } from '../../../src/errors.js';
+import { createResponse } from '../../../src/sip/message/build.js';
+import { parseMessage } from '../../../src/sip/message/parse.js';
+import type { SipResponse } from '../../../src/sip/message/types.js';
+import { StreamFramer } from '../../../src/sip/transport/framer.js';
+import { type SipCredentials, UserAgent } from '../../../src/sip/ua/user-agent.js';
+import { waitFor } from '../../helpers/ports.js';
+
+const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
+const INSTANCE = 'urn:uuid:6f1c1d2e-0000-4000-8000-00000000abcd';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function pbx(options: { maxExpires?: number; minExpires?: number } = {}) {
+  const p = await LocalPbx.listen({ users: [USER], ...options });
+  cleanups.push(() => p.close());
+  return p;
+}
+
+function ua(p: LocalPbx, overrides: Partial<SipCredentials> = {}, expires = 600) {
+  const agent = new UserAgent({
+    credentials: {
+      ...USER,
+      domain: p.domain,
+      outboundProxy: p.address,
+      transport: 'tcp',
+      ...overrides,
+    },
+    instanceId: INSTANCE,
+    expires,
+    backoff: { baseMs: 50, maxMs: 200 },
+  });
+  cleanups.push(() => agent.stop());
+  return agent;
+}
+
+describe('UserAgent registration', () => {
+  it('registers with digest auth, honours the granted expiry, refreshes and unregisters', async () => {
+    const p = await pbx({ maxExpires: 2 });
+    const agent = ua(p);
+    const registered: number[] = [];
+    agent.on('registered', (e) => registered.push(e.expires));
+    await agent.start();
+    expect(registered).toEqual([2]);
+    const binding = p.binding(USER.username);
+    expect(binding?.instance).toBe(INSTANCE);
+    expect(binding?.contact).toMatch(/;transport=tcp;ob$/);
+    // granted 2 s → refresh after 1 s
+    await waitFor(() => registered.length >= 2, { timeoutMs: 10_000 });
+    const unregistered = new Promise<void>((r) => agent.once('unregistered', r));
+    await agent.stop();
+    await unregistered;
+    expect(p.binding(USER.username)).toBeUndefined();
+  });
+
+  it('answers 423 Interval Too Brief by raising the expiry to Min-Expires', async () => {
+    const p = await pbx({ minExpires: 900 });
+    const agent = ua(p, {}, 60);
+    const registered = new Promise<number>((r) => agent.once('registered', (e) => r(e.expires)));
+    await agent.start();
+    expect(await registered).toBe(900);
+  });
+
+  it('rejects start() on a wrong password after exactly one challenge round (no storm)', async () => {
+    const p = await pbx();
+    const agent = ua(p, { password: 'wrong' });
+    const failures: unknown[] = [];
+    agent.on('registrationFailed', (e) => failures.push(e));
+    const err = await agent.start().catch((e: unknown) => e);
+    expect(isSoftphoneError(err, 'SIP_AUTH_REJECTED')).toBe(true);
+    expect(String((err as Error).message)).toMatch(/401/);
+    expect(failures).toHaveLength(1);
+    expect(p.registerCount(USER.username)).toBe(2);
+  });
+
+  it('re-registers by itself when the registrar drops the connection', async () => {
+    const p = await pbx();
+    const agent = ua(p);
+    const events: string[] = [];
+    agent.on('reconnecting', () => events.push('reconnecting'));
+    agent.on('registered', () => events.push('registered'));
+    await agent.start();
+    const first = p.binding(USER.username)?.socket;
+    p.dropConnections();
+    await waitFor(() => events.filter((e) => e === 'registered').length >= 2, { timeoutMs: 10_000 });
+    expect(events).toContain('reconnecting');
+    const second = p.binding(USER.username);
+    expect(second?.socket).not.toBe(first);
+    expect(second?.instance).toBe(INSTANCE);
+  });
+
+  it('uses outboundProxyBackup when the primary refuses connections', async () => {
+    const p = await pbx();
+    const dead = await closedPort();
+    const agent = ua(p, { outboundProxy: { host: '127.0.0.1', port: dead }, outboundProxyBackup: p.address });
+    const reconnects: string[] = [];
+    agent.on('reconnecting', (e) => reconnects.push(e.target));
+    await agent.start();
+    expect(reconnects[0]).toBe(`TCP 127.0.0.1:${p.address.port}`);
+    expect(p.binding(USER.username)).toBeDefined();
+  });
+
+  it('later rejections retry with backoff instead of giving up', async () => {
+    const p = await pbx({ maxExpires: 2 });
+    const agent = ua(p);
+    const failed: boolean[] = [];
+    agent.on('registrationFailed', (e) => failed.push(e.willRetry));
+    await agent.start();
+    p.rejectUsers.add(USER.username);
+    await waitFor(() => failed.length >= 1, { timeoutMs: 10_000 });
+    expect(failed[0]).toBe(true);
+    p.rejectUsers.delete(USER.username);
+    const again = new Promise<void>((r) => agent.once('registered', () => r()));
+    await again;
+  });
+});
+
+describe('UserAgent requests on the registration flow', () => {
+  /** A raw registrar: accepts REGISTER without auth and lets the test write arbitrary bytes. */
+  async function rawServer() {
+    const received: string[] = [];
+    let socket: net.Socket | undefined;
+    const responses: SipResponse[] = [];
+    const server = net.createServer((s) => {
+      socket = s;
+      const framer = new StreamFramer();
+      s.on('data', (chunk) => {
+        for (const ev of framer.push(chunk)) {
+          if (ev.type === 'pong') received.push('<pong>');
+          if (ev.type !== 'message') continue;
+          const parsed = parseMessage(ev.bytes);
+          if (!parsed.ok) continue;
+          const m = parsed.message;
+          if (m.type === 'response') {
+            responses.push(m);
+            continue;
+          }
+          received.push(m.method);
+          if (m.method === 'REGISTER') s.write(createSerialized(m));
+        }
+      });
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    cleanups.push(() => socket?.destroy());
+    const port = (server.address() as net.AddressInfo).port;
+    return { port, received, responses, write: (text: string) => socket?.write(text) };
+  }
+
+  function createSerialized(m: import('../../../src/sip/message/types.js').SipRequest) {
+    return Buffer.from(
+      `SIP/2.0 200 OK\r\nVia: ${m.headers.get('Via')}\r\nFrom: ${m.headers.get('From')}\r\nTo: ${m.headers.get('To')};tag=x\r\nCall-ID: ${m.headers.get('Call-ID')}\r\nCSeq: ${m.headers.get('CSeq')}\r\nContact: ${m.headers.get('Contact')};expires=300\r\nContent-Length: 0\r\n\r\n`,
+    );
+  }
+
+  function request(method: string, extra = '') {
+    return `${method} sip:dev@x.invalid;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-${method}-${Math.random()}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:dev@b>\r\nCall-ID: c-${Math.random()}\r\nCSeq: 1 ${method}\r\nMax-Forwards: 70\r\n${extra}Content-Length: 0\r\n\r\n`;
+  }
+
+  async function started() {
+    const srv = await rawServer();
+    const agent = new UserAgent({
+      credentials: {
+        ...USER,
+        domain: 'x',
+        outboundProxy: { host: '127.0.0.1', port: srv.port },
+        transport: 'tcp',
+      },
+      instanceId: INSTANCE,
+    });
+    cleanups.push(() => agent.stop());
+    const registered = new Promise<number>((r) => agent.once('registered', (e) => r(e.expires)));
+    await agent.start();
+    return { srv, agent, registered };
+  }
+
+  it('takes the expiry from our Contact when the 200 has no Expires header', async () => {
+    const { registered } = await started();
+    expect(await registered).toBe(300);
+  });
+
+  it('answers OPTIONS with 200 + Allow/Accept and unknown methods with 501, over the same flow', async () => {
+    const { srv } = await started();
+    srv.write(request('OPTIONS'));
+    srv.write(request('FOO'));
+    await waitFor(() => srv.responses.length >= 2);
+    const [options, foo] = srv.responses;
+    expect(options?.status).toBe(200);
+    expect(options?.headers.get('Allow')).toContain('INVITE');
+    expect(options?.headers.get('Accept')).toContain('application/sdp');
+    expect(options?.headers.to()?.params.get('tag')).toBeTruthy();
+    expect(foo?.status).toBe(501);
+  });
+
+  it('answers a framed but malformed request with 400 and a reason, and keeps the flow', async () => {
+    const { srv, agent } = await started();
+    srv.write(
+      'OPTIONS sip:dev@x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKbad\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:dev@b>\r\nCall-ID: bad\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: seventy\r\nContent-Length: 0\r\n\r\n',
+    );
+    await waitFor(() => srv.responses.length >= 1);
+    expect(srv.responses[0]?.status).toBe(400);
+    expect(srv.responses[0]?.reason).toMatch(/Bad Request/);
+    expect(agent.registered).toBe(true);
+    srv.write(request('OPTIONS'));
+    await waitFor(() => srv.responses.length >= 2);
+  });
+
+  it('a stray response is dropped with a warning', async () => {
+    const { srv, agent } = await started();
+    const warnings: string[] = [];
+    agent.on('warning', (w) => warnings.push(w.code));
+    srv.write(
+      'SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 1.2.3.4;branch=z9hG4bKnobody\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n',
+    );
+    await waitFor(() => warnings.length >= 1);
+    expect(warnings).toEqual(['SIP_STRAY_RESPONSE']);
+  });
+
+  it('a broken Content-Length closes the flow and the device reconnects', async () => {
+    const { srv, agent } = await started();
+    const disconnected = new Promise<string>((r) => agent.once('disconnected', (d) => r(d.reason)));
+    srv.write('OPTIONS sip:x SIP/2.0\r\nContent-Length: -5\r\n\r\n');
+    expect(await disconnected).toMatch(/Content-Length/i);
+    await waitFor(() => srv.received.filter((m) => m === 'REGISTER').length >= 2, { timeoutMs: 10_000 });
+  });
+});
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

@@ -1,0 +1,108 @@
+/**
+ * The device's registration against a real registrar (Debian kamailio with the
+ * project's kamailio.cfg): binding with our instance id, refresh under a short
+ * max_expires, a registrar restart survived, a wrong password without a
+ * REGISTER storm, and OPTIONS answered over the registration flow.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { isSoftphoneError } from '../../../src/errors.js';
+import { type SipCredentials, UserAgent } from '../../../src/sip/ua/user-agent.js';
+import { waitFor } from '../../helpers/ports.js';
+import { describeInterop } from '../../helpers/tools.js';
+import { DEFAULT_USER, type Kamailio, startKamailio } from './harness.js';
+
+const INSTANCE = 'urn:uuid:0b7f6c1e-6a4e-4c8a-9a57-3f0d1c2b4e5f';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function device(kam: Kamailio, overrides: Partial<SipCredentials> = {}): UserAgent {
+  const ua = new UserAgent({
+    credentials: {
+      ...DEFAULT_USER,
+      domain: kam.domain,
+      outboundProxy: { host: kam.host, port: kam.port },
+      transport: 'tcp',
+      ...overrides,
+    },
+    instanceId: INSTANCE,
+    expires: 600,
+    backoff: { baseMs: 200, maxMs: 2000 },
+  });
+  cleanups.push(() => ua.stop());
+  return ua;
+}
+
+async function kamailio(options: Parameters<typeof startKamailio>[0] = {}): Promise<Kamailio> {
+  const kam = await startKamailio(options);
+  cleanups.push(() => kam.stop());
+  return kam;
+}
+
+describeInterop('registration against Kamailio', ['kamailio', 'kamcmd'], () => {
+  it('creates a binding with our instance id and refreshes it under a short max_expires', async () => {
+    const kam = await kamailio({ maxExpires: 4, minExpires: 2 });
+    const ua = device(kam);
+    const granted: number[] = [];
+    ua.on('registered', (e) => granted.push(e.expires));
+    await ua.start();
+    expect(granted[0]).toBe(4);
+    const [binding] = await kam.ulDump();
+    expect(binding?.aor).toBe(DEFAULT_USER.username);
+    expect(binding?.instance).toBe(`<${INSTANCE}>`);
+    expect(binding?.regId).toBe(1);
+    expect(binding?.contact).toMatch(/;transport=tcp;ob/);
+    // Granted 4 s: the device refreshes at 2 s, well before expiry.
+    await waitFor(() => granted.length >= 3, { timeoutMs: 20_000 });
+    const bindings = await kam.ulDump();
+    expect(bindings).toHaveLength(1);
+    expect(bindings[0]?.expires).toBeGreaterThan(0);
+    // Shutdown unregisters.
+    await ua.stop();
+    await waitFor(async () => (await kam.ulDump()).length === 0, { timeoutMs: 10_000 });
+  });
+
+  it('re-registers by itself after the registrar restarts', async () => {
+    const kam = await kamailio();
+    const ua = device(kam);
+    let registrations = 0;
+    ua.on('registered', () => registrations++);
+    const reconnects: number[] = [];
+    ua.on('reconnecting', (e) => reconnects.push(e.attempt));
+    await ua.start();
+    const restarted = await kam.restart();
+    cleanups.push(() => restarted.stop());
+    await waitFor(() => registrations >= 2, { timeoutMs: 30_000 });
+    expect(reconnects.length).toBeGreaterThan(0);
+    const [binding] = await restarted.ulDump();
+    expect(binding?.instance).toBe(`<${INSTANCE}>`);
+  });
+
+  it('a wrong password gives registrationFailed without a REGISTER storm', async () => {
+    const kam = await kamailio();
+    const ua = device(kam, { password: 'not-the-password' });
+    const failures: { status: number | undefined; willRetry: boolean }[] = [];
+    ua.on('registrationFailed', (e) => failures.push(e));
+    const err = await ua.start().catch((e: unknown) => e);
+    expect(isSoftphoneError(err, 'SIP_AUTH_REJECTED')).toBe(true);
+    expect(failures).toEqual([expect.objectContaining({ status: 401, willRetry: false })]);
+    // One unauthenticated REGISTER, one answer to the challenge: nothing more, ever.
+    expect(kam.registerCount(DEFAULT_USER.username)).toBe(2);
+    expect(await kam.ulDump()).toHaveLength(0);
+  });
+
+  it('a restarted device (same instance id) replaces its binding instead of adding one', async () => {
+    const kam = await kamailio();
+    const first = device(kam);
+    await first.start();
+    // Simulate a crash: the first process never unregisters, a new one starts.
+    first.flow?.close();
+    await first.stop();
+    const second = device(kam);
+    await second.start();
+    const bindings = await kam.ulDump();
+    expect(bindings.filter((b) => b.instance === `<${INSTANCE}>`)).toHaveLength(1);
+  });
+});

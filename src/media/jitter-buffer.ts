@@ -179,6 +179,10 @@ export class JitterBuffer {
     }
     stream.seen[ext % SEEN_WINDOW] = ext;
     stream.uniqueReceived++;
+    // RFC 4733 2.5.1.2: an event's timestamp is the START of the event and repeats
+    // in every packet of it, so it says nothing about where "now" is on the
+    // timeline: events never move the anchor (they would shift the audio after them).
+    if (!decode) return 'event';
 
     const n = packet.payload.length;
     let position = stream.posBase + tsDiff32(packet.timestamp, stream.tsBase);
@@ -193,7 +197,6 @@ export class JitterBuffer {
       stream.posBase = position;
       stream.tsBase = packet.timestamp;
     }
-    if (!decode) return 'event';
     if (position + n <= this.#played || position + n - now > this.#maxBuffered) {
       this.#stats.late++;
       return 'late';

@@ -317,3 +317,45 @@ describe('JitterBuffer', () => {
     expect(jb.stats.late).toBeLessThan(30);
   });
 });
+
+describe('telephone-event packets and the timeline', () => {
+  it('a key press (event packets repeating the start timestamp) does not shift the audio after it', async () => {
+    const { JitterBuffer } = await import('../../src/media/jitter-buffer.js');
+    const { ULAW_TO_LINEAR } = await import('../../src/media/g711.js');
+    const jb = new JitterBuffer();
+    const out: number[] = [];
+    const sink = (frame: Int16Array) => {
+      for (const s of frame) out.push(s);
+    };
+    let seq = 100;
+    const ts0 = 5000;
+    const audio = (k: number) => ({
+      ssrc: 1,
+      sequenceNumber: seq++,
+      timestamp: ts0 + k * 160,
+      payload: new Uint8Array(160).fill(k + 1),
+    });
+    // frames 0..9 audio, 10..14 a key press (7 packets: 4 updates + 3 end), 15..19 audio
+    for (let k = 0; k < 10; k++) {
+      jb.push(audio(k), k * 160, ULAW_TO_LINEAR);
+      jb.pull(k * 160, sink);
+    }
+    for (let i = 0; i < 7; i++) {
+      const at = (10 + Math.min(i, 4)) * 160 + i;
+      jb.push(
+        { ssrc: 1, sequenceNumber: seq++, timestamp: ts0 + 10 * 160, payload: new Uint8Array(4) },
+        at,
+        undefined,
+      );
+      jb.pull(at, sink);
+    }
+    for (let k = 15; k < 20; k++) {
+      jb.push(audio(k), k * 160, ULAW_TO_LINEAR);
+      jb.pull(k * 160, sink);
+    }
+    jb.flush(20 * 160, sink);
+    expect(jb.stats.resync).toBe(0);
+    expect(out[15 * 160]).toBe(ULAW_TO_LINEAR[16]);
+    expect(out[10 * 160]).toBe(0);
+  });
+});

@@ -56,6 +56,8 @@ export interface OutboundCall {
   response: SipResponse;
   /** Sends BYE and waits for its 200. */
   bye(): Promise<SipResponse>;
+  /** Sends an in-dialog request (re-INVITE with SDP, INFO, …) and waits for its final response. */
+  request(method: string, body?: string): Promise<SipResponse>;
 }
 
 interface Pending {
@@ -123,7 +125,13 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
   async invite(
     username: string,
     offer: string,
-    options: { from?: string; onProvisional?: (r: SipResponse) => void; timeoutMs?: number } = {},
+    options: {
+      from?: string;
+      onProvisional?: (r: SipResponse) => void;
+      timeoutMs?: number;
+      /** For an INVITE without SDP: builds the answer (sent in the ACK) from the offer in the 200. */
+      answer?: (offer: string) => string;
+    } = {},
   ): Promise<OutboundCall> {
     const binding = this.binding(username);
     if (!binding) throw new Error(`${username} is not registered`);
@@ -148,7 +156,8 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
         .append('Call-ID', callId)
         .append('CSeq', `${cseq} ${method}`)
         .append('Contact', `<sip:${fromUser}@${host}:${port};transport=tcp>`);
-      if (body) headers.append('Content-Type', 'application/sdp');
+      if (body)
+        headers.append('Content-Type', method === 'INFO' ? 'application/dtmf-relay' : 'application/sdp');
       const req: SipRequest = {
         type: 'request',
         method,
@@ -162,12 +171,16 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
     const response = await this.#send(binding.socket, invite, options.onProvisional, options.timeoutMs);
     if (response.status !== 200) throw new Error(`INVITE answered ${response.status} ${response.reason}`);
     const toWithTag = response.headers.get('To') ?? to;
-    binding.socket.write(serialize(request('ACK', 1, toWithTag)));
+    const sdp = Buffer.from(response.body).toString('utf8');
+    binding.socket.write(serialize(request('ACK', 1, toWithTag, options.answer?.(sdp))));
+    let cseq = 2;
     return {
       callId,
-      answer: Buffer.from(response.body).toString('utf8'),
+      answer: sdp,
       response,
-      bye: () => this.#send(binding.socket, request('BYE', 2, toWithTag)),
+      bye: () => this.#send(binding.socket, request('BYE', cseq++, toWithTag)),
+      request: (method: string, body?: string) =>
+        this.#send(binding.socket, request(method, cseq++, toWithTag, body)),
     };
   }
 
@@ -255,9 +268,12 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
       });
     };
     const authorization = request.headers.get('Authorization');
-    if (!user) return reply(404, [], 'Not Found');
+    if (!user) {
+      reply(404, [], 'Not Found');
+      return;
+    }
     if (!authorization || !this.#verify(authorization, user, request)) {
-      return reply(401, [
+      reply(401, [
         [
           'WWW-Authenticate',
           `Digest realm="${this.realm}", nonce="${randomBytes(12).toString('hex')}", algorithm=MD5`,
@@ -266,12 +282,16 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
     }
     const requested = requestedExpires(request);
     const min = this.#options.minExpires ?? 0;
-    if (requested > 0 && requested < min) return reply(423, [['Min-Expires', String(min)]]);
+    if (requested > 0 && requested < min) {
+      reply(423, [['Min-Expires', String(min)]]);
+      return;
+    }
     const granted = Math.min(requested, this.#options.maxExpires ?? 3600);
     const contact = request.headers.nameAddrs('Contact')?.[0];
     if (granted === 0) {
       this.#bindings.delete(username);
-      return reply(200);
+      reply(200);
+      return;
     }
     const contactUri = request.headers.get('Contact')?.match(/<([^>]+)>/)?.[1] ?? `sip:${username}@invalid`;
     this.#bindings.set(username, {

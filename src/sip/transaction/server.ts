@@ -30,7 +30,7 @@ export type ServerMatch =
 function keyOf(request: SipRequest, method: string): string | undefined {
   const via = request.headers.topVia();
   const branch = via?.params.get('branch');
-  if (!via || !branch || !branch.startsWith('z9hG4bK')) return undefined;
+  if (!via || !branch?.startsWith('z9hG4bK')) return undefined;
   return `${branch}\n${via.host}:${via.port ?? ''}\n${method}`;
 }
 

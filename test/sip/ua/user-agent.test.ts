@@ -2,7 +2,6 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../../src/demo/local-pbx.js';
 import { isSoftphoneError } from '../../../src/errors.js';
-import { createResponse } from '../../../src/sip/message/build.js';
 import { parseMessage } from '../../../src/sip/message/parse.js';
 import type { SipResponse } from '../../../src/sip/message/types.js';
 import { StreamFramer } from '../../../src/sip/transport/framer.js';

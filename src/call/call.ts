@@ -1,0 +1,198 @@
+/**
+ * One answered (or being answered) inbound call. It owns its dialog, its
+ * media session (RTP socket, jitter buffer, WAV) and its live sinks; ending
+ * the call closes all of them, once, and writes the sidecar.
+ */
+import { EventEmitter } from 'node:events';
+import type { SoftphoneError } from '../errors.js';
+import type { DtmfEvent, MediaSession, MediaStats } from '../media/session.js';
+import type { NegotiatedMedia } from '../sdp/negotiate.js';
+import type { DtmfRecord } from '../sinks/sidecar.js';
+import { writeSidecar } from '../sinks/sidecar.js';
+import type { Dialog } from '../sip/dialog/dialog.js';
+
+export type CallEndReason =
+  | 'remote-bye'
+  | 'local-hangup'
+  | 'cancelled'
+  | 'no-ack'
+  | 'media-timeout'
+  | 'max-duration'
+  | 'shutdown'
+  | 'flow-lost'
+  | 'error';
+
+export interface CallParty {
+  /** The From/To header value as received. */
+  header: string;
+  /** The URI's user part (the phone number), when there is one. */
+  user: string | undefined;
+  displayName: string | undefined;
+}
+
+export interface CallEndInfo {
+  reason: CallEndReason;
+  durationMs: number;
+  wav: string | undefined;
+  sidecar: string | undefined;
+  stats: MediaStats | undefined;
+  dtmf: DtmfRecord[];
+}
+
+export interface CallEvents {
+  answered: [];
+  dtmf: [event: DtmfEvent & { source: 'rfc4733' | 'info' }];
+  /** Decoded audio as it plays out of the jitter buffer: the WAV's samples, 20 ms at a time (reused array). */
+  frame: [frame: Int16Array];
+  /** A sink failed (WAV write, engine, stream); the call goes on. */
+  sinkError: [error: SoftphoneError];
+  ended: [info: CallEndInfo];
+}
+
+export interface CallInit {
+  callId: string;
+  from: CallParty;
+  to: CallParty;
+  startedAt: Date;
+  wavPath: string | undefined;
+  sidecarPath: string | undefined;
+}
+
+export class Call extends EventEmitter<CallEvents> {
+  readonly id: string;
+  readonly from: CallParty;
+  readonly to: CallParty;
+  readonly startedAt: Date;
+  readonly wavPath: string | undefined;
+  readonly sidecarPath: string | undefined;
+  dialog: Dialog | undefined;
+  media: MediaSession | undefined;
+  negotiated: NegotiatedMedia | undefined;
+  /** performance.now() when the 200 OK went out. */
+  answeredAt: number | undefined;
+  readonly dtmf: DtmfRecord[] = [];
+  #ended: CallEndInfo | undefined;
+  /** Installed by the call manager: sends BYE (when confirmed) and ends the call. */
+  hangupHandler: ((reason: CallEndReason) => Promise<void>) | undefined;
+  /** Extra closers run at the end (live sinks); each may take time (engine grace). */
+  readonly #closers: (() => Promise<unknown> | unknown)[] = [];
+
+  constructor(init: CallInit) {
+    super();
+    this.id = init.callId;
+    this.from = init.from;
+    this.to = init.to;
+    this.startedAt = init.startedAt;
+    this.wavPath = init.wavPath;
+    this.sidecarPath = init.sidecarPath;
+  }
+
+  get ended(): boolean {
+    return this.#ended !== undefined;
+  }
+
+  get endInfo(): CallEndInfo | undefined {
+    return this.#ended;
+  }
+
+  /** Milliseconds since the answer (0 before it). */
+  get durationMs(): number {
+    return this.answeredAt === undefined ? 0 : performance.now() - this.answeredAt;
+  }
+
+  /** Hangs up: BYE to the caller, recording finished. Resolves when the call has ended. */
+  async hangup(): Promise<void> {
+    if (this.ended) return;
+    if (this.hangupHandler) await this.hangupHandler('local-hangup');
+    else this.finish('local-hangup');
+  }
+
+  /** Registers something to close when the call ends (after the media stops). */
+  onClose(closer: () => Promise<unknown> | unknown): void {
+    this.#closers.push(closer);
+  }
+
+  attachMedia(media: MediaSession): void {
+    this.media = media;
+    media.on('dtmf', (e) => this.recordDtmf(e.digit, e.atMs, 'rfc4733'));
+    media.on('frame', (frame) => this.emit('frame', frame));
+    media.on('error', (err) => this.emit('sinkError', err));
+  }
+
+  recordDtmf(digit: string, atMs: number, source: 'rfc4733' | 'info'): void {
+    const record: DtmfRecord = { digit, atMs: Math.round(atMs), source };
+    this.dtmf.push(record);
+    this.emit('dtmf', { digit: digit as DtmfEvent['digit'], atMs: record.atMs, source });
+  }
+
+  /**
+   * Ends the call locally: stops the media (flushing the jitter buffer's tail
+   * into the WAV), writes the sidecar, closes live sinks. Idempotent; returns
+   * the end info. Signalling (BYE) is the call manager's job.
+   */
+  finish(reason: CallEndReason): CallEndInfo {
+    if (this.#ended) return this.#ended;
+    const stats = this.media?.stop();
+    const durationMs = Math.round(this.durationMs);
+    let sidecar = this.sidecarPath;
+    if (this.sidecarPath) {
+      try {
+        writeSidecar(this.sidecarPath, {
+          callId: this.id,
+          from: this.from.header,
+          to: this.to.header,
+          startedAt: this.startedAt.toISOString(),
+          endedAt: new Date().toISOString(),
+          durationMs,
+          codec: this.negotiated?.codec ?? null,
+          wav: this.wavPath ?? null,
+          endReason: reason,
+          stats: sidecarStats(stats),
+          dtmf: this.dtmf,
+        });
+      } catch (err) {
+        sidecar = undefined;
+        this.emit('sinkError', err as SoftphoneError);
+      }
+    }
+    this.#ended = {
+      reason,
+      durationMs,
+      wav: this.media ? this.wavPath : undefined,
+      sidecar,
+      stats,
+      dtmf: [...this.dtmf],
+    };
+    const info = this.#ended;
+    void Promise.allSettled(this.#closers.map(async (close) => close())).then((results) => {
+      for (const r of results) {
+        if (r.status === 'rejected') this.emit('sinkError', r.reason as SoftphoneError);
+      }
+      this.emit('ended', info);
+    });
+    return info;
+  }
+}
+
+function sidecarStats(stats: MediaStats | undefined) {
+  const s = stats;
+  return {
+    received: s?.received ?? 0,
+    lost: s?.lost ?? 0,
+    late: s?.late ?? 0,
+    duplicate: s?.duplicate ?? 0,
+    reordered: s?.reordered ?? 0,
+    foreignSource: s?.foreignSource ?? 0,
+    invalid: s?.invalid ?? 0,
+    ...(s && {
+      resync: s.resync,
+      ssrcChange: s.ssrcChange,
+      framesWritten: s.framesWritten,
+      packetsSent: s.packetsSent,
+    }),
+  };
+}
+
+export function describeEnd(info: CallEndInfo): string {
+  return `${info.reason} after ${(info.durationMs / 1000).toFixed(1)} s`;
+}

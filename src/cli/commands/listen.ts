@@ -1,0 +1,294 @@
+/** `rc-softphone listen`: register, answer every call, record it, until a signal or --exit-after. */
+import os from 'node:os';
+import { Command } from 'commander';
+import type { Call } from '../../call/call.js';
+import { resolveSipInfo } from '../../config/sip-info.js';
+import { describeError, isSoftphoneError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import { redactSipText } from '../../log/redact.js';
+import { provisionFromEnv } from '../../rest/provision.js';
+import { Softphone, type SoftphoneOptions } from '../../softphone.js';
+import {
+  addEnvFileOption,
+  addOutputOptions,
+  createLogger,
+  ExitCode,
+  intOption,
+  loadEnv,
+  type OutputOptions,
+  UsageError,
+} from '../common.js';
+
+interface ListenFlags extends OutputOptions {
+  sipInfo?: string;
+  envFile?: string;
+  recordDir: string;
+  record: boolean;
+  maxCalls: number;
+  exitAfter?: number;
+  rtpPorts: string;
+  mediaIp?: string;
+  silence: boolean;
+  mediaTimeout: number;
+  maxDuration: number;
+  expires: number;
+  keepalive: number;
+  tlsInsecure?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  $ rc-softphone listen                                  # credentials from .env / SIP_INFO_* / ./sip-info.json
+  $ rc-softphone listen --sip-info ./sip-info.json --record-dir ./calls
+  $ rc-softphone listen --exit-after 1 --log-format json # CI smoke test: one call, then exit 0
+  $ rc-softphone listen --media-ip 203.0.113.7 --rtp-ports 40000-40999`;
+
+export function listenCommand(setExitCode: (code: number) => void): Command {
+  const command = new Command('listen')
+    .description('Register the device, answer every inbound call and record it to WAV until SIGINT/SIGTERM.')
+    .option('--sip-info <file>', 'SIP credentials file (from `rc-softphone provision` or the portal)')
+    .option('--record-dir <dir>', 'where WAV recordings and their JSON sidecars go', './recordings')
+    .option('--no-record', 'answer calls without recording them')
+    .option(
+      '--max-calls <n>',
+      'concurrent calls; more get 486 Busy Here',
+      intOption('--max-calls', 1, 10_000),
+      10,
+    )
+    .option('--exit-after <n>', 'exit 0 after this many calls have ended', intOption('--exit-after', 1))
+    .option('--rtp-ports <range>', 'UDP port range for RTP, one port per call', '20000-29999')
+    .option('--media-ip <ip>', 'address to put in the SDP (default: the local address of the SIP connection)')
+    .option('--no-silence', 'do not send RTP silence after the priming packet')
+    .option(
+      '--media-timeout <seconds>',
+      'hang up when no RTP arrives for this long (0: never)',
+      intOption('--media-timeout', 0),
+      60,
+    )
+    .option(
+      '--max-duration <seconds>',
+      'hang up calls longer than this (0: never)',
+      intOption('--max-duration', 0),
+      14_400,
+    )
+    .option('--expires <seconds>', 'registration expiry to ask for', intOption('--expires', 30, 86_400), 600)
+    .option(
+      '--keepalive <seconds>',
+      'CRLF keep-alive interval on an idle connection (0: off)',
+      intOption('--keepalive', 0, 3600),
+      30,
+    )
+    .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)')
+    .addHelpText('after', EXAMPLES)
+    .exitOverride();
+  addEnvFileOption(command);
+  addOutputOptions(command);
+  command.action(async (flags: ListenFlags) => {
+    setExitCode(await listen(flags));
+  });
+  return command;
+}
+
+function parsePortRange(value: string): { min: number; max: number } {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(value.trim());
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 1024 || max > 65535 || min > max) {
+    throw new UsageError(
+      `--rtp-ports must be MIN-MAX within 1024-65535, got "${value}" (example: --rtp-ports 20000-29999)`,
+    );
+  }
+  return { min, max };
+}
+
+async function listen(flags: ListenFlags): Promise<number> {
+  // Everything that can be wrong with the configuration is found before any network I/O.
+  const env = loadEnv(flags.envFile);
+  const rtpPorts = parsePortRange(flags.rtpPorts);
+  const provisioningLog = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
+  let resolved: Awaited<ReturnType<typeof resolveSipInfo>>;
+  try {
+    resolved = await resolveSipInfo({
+      sipInfoPath: flags.sipInfo,
+      env,
+      cwd: process.cwd(),
+      provision: async () => {
+        provisioningLog.info('provisioning', {}, 'provisioning a SIP device with the RingCentral REST API…');
+        const result = await provisionFromEnv(env, { transport: 'tcp', computerName: os.hostname() });
+        return result.sipInfo;
+      },
+    });
+  } catch (err) {
+    if (isSoftphoneError(err) && (err.code === 'CONFIG_MISSING' || err.code === 'CONFIG_INVALID')) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+  const { sipInfo } = resolved;
+  const log = createLogger(flags, [
+    sipInfo.password,
+    env.RINGCENTRAL_CLIENT_SECRET,
+    env.RINGCENTRAL_JWT_TOKEN,
+  ]);
+  for (const warning of resolved.warnings) log.warn('config.warning', { message: warning }, warning);
+
+  const options: SoftphoneOptions = {
+    sipInfo,
+    instanceId: sipInfo.instanceId as string,
+    registrationExpires: flags.expires,
+    keepAliveIntervalMs: flags.keepalive * 1000,
+    tlsInsecure: flags.tlsInsecure ?? false,
+    maxCalls: flags.maxCalls,
+    rtpPorts,
+    sendSilence: flags.silence,
+    mediaTimeoutMs: flags.mediaTimeout * 1000,
+    maxCallDurationMs: flags.maxDuration * 1000,
+    ...(flags.record && { recordDir: flags.recordDir }),
+    ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
+  };
+  const phone = new Softphone(options);
+  log.info(
+    'starting',
+    { credentials: resolved.description, recordDir: flags.record ? flags.recordDir : null },
+    `using credentials from ${resolved.description}; recording to ${flags.record ? flags.recordDir : '(off)'}`,
+  );
+  wireEvents(phone, log, sipInfo.username, sipInfo.domain);
+
+  let endedCalls = 0;
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('shutdown', { reason: why, activeCalls: phone.activeCalls.length }, `shutting down (${why})…`);
+      await phone.stop();
+    })();
+    return stopping;
+  };
+  const done = new Promise<number>((resolve) => {
+    phone.on('callEnded', () => {
+      endedCalls++;
+      if (flags.exitAfter !== undefined && endedCalls >= flags.exitAfter) {
+        void stop(`--exit-after ${flags.exitAfter} reached`).then(() => resolve(ExitCode.OK));
+      }
+    });
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) {
+        void stop(signal).then(() => resolve(ExitCode.OK));
+        return;
+      }
+      // Second signal: exit now, but finish every recording synchronously first so WAVs stay valid.
+      for (const call of phone.activeCalls) call.finish('shutdown');
+      log.warn('shutdown.forced', { signal }, `${signal} again: exiting without unregistering`);
+      process.exit(128 + (os.constants.signals[signal] ?? 2));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+
+  try {
+    await phone.start();
+  } catch (err) {
+    log.error('fatal', { message: describeError(err) }, `cannot register: ${describeError(err)}`);
+    await phone.stop();
+    return ExitCode.FAILURE;
+  }
+  return done;
+}
+
+function wireEvents(phone: Softphone, log: Logger, username: string, domain: string): void {
+  phone.on('connected', (e) => log.info('connected', e, `connected to ${e.target} from ${e.local}`));
+  phone.on('disconnected', (e) => log.warn('disconnected', e, `lost ${e.target}: ${e.reason}`));
+  phone.on('registered', (e) =>
+    log.info(
+      'registered',
+      { username, domain, expires: e.expires, target: e.target, first: e.first },
+      e.first
+        ? `registered as ${username}@${domain} via ${e.target} (expires ${e.expires} s); waiting for calls`
+        : `registration refreshed (expires ${e.expires} s)`,
+    ),
+  );
+  phone.on('registrationFailed', (e) =>
+    log.error(
+      'registration.failed',
+      { status: e.status ?? null, reason: e.reason, code: e.code, willRetry: e.willRetry },
+      `registration failed: ${e.status ?? ''} ${e.reason}${e.willRetry ? ' (will retry)' : ''}`,
+    ),
+  );
+  phone.on('reconnecting', (e) =>
+    log.warn(
+      'reconnecting',
+      { ...e },
+      `reconnecting to ${e.target} in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt}): ${e.reason}`,
+    ),
+  );
+  phone.on('unregistered', () => log.info('unregistered', {}, 'unregistered'));
+  phone.on('warning', (w) => log.warn('warning', { ...w }, w.message));
+  phone.on('sipTrace', (t) => {
+    if (!log.debugEnabled) return;
+    const text = redactSipText(t.text);
+    log.debug(
+      'sip.trace',
+      { direction: t.direction, flowId: t.flowId, text },
+      `${t.direction === 'send' ? '>>> sent' : '<<< received'}\n${text.trimEnd()}`,
+    );
+  });
+  phone.on('incomingCall', (call) =>
+    log.info(
+      'call.incoming',
+      { callId: call.id, from: call.from.header, to: call.to.header },
+      `incoming call from ${caller(call)}`,
+    ),
+  );
+  phone.on('callAnswered', (call) => {
+    const local = call.media?.localAddress;
+    const n = call.negotiated;
+    log.info(
+      'call.answered',
+      {
+        callId: call.id,
+        codec: n?.codec ?? null,
+        localMedia: local ? `${local.address}:${local.port}` : null,
+        remoteMedia: n ? `${n.remoteAddress}:${n.remotePort}` : null,
+        wav: call.wavPath ?? null,
+      },
+      `answered ${caller(call)} (${n?.codec ?? 'offer sent'}, RTP ${local?.port ?? '?'} ⇄ ${n ? `${n.remoteAddress}:${n.remotePort}` : 'pending ACK'})`,
+    );
+    call.on('dtmf', (d) =>
+      log.info(
+        'call.dtmf',
+        { callId: call.id, digit: d.digit, atMs: d.atMs, source: d.source },
+        `DTMF ${d.digit} from ${caller(call)}`,
+      ),
+    );
+    call.on('sinkError', (err) =>
+      log.warn(
+        'call.sink.error',
+        { callId: call.id, code: err.code, message: err.message },
+        `${caller(call)}: ${err.message}`,
+      ),
+    );
+  });
+  phone.on('callRejected', (r) =>
+    log.info('call.rejected', { ...r }, `rejected a call from ${r.from}: ${r.status} ${r.reason}`),
+  );
+  phone.on('callEnded', (call, info) =>
+    log.info(
+      'call.ended',
+      {
+        callId: call.id,
+        reason: info.reason,
+        durationMs: info.durationMs,
+        wav: info.wav ?? null,
+        sidecar: info.sidecar ?? null,
+        stats: info.stats ?? null,
+        dtmf: info.dtmf.map((d) => d.digit).join(''),
+      },
+      `call from ${caller(call)} ended (${info.reason}) after ${(info.durationMs / 1000).toFixed(1)} s${info.wav ? ` → ${info.wav}` : ''}${info.stats ? ` [received ${info.stats.received}, lost ${info.stats.lost}]` : ''}`,
+    ),
+  );
+}
+
+function caller(call: Call): string {
+  return call.from.user ?? call.from.header;
+}

@@ -1,0 +1,83 @@
+/** What every command shares: exit codes, output options, .env loading, usage errors. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import dotenv from 'dotenv';
+import { type LogFormat, Logger } from '../log/logger.js';
+import { SecretScrubber } from '../log/redact.js';
+
+export const ExitCode = {
+  OK: 0,
+  /** Runtime failure: registration rejected, REST error, … */
+  FAILURE: 1,
+  /** Usage or configuration error, found before any network I/O. */
+  USAGE: 2,
+} as const;
+
+/** A usage or configuration problem: printed as is, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface OutputOptions {
+  logFormat: string;
+  debug?: boolean;
+  quiet?: boolean;
+}
+
+export function addOutputOptions(command: Command): Command {
+  return command
+    .option('--log-format <format>', 'text (readable lines) or json (one object per line)', 'text')
+    .option('--quiet', 'print only warnings and errors')
+    .option('--debug', 'also print the SIP trace (secrets redacted)');
+}
+
+export function addEnvFileOption(command: Command): Command {
+  return command.option('--env-file <path>', 'read variables from this file instead of ./.env');
+}
+
+export function createLogger(options: OutputOptions, secrets: (string | undefined)[] = []): Logger {
+  if (options.logFormat !== 'text' && options.logFormat !== 'json') {
+    throw new UsageError(
+      `--log-format must be "text" or "json", got "${options.logFormat}" (example: --log-format json)`,
+    );
+  }
+  const scrubber = new SecretScrubber();
+  for (const s of secrets) scrubber.add(s);
+  return new Logger({
+    format: options.logFormat as LogFormat,
+    debug: options.debug ?? false,
+    quiet: options.quiet ?? false,
+    scrubber,
+  });
+}
+
+/**
+ * Loads `.env` from the working directory (or --env-file) into a copy of the
+ * environment; real environment variables win over the file, as dotenv does.
+ */
+export function loadEnv(envFile: string | undefined, cwd = process.cwd()): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const file = envFile ? path.resolve(cwd, envFile) : path.join(cwd, '.env');
+  if (envFile && !existsSync(file)) throw new UsageError(`--env-file ${envFile}: no such file`);
+  if (existsSync(file)) dotenv.config({ path: file, processEnv: env as Record<string, string>, quiet: true });
+  return env;
+}
+
+/** Parses an integer flag value, naming the flag in the error. */
+export function intOption(
+  flag: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+    }
+    return n;
+  };
+}

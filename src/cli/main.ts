@@ -1,0 +1,40 @@
+/** commander wiring only: each command lives in its own file and returns an exit code. */
+import { Command, CommanderError } from 'commander';
+import { describeError } from '../errors.js';
+import { listenCommand } from './commands/listen.js';
+import { ExitCode, UsageError } from './common.js';
+
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command('rc-softphone')
+    .description(
+      'Headless RingCentral softphone bot: registers a SIP device, answers calls and records them to WAV.',
+    )
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.addCommand(listenCommand(setExitCode));
+  return program;
+}
+
+/** Runs the CLI and resolves with the process exit code. */
+export async function run(argv: string[]): Promise<number> {
+  let exitCode: number = ExitCode.OK;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end with exit code 0; anything else is a usage error.
+      return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`rc-softphone: ${err.message}\n`);
+      return ExitCode.USAGE;
+    }
+    process.stderr.write(`rc-softphone: ${describeError(err)}\n`);
+    return ExitCode.FAILURE;
+  }
+}

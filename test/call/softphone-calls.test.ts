@@ -1,0 +1,250 @@
+/**
+ * Inbound calls end to end on loopback: LocalPbx (RingCentral-shaped
+ * registrar) calls the Softphone over its registration flow, the project's
+ * RtpSender plays audio, and the WAV + sidecar are checked sample by sample.
+ */
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Call, CallEndInfo } from '../../src/call/call.js';
+import { LocalPbx } from '../../src/demo/local-pbx.js';
+import { ULAW_TO_LINEAR } from '../../src/media/g711.js';
+import { RtpSender } from '../../src/media/rtp-sender.js';
+import { parseRtp } from '../../src/rtp/packet.js';
+import { Softphone, type SoftphoneOptions } from '../../src/softphone.js';
+import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { readWav } from '../helpers/wav.js';
+
+const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(options: Partial<SoftphoneOptions> = {}) {
+  const pbx = await LocalPbx.listen({ users: [USER] });
+  cleanups.push(() => pbx.close());
+  const recordDir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-calls-'));
+  cleanups.push(() => rmSync(recordDir, { recursive: true, force: true }));
+  const min = await freeUdpPortRange(20);
+  const phone = new Softphone({
+    sipInfo: { ...USER, domain: pbx.domain, outboundProxy: pbx.address, transport: 'tcp' },
+    instanceId: 'urn:uuid:11111111-2222-4333-8444-555555555555',
+    recordDir,
+    rtpPorts: { min, max: min + 19 },
+    mediaIp: '127.0.0.1',
+    ...options,
+  });
+  cleanups.push(() => phone.stop());
+  await phone.start();
+  const ended = new Map<string, CallEndInfo>();
+  phone.on('callEnded', (call, info) => ended.set(call.id, info));
+  return { pbx, phone, recordDir, ended };
+}
+
+async function callerSocket() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  cleanups.push(() => socket.close());
+  const packets: Buffer[] = [];
+  socket.on('message', (m) => packets.push(m));
+  return { socket, port: socket.address().port, packets };
+}
+
+function offer(port: number, proto = 'RTP/AVP', formats = '0 101') {
+  return [
+    'v=0',
+    'o=caller 1 1 IN IP4 127.0.0.1',
+    's=-',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    `m=audio ${port} ${proto} ${formats}`,
+    'a=rtpmap:0 PCMU/8000',
+    'a=rtpmap:101 telephone-event/8000',
+    'a=fmtp:101 0-15',
+    ...(proto === 'RTP/SAVP'
+      ? ['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz']
+      : []),
+    '',
+  ].join('\r\n');
+}
+
+function answerPort(sdp: string): number {
+  return Number(/m=audio (\d+)/.exec(sdp)?.[1]);
+}
+
+/** A deterministic, non-silent, non-periodic test signal (a chirp plus noise), 8 kHz. */
+function signal(samples: number): Int16Array {
+  const out = new Int16Array(samples);
+  let seed = 12345;
+  for (let i = 0; i < samples; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const noise = ((seed >>> 16) & 0x7ff) - 1024;
+    out[i] = Math.round(8000 * Math.sin((2 * Math.PI * (300 + i / 20) * i) / 8000)) + noise;
+  }
+  return out;
+}
+
+describe('Softphone answering calls', () => {
+  it('answers, primes with one telephone-event packet, records bit-exact audio and DTMF, and ends on BYE', async () => {
+    const { pbx, phone, ended } = await setup();
+    const caller = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const rtpPort = answerPort(call.answer);
+    expect(call.answer).toMatch(/a=rtpmap:0 PCMU\/8000/);
+    expect(call.answer).toMatch(/a=rtpmap:101 telephone-event/);
+    const phoneCall = await answered;
+    const dtmf: string[] = [];
+    phoneCall.on('dtmf', (d) => dtmf.push(d.digit));
+
+    // The first packet from the device is the RFC 4733 priming event, then silence.
+    await waitFor(() => caller.packets.length >= 3);
+    const first = parseRtp(caller.packets[0] as Buffer);
+    if (typeof first === 'string') throw new Error(first);
+    expect(first.payloadType).toBe(101);
+    expect((first.payload[1] ?? 0) & 0x80).toBe(0x80);
+    const second = parseRtp(caller.packets[1] as Buffer);
+    if (typeof second === 'string') throw new Error(second);
+    expect(second.payloadType).toBe(0);
+
+    const pcm = signal(8000);
+    const sender = new RtpSender({
+      socket: caller.socket,
+      target: { address: '127.0.0.1', port: rtpPort },
+      pcm,
+      impairments: [{ kind: 'dtmf', frame: 20, digit: '7', frames: 5 }],
+    });
+    const report = await sender.start();
+    await call.bye();
+    await waitFor(() => ended.has(call.callId));
+    const info = ended.get(call.callId) as CallEndInfo;
+    expect(info.reason).toBe('remote-bye');
+    expect(dtmf).toEqual(['7']);
+    expect(info.stats?.lost).toBe(0);
+
+    const wav = readWav(info.wav as string);
+    expect(wav.sampleRate).toBe(8000);
+    // Every audio frame that was sent appears bit-exactly (as ITU G.711 decodes it), in order.
+    const sentAudio = report.frames.filter((f) => f.fate === 'sent');
+    const samples = wav.samples;
+    const firstFrame = sentAudio[0];
+    if (!firstFrame) throw new Error('nothing sent');
+    const decoded = (payload: Uint8Array) => Array.from(payload, (b) => ULAW_TO_LINEAR[b] as number);
+    const start = indexOf(samples, decoded(firstFrame.payload));
+    expect(start).toBeGreaterThanOrEqual(0);
+    for (const f of sentAudio) {
+      const at = start + (f.frame - firstFrame.frame) * 160;
+      expect(Array.from(samples.subarray(at, at + 160))).toEqual(decoded(f.payload));
+    }
+    // DTMF frames are not audio: where the key press was, the WAV holds silence.
+    const dtmfFrame = report.frames.find((f) => f.fate === 'dtmf');
+    if (dtmfFrame) {
+      const at = start + (dtmfFrame.frame - firstFrame.frame) * 160;
+      expect(Array.from(samples.subarray(at, at + 160)).every((s) => s === 0)).toBe(true);
+    }
+    // The WAV is as long as the call, within a frame or two.
+    expect(Math.abs(samples.length / 8 - info.durationMs)).toBeLessThan(80);
+
+    const sidecar = JSON.parse(readFileSync(info.sidecar as string, 'utf8'));
+    expect(sidecar).toMatchObject({ callId: call.callId, codec: 'PCMU', endReason: 'remote-bye' });
+    expect(sidecar.dtmf).toEqual([expect.objectContaining({ digit: '7', source: 'rfc4733' })]);
+    expect(path.basename(info.wav as string)).toMatch(/^\d{8}-\d{6}_15550100_[A-Za-z0-9._+-]+\.wav$/);
+  });
+
+  it('rejects an SRTP-only offer with 488 and a Warning', async () => {
+    const { pbx, phone } = await setup();
+    const rejected = new Promise<{ status: number }>((r) => phone.once('callRejected', r));
+    await expect(pbx.invite(USER.username, offer(40000, 'RTP/SAVP'))).rejects.toThrow(/488/);
+    expect((await rejected).status).toBe(488);
+  });
+
+  it('answers 486 Busy Here beyond --max-calls', async () => {
+    const { pbx } = await setup({ maxCalls: 1 });
+    const caller = await callerSocket();
+    await pbx.invite(USER.username, offer(caller.port));
+    await expect(pbx.invite(USER.username, offer(caller.port))).rejects.toThrow(/486/);
+  });
+
+  it('puts its offer in the 200 when the INVITE has none and takes the answer from the ACK', async () => {
+    const { pbx, phone } = await setup();
+    const caller = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const call = await pbx.invite(USER.username, '', {
+      answer: (ours) =>
+        offer(caller.port)
+          .replace(/o=caller.*\r\n/, 'o=caller 2 2 IN IP4 127.0.0.1\r\n')
+          .replace('0 101', `0 101`) + (ours ? '' : ''),
+    });
+    expect(call.answer).toMatch(/m=audio \d+ RTP\/AVP 0 8 101/);
+    const phoneCall = await answered;
+    await waitFor(() => phoneCall.negotiated !== undefined);
+    // Priming follows the ACK's answer.
+    await waitFor(() => caller.packets.length >= 1);
+    const first = parseRtp(caller.packets[0] as Buffer);
+    expect(typeof first === 'string' ? first : first.payloadType).toBe(101);
+    await call.bye();
+  });
+
+  it('follows a re-INVITE to a new address (hold and resume) without ending the recording', async () => {
+    const { pbx, phone, ended } = await setup();
+    const caller = await callerSocket();
+    const moved = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const phoneCall = await answered;
+    const hold = await call.request('INVITE', offer(caller.port).replace('t=0 0', 't=0 0\r\na=sendonly'));
+    expect(hold.status).toBe(200);
+    expect(Buffer.from(hold.body).toString()).toMatch(/a=recvonly/);
+    const resume = await call.request('INVITE', offer(moved.port).replace('o=caller 1 1', 'o=caller 1 2'));
+    expect(resume.status).toBe(200);
+    await waitFor(() => moved.packets.length >= 2);
+    expect(phoneCall.ended).toBe(false);
+    const info = await call.request('INFO', 'Signal=5\r\nDuration=160\r\n');
+    expect(info.status).toBe(200);
+    await call.bye();
+    await waitFor(() => ended.has(call.callId));
+    expect(ended.get(call.callId)?.dtmf.map((d) => d.digit)).toEqual(['5']);
+  });
+
+  it('hangs up with BYE when no RTP arrives within the media timeout', async () => {
+    const { pbx, phone, ended } = await setup({ mediaTimeoutMs: 300 });
+    const caller = await callerSocket();
+    const byes: string[] = [];
+    pbx.on('request', (r) => {
+      if (r.method === 'BYE') byes.push(r.headers.callId() ?? '');
+    });
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    await waitFor(() => ended.has(call.callId), { timeoutMs: 10_000 });
+    expect(ended.get(call.callId)?.reason).toBe('media-timeout');
+    await waitFor(() => byes.includes(call.callId));
+    void phone;
+  });
+
+  it('stop() sends BYE for every call, finishes the recordings and unregisters', async () => {
+    const { pbx, phone, ended } = await setup();
+    const caller = await callerSocket();
+    const a = await pbx.invite(USER.username, offer(caller.port));
+    const b = await pbx.invite(USER.username, offer(caller.port));
+    const byes: string[] = [];
+    pbx.on('request', (r) => {
+      if (r.method === 'BYE') byes.push(r.headers.callId() ?? '');
+    });
+    await phone.stop();
+    expect(ended.get(a.callId)?.reason).toBe('shutdown');
+    expect(ended.get(b.callId)?.reason).toBe('shutdown');
+    expect(byes.sort()).toEqual([a.callId, b.callId].sort());
+    expect(pbx.binding(USER.username)).toBeUndefined();
+    expect(readWav(ended.get(a.callId)?.wav as string).sampleRate).toBe(8000);
+  });
+});
+
+function indexOf(haystack: Int16Array, needle: number[]): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}

@@ -114,7 +114,9 @@ async function listen(flags: ListenFlags): Promise<number> {
       cwd: process.cwd(),
       provision: async () => {
         provisioningLog.info('provisioning', {}, 'provisioning a SIP device with the RingCentral REST API…');
-        const result = await provisionFromEnv(env, { transport: 'tcp', computerName: os.hostname() });
+        const transport = env.SIP_INFO_TRANSPORT?.toLowerCase() === 'tls' ? 'tls' : 'tcp';
+        const result = await provisionFromEnv(env, { transport, computerName: os.hostname() });
+        for (const w of result.warnings) provisioningLog.warn('provisioning.warning', { message: w }, w);
         return result.sipInfo;
       },
     });

@@ -1,0 +1,166 @@
+/**
+ * The real binary, spawned as a user would: exit codes, JSON events, secrets
+ * never printed, signals, --exit-after with a real call from LocalPbx.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalPbx } from '../../src/demo/local-pbx.js';
+import { projectRoot } from '../helpers/paths.js';
+import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { readWav } from '../helpers/wav.js';
+
+const BIN = path.join(projectRoot, 'bin', 'rc-softphone.js');
+const USER = { username: '16506668888', authorizationId: '802398', password: 'Secret-Pa55word' };
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Run {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  events: () => Record<string, unknown>[];
+  exit: Promise<number | null>;
+}
+
+function run(args: string[], env: Record<string, string> = {}, cwd?: string): Run {
+  const dir = cwd ?? mkdtempSync(path.join(os.tmpdir(), 'rcsp-cli-'));
+  if (!cwd) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const clean: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(SIP_INFO_|RINGCENTRAL_)/.test(k)) clean[k] = v;
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...clean, ...env } });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  cleanups.push(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    events: () =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    exit,
+  };
+}
+
+async function pbx() {
+  const p = await LocalPbx.listen({ users: [USER] });
+  cleanups.push(() => p.close());
+  return p;
+}
+
+function sipEnv(p: LocalPbx, password = USER.password): Record<string, string> {
+  return {
+    SIP_INFO_USERNAME: USER.username,
+    SIP_INFO_PASSWORD: password,
+    SIP_INFO_AUTHORIZATION_ID: USER.authorizationId,
+    SIP_INFO_DOMAIN: p.domain,
+    SIP_INFO_OUTBOUND_PROXY: `${p.address.host}:${p.address.port}`,
+    SIP_INFO_TRANSPORT: 'TCP',
+  };
+}
+
+describe('rc-softphone listen', () => {
+  it('exits 2 naming every missing variable, before any network I/O', async () => {
+    const r = run(['listen'], { SIP_INFO_USERNAME: '16505550100' });
+    expect(await r.exit).toBe(2);
+    for (const name of [
+      'SIP_INFO_PASSWORD',
+      'SIP_INFO_AUTHORIZATION_ID',
+      'SIP_INFO_DOMAIN',
+      'SIP_INFO_OUTBOUND_PROXY',
+    ]) {
+      expect(r.stderr()).toContain(name);
+    }
+  });
+
+  it('exits 2 for a bad flag value, naming the flag', async () => {
+    const r = run(['listen', '--rtp-ports', '9-3']);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toContain('--rtp-ports');
+    const r2 = run(['listen', '--log-format', 'xml']);
+    expect(await r2.exit).toBe(2);
+  });
+
+  it('exits 1 with the status when the first registration is rejected', async () => {
+    const p = await pbx();
+    const r = run(['listen', '--log-format', 'json'], sipEnv(p, 'wrong-password'));
+    expect(await r.exit).toBe(1);
+    const failed = r.events().find((e) => e.event === 'registration.failed');
+    expect(failed).toMatchObject({ status: 401, willRetry: false });
+    expect(p.registerCount(USER.username)).toBe(2);
+  });
+
+  it('registers, prints the SIP trace with secrets redacted, and unregisters on SIGTERM with exit 0', async () => {
+    const p = await pbx();
+    const r = run(['listen', '--log-format', 'json', '--debug'], sipEnv(p));
+    await waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 15_000 });
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+    const events = r.events();
+    expect(events.map((e) => e.event)).toEqual(
+      expect.arrayContaining(['registered', 'shutdown', 'unregistered']),
+    );
+    const traces = events.filter((e) => e.event === 'sip.trace');
+    expect(traces.some((t) => String(t.text).includes('Authorization: <redacted>'))).toBe(true);
+    const all = r.stdout() + r.stderr();
+    expect(all).not.toContain(USER.password);
+    expect(all).not.toMatch(/response="[0-9a-f]{32}"/);
+    expect(p.binding(USER.username)).toBeUndefined();
+  });
+
+  it('records a call and exits 0 after --exit-after 1', async () => {
+    const p = await pbx();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-cli-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const min = await freeUdpPortRange(4);
+    const r = run(
+      [
+        'listen',
+        '--log-format',
+        'json',
+        '--exit-after',
+        '1',
+        '--rtp-ports',
+        `${min}-${min + 3}`,
+        '--media-ip',
+        '127.0.0.1',
+      ],
+      sipEnv(p),
+      dir,
+    );
+    await waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 15_000 });
+    const rtp = dgram.createSocket('udp4');
+    await new Promise<void>((res) => rtp.bind(0, '127.0.0.1', res));
+    cleanups.push(() => rtp.close());
+    const offer = `v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${rtp.address().port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n`;
+    const call = await p.invite(USER.username, offer);
+    await waitFor(() => r.events().some((e) => e.event === 'call.answered'));
+    await call.bye();
+    expect(await r.exit).toBe(0);
+    const events = r.events();
+    const names = events.map((e) => e.event);
+    expect(names.indexOf('call.incoming')).toBeLessThan(names.indexOf('call.answered'));
+    const ended = events.find((e) => e.event === 'call.ended') as {
+      wav: string;
+      reason: string;
+      callId: string;
+    };
+    expect(ended).toMatchObject({ reason: 'remote-bye', callId: call.callId });
+    expect(readWav(path.resolve(dir, ended.wav)).sampleRate).toBe(8000);
+    expect(names.at(-1)).toBe('unregistered');
+  });
+});

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors.js';
 import { listenCommand } from './commands/listen.js';
+import { provisionCommand } from './commands/provision.js';
 import { ExitCode, UsageError } from './common.js';
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
@@ -13,6 +14,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.addCommand(listenCommand(setExitCode));
+  program.addCommand(provisionCommand(setExitCode));
   return program;
 }
 

@@ -2,18 +2,16 @@
  * The real binary, spawned as a user would: exit codes, JSON events, secrets
  * never printed, signals, --exit-after with a real call from LocalPbx.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
-import { projectRoot } from '../helpers/paths.js';
+import { runCli } from '../helpers/cli.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
 
-const BIN = path.join(projectRoot, 'bin', 'rc-softphone.js');
 const USER = { username: '16506668888', authorizationId: '802398', password: 'Secret-Pa55word' };
 
 const cleanups: (() => unknown)[] = [];
@@ -21,39 +19,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface Run {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  events: () => Record<string, unknown>[];
-  exit: Promise<number | null>;
-}
-
-function run(args: string[], env: Record<string, string> = {}, cwd?: string): Run {
-  const dir = cwd ?? mkdtempSync(path.join(os.tmpdir(), 'rcsp-cli-'));
-  if (!cwd) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const clean: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(SIP_INFO_|RINGCENTRAL_)/.test(k)) clean[k] = v;
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...clean, ...env } });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d) => (out += d));
-  child.stderr?.on('data', (d) => (err += d));
-  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  cleanups.push(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    events: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-    exit,
-  };
+function run(args: string[], env: Record<string, string> = {}, cwd?: string) {
+  return runCli(args, { env, ...(cwd !== undefined && { cwd }), cleanups });
 }
 
 async function pbx() {

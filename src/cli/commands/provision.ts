@@ -1,0 +1,104 @@
+/** `rc-softphone provision`: JWT → sip-provision → sip-info.json (0600), token revoked. */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { redactSipInfo, ringCentralCredentialsFromEnv, saveSipInfoFile } from '../../config/sip-info.js';
+import { describeError, isSoftphoneError } from '../../errors.js';
+import { provisionFromEnv } from '../../rest/provision.js';
+import {
+  addEnvFileOption,
+  addOutputOptions,
+  createLogger,
+  ExitCode,
+  loadEnv,
+  type OutputOptions,
+  UsageError,
+} from '../common.js';
+
+interface ProvisionFlags extends OutputOptions {
+  transport: string;
+  out: string;
+  force?: boolean;
+  computerName?: string;
+  envFile?: string;
+}
+
+const EXAMPLES = `
+Needs RINGCENTRAL_CLIENT_ID, RINGCENTRAL_CLIENT_SECRET and RINGCENTRAL_JWT_TOKEN
+(environment or .env); RINGCENTRAL_SERVER_URL defaults to https://platform.ringcentral.com.
+
+Examples:
+  $ rc-softphone provision                      # writes ./sip-info.json
+  $ rc-softphone provision --transport tls --out ~/.config/rc-softphone/sip-info.json
+  $ rc-softphone provision --force              # replace an existing file (keeps the instance id)`;
+
+export function provisionCommand(setExitCode: (code: number) => void): Command {
+  const command = new Command('provision')
+    .description(
+      'Create SIP credentials for a RingCentral device via the REST API and save them to sip-info.json.',
+    )
+    .option('--transport <tcp|tls>', 'SIP transport to provision', 'tcp')
+    .option('--out <path>', 'where to save the credentials (mode 0600)', 'sip-info.json')
+    .option('--force', 'overwrite an existing file')
+    .option('--computer-name <name>', 'device name shown in RingCentral (default: this host name)')
+    .addHelpText('after', EXAMPLES)
+    .exitOverride();
+  addEnvFileOption(command);
+  addOutputOptions(command);
+  command.action(async (flags: ProvisionFlags) => {
+    setExitCode(await provision(flags));
+  });
+  return command;
+}
+
+async function provision(flags: ProvisionFlags): Promise<number> {
+  const transport = flags.transport.toLowerCase();
+  if (transport !== 'tcp' && transport !== 'tls') {
+    throw new UsageError(
+      `--transport must be tcp or tls, got "${flags.transport}" (example: --transport tls)`,
+    );
+  }
+  const env = loadEnv(flags.envFile);
+  const log = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
+  const out = path.resolve(flags.out);
+  // Everything checkable is checked before the network is touched.
+  if (existsSync(out) && !flags.force) {
+    throw new UsageError(`${flags.out} already exists; not overwriting it (pass --force to replace it)`);
+  }
+  const creds = ringCentralCredentialsFromEnv(env);
+  if (!creds.ok) {
+    throw new UsageError(
+      `RingCentral provisioning needs these variables:\n${creds.problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+  }
+  try {
+    const result = await provisionFromEnv(env, {
+      transport,
+      computerName: flags.computerName ?? os.hostname(),
+    });
+    for (const w of result.warnings) log.warn('provisioning.warning', { message: w }, w);
+    const saved = await saveSipInfoFile(out, result.sipInfo, { force: flags.force ?? false });
+    const shown = redactSipInfo(saved);
+    log.info(
+      'provisioned',
+      { path: out, ...shown },
+      [
+        `saved SIP credentials to ${out} (mode 0600)`,
+        `  username ${shown.username}, authorization id ${shown.authorizationId}, domain ${shown.domain}`,
+        `  outbound proxy ${shown.outboundProxy}${shown.outboundProxyBackup ? ` (backup ${shown.outboundProxyBackup})` : ''} over ${shown.transport}`,
+        `  device ${shown.deviceId ?? '?'}, instance ${shown.instanceId ?? '?'}`,
+        `next: rc-softphone listen --sip-info ${flags.out}`,
+      ].join('\n'),
+    );
+    return ExitCode.OK;
+  } catch (err) {
+    if (isSoftphoneError(err) && err.code === 'FILE_EXISTS') throw new UsageError(err.message);
+    log.error(
+      'provision.failed',
+      { code: isSoftphoneError(err) ? err.code : 'ERROR', message: describeError(err) },
+      `provisioning failed: ${describeError(err)}`,
+    );
+    return ExitCode.FAILURE;
+  }
+}

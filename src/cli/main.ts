@@ -1,6 +1,7 @@
 /** commander wiring only: each command lives in its own file and returns an exit code. */
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors.js';
+import { demoCommand } from './commands/demo.js';
 import { listenCommand } from './commands/listen.js';
 import { provisionCommand } from './commands/provision.js';
 import { ExitCode, UsageError } from './common.js';
@@ -13,6 +14,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  program.addCommand(demoCommand(setExitCode));
   program.addCommand(listenCommand(setExitCode));
   program.addCommand(provisionCommand(setExitCode));
   return program;

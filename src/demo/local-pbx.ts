@@ -279,6 +279,7 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
           `Digest realm="${this.realm}", nonce="${randomBytes(12).toString('hex')}", algorithm=MD5`,
         ],
       ]);
+      return;
     }
     const requested = requestedExpires(request);
     const min = this.#options.minExpires ?? 0;

@@ -41,7 +41,14 @@ export class Logger {
     this.#out = options.out ?? process.stdout;
     this.scrubber = options.scrubber ?? new SecretScrubber();
     this.#now = options.now ?? (() => new Date());
+    // A closed stdout (`listen | head`) must not crash a bot that is recording calls:
+    // output stops, the work goes on.
+    this.#out.on('error', () => {
+      this.#broken = true;
+    });
   }
+
+  #broken = false;
 
   info(event: string, fields: LogFields, text: string): void {
     this.#log('info', event, fields, text);
@@ -60,7 +67,7 @@ export class Logger {
   }
 
   #log(level: LogLevel, event: string, fields: LogFields, text: string): void {
-    if (this.#quiet && (level === 'info' || level === 'debug')) return;
+    if (this.#broken || (this.#quiet && (level === 'info' || level === 'debug'))) return;
     const time = this.#now();
     let line: string;
     if (this.format === 'json') {

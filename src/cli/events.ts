@@ -1,0 +1,105 @@
+/**
+ * The event contract: one place maps Softphone events to log events
+ * (`registered`, `call.incoming`, `call.ended`, …) for every command.
+ */
+import type { Call } from '../call/call.js';
+import type { Logger } from '../log/logger.js';
+import { redactSipText } from '../log/redact.js';
+import type { Softphone } from '../softphone.js';
+
+export function wireEvents(phone: Softphone, log: Logger, username: string, domain: string): void {
+  phone.on('connected', (e) => log.info('connected', e, `connected to ${e.target} from ${e.local}`));
+  phone.on('disconnected', (e) => log.warn('disconnected', e, `lost ${e.target}: ${e.reason}`));
+  phone.on('registered', (e) =>
+    log.info(
+      'registered',
+      { username, domain, expires: e.expires, target: e.target, first: e.first },
+      e.first
+        ? `registered as ${username}@${domain} via ${e.target} (expires ${e.expires} s); waiting for calls`
+        : `registration refreshed (expires ${e.expires} s)`,
+    ),
+  );
+  phone.on('registrationFailed', (e) =>
+    log.error(
+      'registration.failed',
+      { status: e.status ?? null, reason: e.reason, code: e.code, willRetry: e.willRetry },
+      `registration failed: ${e.status ?? ''} ${e.reason}${e.willRetry ? ' (will retry)' : ''}`,
+    ),
+  );
+  phone.on('reconnecting', (e) =>
+    log.warn(
+      'reconnecting',
+      { ...e },
+      `reconnecting to ${e.target} in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt}): ${e.reason}`,
+    ),
+  );
+  phone.on('unregistered', () => log.info('unregistered', {}, 'unregistered'));
+  phone.on('warning', (w) => log.warn('warning', { ...w }, w.message));
+  phone.on('sipTrace', (t) => {
+    if (!log.debugEnabled) return;
+    const text = redactSipText(t.text);
+    log.debug(
+      'sip.trace',
+      { direction: t.direction, flowId: t.flowId, text },
+      `${t.direction === 'send' ? '>>> sent' : '<<< received'}\n${text.trimEnd()}`,
+    );
+  });
+  phone.on('incomingCall', (call) =>
+    log.info(
+      'call.incoming',
+      { callId: call.id, from: call.from.header, to: call.to.header },
+      `incoming call from ${caller(call)}`,
+    ),
+  );
+  phone.on('callAnswered', (call) => {
+    const local = call.media?.localAddress;
+    const n = call.negotiated;
+    log.info(
+      'call.answered',
+      {
+        callId: call.id,
+        codec: n?.codec ?? null,
+        localMedia: local ? `${local.address}:${local.port}` : null,
+        remoteMedia: n ? `${n.remoteAddress}:${n.remotePort}` : null,
+        wav: call.wavPath ?? null,
+      },
+      `answered ${caller(call)} (${n?.codec ?? 'offer sent'}, RTP ${local?.port ?? '?'} ⇄ ${n ? `${n.remoteAddress}:${n.remotePort}` : 'pending ACK'})`,
+    );
+    call.on('dtmf', (d) =>
+      log.info(
+        'call.dtmf',
+        { callId: call.id, digit: d.digit, atMs: d.atMs, source: d.source },
+        `DTMF ${d.digit} from ${caller(call)}`,
+      ),
+    );
+    call.on('sinkError', (err) =>
+      log.warn(
+        'call.sink.error',
+        { callId: call.id, code: err.code, message: err.message },
+        `${caller(call)}: ${err.message}`,
+      ),
+    );
+  });
+  phone.on('callRejected', (r) =>
+    log.info('call.rejected', { ...r }, `rejected a call from ${r.from}: ${r.status} ${r.reason}`),
+  );
+  phone.on('callEnded', (call, info) =>
+    log.info(
+      'call.ended',
+      {
+        callId: call.id,
+        reason: info.reason,
+        durationMs: info.durationMs,
+        wav: info.wav ?? null,
+        sidecar: info.sidecar ?? null,
+        stats: info.stats ?? null,
+        dtmf: info.dtmf.map((d) => d.digit).join(''),
+      },
+      `call from ${caller(call)} ended (${info.reason}) after ${(info.durationMs / 1000).toFixed(1)} s${info.wav ? ` → ${info.wav}` : ''}${info.stats ? ` [received ${info.stats.received}, lost ${info.stats.lost}]` : ''}`,
+    ),
+  );
+}
+
+function caller(call: Call): string {
+  return call.from.user ?? call.from.header;
+}

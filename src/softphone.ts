@@ -6,6 +6,13 @@
 import { EventEmitter } from 'node:events';
 import type { Call, CallEndInfo } from './call/call.js';
 import { CallManager } from './call/call-manager.js';
+import {
+  attachPipe,
+  attachStream,
+  createStream,
+  type PipeOptions,
+  type StreamOptions,
+} from './call/live-sinks.js';
 import type { SipInfo } from './config/sip-info.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
@@ -54,8 +61,12 @@ export interface SoftphoneOptions {
   mediaTimeoutMs?: number;
   /** Hang up calls after this long (ms); 0 disables. Default 4 h. */
   maxCallDurationMs?: number;
-  /** Talk-back audio for a call (e.g. a WebSocket stream's queue). */
+  /** Talk-back audio for a call (your own source; `stream` brings its own). */
   outboundFor?: (call: Call) => OutboundSource | undefined;
+  /** Pipe each call's audio to a speech engine process. */
+  pipe?: PipeOptions;
+  /** Stream each call's audio to a WebSocket server (Twilio Media Streams format), both ways. */
+  stream?: StreamOptions;
 }
 
 export interface SoftphoneEvents {
@@ -81,6 +92,7 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
   readonly options: Readonly<SoftphoneOptions>;
   readonly ua: UserAgent;
   readonly calls: CallManager;
+  readonly #streams = new WeakMap<Call, ReturnType<typeof createStream>>();
 
   constructor(options: SoftphoneOptions) {
     super();
@@ -111,10 +123,22 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
       mediaTimeoutMs: options.mediaTimeoutMs ?? 60_000,
       maxDurationMs: options.maxCallDurationMs ?? 4 * 3600_000,
       sendSilence: options.sendSilence ?? true,
-      outboundFor: options.outboundFor,
+      outboundFor: (call) => {
+        if (options.stream) {
+          const client = createStream();
+          this.#streams.set(call, client);
+          return client.outbound;
+        }
+        return options.outboundFor?.(call);
+      },
     });
     this.calls.on('incoming', (call) => this.emit('incomingCall', call));
-    this.calls.on('answered', (call) => this.emit('callAnswered', call));
+    this.calls.on('answered', (call) => {
+      if (options.pipe) attachPipe(call, options.pipe);
+      const client = this.#streams.get(call);
+      if (client && options.stream) attachStream(call, client, options.stream);
+      this.emit('callAnswered', call);
+    });
     this.calls.on('rejected', (info) => this.emit('callRejected', info));
     this.calls.on('ended', (call, info) => this.emit('callEnded', call, info));
     this.calls.on('warning', (w) => this.emit('warning', w));

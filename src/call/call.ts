@@ -35,7 +35,8 @@ export interface CallEndInfo {
   durationMs: number;
   wav: string | undefined;
   sidecar: string | undefined;
-  stats: MediaStats | undefined;
+  /** Media statistics plus live-sink counters (engineFramesDropped, streamFramesDropped, …). */
+  stats: (MediaStats & Record<string, number>) | undefined;
   dtmf: DtmfRecord[];
 }
 
@@ -46,6 +47,12 @@ export interface CallEvents {
   frame: [frame: Int16Array];
   /** A sink failed (WAV write, engine, stream); the call goes on. */
   sinkError: [error: SoftphoneError];
+  /** One stdout line of the --pipe engine: the text, and the parsed value when it is JSON. */
+  engine: [line: { text: string; json: object | undefined }];
+  engineStderr: [line: string];
+  engineExit: [info: { code: number | null; signal: string | null; duringCall: boolean }];
+  /** The media stream (WebSocket) opened or closed. */
+  stream: [info: { state: 'open' | 'closed'; code?: number; reason?: string }];
   ended: [info: CallEndInfo];
 }
 
@@ -76,6 +83,7 @@ export class Call extends EventEmitter<CallEvents> {
   hangupHandler: ((reason: CallEndReason) => Promise<void>) | undefined;
   /** Extra closers run at the end (live sinks); each may take time (engine grace). */
   readonly #closers: (() => Promise<unknown> | unknown)[] = [];
+  readonly #statSources: (() => Record<string, number>)[] = [];
 
   constructor(init: CallInit) {
     super();
@@ -112,6 +120,11 @@ export class Call extends EventEmitter<CallEvents> {
     this.#closers.push(closer);
   }
 
+  /** Adds counters (e.g. frames a live sink dropped) to the call's final stats and sidecar. */
+  addStats(source: () => Record<string, number>): void {
+    this.#statSources.push(source);
+  }
+
   attachMedia(media: MediaSession): void {
     this.media = media;
     media.on('dtmf', (e) => this.recordDtmf(e.digit, e.atMs, 'rfc4733'));
@@ -132,7 +145,9 @@ export class Call extends EventEmitter<CallEvents> {
    */
   finish(reason: CallEndReason): CallEndInfo {
     if (this.#ended) return this.#ended;
-    const stats = this.media?.stop();
+    const mediaStats = this.media?.stop();
+    const extra = Object.assign({}, ...this.#statSources.map((source) => source())) as Record<string, number>;
+    const stats = mediaStats ? { ...mediaStats, ...extra } : undefined;
     const durationMs = Math.round(this.durationMs);
     let sidecar = this.sidecarPath;
     if (this.sidecarPath) {
@@ -147,7 +162,7 @@ export class Call extends EventEmitter<CallEvents> {
           codec: this.negotiated?.codec ?? null,
           wav: this.wavPath ?? null,
           endReason: reason,
-          stats: sidecarStats(stats),
+          stats: { ...sidecarStats(mediaStats), ...extra },
           dtmf: this.dtmf,
         });
       } catch (err) {

@@ -72,6 +72,29 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
         `DTMF ${d.digit} from ${caller(call)}`,
       ),
     );
+    call.on('engine', (line) =>
+      log.info(
+        'call.engine',
+        { callId: call.id, text: line.text, ...(line.json !== undefined && { result: line.json }) },
+        `engine (${caller(call)}): ${line.text}`,
+      ),
+    );
+    call.on('engineStderr', (line) =>
+      log.info('call.engine.stderr', { callId: call.id, line }, `engine stderr (${caller(call)}): ${line}`),
+    );
+    call.on('engineExit', (e) => {
+      const fields = { callId: call.id, code: e.code, signal: e.signal, duringCall: e.duringCall };
+      const text = `engine for ${caller(call)} exited (${e.signal ?? `code ${e.code}`})${e.duringCall ? ' during the call; recording goes on' : ''}`;
+      if (e.duringCall) log.warn('call.engine.exit', fields, text);
+      else log.debug('call.engine.exit', fields, text);
+    });
+    call.on('stream', (s) =>
+      log.info(
+        'call.stream',
+        { callId: call.id, ...s },
+        `media stream for ${caller(call)} ${s.state}${s.reason ? `: ${s.reason}` : ''}`,
+      ),
+    );
     call.on('sinkError', (err) =>
       log.warn(
         'call.sink.error',

@@ -32,6 +32,9 @@ interface ListenFlags extends OutputOptions {
   expires: number;
   keepalive: number;
   tlsInsecure?: boolean;
+  pipe?: string;
+  pipeGrace: number;
+  streamUrl?: string;
 }
 
 const EXAMPLES = `
@@ -39,7 +42,9 @@ Examples:
   $ rc-softphone listen                                  # credentials from .env / SIP_INFO_* / ./sip-info.json
   $ rc-softphone listen --sip-info ./sip-info.json --record-dir ./calls
   $ rc-softphone listen --exit-after 1 --log-format json # CI smoke test: one call, then exit 0
-  $ rc-softphone listen --media-ip 203.0.113.7 --rtp-ports 40000-40999`;
+  $ rc-softphone listen --media-ip 203.0.113.7 --rtp-ports 40000-40999
+  $ rc-softphone listen --pipe 'sox -t raw -r 8000 -e signed -b 16 -c 1 - -r 16000 -t raw - | my-asr'
+  $ rc-softphone listen --stream-url ws://localhost:8080/media`;
 
 export function listenCommand(setExitCode: (code: number) => void): Command {
   const command = new Command('listen')
@@ -77,6 +82,20 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
       30,
     )
     .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)')
+    .option(
+      '--pipe <command>',
+      'per call, run COMMAND with sh -c and write the audio (s16le, 8 kHz, mono) to its stdin',
+    )
+    .option(
+      '--pipe-grace <seconds>',
+      'after a call, time the --pipe engine gets to print final results',
+      intOption('--pipe-grace', 0, 600),
+      5,
+    )
+    .option(
+      '--stream-url <url>',
+      'per call, stream the audio both ways over a WebSocket (Twilio Media Streams format)',
+    )
     .addHelpText('after', EXAMPLES)
     .exitOverride();
   addEnvFileOption(command);
@@ -103,6 +122,13 @@ async function listen(flags: ListenFlags): Promise<number> {
   // Everything that can be wrong with the configuration is found before any network I/O.
   const env = loadEnv(flags.envFile);
   const rtpPorts = parsePortRange(flags.rtpPorts);
+  if (flags.streamUrl !== undefined && !/^wss?:\/\/[^/\s]+/i.test(flags.streamUrl)) {
+    throw new UsageError(
+      `--stream-url must be a ws:// or wss:// URL, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
+    );
+  }
+  if (flags.pipe !== undefined && flags.pipe.trim() === '')
+    throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
   const provisioningLog = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
   let resolved: Awaited<ReturnType<typeof resolveSipInfo>>;
   try {
@@ -145,6 +171,8 @@ async function listen(flags: ListenFlags): Promise<number> {
     maxCallDurationMs: flags.maxDuration * 1000,
     ...(flags.record && { recordDir: flags.recordDir }),
     ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
+    ...(flags.pipe !== undefined && { pipe: { command: flags.pipe, graceMs: flags.pipeGrace * 1000 } }),
+    ...(flags.streamUrl !== undefined && { stream: { url: flags.streamUrl } }),
   };
   const phone = new Softphone(options);
   log.info(

@@ -1,0 +1,78 @@
+/**
+ * Live sinks for a call: the `--pipe` engine and the `--stream-url` media
+ * stream get the very frames the WAV gets, as they play out of the jitter
+ * buffer. Neither can hurt the call: their failures become events and
+ * counters, and the recording goes on.
+ */
+import { EnginePipe } from '../sinks/engine-pipe.js';
+import { MediaStreamClient } from '../sinks/media-stream.js';
+import type { Call } from './call.js';
+
+export interface PipeOptions {
+  /** Run with `sh -c` per answered call; audio (s16le, 8 kHz, mono) on its stdin. */
+  command: string;
+  /** Time after stdin closes for final results before the engine is stopped (default 5000 ms). */
+  graceMs?: number;
+  /** Audio buffered for a slow engine before frames are dropped (default 3000 ms). */
+  maxBufferMs?: number;
+}
+
+export interface StreamOptions {
+  /** ws:// or wss:// URL of a Twilio Media Streams compatible server. */
+  url: string;
+  /** Extra HTTP headers for the upgrade (e.g. Authorization). */
+  headers?: Record<string, string>;
+}
+
+/** Starts the engine for an answered call and feeds it the call's frames. */
+export function attachPipe(call: Call, options: PipeOptions): void {
+  const pipe = EnginePipe.start({
+    command: options.command,
+    call: { callId: call.id, from: call.from.header, to: call.to.header, wavPath: call.wavPath },
+    ...(options.graceMs !== undefined && { graceMs: options.graceMs }),
+    ...(options.maxBufferMs !== undefined && { maxBufferMs: options.maxBufferMs }),
+  });
+  call.on('frame', (frame) => pipe.write(frame));
+  pipe.on('line', (text, json) => call.emit('engine', { text, json }));
+  pipe.on('stderr', (line) => call.emit('engineStderr', line));
+  pipe.on('exit', (info) => call.emit('engineExit', info));
+  pipe.on('error', (err) => call.emit('sinkError', err));
+  call.addStats(() => ({
+    engineFramesWritten: pipe.stats.framesWritten,
+    engineFramesDropped: pipe.stats.framesDropped,
+  }));
+  call.onClose(() => pipe.close());
+}
+
+/**
+ * Creates the stream client for a call before its media starts (its talk-back
+ * queue is the media session's outbound source); `attachStream` connects it.
+ */
+export function createStream(): MediaStreamClient {
+  return new MediaStreamClient();
+}
+
+export function attachStream(call: Call, client: MediaStreamClient, options: StreamOptions): void {
+  call.on('frame', (frame) => client.sendFrame(frame));
+  call.on('dtmf', (d) => client.sendDtmf(d.digit));
+  client.on('error', (err) => call.emit('sinkError', err));
+  client.on('open', () => call.emit('stream', { state: 'open' }));
+  client.on('close', (info) =>
+    call.emit('stream', { state: 'closed', code: info.code, reason: info.reason }),
+  );
+  call.addStats(() => ({
+    streamFramesSent: client.stats.sent,
+    streamFramesDropped: client.stats.dropped,
+    streamFramesPlayed: client.stats.played,
+  }));
+  call.onClose(() => client.stop());
+  // Failures arrive as the 'error' event above; the call does not wait for the socket.
+  client
+    .connect(options.url, {
+      callId: call.id,
+      from: call.from.header,
+      to: call.to.header,
+      ...(options.headers && { headers: options.headers }),
+    })
+    .catch(() => {});
+}

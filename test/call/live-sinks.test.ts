@@ -1,0 +1,190 @@
+/**
+ * --pipe and --stream-url on real calls: the engine's stdin and the
+ * WebSocket's media carry exactly the WAV's samples; talk-back audio reaches
+ * the caller's RTP port paced at 20 ms.
+ */
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { Call, CallEndInfo } from '../../src/call/call.js';
+import { LocalPbx } from '../../src/demo/local-pbx.js';
+import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../src/media/g711.js';
+import { RtpSender } from '../../src/media/rtp-sender.js';
+import { parseRtp } from '../../src/rtp/packet.js';
+import { Softphone, type SoftphoneOptions } from '../../src/softphone.js';
+import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { readWav } from '../helpers/wav.js';
+
+const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function tmp(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-live-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function setup(options: Partial<SoftphoneOptions>) {
+  const pbx = await LocalPbx.listen({ users: [USER] });
+  cleanups.push(() => pbx.close());
+  const min = await freeUdpPortRange(10);
+  const phone = new Softphone({
+    sipInfo: { ...USER, domain: pbx.domain, outboundProxy: pbx.address, transport: 'tcp' },
+    instanceId: 'urn:uuid:11111111-2222-4333-8444-555555555556',
+    recordDir: tmp(),
+    rtpPorts: { min, max: min + 9 },
+    mediaIp: '127.0.0.1',
+    ...options,
+  });
+  cleanups.push(() => phone.stop());
+  await phone.start();
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  cleanups.push(() => socket.close());
+  const received: { at: number; payloadType: number; payload: Uint8Array }[] = [];
+  socket.on('message', (m) => {
+    const p = parseRtp(m);
+    if (typeof p !== 'string')
+      received.push({ at: performance.now(), payloadType: p.payloadType, payload: p.payload });
+  });
+  const offer = `v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${socket.address().port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n`;
+  const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+  const ended = new Promise<CallEndInfo>((r) => phone.once('callEnded', (_c, info) => r(info)));
+  const call = await pbx.invite(USER.username, offer);
+  const port = Number(/m=audio (\d+)/.exec(call.answer)?.[1]);
+  return { pbx, phone, socket, received, call, port, answered: await answered, ended };
+}
+
+function speechLike(samples: number): Int16Array {
+  const out = new Int16Array(samples);
+  let seed = 7;
+  for (let i = 0; i < samples; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    out[i] = Math.round(6000 * Math.sin(i / (7 + (i % 900) / 300))) + (((seed >>> 16) & 0x3ff) - 512);
+  }
+  return out;
+}
+
+describe('live sinks on real calls', () => {
+  it('--pipe: the engine reads exactly the WAV samples; its JSON result after hang-up becomes an event', async () => {
+    const dir = tmp();
+    const command = `cat > "${dir}/$RC_CALL_ID.raw"; echo "{\\"rate\\":$RC_SAMPLE_RATE,\\"encoding\\":\\"$RC_ENCODING\\"}"`;
+    const s = await setup({ pipe: { command, graceMs: 5000 } });
+    const lines: { text: string; json: object | undefined }[] = [];
+    s.answered.on('engine', (l) => lines.push(l));
+    await new RtpSender({
+      socket: s.socket,
+      target: { address: '127.0.0.1', port: s.port },
+      pcm: speechLike(8000),
+    }).start();
+    await s.call.bye();
+    const info = await s.ended;
+    expect(lines.map((l) => l.json)).toEqual([{ rate: 8000, encoding: 's16le' }]);
+    const engine = readFileSync(path.join(dir, `${s.call.callId}.raw`));
+    const wav = readWav(info.wav as string);
+    expect(engine.length).toBe(wav.samples.length * 2);
+    expect(
+      Buffer.compare(engine, Buffer.from(wav.samples.buffer, wav.samples.byteOffset, wav.samples.byteLength)),
+    ).toBe(0);
+    expect(info.stats?.engineFramesDropped).toBe(0);
+  });
+
+  it('--stream-url: Twilio-format messages in order, media equal to the WAV, talk-back paced at 20 ms, marks echoed', async () => {
+    const messages: Record<string, unknown>[] = [];
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    cleanups.push(() => new Promise<void>((r) => wss.close(() => r())));
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const talkBack = new Uint8Array(50 * 160);
+    const tone = new Int16Array(50 * 160);
+    for (let i = 0; i < tone.length; i++)
+      tone[i] = Math.round(9000 * Math.sin((2 * Math.PI * 500 * i) / 8000));
+    encodeUlawFrame(tone, talkBack);
+    let socket: WebSocket | undefined;
+    wss.on('connection', (ws) => {
+      socket = ws;
+      ws.on('message', (data) => {
+        const m = JSON.parse(String(data)) as Record<string, unknown>;
+        messages.push(m);
+        if (m.event === 'start') {
+          const streamSid = m.streamSid;
+          ws.send(
+            JSON.stringify({
+              event: 'media',
+              streamSid,
+              media: { payload: Buffer.from(talkBack).toString('base64') },
+            }),
+          );
+          ws.send(JSON.stringify({ event: 'mark', streamSid, mark: { name: 'greeting-done' } }));
+        }
+      });
+    });
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/media`;
+    const s = await setup({ stream: { url } });
+    await waitFor(() => messages.some((m) => m.event === 'mark'), { timeoutMs: 10_000 });
+    await new RtpSender({
+      socket: s.socket,
+      target: { address: '127.0.0.1', port: s.port },
+      pcm: speechLike(4000),
+      impairments: [{ kind: 'dtmf', frame: 10, digit: '9', frames: 3 }],
+    }).start();
+    await s.call.bye();
+    const info = await s.ended;
+    await waitFor(() => messages.some((m) => m.event === 'stop'));
+    expect(socket).toBeDefined();
+
+    const events = messages.map((m) => m.event);
+    expect(events[0]).toBe('connected');
+    expect(events[1]).toBe('start');
+    expect(events.at(-1)).toBe('stop');
+    expect(events).toContain('dtmf');
+    const start = messages[1] as {
+      start: { callSid: string; mediaFormat: unknown; customParameters: Record<string, string> };
+    };
+    expect(start.start.callSid).toBe(s.call.callId);
+    expect(start.start.mediaFormat).toEqual({ encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 });
+    expect(start.start.customParameters.from).toContain('15550100');
+
+    // Media payloads, decoded, are the WAV's samples, in order, 20 ms each.
+    const media = messages.filter((m) => m.event === 'media') as { media: { payload: string } }[];
+    const streamed = media.flatMap((m) =>
+      Array.from(Buffer.from(m.media.payload, 'base64'), (b) => ULAW_TO_LINEAR[b] as number),
+    );
+    const wav = Array.from(readWav(info.wav as string).samples);
+    expect(media.every((m) => Buffer.from(m.media.payload, 'base64').length === 160)).toBe(true);
+    expect(streamed.slice(0, Math.floor(wav.length / 160) * 160)).toEqual(
+      wav.slice(0, Math.floor(wav.length / 160) * 160),
+    );
+
+    // The talk-back tone reached the caller's RTP port, in order, at 20 ms pacing.
+    const played = s.received.filter((p) => p.payloadType === 0 && p.payload.some((b) => b !== 0xff));
+    expect(played.length).toBe(50);
+    expect(Buffer.concat(played.map((p) => p.payload)).equals(Buffer.from(talkBack))).toBe(true);
+    const span = (played.at(-1)?.at ?? 0) - (played[0]?.at ?? 0);
+    expect(span).toBeGreaterThan(49 * 20 - 60);
+    expect(span).toBeLessThan(49 * 20 + 200);
+    const mark = messages.find((m) => m.event === 'mark') as { mark: { name: string } };
+    expect(mark.mark.name).toBe('greeting-done');
+  });
+
+  it('--stream-url: a server that is down is reported and the call is still recorded', async () => {
+    const s = await setup({ stream: { url: 'ws://127.0.0.1:9/media' } });
+    const errors: string[] = [];
+    s.answered.on('sinkError', (e) => errors.push(e.code));
+    await new RtpSender({
+      socket: s.socket,
+      target: { address: '127.0.0.1', port: s.port },
+      pcm: speechLike(1600),
+    }).start();
+    await s.call.bye();
+    const info = await s.ended;
+    expect(errors).toContain('STREAM_FAILED');
+    expect(readWav(info.wav as string).samples.length).toBeGreaterThanOrEqual(1600);
+  });
+});

@@ -13,7 +13,7 @@ import {
   type PipeOptions,
   type StreamOptions,
 } from './call/live-sinks.js';
-import type { SipInfo } from './config/sip-info.js';
+import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
 import type { BackoffOptions } from './sip/transport/backoff.js';
@@ -28,8 +28,12 @@ export type { SipInfo };
 
 export interface SoftphoneOptions {
   sipInfo: SipInfo;
-  /** `urn:uuid:…` that stays the same for this device across restarts. */
-  instanceId: string;
+  /**
+   * `urn:uuid:…` that stays the same for this device across restarts (a fresh
+   * one per run piles up bindings until the registrar answers 603). Default:
+   * `sipInfo.instanceId`, else one derived from the SIP identity.
+   */
+  instanceId?: string;
   /** Requested registration expiry, seconds (default 600). */
   registrationExpires?: number;
   /** Idle-flow keep-alive (RFC 5626 CRLFCRLF), ms; default 30 000, 0 disables. */
@@ -99,7 +103,7 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
     this.options = options;
     this.ua = new UserAgent({
       credentials: options.sipInfo,
-      instanceId: options.instanceId,
+      instanceId: options.instanceId ?? options.sipInfo.instanceId ?? deriveInstanceId(options.sipInfo),
       ...(options.registrationExpires !== undefined && { expires: options.registrationExpires }),
       ...(options.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: options.keepAliveIntervalMs }),
       ...(options.tlsInsecure && { tlsVerify: false }),

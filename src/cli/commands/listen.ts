@@ -16,6 +16,7 @@ import {
   UsageError,
 } from '../common.js';
 import { wireEvents } from '../events.js';
+import { startStatusLine } from '../status-line.js';
 
 interface ListenFlags extends OutputOptions {
   sipInfo?: string;
@@ -181,6 +182,8 @@ async function listen(flags: ListenFlags): Promise<number> {
     `using credentials from ${resolved.description}; recording to ${flags.record ? flags.recordDir : '(off)'}`,
   );
   wireEvents(phone, log, sipInfo.username, sipInfo.domain);
+  const stopStatus =
+    log.format === 'text' && !flags.quiet && process.stdout.isTTY ? startStatusLine(phone, log) : () => {};
 
   let endedCalls = 0;
   let stopping: Promise<void> | undefined;
@@ -188,6 +191,7 @@ async function listen(flags: ListenFlags): Promise<number> {
     stopping ??= (async () => {
       log.info('shutdown', { reason: why, activeCalls: phone.activeCalls.length }, `shutting down (${why})…`);
       await phone.stop();
+      stopStatus();
     })();
     return stopping;
   };
@@ -219,6 +223,7 @@ async function listen(flags: ListenFlags): Promise<number> {
   } catch (err) {
     log.error('fatal', { message: describeError(err) }, `cannot register: ${describeError(err)}`);
     await phone.stop();
+    stopStatus();
     return ExitCode.FAILURE;
   }
   return done;

@@ -9,7 +9,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'vitest';
 
-export type Tool = 'kamailio' | 'kamcmd' | 'sipp' | 'sox' | 'tshark' | 'baresip';
+export type Tool = 'kamailio' | 'kamcmd' | 'sipp' | 'sox' | 'tshark' | 'baresip' | 'pocketsphinx_continuous';
 
 /** Env var that may point at a tool's binary, e.g. KAMAILIO_BIN=/opt/kamailio/sbin/kamailio. */
 const ENV_OVERRIDE: Record<Tool, string> = {
@@ -19,6 +19,7 @@ const ENV_OVERRIDE: Record<Tool, string> = {
   sox: 'SOX_BIN',
   tshark: 'TSHARK_BIN',
   baresip: 'BARESIP_BIN',
+  pocketsphinx_continuous: 'POCKETSPHINX_BIN',
 };
 
 /** Which Debian package provides a tool, for the skip/fail message. */
@@ -29,6 +30,7 @@ const PACKAGE: Record<Tool, string> = {
   sox: 'sox',
   tshark: 'tshark',
   baresip: 'baresip',
+  pocketsphinx_continuous: 'pocketsphinx',
 };
 
 // Kamailio lives in /usr/sbin, which a non-root PATH often lacks.

@@ -1,0 +1,130 @@
+/**
+ * Local UDP ports for RTP, one bound socket per call, from a configured range
+ * (`--rtp-ports`). A thin adapter: it only picks numbers and binds.
+ *
+ * RFC 3550 11: RTP goes on an even port and RTCP on the next odd one, so even
+ * ports are tried first; odd ones only when every even port is taken (we do
+ * not run RTCP, and a working call beats a tidy number). Ports held by other
+ * processes are skipped (EADDRINUSE). A port goes back to the pool when its
+ * socket closes, and is handed out again only after the rest of the range has
+ * had a turn, so stray packets of a finished call rarely reach the next one.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+export interface AllocateOptions {
+  /** Local IP to bind; default 0.0.0.0 (or :: when the pool was made for IPv6). */
+  address?: string;
+}
+
+export interface RtpPortPoolOptions {
+  /** Default local IP for {@link RtpPortPool.allocate}. */
+  address?: string;
+}
+
+export class RtpPortPool {
+  readonly range: Readonly<PortRange>;
+  readonly #address: string;
+  /** Ports bound (or being bound) by this pool. */
+  readonly #held = new Set<number>();
+  /** Where the next search starts: rotates through the range. */
+  #cursor: number;
+
+  constructor(range: PortRange, options: RtpPortPoolOptions = {}) {
+    const { min, max } = range;
+    const valid = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
+    if (!valid(min) || !valid(max) || min > max) {
+      throw new SoftphoneError(
+        ErrorCodes.CONFIG_INVALID,
+        `--rtp-ports must be a range MIN-MAX of UDP ports within 1-65535, got ${min}-${max}`,
+        { details: { flag: '--rtp-ports', min, max } },
+      );
+    }
+    this.range = Object.freeze({ min, max });
+    this.#address = options.address ?? '0.0.0.0';
+    this.#cursor = min;
+  }
+
+  /** Ports currently bound by sockets from this pool. */
+  get inUse(): number {
+    return this.#held.size;
+  }
+
+  /**
+   * Binds a UDP socket on a free port of the range. The port returns to the
+   * pool when the socket closes. Throws RTP_NO_PORT when no port can be bound.
+   */
+  async allocate(options: AllocateOptions = {}): Promise<dgram.Socket> {
+    const address = options.address ?? this.#address;
+    const type = net.isIPv6(address) ? 'udp6' : 'udp4';
+    let inUseElsewhere = 0;
+    for (const port of this.#candidates()) {
+      // Reserve before the await so concurrent allocations never race for one port.
+      this.#held.add(port);
+      const result = await bindUdp(type, address, port);
+      if (result instanceof dgram.Socket) {
+        this.#cursor = port + 1 > this.range.max ? this.range.min : port + 1;
+        result.once('close', () => this.#held.delete(port));
+        return result;
+      }
+      this.#held.delete(port);
+      if (result.code === 'EADDRINUSE' || result.code === 'EACCES') {
+        // Taken by another process (or privileged): try the next one.
+        inUseElsewhere++;
+        continue;
+      }
+      // EADDRNOTAVAIL and friends: the address is wrong, no port will do.
+      throw new SoftphoneError(
+        ErrorCodes.RTP_NO_PORT,
+        `Cannot bind an RTP port on ${address}: ${describeError(result)}`,
+        { cause: result, details: { address, port, ...(result.code ? { errno: result.code } : {}) } },
+      );
+    }
+    const { min, max } = this.range;
+    throw new SoftphoneError(
+      ErrorCodes.RTP_NO_PORT,
+      `No free RTP port in ${min}-${max} on ${address} (${this.#held.size} used by calls, ${inUseElsewhere} by other programs); widen --rtp-ports`,
+      { details: { flag: '--rtp-ports', min, max, address, inUse: this.#held.size } },
+    );
+  }
+
+  /** Every port not held by us, even ones first, each group starting at the cursor. */
+  *#candidates(): Generator<number> {
+    const { min, max } = this.range;
+    const size = max - min + 1;
+    for (const parity of [0, 1]) {
+      for (let i = 0; i < size; i++) {
+        const port = min + ((this.#cursor - min + i) % size);
+        if (port % 2 !== parity || this.#held.has(port)) continue;
+        yield port;
+      }
+    }
+  }
+}
+
+/** Binds or returns the bind error; the socket is closed on failure. */
+function bindUdp(
+  type: 'udp4' | 'udp6',
+  address: string,
+  port: number,
+): Promise<dgram.Socket | NodeJS.ErrnoException> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket({ type, reuseAddr: false });
+    const onError = (err: NodeJS.ErrnoException) => {
+      socket.close();
+      resolve(err);
+    };
+    socket.once('error', onError);
+    // exclusive: a real bind of our own even under the cluster module.
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}

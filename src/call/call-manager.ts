@@ -23,6 +23,7 @@ import { Dialog, requestDialogKey } from '../sip/dialog/dialog.js';
 import { generateTag } from '../sip/message/build.js';
 import type { NameAddr, SipRequest } from '../sip/message/types.js';
 import { TIMER_H } from '../sip/transaction/timers.js';
+import type { SipFlow } from '../sip/transport/flow.js';
 import { ALLOW } from '../sip/ua/registration.js';
 import type { IncomingRequest, UserAgent } from '../sip/ua/user-agent.js';
 import { Call, type CallEndInfo, type CallEndReason, type CallParty } from './call.js';
@@ -79,6 +80,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   /** INVITE server transactions still waiting for our final response, by Call-ID. */
   readonly #pendingInvites = new Map<string, IncomingRequest>();
   #accepting = true;
+  readonly #watchedFlows = new WeakSet<SipFlow>();
   /** Calls whose 2xx has been ACKed. */
   readonly #acked = new WeakSet<Call>();
   readonly #timers = new WeakMap<Call, NodeJS.Timeout[]>();
@@ -318,11 +320,20 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     if (this.#options.maxDurationMs > 0) {
       this.#timer(call, this.#options.maxDurationMs, () => void this.#hangup(call, 'max-duration'));
     }
-    flow.once('close', () => {
-      // The flow the dialog lives on is gone: no BYE can reach the caller over it.
-      if (!call.ended) this.#end(call, 'flow-lost');
-    });
+    this.#watchFlow(flow);
     this.emit('answered', call);
+  }
+
+  /** One close listener per flow (not per call: hundreds of calls share the registration flow). */
+  #watchFlow(flow: SipFlow): void {
+    if (this.#watchedFlows.has(flow)) return;
+    this.#watchedFlows.add(flow);
+    flow.once('close', () => {
+      // The flow the dialogs live on is gone: no BYE can reach the callers over it.
+      for (const call of [...this.#calls.values()]) {
+        if (call.dialog?.flow === flow && !call.ended) this.#end(call, 'flow-lost');
+      }
+    });
   }
 
   #prime(call: Call): void {

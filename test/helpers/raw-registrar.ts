@@ -1,0 +1,96 @@
+/**
+ * A raw SIP peer for signalling edge cases LocalPbx does not script: it
+ * accepts the device's REGISTER without a challenge, then lets a test write
+ * any bytes to the device's flow and see every response and request it sends.
+ */
+import net from 'node:net';
+import { parseMessage } from '../../src/sip/message/parse.js';
+import type { SipRequest, SipResponse } from '../../src/sip/message/types.js';
+import { StreamFramer } from '../../src/sip/transport/framer.js';
+
+export interface RawRegistrar {
+  port: number;
+  responses: SipResponse[];
+  requests: SipRequest[];
+  write(text: string): void;
+  close(): Promise<void>;
+}
+
+export async function startRawRegistrar(): Promise<RawRegistrar> {
+  const responses: SipResponse[] = [];
+  const requests: SipRequest[] = [];
+  const sockets = new Set<net.Socket>();
+  let device: net.Socket | undefined;
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    device = s;
+    const framer = new StreamFramer();
+    s.on('data', (chunk) => {
+      for (const ev of framer.push(chunk)) {
+        if (ev.type === 'ping') s.write('\r\n');
+        if (ev.type !== 'message') continue;
+        const parsed = parseMessage(ev.bytes);
+        if (!parsed.ok) continue;
+        const m = parsed.message;
+        if (m.type === 'response') {
+          responses.push(m);
+          continue;
+        }
+        requests.push(m);
+        const h = m.headers;
+        const ok = (extra = '') =>
+          s.write(
+            `SIP/2.0 200 OK\r\nVia: ${h.get('Via')}\r\nFrom: ${h.get('From')}\r\nTo: ${h.get('To')}${h.to()?.params.has('tag') ? '' : ';tag=reg'}\r\nCall-ID: ${h.get('Call-ID')}\r\nCSeq: ${h.get('CSeq')}\r\n${extra}Content-Length: 0\r\n\r\n`,
+          );
+        if (m.method === 'REGISTER') ok(`Contact: ${h.get('Contact')};expires=300\r\n`);
+        else if (m.method === 'BYE') ok();
+      }
+    });
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    responses,
+    requests,
+    write: (text) => device?.write(text),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+let counter = 0;
+
+/** A request from the "caller" side, with a fresh branch; `to` may carry a tag for in-dialog requests. */
+export function rawRequest(
+  method: string,
+  options: {
+    callId: string;
+    fromTag?: string;
+    toTag?: string;
+    cseq?: number;
+    body?: string;
+    branch?: string;
+    contentType?: string;
+  },
+): string {
+  const body = options.body ?? '';
+  const branch = options.branch ?? `z9hG4bK-raw-${++counter}`;
+  return [
+    `${method} sip:16506668888@device.invalid;transport=tcp SIP/2.0`,
+    `Via: SIP/2.0/TCP 127.0.0.1:5999;branch=${branch}`,
+    'Max-Forwards: 70',
+    `From: "Caller" <sip:15550100@test.invalid>;tag=${options.fromTag ?? 'caller-tag'}`,
+    `To: <sip:16506668888@test.invalid>${options.toTag ? `;tag=${options.toTag}` : ''}`,
+    `Call-ID: ${options.callId}`,
+    `CSeq: ${options.cseq ?? 1} ${method}`,
+    'Contact: <sip:15550100@127.0.0.1:5999;transport=tcp>',
+    ...(body ? [`Content-Type: ${options.contentType ?? 'application/sdp'}`] : []),
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    '',
+    body,
+  ].join('\r\n');
+}

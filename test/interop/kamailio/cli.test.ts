@@ -1,0 +1,47 @@
+/**
+ * `rc-softphone listen --sip-info FILE` (the file `provision` writes) against
+ * the real Kamailio: registers with the file's instance id, unregisters on SIGTERM.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { saveSipInfoFile } from '../../../src/config/sip-info.js';
+import { runCli } from '../../helpers/cli.js';
+import { waitFor } from '../../helpers/ports.js';
+import { describeInterop } from '../../helpers/tools.js';
+import { DEFAULT_USER, startKamailio } from './harness.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describeInterop('listen --sip-info against Kamailio', ['kamailio', 'kamcmd'], () => {
+  it('registers with the saved file, keeps its instance id, and unregisters on SIGTERM', {
+    timeout: 60_000,
+  }, async () => {
+    const kam = await startKamailio();
+    cleanups.push(() => kam.stop());
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-kam-cli-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'sip-info.json');
+    await saveSipInfoFile(file, {
+      ...DEFAULT_USER,
+      domain: kam.domain,
+      outboundProxy: { host: kam.host, port: kam.port },
+      transport: 'tcp',
+      deviceId: '802512345004',
+    });
+    const instanceId = (JSON.parse(readFileSync(file, 'utf8')) as { instanceId: string }).instanceId;
+    const r = runCli(['listen', '--sip-info', file, '--log-format', 'json'], { cwd: dir, cleanups });
+    await waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 20_000 });
+    const [binding] = await kam.ulDump();
+    expect(binding?.instance).toBe(`<${instanceId}>`);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+    expect(r.events().map((e) => e.event)).toContain('unregistered');
+    await waitFor(async () => (await kam.ulDump()).length === 0, { timeoutMs: 10_000 });
+    expect(r.stdout() + r.stderr()).not.toContain(DEFAULT_USER.password);
+  });
+});

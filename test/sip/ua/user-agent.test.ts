@@ -2,11 +2,9 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../../src/demo/local-pbx.js';
 import { isSoftphoneError } from '../../../src/errors.js';
-import { parseMessage } from '../../../src/sip/message/parse.js';
-import type { SipResponse } from '../../../src/sip/message/types.js';
-import { StreamFramer } from '../../../src/sip/transport/framer.js';
 import { type SipCredentials, UserAgent } from '../../../src/sip/ua/user-agent.js';
 import { waitFor } from '../../helpers/ports.js';
+import { startRawRegistrar } from '../../helpers/raw-registrar.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
 const INSTANCE = 'urn:uuid:6f1c1d2e-0000-4000-8000-00000000abcd';
@@ -121,50 +119,13 @@ describe('UserAgent registration', () => {
 });
 
 describe('UserAgent requests on the registration flow', () => {
-  /** A raw registrar: accepts REGISTER without auth and lets the test write arbitrary bytes. */
-  async function rawServer() {
-    const received: string[] = [];
-    let socket: net.Socket | undefined;
-    const responses: SipResponse[] = [];
-    const server = net.createServer((s) => {
-      socket = s;
-      const framer = new StreamFramer();
-      s.on('data', (chunk) => {
-        for (const ev of framer.push(chunk)) {
-          if (ev.type === 'pong') received.push('<pong>');
-          if (ev.type !== 'message') continue;
-          const parsed = parseMessage(ev.bytes);
-          if (!parsed.ok) continue;
-          const m = parsed.message;
-          if (m.type === 'response') {
-            responses.push(m);
-            continue;
-          }
-          received.push(m.method);
-          if (m.method === 'REGISTER') s.write(createSerialized(m));
-        }
-      });
-      s.on('error', () => {});
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    cleanups.push(() => socket?.destroy());
-    const port = (server.address() as net.AddressInfo).port;
-    return { port, received, responses, write: (text: string) => socket?.write(text) };
-  }
-
-  function createSerialized(m: import('../../../src/sip/message/types.js').SipRequest) {
-    return Buffer.from(
-      `SIP/2.0 200 OK\r\nVia: ${m.headers.get('Via')}\r\nFrom: ${m.headers.get('From')}\r\nTo: ${m.headers.get('To')};tag=x\r\nCall-ID: ${m.headers.get('Call-ID')}\r\nCSeq: ${m.headers.get('CSeq')}\r\nContact: ${m.headers.get('Contact')};expires=300\r\nContent-Length: 0\r\n\r\n`,
-    );
-  }
-
   function request(method: string, extra = '') {
     return `${method} sip:dev@x.invalid;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-${method}-${Math.random()}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:dev@b>\r\nCall-ID: c-${Math.random()}\r\nCSeq: 1 ${method}\r\nMax-Forwards: 70\r\n${extra}Content-Length: 0\r\n\r\n`;
   }
 
   async function started() {
-    const srv = await rawServer();
+    const srv = await startRawRegistrar();
+    cleanups.push(() => srv.close());
     const agent = new UserAgent({
       credentials: {
         ...USER,
@@ -227,7 +188,9 @@ describe('UserAgent requests on the registration flow', () => {
     const disconnected = new Promise<string>((r) => agent.once('disconnected', (d) => r(d.reason)));
     srv.write('OPTIONS sip:x SIP/2.0\r\nContent-Length: -5\r\n\r\n');
     expect(await disconnected).toMatch(/Content-Length/i);
-    await waitFor(() => srv.received.filter((m) => m === 'REGISTER').length >= 2, { timeoutMs: 10_000 });
+    await waitFor(() => srv.requests.filter((m) => m.method === 'REGISTER').length >= 2, {
+      timeoutMs: 10_000,
+    });
   });
 });
 

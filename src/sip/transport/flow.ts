@@ -113,7 +113,8 @@ export class SipFlow extends EventEmitter<FlowEvents> {
           rejectUnauthorized: options.tlsVerify !== false,
         };
         if (servername) tlsOptions.servername = servername;
-        if (options.tlsCa) tlsOptions.ca = options.tlsCa;
+        // Extra CAs are added to the system's, not put in their place.
+        if (options.tlsCa) tlsOptions.ca = [...tls.rootCertificates, ...[options.tlsCa].flat()];
         socket = tls.connect(tlsOptions);
       } else {
         socket = net.connect({ host: options.host, port: options.port });
@@ -265,14 +266,22 @@ export class SipFlow extends EventEmitter<FlowEvents> {
     return limits;
   }
 
-  /** RFC 4475 3.1.2.2: a message whose bytes stop arriving must not hold the flow forever. */
+  /**
+   * RFC 4475 3.1.2.2: a message whose bytes stop arriving must not hold the
+   * flow forever. The timer restarts whenever bytes arrive, so a slow sender
+   * or a busy stream whose reads never end on a message boundary is fine;
+   * memory stays bounded by the framer's size limits.
+   */
   #watchIncomplete(): void {
-    if (this.#framer.buffered === 0) {
+    if (this.#closed || this.#framer.buffered === 0) {
       if (this.#incompleteTimer) clearTimeout(this.#incompleteTimer);
       this.#incompleteTimer = undefined;
       return;
     }
-    if (this.#incompleteTimer) return;
+    if (this.#incompleteTimer) {
+      this.#incompleteTimer.refresh();
+      return;
+    }
     const timeoutMs = this.#options.incompleteMessageTimeoutMs ?? 32_000;
     this.#incompleteTimer = setTimeout(() => {
       this.#incompleteTimer = undefined;
@@ -280,7 +289,7 @@ export class SipFlow extends EventEmitter<FlowEvents> {
         this.#fail(
           new SoftphoneError(
             ErrorCodes.SIP_FRAME_INCOMPLETE,
-            `a message stayed incomplete for ${timeoutMs} ms (${this.#framer.buffered} bytes held); Content-Length larger than the body?`,
+            `no bytes for ${timeoutMs} ms while a message was incomplete (${this.#framer.buffered} bytes held); Content-Length larger than the body?`,
           ),
         );
       }

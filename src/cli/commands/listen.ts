@@ -221,6 +221,8 @@ async function listen(flags: ListenFlags): Promise<number> {
   try {
     await phone.start();
   } catch (err) {
+    // A signal while still connecting is a normal stop, not a failure.
+    if (stopping) return done;
     log.error('fatal', { message: describeError(err) }, `cannot register: ${describeError(err)}`);
     await phone.stop();
     stopStatus();

@@ -106,6 +106,8 @@ export class JitterBuffer {
   #lastEnd = 0;
   /** Pending frames by frame index; absent means silence. */
   #frames = new Map<number, Int16Array>();
+  /** Whether any audio has been placed yet. */
+  #hasAudio = false;
   #pool: Int16Array[] = [];
   readonly #silence: Int16Array;
 
@@ -202,6 +204,7 @@ export class JitterBuffer {
       return 'late';
     }
     this.#place(position, packet.payload, decode);
+    this.#hasAudio = true;
     if (newest) this.#lastEnd = Math.max(this.#lastEnd, position + n);
     return 'placed';
   }
@@ -272,7 +275,9 @@ export class JitterBuffer {
   #anchorPosition(now: number): number {
     const f = this.frameSamples;
     let target = Math.floor(now / f) * f;
-    if (this.#lastEnd >= this.#played && target < this.#lastEnd + this.delaySamples + f)
+    // A new stream close behind earlier audio continues right after it (no gap,
+    // no shift); before any audio there is nothing to continue from.
+    if (this.#hasAudio && this.#lastEnd >= this.#played && target < this.#lastEnd + this.delaySamples + f)
       target = this.#lastEnd;
     return Math.max(target, this.#played, this.#lastEnd);
   }

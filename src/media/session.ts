@@ -381,10 +381,19 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.stopped) return;
     const nowMs = performance.now();
     if (this.#canSend()) this.#sendDue(nowMs);
+    // Play out after the event loop's poll phase: datagrams that arrived on time
+    // while the loop was stalled (GC, a busy callback) are read first, so a stall
+    // never makes them look late and put a gap in the recording.
+    setImmediate(this.#playout);
+    this.#arm();
+  };
+
+  readonly #playout = (): void => {
+    if (this.stopped) return;
+    const nowMs = performance.now();
     this.#receive.pull(this.#nowSamplesAt(nowMs), this.#onFrame);
     this.#reportSinkError();
     this.#checkInactivity(nowMs);
-    this.#arm();
   };
 
   #checkInactivity(nowMs: number): void {

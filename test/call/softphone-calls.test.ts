@@ -154,6 +154,43 @@ describe('Softphone answering calls', () => {
     expect(path.basename(info.wav as string)).toMatch(/^\d{8}-\d{6}_15550100_[A-Za-z0-9._+-]+\.wav$/);
   });
 
+  it('an event-loop stall in an I/O callback mid-call leaves no gap: waiting datagrams are read before playout', async () => {
+    const { pbx, phone, ended } = await setup();
+    const caller = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    await answered;
+    const rtpPort = answerPort(call.answer);
+    // 400 ms into the audio, block the loop for 200 ms from a socket callback (poll phase),
+    // like a slow handler would, while packets keep arriving on time.
+    const staller = dgram.createSocket('udp4');
+    cleanups.push(() => staller.close());
+    staller.on('message', () => {
+      const t = performance.now();
+      while (performance.now() - t < 200);
+    });
+    await new Promise<void>((r) => staller.bind(0, '127.0.0.1', r));
+    setTimeout(() => staller.send('x', staller.address().port, '127.0.0.1'), 400);
+    const report = await new RtpSender({
+      socket: caller.socket,
+      target: { address: '127.0.0.1', port: rtpPort },
+      pcm: signal(8000),
+    }).start();
+    await call.bye();
+    await waitFor(() => ended.has(call.callId));
+    const info = ended.get(call.callId) as CallEndInfo;
+    expect(info.stats).toMatchObject({ lost: 0, late: 0, resync: 0 });
+    const samples = readWav(info.wav as string).samples;
+    const decoded = (payload: Uint8Array) => Array.from(payload, (b) => ULAW_TO_LINEAR[b] as number);
+    const first = report.frames[0];
+    if (!first) throw new Error('nothing sent');
+    const start = indexOf(samples, decoded(first.payload));
+    for (const f of report.frames) {
+      const at = start + f.frame * 160;
+      expect(Array.from(samples.subarray(at, at + 160))).toEqual(decoded(f.payload));
+    }
+  });
+
   it('rejects an SRTP-only offer with 488 and a Warning', async () => {
     const { pbx, phone } = await setup();
     const rejected = new Promise<{ status: number }>((r) => phone.once('callRejected', r));

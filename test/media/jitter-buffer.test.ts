@@ -359,3 +359,34 @@ describe('telephone-event packets and the timeline', () => {
     expect(out[10 * 160]).toBe(0);
   });
 });
+
+describe('the first stream of a call', () => {
+  it.each([10, 70, 200])(
+    'is anchored at its arrival (%i ms after the answer) and tolerates 50 ms of jitter',
+    async (firstAtMs) => {
+      const { JitterBuffer } = await import('../../src/media/jitter-buffer.js');
+      const { ULAW_TO_LINEAR } = await import('../../src/media/g711.js');
+      const jb = new JitterBuffer({ frameSamples: 160, delaySamples: 480 });
+      const played: number[] = [];
+      const sink = (_f: Int16Array, info: { position: number; audio: boolean }) => {
+        if (info.audio) played.push(info.position);
+      };
+      const packet = (seq: number) => ({
+        ssrc: 1,
+        sequenceNumber: seq,
+        timestamp: 1000 + seq * 160,
+        payload: new Uint8Array(160).fill(0x10),
+      });
+      const first = firstAtMs * 8;
+      jb.pull(first, sink);
+      jb.push(packet(0), first, ULAW_TO_LINEAR);
+      const second = first + 160 + 50 * 8; // 50 ms late
+      jb.pull(second, sink);
+      expect(jb.push(packet(1), second, ULAW_TO_LINEAR)).toBe('placed');
+      jb.flush(second + 2000, sink);
+      expect(jb.stats.resync).toBe(0);
+      const anchor = Math.floor(first / 160) * 160;
+      expect(played).toEqual([anchor, anchor + 160]);
+    },
+  );
+});

@@ -777,6 +777,8 @@ class KamailioInstance implements Kamailio {
     const watchdog = this.#watchdog;
     if (watchdog === undefined || watchdog.exitCode !== null || watchdog.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => watchdog.once('exit', () => resolve()));
+    // It was unref'd; without a ref a plain script awaiting stop() would end here (exit code 13).
+    watchdog.ref();
     watchdog.kill('SIGKILL');
     await exited;
   }

@@ -166,9 +166,13 @@ describe('live sinks on real calls', () => {
     const played = s.received.filter((p) => p.payloadType === 0 && p.payload.some((b) => b !== 0xff));
     expect(played.length).toBe(50);
     expect(Buffer.concat(played.map((p) => p.payload)).equals(Buffer.from(talkBack))).toBe(true);
-    const span = (played.at(-1)?.at ?? 0) - (played[0]?.at ?? 0);
-    expect(span).toBeGreaterThan(49 * 20 - 60);
-    expect(span).toBeLessThan(49 * 20 + 200);
+    // Paced, not burst: the typical gap is one 20 ms frame (the median shrugs off a
+    // scheduling hiccup on a loaded machine), and the whole never plays faster than real time.
+    const gaps = played.slice(1).map((p, i) => p.at - (played[i]?.at ?? 0));
+    const median = [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)] ?? 0;
+    expect(median).toBeGreaterThan(15);
+    expect(median).toBeLessThan(25);
+    expect((played.at(-1)?.at ?? 0) - (played[0]?.at ?? 0)).toBeGreaterThan(49 * 20 - 60);
     const mark = messages.find((m) => m.event === 'mark') as { mark: { name: string } };
     expect(mark.mark.name).toBe('greeting-done');
   });

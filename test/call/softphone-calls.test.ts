@@ -3,16 +3,17 @@
  * registrar) calls the Softphone over its registration flow, the project's
  * RtpSender plays audio, and the WAV + sidecar are checked sample by sample.
  */
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Call, CallEndInfo } from '../../src/call/call.js';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
-import { ULAW_TO_LINEAR } from '../../src/media/g711.js';
+import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../src/media/g711.js';
 import { RtpSender } from '../../src/media/rtp-sender.js';
-import { parseRtp } from '../../src/rtp/packet.js';
+import { parseRtp, serializeRtp } from '../../src/rtp/packet.js';
 import { Softphone, type SoftphoneOptions } from '../../src/softphone.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
@@ -161,8 +162,37 @@ describe('Softphone answering calls', () => {
     const call = await pbx.invite(USER.username, offer(caller.port));
     await answered;
     const rtpPort = answerPort(call.answer);
-    // 400 ms into the audio, block the loop for 200 ms from a socket callback (poll phase),
-    // like a slow handler would, while packets keep arriving on time.
+    // The caller is another process (as in reality), so its packets keep arriving
+    // on time while this process is stalled.
+    const pcm = signal(8000);
+    const frames: Uint8Array[] = [];
+    const packets: Buffer[] = [];
+    for (let k = 0; k < 50; k++) {
+      const payload = new Uint8Array(160);
+      encodeUlawFrame(pcm.subarray(k * 160, (k + 1) * 160), payload);
+      frames.push(payload);
+      const rtp = serializeRtp({
+        payloadType: 0,
+        sequenceNumber: 1000 + k,
+        timestamp: 5000 + k * 160,
+        ssrc: 0x1234,
+        payload,
+        marker: k === 0,
+      });
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(rtp.length);
+      packets.push(len, rtp);
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-stall-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'packets.bin'), Buffer.concat(packets));
+    const script = `const d=require('dgram').createSocket('udp4');const b=require('fs').readFileSync(process.argv[1]);const p=[];for(let o=0;o<b.length;){const n=b.readUInt16BE(o);p.push(b.subarray(o+2,o+2+n));o+=2+n}const t0=performance.now();let i=0;const next=()=>{if(i===p.length){d.close();return}d.send(p[i],${rtpPort},'127.0.0.1');i++;setTimeout(next,Math.max(0,t0+i*20-performance.now()))};next();`;
+    const sender = spawn(process.execPath, ['-e', script, path.join(dir, 'packets.bin')], {
+      stdio: 'ignore',
+    });
+    const sent = new Promise<void>((r) => sender.once('exit', () => r()));
+    // 400 ms into the audio, block this process for 200 ms from a socket callback
+    // (poll phase), as a slow handler would.
     const staller = dgram.createSocket('udp4');
     cleanups.push(() => staller.close());
     staller.on('message', () => {
@@ -171,24 +201,18 @@ describe('Softphone answering calls', () => {
     });
     await new Promise<void>((r) => staller.bind(0, '127.0.0.1', r));
     setTimeout(() => staller.send('x', staller.address().port, '127.0.0.1'), 400);
-    const report = await new RtpSender({
-      socket: caller.socket,
-      target: { address: '127.0.0.1', port: rtpPort },
-      pcm: signal(8000),
-    }).start();
+    await sent;
     await call.bye();
     await waitFor(() => ended.has(call.callId));
     const info = ended.get(call.callId) as CallEndInfo;
-    expect(info.stats).toMatchObject({ lost: 0, late: 0, resync: 0 });
+    expect(info.stats).toMatchObject({ received: 50, lost: 0, late: 0, resync: 0 });
     const samples = readWav(info.wav as string).samples;
     const decoded = (payload: Uint8Array) => Array.from(payload, (b) => ULAW_TO_LINEAR[b] as number);
-    const first = report.frames[0];
-    if (!first) throw new Error('nothing sent');
-    const start = indexOf(samples, decoded(first.payload));
-    for (const f of report.frames) {
-      const at = start + f.frame * 160;
-      expect(Array.from(samples.subarray(at, at + 160))).toEqual(decoded(f.payload));
-    }
+    const start = indexOf(samples, decoded(frames[0] as Uint8Array));
+    frames.forEach((payload, k) => {
+      const at = start + k * 160;
+      expect(Array.from(samples.subarray(at, at + 160))).toEqual(decoded(payload));
+    });
   });
 
   it('rejects an SRTP-only offer with 488 and a Warning', async () => {

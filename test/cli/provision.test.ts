@@ -109,3 +109,21 @@ describe('rc-softphone provision', () => {
     expect(await bad.exit).toBe(2);
   });
 });
+
+describe('rc-softphone listen with RINGCENTRAL_* only', () => {
+  it('provisions on the fly, caches sip-info.json (0600), and a signal while connecting exits 0', async () => {
+    const f = await fake();
+    // The fake's proxies are RingCentral host names this sandbox cannot reach: the bot keeps reconnecting.
+    const r = runCli(['listen', '--log-format', 'json'], { env: rcEnv(f), cleanups });
+    const { waitFor } = await import('../helpers/ports.js');
+    await waitFor(() => r.events().some((e) => e.event === 'reconnecting'), { timeoutMs: 20_000 });
+    const events = r.events().map((e) => e.event);
+    expect(events).toContain('provisioning');
+    const file = path.join(r.cwd, 'sip-info.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(f.requestsTo('/restapi/oauth/revoke')).toHaveLength(1);
+    r.child.kill('SIGINT');
+    expect(await r.exit).toBe(0);
+    secretsAbsent(r.stdout() + r.stderr());
+  });
+});

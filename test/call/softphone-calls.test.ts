@@ -284,6 +284,19 @@ describe('Softphone answering calls', () => {
     void phone;
   });
 
+  it('hangs up with BYE at the maximum call duration', async () => {
+    const { pbx, ended } = await setup({ maxCallDurationMs: 300 });
+    const caller = await callerSocket();
+    const byes: string[] = [];
+    pbx.on('request', (r) => {
+      if (r.method === 'BYE') byes.push(r.headers.callId() ?? '');
+    });
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    await waitFor(() => ended.has(call.callId), { timeoutMs: 10_000 });
+    expect(ended.get(call.callId)?.reason).toBe('max-duration');
+    await waitFor(() => byes.includes(call.callId));
+  });
+
   it('stop() sends BYE for every call, finishes the recordings and unregisters', async () => {
     const { pbx, phone, ended } = await setup();
     const caller = await callerSocket();

@@ -23,7 +23,7 @@ export function readPcmWav(path: string): Int16Array {
         bits: buf.readUInt16LE(body + 14),
       };
     } else if (id === 'data') {
-      if (!format || format.channels !== 1 || format.rate !== 8000 || format.bits !== 16) {
+      if (format?.channels !== 1 || format.rate !== 8000 || format.bits !== 16) {
         throw new Error(`${path}: need 8 kHz 16-bit mono PCM`);
       }
       const end = Math.min(buf.length, body + size);

@@ -21,8 +21,8 @@ import { recordingPaths } from '../sinks/recording-path.js';
 import { WavWriter } from '../sinks/wav.js';
 import { Dialog, requestDialogKey } from '../sip/dialog/dialog.js';
 import { generateTag } from '../sip/message/build.js';
-import type { NameAddr, SipRequest } from '../sip/message/types.js';
-import { TIMER_H } from '../sip/transaction/timers.js';
+import type { NameAddr, SipRequest, SipResponse } from '../sip/message/types.js';
+import { T1, T2, TIMER_H } from '../sip/transaction/timers.js';
 import type { SipFlow } from '../sip/transport/flow.js';
 import { ALLOW } from '../sip/ua/registration.js';
 import type { IncomingRequest, UserAgent } from '../sip/ua/user-agent.js';
@@ -289,13 +289,14 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       ['Supported', 'outbound'],
       ['User-Agent', this.#ua.userAgent],
     );
-    incoming.respond(200, 'OK', {
+    const ok = incoming.respond(200, 'OK', {
       toTag: localTag,
       headers,
       body: Buffer.from(body, 'utf8'),
       contentType: 'application/sdp',
     });
     call.answeredAt = performance.now();
+    this.#retransmitUntilAck(call, flow, ok);
 
     const session = new MediaSession({
       socket,
@@ -322,6 +323,22 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     }
     this.#watchFlow(flow);
     this.emit('answered', call);
+  }
+
+  /**
+   * RFC 3261 13.3.1.4: the UAS core retransmits its 2xx (T1 doubling to T2)
+   * until the ACK arrives, whatever the transport: a proxy may forward it to
+   * the caller over UDP, where it can be lost.
+   */
+  #retransmitUntilAck(call: Call, flow: SipFlow, response: SipResponse): void {
+    let interval = T1;
+    const again = () => {
+      if (call.ended || this.#acked.has(call) || flow.closed) return;
+      flow.send(response);
+      interval = Math.min(interval * 2, T2);
+      this.#timer(call, interval, again);
+    };
+    this.#timer(call, interval, again);
   }
 
   /** One close listener per flow (not per call: hundreds of calls share the registration flow). */

@@ -75,13 +75,30 @@ describe('INVITE server edge cases', () => {
     expect(calls.active).toHaveLength(0);
   });
 
-  it('no ACK for the 200 ends the call with BYE', async () => {
-    const { peer, ended, statuses } = await setup({ ackTimeoutMs: 300 });
+  it('retransmits the 200 (T1 doubling) until the ACK, and ends the call with BYE when none comes', async () => {
+    const { peer, ended, statuses } = await setup({ ackTimeoutMs: 1200 });
     peer.write(rawRequest('INVITE', { callId: 'noack-1', body: OFFER }));
-    await waitFor(() => statuses('noack-1').includes('200 INVITE'));
-    await waitFor(() => ended.length === 1);
+    await waitFor(() => ended.length === 1, { timeoutMs: 10_000 });
     expect(ended[0]?.reason).toBe('no-ack');
+    // 200 at once, then again after 500 ms (T1).
+    expect(statuses('noack-1').filter((s) => s === '200 INVITE').length).toBeGreaterThanOrEqual(2);
     await waitFor(() => peer.requests.some((r) => r.method === 'BYE' && r.headers.callId() === 'noack-1'));
+  });
+
+  it('stops retransmitting the 200 once the ACK arrives', async () => {
+    const { peer, statuses, calls } = await setup();
+    peer.write(rawRequest('INVITE', { callId: 'ack-1', body: OFFER }));
+    await waitFor(() => statuses('ack-1').includes('200 INVITE'));
+    const toTag = String(
+      peer.responses
+        .find((r) => r.headers.callId() === 'ack-1' && r.status === 200)
+        ?.headers.to()
+        ?.params.get('tag'),
+    );
+    peer.write(rawRequest('ACK', { callId: 'ack-1', toTag, cseq: 1 }));
+    await new Promise<void>((r) => setTimeout(r, 700)); // the retransmission would be due at 500 ms
+    expect(statuses('ack-1').filter((s) => s === '200 INVITE')).toHaveLength(1);
+    expect(calls.active).toHaveLength(1);
   });
 
   it('481 for a request in an unknown dialog, 501 for an unknown method, 200 for NOTIFY/MESSAGE/INFO', async () => {

@@ -93,7 +93,15 @@ export class SipFlow extends EventEmitter<FlowEvents> {
       );
     });
     socket.on('close', () => {
-      this.#fail(new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, 'connection closed by the server'));
+      const held = this.#framer.buffered;
+      this.#fail(
+        held > 0
+          ? new SoftphoneError(
+              ErrorCodes.SIP_FRAME_INCOMPLETE,
+              `connection closed by the server in the middle of a message (${held} bytes held)`,
+            )
+          : new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, 'connection closed by the server'),
+      );
     });
     this.#lastSendAt = performance.now();
     this.#armKeepAlive();

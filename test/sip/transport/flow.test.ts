@@ -866,6 +866,15 @@ describe('SipFlow close', () => {
     expect(watch.closes).toHaveLength(1);
   });
 
+  it('reports SIP_FRAME_INCOMPLETE when the server closes in the middle of a message', async () => {
+    const server = await FakeServer.start('tcp');
+    const { watch, peer } = await open(server);
+    peer.socket.end('OPTIONS sip:x SIP/2.0\r\nContent-Length: 50\r\n\r\nonly part of the body');
+    const { error } = await watch.closed();
+    expect(error?.code).toBe(ErrorCodes.SIP_FRAME_INCOMPLETE);
+    expect(watch.closes).toHaveLength(1);
+  });
+
   it('emits close(SIP_TRANSPORT_CLOSED) once when the server resets the connection (error, then close)', async () => {
     const server = await FakeServer.start('tcp');
     const { flow, watch, peer } = await open(server);

@@ -42,7 +42,7 @@
  *
  * Prints nothing; returns the figures (standalone, prints them as JSON).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import {
   existsSync,
@@ -57,12 +57,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ULAW_TO_LINEAR } from '../src/media/g711.js';
 import { StreamFramer } from '../src/sip/transport/framer.js';
 import { freePort, freeUdpPortRange } from '../test/helpers/ports.js';
 import { checkTools, toolPath } from '../test/helpers/tools.js';
 import { readWav } from '../test/helpers/wav.js';
 import { DEFAULT_USER, type Kamailio, startKamailio } from '../test/interop/kamailio/harness.js';
+import { exited, PACKET_BYTES, prepareSpeech, RATE, waitForStderr } from '../test/interop/kamailio/speech.js';
 
 export interface CapacityOptions {
   /** Concurrent calls. Default 200. */
@@ -165,9 +165,6 @@ export interface CapacityFigures {
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = path.join(ROOT, 'bin', 'rc-softphone.js');
 const SCENARIO = path.join(ROOT, 'test', 'interop', 'kamailio', 'sipp', 'uac-speech.xml');
-const SPEECH_SOURCE = '/usr/share/pocketsphinx/test/data/goforward.raw';
-const RATE = 8000;
-const PACKET_BYTES = 160;
 const FRAME_MS = 20;
 const INSTANCE_ID = 'urn:uuid:8c1d7f3e-2b4a-4e6c-9f0d-1a2b3c4d5e6f';
 /** Quiet time left at the end of each call (rtp_stream starts up to ~100 ms late). */
@@ -197,20 +194,6 @@ process.on('exit', () => {
 // ---------------------------------------------------------------------------
 // small helpers
 
-function execText(file: string, args: string[], timeoutMs = 120_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${path.basename(file)} failed: ${error.message}\n${String(stderr)}`));
-      else resolve(String(stdout));
-    });
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
 /** Signals a child and waits for it; SIGKILL after `graceMs`. */
 async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -218,7 +201,7 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: n
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     exited(child),
-    new Promise<void>((resolve) => {
+    new Promise<number | null>((resolve) => {
       timer = setTimeout(() => {
         child.kill('SIGKILL');
         resolve(exited(child));
@@ -226,30 +209,6 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: n
     }),
   ]);
   clearTimeout(timer);
-}
-
-function waitForStderr(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen = (seen + chunk.toString('utf8')).slice(-8192);
-      if (pattern.test(seen)) finish();
-    };
-    const onExit = () => finish(new Error(`exited before printing ${pattern}: ${seen}`));
-    const timer = setTimeout(
-      () => finish(new Error(`no ${pattern} within ${timeoutMs} ms: ${seen}`)),
-      timeoutMs,
-    );
-    const finish = (error?: Error) => {
-      clearTimeout(timer);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (error) reject(error);
-      else resolve();
-    };
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
 }
 
 /** Nearest-rank percentile of an ascending array. */
@@ -280,29 +239,6 @@ function latencyFigures(values: number[]): LatencyFigures {
 
 // ---------------------------------------------------------------------------
 // speech and recordings
-
-interface Speech {
-  file: string;
-  pcm: Int16Array;
-  ms: number;
-}
-
-async function prepareSpeech(dir: string): Promise<Speech> {
-  const converted = path.join(dir, 'speech.sox.ulaw');
-  await execText(toolPath('sox'), [
-    ...['-t', 'raw', '-r', '16000', '-e', 'signed-integer', '-b', '16', '-c', '1', '-L', SPEECH_SOURCE],
-    ...['-t', 'raw', '-r', String(RATE), '-e', 'u-law', '-b', '8', '-c', '1', converted],
-  ]);
-  const sox = readFileSync(converted);
-  // rtp_stream fills a short last packet from the file's start: give it whole packets of u-law silence.
-  const ulaw = Buffer.alloc(Math.ceil(sox.length / PACKET_BYTES) * PACKET_BYTES, 0xff);
-  sox.copy(ulaw);
-  const file = path.join(dir, 'speech.ulaw');
-  writeFileSync(file, ulaw);
-  const pcm = new Int16Array(ulaw.length);
-  for (let i = 0; i < ulaw.length; i++) pcm[i] = ULAW_TO_LINEAR[ulaw[i]!]!;
-  return { file, pcm, ms: (ulaw.length / RATE) * 1000 };
-}
 
 /**
  * 'exact': zeros, then exactly `sent` × `times`, then zeros. 'gaps': every

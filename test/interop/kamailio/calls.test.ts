@@ -36,29 +36,25 @@
  *    playout delay and a frame.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Call, CallEndInfo } from '../../../src/call/call.js';
-import { ULAW_TO_LINEAR } from '../../../src/media/g711.js';
 import type { CallSidecar } from '../../../src/sinks/sidecar.js';
 import { Softphone } from '../../../src/softphone.js';
 import { freePort, freeUdpPortRange } from '../../helpers/ports.js';
 import { describeInterop, toolPath } from '../../helpers/tools.js';
 import { readWav } from '../../helpers/wav.js';
 import { DEFAULT_USER, type Kamailio, startKamailio } from './harness.js';
+import { exited, PACKET_BYTES, prepareSpeech, RATE, type Speech, waitForStderr } from './speech.js';
 
 const SCENARIO = fileURLToPath(new URL('./sipp/uac-speech.xml', import.meta.url));
-const SPEECH_SOURCE = '/usr/share/pocketsphinx/test/data/goforward.raw';
-const RATE = 8000;
-const PACKET_BYTES = 160; // rtp_stream, PT 0: 20 ms of u-law per packet
 const FRAME_MS = 20;
-const ULAW_SILENCE = 0xff;
 const CONCURRENT_CALLS = 50;
 /** Room for the concurrent calls, with odd ports left over (the pool prefers even ones). */
 const RTP_PORTS = 2 * CONCURRENT_CALLS + 20;
@@ -77,17 +73,6 @@ const JITTER_DELAY_MS = 60;
  */
 const ON_TIME_MS = JITTER_DELAY_MS - FRAME_MS;
 
-interface Speech {
-  /** The u-law file SIPp plays: sox's output padded to whole packets. */
-  file: string;
-  ulaw: Buffer;
-  /** Bytes sox produced (the rest is padding). */
-  soxBytes: number;
-  /** ITU G.711 decoding of every byte of `ulaw`. */
-  pcm: Int16Array;
-  ms: number;
-}
-
 interface TrackedCall {
   call: Call;
   /** performance.now() when callAnswered fired (right after the 200 OK went out). */
@@ -101,32 +86,6 @@ interface SippResult {
   /** The last line of the -trace_stat CSV, by column name (cumulative counters end in "(C)"). */
   stats: Record<string, number>;
   output: string;
-}
-
-function execText(file: string, args: string[], timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${path.basename(file)} failed: ${error.message}\n${String(stderr)}`));
-      else resolve(String(stdout));
-    });
-  });
-}
-
-/** goforward.raw (16 kHz s16le) → 8 kHz u-law with sox, padded with u-law silence to whole packets. */
-async function prepareSpeech(dir: string): Promise<Speech> {
-  const converted = path.join(dir, 'speech.sox.ulaw');
-  await execText(toolPath('sox'), [
-    ...['-t', 'raw', '-r', '16000', '-e', 'signed-integer', '-b', '16', '-c', '1', '-L', SPEECH_SOURCE],
-    ...['-t', 'raw', '-r', String(RATE), '-e', 'u-law', '-b', '8', '-c', '1', converted],
-  ]);
-  const sox = readFileSync(converted);
-  const ulaw = Buffer.alloc(Math.ceil(sox.length / PACKET_BYTES) * PACKET_BYTES, ULAW_SILENCE);
-  sox.copy(ulaw);
-  const file = path.join(dir, 'speech.ulaw');
-  writeFileSync(file, ulaw);
-  const pcm = new Int16Array(ulaw.length);
-  for (let i = 0; i < ulaw.length; i++) pcm[i] = ULAW_TO_LINEAR[ulaw[i]!]!;
-  return { file, ulaw, soxBytes: sox.length, pcm, ms: (ulaw.length / RATE) * 1000 };
 }
 
 function repeat(pcm: Int16Array, times: number): Int16Array {
@@ -254,7 +213,7 @@ class RtpWire {
     });
     const wire = new RtpWire(child, probePort, probe);
     try {
-      await waitForOutput(child, /Capturing on/, 20_000);
+      await waitForStderr(child, /Capturing on/, 20_000);
       // "Capturing on" comes a few tens of ms before packets really are: probe until one shows.
       await wire.#probeUntilSeen();
     } catch (error) {
@@ -357,36 +316,6 @@ function parseStatCsv(text: string): Record<string, number> {
     if (name !== '') stats[name] = Number(last[i]);
   });
   return stats;
-}
-
-/** Waits for a line on a child's stderr; rejects if the child exits or the time runs out. */
-function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen = (seen + chunk.toString('utf8')).slice(-8192);
-      if (pattern.test(seen)) finish();
-    };
-    const onExit = (code: number | null) => finish(new Error(`exited (${code}) before ${pattern}: ${seen}`));
-    const timer = setTimeout(
-      () => finish(new Error(`no ${pattern} within ${timeoutMs} ms: ${seen}`)),
-      timeoutMs,
-    );
-    const finish = (error?: Error) => {
-      clearTimeout(timer);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (error) reject(error);
-      else resolve();
-    };
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
 describeInterop('calls through Kamailio', ['kamailio', 'kamcmd', 'sipp', 'sox', 'tshark'], () => {
@@ -701,7 +630,7 @@ describeInterop('calls through Kamailio', ['kamailio', 'kamcmd', 'sipp', 'sox', 
         });
       // tshark says "Capturing on" a little before packets really are captured:
       // probe (to a port nobody listens on) until one shows, then call.
-      await waitForOutput(tshark, /Capturing on/, 20_000);
+      await waitForStderr(tshark, /Capturing on/, 20_000);
       await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
       const probeSeen = until(() => lines.some((f) => f[0] === String(probePort)), 20_000, 'probe packet');
       const resend = setInterval(() => probe.send('rcsp-probe', probePort, '127.0.0.1'), 100);

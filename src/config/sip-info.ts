@@ -729,17 +729,8 @@ export async function ensureInstanceId(path: string): Promise<string> {
 // ---------------------------------------------------------------------------
 // Printing
 
-export interface RedactedSipInfo {
-  username: string;
-  password: string;
-  authorizationId: string;
-  domain: string;
-  outboundProxy: string;
-  outboundProxyBackup?: string;
-  transport: 'TCP' | 'TLS';
-  deviceId?: string;
-  instanceId?: string;
-}
+/** What gets printed: the saved file's sipInfo shape with the password replaced, plus the ids. */
+export type RedactedSipInfo = SipInfoFileV1['sipInfo'] & { deviceId?: string; instanceId?: string };
 
 /** A printable copy: the password replaced, proxies as host:port. */
 export function redactSipInfo(info: SipInfo): RedactedSipInfo {

@@ -107,17 +107,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       pending.respond(503, 'Service Unavailable', { toTag: generateTag() });
     }
     await Promise.all(calls.map((c) => this.#hangup(c, 'shutdown')));
-    await Promise.all(calls.map((c) => this.#whenEnded(c)));
+    await Promise.all(calls.map((c) => c.done));
   }
-
-  #whenEnded(call: Call): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#endedEmitted.has(call)) resolve();
-      else call.once('ended', () => resolve());
-    });
-  }
-
-  readonly #endedEmitted = new WeakSet<Call>();
 
   // ── dispatch ──────────────────────────────────────────────────────────
 
@@ -310,7 +301,6 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     call.attachMedia(session);
     session.on('inactive', () => void this.#hangup(call, 'media-timeout'));
     call.once('ended', (info) => {
-      this.#endedEmitted.add(call);
       this.emit('ended', call, info);
     });
     if (negotiated) this.#prime(call);

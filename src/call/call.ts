@@ -79,6 +79,11 @@ export class Call extends EventEmitter<CallEvents> {
   answeredAt: number | undefined;
   readonly dtmf: DtmfRecord[] = [];
   #ended: CallEndInfo | undefined;
+  #resolveDone: (info: CallEndInfo) => void = () => {};
+  /** Resolves with the end info once the call has ended and its sinks are closed (after 'ended'). */
+  readonly done: Promise<CallEndInfo> = new Promise((resolve) => {
+    this.#resolveDone = resolve;
+  });
   /** Installed by the call manager: sends BYE (when confirmed) and ends the call. */
   hangupHandler: ((reason: CallEndReason) => Promise<void>) | undefined;
   /** Extra closers run at the end (live sinks); each may take time (engine grace). */
@@ -184,6 +189,7 @@ export class Call extends EventEmitter<CallEvents> {
         if (r.status === 'rejected') this.emit('sinkError', r.reason as SoftphoneError);
       }
       this.emit('ended', info);
+      this.#resolveDone(info);
     });
     return info;
   }

@@ -15,6 +15,7 @@
  * audio at 8 kHz); RTP timestamps are only ever compared as signed 32-bit
  * differences against a recent anchor, so their wrap is harmless (RFC 3550 5.1).
  */
+import { FRAME_SAMPLES } from './frame.js';
 
 export interface JitterBufferOptions {
   /** Samples per output frame (20 ms at 8 kHz). */
@@ -112,7 +113,7 @@ export class JitterBuffer {
   readonly #silence: Int16Array;
 
   constructor(options: JitterBufferOptions = {}) {
-    this.frameSamples = options.frameSamples ?? 160;
+    this.frameSamples = options.frameSamples ?? FRAME_SAMPLES;
     this.delaySamples = options.delaySamples ?? 3 * this.frameSamples;
     if (this.delaySamples % this.frameSamples !== 0)
       throw new RangeError('delaySamples must be a multiple of frameSamples');

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { serializeRtp } from '../rtp/packet.js';
 import type { Codec } from '../sdp/negotiate.js';
 import { type DtmfDigit, digitToEvent, encodeTelephoneEvent } from './dtmf.js';
+import { FRAME_MS, FRAME_SAMPLES } from './frame.js';
 import { ALAW_SILENCE, encodeAlawFrame, encodeUlawFrame, ULAW_SILENCE } from './g711.js';
 
 export interface SenderTarget {
@@ -126,8 +127,8 @@ export interface SendReport {
   sendErrors: number;
 }
 
-export const FRAME_MS = 20;
-export const FRAME_SAMPLES = 160;
+export { FRAME_MS, FRAME_SAMPLES };
+
 const PT_COMFORT_NOISE = 13;
 /** RFC 4733 2.5.1.4: the end packet goes out three times. */
 const END_REPEATS = 3;

@@ -24,6 +24,7 @@ import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { WavWriter } from '../sinks/wav.js';
 import type { DtmfDigit } from './dtmf.js';
 import { encodeTelephoneEvent } from './dtmf.js';
+import { FRAME_MS } from './frame.js';
 import { ALAW_SILENCE, encodeAlawFrame, encodeUlawFrame, ULAW_SILENCE } from './g711.js';
 import type { FrameInfo } from './jitter-buffer.js';
 import {
@@ -102,7 +103,6 @@ export interface MediaSessionEvents {
 
 /** dBFS reported for digital silence (log of zero). */
 export const MIN_DBFS = -100;
-const FRAME_MS = 20;
 /** Level is the RMS of this many recent frames (100 ms). */
 const LEVEL_FRAMES = 5;
 /** After a stall longer than this, sending skips ahead instead of bursting the backlog. */

@@ -42,6 +42,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type ClientOptions, type RawData, WebSocket } from 'ws';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
+import { FRAME_MS, FRAME_SAMPLES } from '../media/frame.js';
 import { decodeUlaw, encodeUlawFrame } from '../media/g711.js';
 
 export interface MediaStreamOptions {
@@ -124,8 +125,8 @@ export interface OutboundAudioSource {
 }
 
 export const STREAM_SAMPLE_RATE = 8000;
-export const FRAME_SAMPLES = 160;
-const FRAME_MS = 20;
+export { FRAME_SAMPLES };
+
 const DEFAULT_MAX_BUFFER_MS = 3000;
 const DEFAULT_MAX_PLAYBACK_MS = 300_000;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;

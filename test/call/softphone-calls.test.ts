@@ -186,11 +186,15 @@ describe('Softphone answering calls', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-stall-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(path.join(dir, 'packets.bin'), Buffer.concat(packets));
-    const script = `const d=require('dgram').createSocket('udp4');const b=require('fs').readFileSync(process.argv[1]);const p=[];for(let o=0;o<b.length;){const n=b.readUInt16BE(o);p.push(b.subarray(o+2,o+2+n));o+=2+n}const t0=performance.now();let i=0;const next=()=>{if(i===p.length){d.close();return}d.send(p[i],${rtpPort},'127.0.0.1');i++;setTimeout(next,Math.max(0,t0+i*20-performance.now()))};next();`;
+    const script = `const d=require('dgram').createSocket('udp4');const b=require('fs').readFileSync(process.argv[1]);const p=[];for(let o=0;o<b.length;){const n=b.readUInt16BE(o);p.push(b.subarray(o+2,o+2+n));o+=2+n}const t0=performance.now();let i=0,late=0;const next=()=>{if(i===p.length){d.close();process.stdout.write(String(late));return}late=Math.max(late,performance.now()-(t0+i*20));d.send(p[i],${rtpPort},'127.0.0.1');i++;setTimeout(next,Math.max(0,t0+i*20-performance.now()))};next();`;
     const sender = spawn(process.execPath, ['-e', script, path.join(dir, 'packets.bin')], {
-      stdio: 'ignore',
+      stdio: ['ignore', 'pipe', 'ignore'],
     });
-    const sent = new Promise<void>((r) => sender.once('exit', () => r()));
+    let senderLateMs = '';
+    sender.stdout.on('data', (d) => {
+      senderLateMs += d;
+    });
+    const sent = new Promise<void>((r) => sender.once('close', () => r()));
     // 400 ms into the audio, block this process for 200 ms from a socket callback
     // (poll phase), as a slow handler would.
     const staller = dgram.createSocket('udp4');
@@ -205,9 +209,21 @@ describe('Softphone answering calls', () => {
     await call.bye();
     await waitFor(() => ended.has(call.callId));
     const info = ended.get(call.callId) as CallEndInfo;
-    expect(info.stats).toMatchObject({ received: 50, lost: 0, late: 0, resync: 0 });
     const samples = readWav(info.wav as string).samples;
     const decoded = (payload: Uint8Array) => Array.from(payload, (b) => ULAW_TO_LINEAR[b] as number);
+    // The caller's own process can be starved on a loaded machine; packets it sent
+    // more than the jitter margin late really are late, and then only order and
+    // content can be demanded. Otherwise: no gap, no shift, bit-exact in place.
+    if (Number(senderLateMs) > 40) {
+      expect(info.stats).toMatchObject({ received: 50, lost: 0 });
+      let at = -1;
+      for (const payload of frames) {
+        at = indexOf(samples, decoded(payload), at + 1);
+        expect(at).toBeGreaterThanOrEqual(0);
+      }
+      return;
+    }
+    expect(info.stats).toMatchObject({ received: 50, lost: 0, late: 0, resync: 0 });
     const start = indexOf(samples, decoded(frames[0] as Uint8Array));
     frames.forEach((payload, k) => {
       const at = start + k * 160;
@@ -315,8 +331,8 @@ describe('Softphone answering calls', () => {
   });
 });
 
-function indexOf(haystack: Int16Array, needle: number[]): number {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+function indexOf(haystack: Int16Array, needle: number[], from = 0): number {
+  outer: for (let i = from; i + needle.length <= haystack.length; i++) {
     for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
     return i;
   }

@@ -43,7 +43,7 @@ import { EventEmitter } from 'node:events';
 import { type ClientOptions, type RawData, WebSocket } from 'ws';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
 import { FRAME_MS, FRAME_SAMPLES } from '../media/frame.js';
-import { decodeUlaw, encodeUlawFrame } from '../media/g711.js';
+import { decodeUlaw, encodeUlawFrame, ULAW_SILENCE } from '../media/g711.js';
 
 export interface MediaStreamOptions {
   /** Media waiting to go out (connecting or slow socket) before frames are dropped; default 3000 ms. */
@@ -334,7 +334,9 @@ export class MediaStreamClient extends EventEmitter<MediaStreamEvents> {
       this.#dropped++;
       return;
     }
-    const payload = Buffer.alloc(frame.length);
+    // Every media message carries 20 ms, as Twilio's do: the call's last frame,
+    // which may be short, is completed with u-law silence.
+    const payload = Buffer.alloc(Math.max(frame.length, FRAME_SAMPLES), ULAW_SILENCE);
     encodeUlawFrame(frame, payload);
     if (this.#state === 'open') {
       this.#sendMedia(payload, timestampMs);

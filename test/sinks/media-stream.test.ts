@@ -206,6 +206,23 @@ describe('MediaStreamClient (Twilio Media Streams)', () => {
     expect(errors).toEqual([]);
   });
 
+  it('completes a short last frame with u-law silence: every media message is 20 ms', async () => {
+    const { url, peer: peerP } = await listen();
+    const { c } = client();
+    await c.connect(url, CALL);
+    const peer = await peerP;
+    const tail = frameOf(7).subarray(0, 100); // the call ended 12.5 ms into a frame
+    c.sendFrame(tail);
+    await c.stop();
+    await peer.closed;
+    const media = peer.messages.filter((x) => x.event === 'media') as { media: { payload: string } }[];
+    expect(media).toHaveLength(1);
+    const payload = Buffer.from(media[0]?.media.payload ?? '', 'base64');
+    expect(payload.length).toBe(160);
+    expect(payload.subarray(0, 100).equals(ulawOf(tail))).toBe(true);
+    expect(payload.subarray(100).every((b) => b === 0xff)).toBe(true);
+  });
+
   it('includes accountSid in start and stop when given', async () => {
     const { url, peer: peerP } = await listen();
     const { c } = client();

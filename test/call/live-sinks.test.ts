@@ -1,9 +1,3 @@
-/**
- * --pipe and --stream-url on real calls: the engine's stdin and the
- * WebSocket's media carry exactly the WAV's samples; talk-back audio reaches
- * the caller's RTP port paced at 20 ms.
- */
-import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -11,15 +5,14 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Call, CallEndInfo } from '../../src/call/call.js';
-import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../src/media/g711.js';
 import { RtpSender } from '../../src/media/rtp-sender.js';
 import { parseRtp } from '../../src/rtp/packet.js';
-import { Softphone, type SoftphoneOptions } from '../../src/softphone.js';
-import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import type { SoftphoneOptions } from '../../src/softphone.js';
+import { answerPort, callerSocket, RIG_USER, sdpOffer, startRig } from '../helpers/call-rig.js';
+import { waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
 
-const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -32,33 +25,18 @@ function tmp(): string {
 }
 
 async function setup(options: Partial<SoftphoneOptions>) {
-  const pbx = await LocalPbx.listen({ users: [USER] });
-  cleanups.push(() => pbx.close());
-  const min = await freeUdpPortRange(10);
-  const phone = new Softphone({
-    sipInfo: { ...USER, domain: pbx.domain, outboundProxy: pbx.address, transport: 'tcp' },
-    instanceId: 'urn:uuid:11111111-2222-4333-8444-555555555556',
-    recordDir: tmp(),
-    rtpPorts: { min, max: min + 9 },
-    mediaIp: '127.0.0.1',
-    ...options,
-  });
-  cleanups.push(() => phone.stop());
-  await phone.start();
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  cleanups.push(() => socket.close());
+  const { pbx, phone } = await startRig(cleanups, options, 10);
+  const { socket } = await callerSocket(cleanups);
   const received: { at: number; payloadType: number; payload: Uint8Array }[] = [];
   socket.on('message', (m) => {
     const p = parseRtp(m);
     if (typeof p !== 'string')
       received.push({ at: performance.now(), payloadType: p.payloadType, payload: p.payload });
   });
-  const offer = `v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${socket.address().port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n`;
   const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
   const ended = new Promise<CallEndInfo>((r) => phone.once('callEnded', (_c, info) => r(info)));
-  const call = await pbx.invite(USER.username, offer);
-  const port = Number(/m=audio (\d+)/.exec(call.answer)?.[1]);
+  const call = await pbx.invite(RIG_USER.username, sdpOffer(socket.address().port));
+  const port = answerPort(call.answer);
   return { pbx, phone, socket, received, call, port, answered: await answered, ended };
 }
 

@@ -10,71 +10,35 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Call, CallEndInfo } from '../../src/call/call.js';
-import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../src/media/g711.js';
 import { RtpSender } from '../../src/media/rtp-sender.js';
 import { parseRtp, serializeRtp } from '../../src/rtp/packet.js';
-import { Softphone, type SoftphoneOptions } from '../../src/softphone.js';
-import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import type { SoftphoneOptions } from '../../src/softphone.js';
+import {
+  answerPort,
+  callerSocket as callerSocketOf,
+  RIG_USER,
+  sdpOffer,
+  startRig,
+} from '../helpers/call-rig.js';
+import { waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
 
-const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
+const USER = RIG_USER;
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 async function setup(options: Partial<SoftphoneOptions> = {}) {
-  const pbx = await LocalPbx.listen({ users: [USER] });
-  cleanups.push(() => pbx.close());
-  const recordDir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-calls-'));
-  cleanups.push(() => rmSync(recordDir, { recursive: true, force: true }));
-  const min = await freeUdpPortRange(20);
-  const phone = new Softphone({
-    sipInfo: { ...USER, domain: pbx.domain, outboundProxy: pbx.address, transport: 'tcp' },
-    instanceId: 'urn:uuid:11111111-2222-4333-8444-555555555555',
-    recordDir,
-    rtpPorts: { min, max: min + 19 },
-    mediaIp: '127.0.0.1',
-    ...options,
-  });
-  cleanups.push(() => phone.stop());
-  await phone.start();
+  const rig = await startRig(cleanups, options);
   const ended = new Map<string, CallEndInfo>();
-  phone.on('callEnded', (call, info) => ended.set(call.id, info));
-  return { pbx, phone, recordDir, ended };
+  rig.phone.on('callEnded', (call, info) => ended.set(call.id, info));
+  return { ...rig, ended };
 }
 
-async function callerSocket() {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  cleanups.push(() => socket.close());
-  const packets: Buffer[] = [];
-  socket.on('message', (m) => packets.push(m));
-  return { socket, port: socket.address().port, packets };
-}
-
-function offer(port: number, proto = 'RTP/AVP', formats = '0 101') {
-  return [
-    'v=0',
-    'o=caller 1 1 IN IP4 127.0.0.1',
-    's=-',
-    'c=IN IP4 127.0.0.1',
-    't=0 0',
-    `m=audio ${port} ${proto} ${formats}`,
-    'a=rtpmap:0 PCMU/8000',
-    'a=rtpmap:101 telephone-event/8000',
-    'a=fmtp:101 0-15',
-    ...(proto === 'RTP/SAVP'
-      ? ['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz']
-      : []),
-    '',
-  ].join('\r\n');
-}
-
-function answerPort(sdp: string): number {
-  return Number(/m=audio (\d+)/.exec(sdp)?.[1]);
-}
+const callerSocket = () => callerSocketOf(cleanups);
+const offer = sdpOffer;
 
 /** A deterministic, non-silent, non-periodic test signal (a chirp plus noise), 8 kHz. */
 function signal(samples: number): Int16Array {

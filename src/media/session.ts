@@ -143,6 +143,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   // Receiving.
   #timer: NodeJS.Timeout | undefined;
   #lastTickMs: number;
+  /** The tick's time: what the pending playout plays out up to. */
+  #playoutUntilMs = 0;
   #lastHeardMs: number;
   #quietMs = 0;
   #inactiveEmitted = false;
@@ -381,19 +383,21 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.stopped) return;
     const nowMs = performance.now();
     if (this.#canSend()) this.#sendDue(nowMs);
-    // Play out after the event loop's poll phase: datagrams that arrived on time
-    // while the loop was stalled (GC, a busy callback) are read first, so a stall
-    // never makes them look late and put a gap in the recording.
+    // Play out up to this moment, but only after the event loop's poll phase has
+    // read every datagram that arrived by now. A stall before this tick (GC, a
+    // busy callback) or between it and the playout (a slow callback in the same
+    // poll phase, the process descheduled) then never makes on-time packets look
+    // late and put a gap in the recording.
+    this.#playoutUntilMs = nowMs;
     setImmediate(this.#playout);
-    this.#arm();
   };
 
   readonly #playout = (): void => {
     if (this.stopped) return;
-    const nowMs = performance.now();
-    this.#receive.pull(this.#nowSamplesAt(nowMs), this.#onFrame);
+    this.#receive.pull(this.#nowSamplesAt(this.#playoutUntilMs), this.#onFrame);
     this.#reportSinkError();
-    this.#checkInactivity(nowMs);
+    this.#checkInactivity(performance.now());
+    this.#arm();
   };
 
   #checkInactivity(nowMs: number): void {

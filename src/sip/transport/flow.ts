@@ -154,7 +154,7 @@ export class SipFlow extends EventEmitter<FlowEvents> {
           reject(
             new SoftphoneError(
               ErrorCodes.SIP_TLS_CERTIFICATE,
-              `${target}: TLS certificate rejected (${err.code}: ${err.message}); to connect anyway pass --tls-insecure`,
+              `${target}: TLS certificate rejected (${err.code}: ${err.message}); trust its CA with NODE_EXTRA_CA_CERTS=ca.pem (library: tlsCa), or pass --tls-insecure to connect without verification`,
               { cause: err },
             ),
           );

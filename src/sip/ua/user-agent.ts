@@ -127,6 +127,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   #attempt = 0;
   #registered = false;
   #everRegistered = false;
+  /** Targets whose certificate failed verification before the first registration. */
+  readonly #certificateRejected = new Set<number>();
   #timer: NodeJS.Timeout | undefined;
   #handler: RequestHandler | undefined;
   #startResolve: (() => void) | undefined;
@@ -176,7 +178,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    * Connects and registers. Resolves at the first successful registration;
    * rejects when that first registration is rejected (wrong password, 403, …),
    * since retrying would only hammer the registrar with the same mistake.
-   * Connection failures are retried with backoff meanwhile.
+   * Connection failures are retried with backoff meanwhile, except a TLS
+   * certificate that fails verification on every proxy (SIP_TLS_CERTIFICATE).
    */
   start(): Promise<void> {
     if (this.#state !== 'idle') return Promise.reject(new Error('UserAgent.start() called twice'));
@@ -253,6 +256,16 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         ...(o.connectTimeoutMs !== undefined && { connectTimeoutMs: o.connectTimeoutMs }),
       });
     } catch (err) {
+      if (!this.#everRegistered && isSoftphoneError(err, ErrorCodes.SIP_TLS_CERTIFICATE)) {
+        this.#certificateRejected.add(this.#targetIndex % this.#targets.length);
+        if (this.#certificateRejected.size === this.#targets.length) {
+          // Every proxy presented a certificate we cannot verify: a setting to
+          // fix (CA, --tls-insecure), not a network hiccup to wait out.
+          this.#settleStart(err);
+          void this.stop();
+          return;
+        }
+      }
       this.#scheduleReconnect(err instanceof Error ? err.message : String(err), true);
       return;
     }

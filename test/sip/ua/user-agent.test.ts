@@ -1,10 +1,12 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../../src/demo/local-pbx.js';
 import { isSoftphoneError } from '../../../src/errors.js';
 import { type SipCredentials, UserAgent } from '../../../src/sip/ua/user-agent.js';
 import { waitFor } from '../../helpers/ports.js';
 import { startRawRegistrar } from '../../helpers/raw-registrar.js';
+import { localhostCertificate } from '../../helpers/tls-cert.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
 const INSTANCE = 'urn:uuid:6f1c1d2e-0000-4000-8000-00000000abcd';
@@ -101,6 +103,29 @@ describe('UserAgent registration', () => {
     await agent.start();
     expect(reconnects[0]).toBe(`TCP 127.0.0.1:${p.address.port}`);
     expect(p.binding(USER.username)).toBeDefined();
+  });
+
+  it('rejects start() with SIP_TLS_CERTIFICATE once every proxy failed certificate verification', async () => {
+    // TLS servers presenting the self-signed test certificate, which nothing trusts by default.
+    const servers = await Promise.all(
+      [1, 2].map(async () => {
+        const server = tls.createServer(localhostCertificate());
+        server.on('tlsClientError', () => {});
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+        return { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port };
+      }),
+    );
+    const p = await pbx();
+    const agent = ua(p, { transport: 'tls', outboundProxy: servers[0]!, outboundProxyBackup: servers[1]! });
+    const reconnects: string[] = [];
+    agent.on('reconnecting', (e) => reconnects.push(e.target));
+    const err = await agent.start().catch((e: unknown) => e);
+    expect(isSoftphoneError(err, 'SIP_TLS_CERTIFICATE')).toBe(true);
+    expect(String((err as Error).message)).toContain('--tls-insecure');
+    // The primary, then the backup, then no more: a setting to fix, not a retry loop.
+    expect(reconnects).toEqual([`TLS 127.0.0.1:${servers[1]!.port}`]);
+    expect(agent.registered).toBe(false);
   });
 
   it('later rejections retry with backoff instead of giving up', async () => {

@@ -5,16 +5,27 @@
  * test failure, so a broken CI image can't turn the interop suite green by
  * skipping it. Locally the suite is skipped with the reason printed.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'vitest';
 
-export type Tool = 'kamailio' | 'kamcmd' | 'sipp' | 'sox' | 'tshark' | 'baresip' | 'pocketsphinx_continuous';
+export type Tool =
+  | 'kamailio'
+  | 'kamcmd'
+  /** Not a program: Kamailio's tls.so module, looked up in Kamailio's module path. */
+  | 'kamailio-tls'
+  | 'sipp'
+  | 'sox'
+  | 'tshark'
+  | 'baresip'
+  | 'pocketsphinx_continuous';
 
 /** Env var that may point at a tool's binary, e.g. KAMAILIO_BIN=/opt/kamailio/sbin/kamailio. */
 const ENV_OVERRIDE: Record<Tool, string> = {
   kamailio: 'KAMAILIO_BIN',
   kamcmd: 'KAMCMD_BIN',
+  'kamailio-tls': 'KAMAILIO_TLS_MODULE',
   sipp: 'SIPP_BIN',
   sox: 'SOX_BIN',
   tshark: 'TSHARK_BIN',
@@ -26,6 +37,7 @@ const ENV_OVERRIDE: Record<Tool, string> = {
 const PACKAGE: Record<Tool, string> = {
   kamailio: 'kamailio',
   kamcmd: 'kamailio',
+  'kamailio-tls': 'kamailio-tls-modules',
   sipp: 'sip-tester',
   sox: 'sox',
   tshark: 'tshark',
@@ -60,7 +72,9 @@ export function checkTool(tool: Tool): ToolCheck {
   if (cached !== undefined) return cached;
   let result: ToolCheck;
   const override = process.env[ENV_OVERRIDE[tool]];
-  if (override !== undefined && override !== '') {
+  if (tool === 'kamailio-tls') {
+    result = checkKamailioModule('tls.so', override);
+  } else if (override !== undefined && override !== '') {
     result = isExecutableFile(override)
       ? { ok: true, path: override }
       : { ok: false, reason: `${ENV_OVERRIDE[tool]}=${override} is not an executable file` };
@@ -77,6 +91,33 @@ export function checkTool(tool: Tool): ToolCheck {
   }
   cache.set(tool, result);
   return result;
+}
+
+/** A Kamailio module file: the override path, else in the module path `kamailio -I` reports. */
+function checkKamailioModule(file: string, override: string | undefined): ToolCheck {
+  const tool = 'kamailio-tls';
+  if (override !== undefined && override !== '') {
+    return existsSync(override)
+      ? { ok: true, path: override }
+      : { ok: false, reason: `${ENV_OVERRIDE[tool]}=${override} does not exist` };
+  }
+  const kamailio = checkTool('kamailio');
+  if (!kamailio.ok) return kamailio;
+  let dirs: string[] = [];
+  try {
+    const info = execFileSync(kamailio.path, ['-I'], { encoding: 'utf8', timeout: 10_000 });
+    const line = /Default paths to modules:\s*(.+)/.exec(info)?.[1] ?? '';
+    dirs = line.split(/[:\s]+/).filter(Boolean);
+  } catch {
+    // fall through: reported as not found
+  }
+  const found = dirs.map((dir) => path.join(dir, file)).find((candidate) => existsSync(candidate));
+  return found !== undefined
+    ? { ok: true, path: found }
+    : {
+        ok: false,
+        reason: `Kamailio module ${file} not found in ${dirs.join(', ') || "kamailio's module path"} (install the Debian package "${PACKAGE[tool]}" or set ${ENV_OVERRIDE[tool]})`,
+      };
 }
 
 /** The tool's path; throws (naming the package) if it is missing. */

@@ -48,7 +48,7 @@ import type { Call, CallEndInfo } from '../../../src/call/call.js';
 import type { CallSidecar } from '../../../src/sinks/sidecar.js';
 import { Softphone } from '../../../src/softphone.js';
 import { freePort, freeUdpPortRange } from '../../helpers/ports.js';
-import { describeInterop, toolPath } from '../../helpers/tools.js';
+import { describeInterop, type Tool, toolPath } from '../../helpers/tools.js';
 import { readWav } from '../../helpers/wav.js';
 import { DEFAULT_USER, type Kamailio, startKamailio } from './harness.js';
 import { exited, PACKET_BYTES, prepareSpeech, RATE, type Speech, waitForStderr } from './speech.js';
@@ -318,394 +318,419 @@ function parseStatCsv(text: string): Record<string, number> {
   return stats;
 }
 
-describeInterop('calls through Kamailio', ['kamailio', 'kamcmd', 'sipp', 'sox', 'tshark'], () => {
-  let kam: Kamailio;
-  let phone: Softphone;
-  let work: string;
-  let recordDir: string;
-  let speech: Speech;
-  let rtpRange: { min: number; max: number };
-  const warnings: string[] = [];
-  /** Every call the phone answered, by Call-ID. */
-  const calls = new Map<string, TrackedCall>();
-  /** SIPp and tshark processes started here. */
-  const children = new Set<ChildProcess>();
-  let active = 0;
-  let peakActive = 0;
+/**
+ * The suite runs twice: with the device registered over TCP, and over TLS
+ * with the certificate verified (Kamailio's tls module, a self-signed
+ * certificate trusted as the only extra CA). Kamailio only ever reaches the
+ * device over the connection it registered on, so in the TLS run every
+ * INVITE, ACK and BYE crossed TLS. The 50-call run is TCP only: the media
+ * path under load does not depend on the signalling transport.
+ */
+for (const transport of ['tcp', 'tls'] as const) {
+  const tools: Tool[] = ['kamailio', 'kamcmd', 'sipp', 'sox', 'tshark'];
+  if (transport === 'tls') tools.push('kamailio-tls');
+  describeInterop(`calls through Kamailio (device on ${transport.toUpperCase()})`, tools, () => {
+    let kam: Kamailio;
+    let phone: Softphone;
+    let work: string;
+    let recordDir: string;
+    let speech: Speech;
+    let rtpRange: { min: number; max: number };
+    const warnings: string[] = [];
+    /** Every call the phone answered, by Call-ID. */
+    const calls = new Map<string, TrackedCall>();
+    /** SIPp and tshark processes started here. */
+    const children = new Set<ChildProcess>();
+    let active = 0;
+    let peakActive = 0;
 
-  beforeAll(async () => {
-    work = mkdtempSync(path.join(os.tmpdir(), 'rcsp-calls-'));
-    recordDir = path.join(work, 'recordings');
-    speech = await prepareSpeech(work);
-    kam = await startKamailio();
-    const min = await freeUdpPortRange(RTP_PORTS);
-    rtpRange = { min, max: min + RTP_PORTS - 1 };
-    phone = new Softphone({
-      sipInfo: {
-        ...DEFAULT_USER,
-        domain: kam.domain,
-        outboundProxy: { host: kam.host, port: kam.port },
-        transport: 'tcp',
-      },
-      instanceId: 'urn:uuid:5e3c1f0a-6f1d-4b7e-9a2c-0c4d2e6f8a10',
-      recordDir,
-      rtpPorts: rtpRange,
-      mediaIp: '127.0.0.1',
-      maxCalls: CONCURRENT_CALLS + 10,
-      mediaTimeoutMs: 30_000,
-    });
-    phone.on('warning', (w) => warnings.push(`${w.code}: ${w.message}`));
-    phone.on('callRejected', (r) => warnings.push(`rejected ${r.callId}: ${r.status} ${r.reason}`));
-    const onEnd = new Map<Call, (ended: { info: CallEndInfo; at: number }) => void>();
-    phone.on('callAnswered', (call) => {
-      active++;
-      peakActive = Math.max(peakActive, active);
-      calls.set(call.id, {
-        call,
-        answeredAt: performance.now(),
-        rtpPort: call.media?.localAddress.port ?? -1,
-        ended: new Promise((resolve) => onEnd.set(call, resolve)),
+    beforeAll(async () => {
+      work = mkdtempSync(path.join(os.tmpdir(), 'rcsp-calls-'));
+      recordDir = path.join(work, 'recordings');
+      speech = await prepareSpeech(work);
+      kam = await startKamailio({ tls: transport === 'tls' });
+      const min = await freeUdpPortRange(RTP_PORTS);
+      rtpRange = { min, max: min + RTP_PORTS - 1 };
+      phone = new Softphone({
+        sipInfo: {
+          ...DEFAULT_USER,
+          domain: kam.domain,
+          outboundProxy: { host: kam.host, port: transport === 'tls' ? kam.tlsPort! : kam.port },
+          transport,
+        },
+        ...(kam.tlsCa !== undefined && { tlsCa: kam.tlsCa }),
+        instanceId: 'urn:uuid:5e3c1f0a-6f1d-4b7e-9a2c-0c4d2e6f8a10',
+        recordDir,
+        rtpPorts: rtpRange,
+        mediaIp: '127.0.0.1',
+        maxCalls: CONCURRENT_CALLS + 10,
+        mediaTimeoutMs: 30_000,
       });
-    });
-    phone.on('callEnded', (call, info) => {
-      const at = performance.now();
-      active--;
-      onEnd.get(call)?.({ info, at });
-      onEnd.delete(call);
-    });
-    await phone.start();
-  }, 60_000);
-
-  afterAll(async () => {
-    // Whatever a failed test left running.
-    for (const child of children)
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await phone?.stop();
-    await kam?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
-
-  /** A free even UDP port (SIPp binds it and port+2) outside the phone's RTP range. */
-  async function sippMediaPort(): Promise<number> {
-    for (;;) {
-      const port = await freeUdpPortRange(4);
-      if (port + 3 < rtpRange.min || port > rtpRange.max) return port;
-    }
-  }
-
-  /** Runs the speech scenario: `count` calls at once, each playing the speech `loops` times. */
-  async function runSipp(options: { count: number; loops: number; mediaPort: number }): Promise<SippResult> {
-    const dir = mkdtempSync(path.join(work, 'sipp-'));
-    const localPort = await freePort('udp');
-    const { count, loops, mediaPort } = options;
-    const pauseMs = Math.round(loops * speech.ms + BYE_MARGIN_MS);
-    const args = [
-      `${kam.host}:${kam.port}`,
-      ...['-sf', SCENARIO, '-s', DEFAULT_USER.username],
-      ...['-key', 'domain', kam.domain, '-key', 'speech', `${speech.file},${loops},0`],
-      ...['-d', String(pauseMs)],
-      ...['-i', '127.0.0.1', '-p', String(localPort), '-mp', String(mediaPort), '-t', 'u1'],
-      // All calls at once: the limit, the total and the rate per second are the same number.
-      ...['-m', String(count), '-l', String(count), '-r', String(count), '-rp', '1000'],
-      ...['-nostdin', '-timeout', '60s', '-timeout_error'],
-      ...['-trace_err', '-error_file', path.join(dir, 'errors.log')],
-      ...['-trace_stat', '-stf', path.join(dir, 'stat.csv')],
-    ];
-    const child = spawn(toolPath('sipp'), args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let screen = '';
-    const collect = (chunk: Buffer) => {
-      screen = (screen + chunk.toString('utf8')).slice(-6000);
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    const code = await new Promise<number | null>((resolve) => {
-      child.once('exit', (exitCode) => resolve(exitCode));
-      child.once('error', () => resolve(-1));
-    });
-    const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
-    const statText = read(path.join(dir, 'stat.csv'));
-    return {
-      code,
-      stats: statText === '' ? {} : parseStatCsv(statText),
-      output: [`sipp exit ${code}`, read(path.join(dir, 'errors.log')).slice(-4000), screen].join('\n'),
-    };
-  }
-
-  /** Calls answered from now on. */
-  function answeredSince(): () => TrackedCall[] {
-    const before = new Set(calls.keys());
-    return () => [...calls.values()].filter((c) => !before.has(c.call.id));
-  }
-
-  /**
-   * Every check on one finished call, as a summary to compare with
-   * `expectedSummary` (so one failure shows everything that differs).
-   */
-  function examine(
-    tracked: TrackedCall,
-    info: CallEndInfo,
-    endedAt: number,
-    sent: Int16Array,
-    wire: RtpWire,
-  ) {
-    // readWav throws unless RIFF size = 36 + data size = file size - 8: the header is final.
-    const wav = readWav(info.wav ?? '');
-    const sidecarPath = info.sidecar ?? '';
-    const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as CallSidecar;
-    const recordedMs = (wav.samples.length / RATE) * 1000;
-    const wallMs = endedAt - tracked.answeredAt;
-    const stream = wire.streams.get(tracked.rtpPort);
-    const lateMs = stream?.maxLateMs ?? Number.NaN;
-    const onTime = lateMs < ON_TIME_MS;
-    const check = alignPackets(wav.samples, sent);
-    return {
-      onTime,
-      reason: info.reason,
-      format: [wav.sampleRate, wav.channels],
-      // Every packet SIPp sent crossed the wire to this call's port.
-      wirePackets: stream?.packets,
-      audio: {
-        startsAfterAnswer: check.offset >= 0,
-        packets: check.packets,
-        missingPacket: check.missingPacket,
-        gaps: check.gaps,
-        // On time: none at all. Late on the wire: none longer than the lateness plus the playout delay and a frame.
-        gapsExplained: check.maxGapMs <= (onTime ? 0 : lateMs + JITTER_DELAY_MS + FRAME_MS),
-        nonZeroBefore: check.nonZeroBefore,
-        nonZeroAfter: check.nonZeroAfter,
-        // The speech ended before the BYE, leaving silence after it.
-        trailingSilence: check.missingPacket === null && wav.samples.length > check.offset + sent.length,
-      },
-      // The timeline is the wall clock from the answer to the BYE. Whole 20 ms
-      // frames are written as their playout time comes, and the tail is flushed
-      // up to "now" at the end, so the recording's length equals the call's own
-      // duration to within one frame, and the test's clock (callAnswered →
-      // callEnded, taken a few event-loop turns apart) to within a few frames.
-      lengthVsCall: Math.abs(recordedMs - info.durationMs) <= FRAME_MS + 1,
-      lengthVsWallClock: Math.abs(recordedMs - wallMs) <= 3 * FRAME_MS,
-      stats: info.stats && {
-        received: info.stats.received,
-        lost: info.stats.lost,
-        late: info.stats.late,
-        duplicate: info.stats.duplicate,
-        reordered: info.stats.reordered,
-        invalid: info.stats.invalid,
-        foreignSource: info.stats.foreignSource,
-        resync: info.stats.resync,
-      },
-      sidecar: {
-        exists: existsSync(sidecarPath),
-        callId: sidecar.callId,
-        codec: sidecar.codec,
-        endReason: sidecar.endReason,
-        lost: sidecar.stats.lost,
-        wav: sidecar.wav,
-      },
-      detail: `wire lateness ${lateMs.toFixed(1)} ms, speech at sample ${check.offset}, gaps ${check.gaps} (longest ${check.maxGapMs} ms), ${wav.samples.length} samples = ${recordedMs} ms, call ${info.durationMs} ms, wall ${wallMs.toFixed(1)} ms`,
-    };
-  }
-
-  function expectedSummary(
-    tracked: TrackedCall,
-    info: CallEndInfo,
-    summary: ReturnType<typeof examine>,
-    sentSamples: number,
-  ) {
-    const packets = sentSamples / PACKET_BYTES;
-    const { onTime } = summary;
-    return {
-      onTime,
-      reason: 'remote-bye',
-      format: [RATE, 1],
-      wirePackets: packets,
-      audio: {
-        startsAfterAnswer: true,
-        packets,
-        missingPacket: null,
-        // Bit-exact: the sent samples, contiguous, nothing inserted.
-        gaps: onTime ? 0 : expect.any(Number),
-        gapsExplained: true,
-        nonZeroBefore: 0,
-        nonZeroAfter: 0,
-        trailingSilence: true,
-      },
-      lengthVsCall: true,
-      lengthVsWallClock: true,
-      stats: {
-        // Every packet SIPp sent, and nothing else; nothing missing, nothing late.
-        received: packets,
-        lost: 0,
-        late: 0,
-        duplicate: 0,
-        reordered: 0,
-        invalid: 0,
-        foreignSource: 0,
-        // A re-anchored timeline is what inserts a gap: only for a late sender.
-        resync: onTime ? 0 : expect.any(Number),
-      },
-      sidecar: {
-        exists: true,
-        callId: tracked.call.id,
-        codec: 'PCMU',
-        endReason: 'remote-bye',
-        lost: 0,
-        wav: info.wav,
-      },
-      detail: expect.any(String),
-    };
-  }
-
-  it('records the caller’s speech bit-exact, as long as the call, and finishes the WAV on BYE', async () => {
-    warnings.length = 0;
-    const answered = answeredSince();
-    const mediaPort = await sippMediaPort();
-    const wire = await RtpWire.start(mediaPort);
-    children.add(wire.process);
-    try {
-      const result = await runSipp({ count: 1, loops: 1, mediaPort });
-      expect(result.code, result.output).toBe(0);
-      expect(result.stats['SuccessfulCall(C)'], result.output).toBe(1);
-      expect(result.stats['FailedCall(C)'], result.output).toBe(0);
-
-      const [tracked, ...others] = answered();
-      expect(others).toHaveLength(0);
-      const { info, at } = await tracked!.ended;
-      await wire.finish();
-      // The file really is speech, and sox's whole output is part of what is compared.
-      expect(speech.soxBytes).toBeGreaterThan(2 * RATE);
-      expect(speech.pcm.some((s) => Math.abs(s) > 4000)).toBe(true);
-      const summary = examine(tracked!, info, at, speech.pcm, wire);
-      expect(summary, summary.detail).toEqual(expectedSummary(tracked!, info, summary, speech.pcm.length));
-      expect(warnings).toEqual([]);
-    } finally {
-      await wire.stop();
-    }
-  }, 60_000);
-
-  it('primes the media path: its first packet to SIPp’s media port is an RFC 4733 end-of-event (PT 101)', async () => {
-    warnings.length = 0;
-    const mediaPort = await sippMediaPort();
-    const probePort = await freePort('udp');
-    // Only what goes *to* SIPp's media port (the device's RTP; SIPp's own stream
-    // leaves from it), decoded as RTP, one line per packet, flushed at once (-l).
-    const tshark = spawn(
-      toolPath('tshark'),
-      [
-        ...['-i', 'lo', '-l', '-f', `udp and (dst port ${mediaPort} or dst port ${probePort})`],
-        ...['-d', `udp.port==${mediaPort},rtp`, '-T', 'fields', '-E', 'separator=,'],
-        ...['-e', 'udp.dstport', '-e', 'udp.srcport', '-e', 'rtp.p_type', '-e', 'rtp.marker'],
-        ...['-e', 'rtpevent.event_id', '-e', 'rtpevent.end_of_event', '-e', 'rtp.timestamp'],
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.add(tshark);
-    const probe = dgram.createSocket('udp4');
-    try {
-      const lines: string[][] = [];
-      const wake: (() => void)[] = [];
-      let partial = '';
-      tshark.stdout.setEncoding('utf8');
-      tshark.stdout.on('data', (chunk: string) => {
-        const text = partial + chunk;
-        const complete = text.split('\n');
-        partial = complete.pop() ?? '';
-        for (const line of complete) if (line !== '') lines.push(line.split(','));
-        for (const w of wake.splice(0)) w();
-      });
-      /** Resolves when `condition` holds after some output from tshark (or already does). */
-      const until = (condition: () => boolean, timeoutMs: number, what: string) =>
-        new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error(`tshark: no ${what} within ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-          const check = () => {
-            if (condition()) {
-              clearTimeout(timer);
-              resolve();
-            } else wake.push(check);
-          };
-          check();
+      phone.on('warning', (w) => warnings.push(`${w.code}: ${w.message}`));
+      phone.on('callRejected', (r) => warnings.push(`rejected ${r.callId}: ${r.status} ${r.reason}`));
+      const onEnd = new Map<Call, (ended: { info: CallEndInfo; at: number }) => void>();
+      phone.on('callAnswered', (call) => {
+        active++;
+        peakActive = Math.max(peakActive, active);
+        calls.set(call.id, {
+          call,
+          answeredAt: performance.now(),
+          rtpPort: call.media?.localAddress.port ?? -1,
+          ended: new Promise((resolve) => onEnd.set(call, resolve)),
         });
-      // tshark says "Capturing on" a little before packets really are captured:
-      // probe (to a port nobody listens on) until one shows, then call.
-      await waitForStderr(tshark, /Capturing on/, 20_000);
-      await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
-      const probeSeen = until(() => lines.some((f) => f[0] === String(probePort)), 20_000, 'probe packet');
-      const resend = setInterval(() => probe.send('rcsp-probe', probePort, '127.0.0.1'), 100);
-      probe.send('rcsp-probe', probePort, '127.0.0.1');
-      await probeSeen.finally(() => clearInterval(resend));
+      });
+      phone.on('callEnded', (call, info) => {
+        const at = performance.now();
+        active--;
+        onEnd.get(call)?.({ info, at });
+        onEnd.delete(call);
+      });
+      await phone.start();
+    }, 60_000);
 
-      const answered = answeredSince();
-      const result = await runSipp({ count: 1, loops: 1, mediaPort });
-      expect(result.code, result.output).toBe(0);
-      const [tracked] = answered();
-      expect(tracked).toBeDefined();
-      await tracked!.ended;
-      const fromCall = (f: string[]) => f[0] === String(mediaPort) && f[1] === String(tracked!.rtpPort);
-      // The call sent silence every 20 ms until the BYE: its first packets are long captured.
-      await until(() => lines.filter(fromCall).length >= 3, 20_000, 'packets from the call');
+    afterAll(async () => {
+      // Whatever a failed test left running.
+      for (const child of children)
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await phone?.stop();
+      await kam?.stop();
+      if (work) rmSync(work, { recursive: true, force: true });
+    });
 
-      const packets = lines.filter(fromCall).map(([, , pt, marker, event, end, timestamp]) => ({
-        pt,
-        marker,
-        event,
-        end,
-        timestamp: Number(timestamp),
-      }));
-      expect(packets.length, 'packets from the call’s RTP port').toBeGreaterThanOrEqual(3);
-      const [first, second] = packets;
-      // Digit 0 with the end bit set, marker on (first packet of an event, RFC 4733 2.5.1.1).
-      expect(first).toMatchObject({ pt: '101', marker: '1', event: '0', end: '1' });
-      // Then silence, PCMU, on a later timestamp.
-      expect(second).toMatchObject({ pt: '0', marker: '0', event: '', end: '' });
-      expect(second!.timestamp).toBeGreaterThan(first!.timestamp);
-      expect(packets.slice(1).every((p) => p.pt === '0')).toBe(true);
-      expect(warnings).toEqual([]);
-    } finally {
-      probe.close();
-      if (tshark.exitCode === null && tshark.signalCode === null) {
-        tshark.kill('SIGINT');
-        await exited(tshark);
+    /** A free even UDP port (SIPp binds it and port+2) outside the phone's RTP range. */
+    async function sippMediaPort(): Promise<number> {
+      for (;;) {
+        const port = await freeUdpPortRange(4);
+        if (port + 3 < rtpRange.min || port > rtpRange.max) return port;
       }
     }
-  }, 60_000);
 
-  it(`records ${CONCURRENT_CALLS} simultaneous calls, every one bit-exact with no frame lost`, async () => {
-    warnings.length = 0;
-    peakActive = active;
-    const loops = 2;
-    const answered = answeredSince();
-    const mediaPort = await sippMediaPort();
-    const wire = await RtpWire.start(mediaPort);
-    children.add(wire.process);
-    try {
-      const result = await runSipp({ count: CONCURRENT_CALLS, loops, mediaPort });
-      expect(result.code, result.output).toBe(0);
-      expect(result.stats['SuccessfulCall(C)'], result.output).toBe(CONCURRENT_CALLS);
-      expect(result.stats['FailedCall(C)'], result.output).toBe(0);
-
-      const tracked = answered();
-      expect(tracked).toHaveLength(CONCURRENT_CALLS);
-      // They really overlapped: every one was up at the same time.
-      expect(peakActive).toBe(CONCURRENT_CALLS);
-      const ended = await Promise.all(tracked.map((call) => call.ended));
-      await wire.finish();
-      const sent = repeat(speech.pcm, loops);
-      const wavs = new Set<string>();
-      tracked.forEach((call, i) => {
-        const { info, at } = ended[i]!;
-        const summary = examine(call, info, at, sent, wire);
-        expect(summary, `${call.call.id}: ${summary.detail}`).toEqual(
-          expectedSummary(call, info, summary, sent.length),
-        );
-        wavs.add(info.wav!);
+    /** Runs the speech scenario: `count` calls at once, each playing the speech `loops` times. */
+    async function runSipp(options: {
+      count: number;
+      loops: number;
+      mediaPort: number;
+    }): Promise<SippResult> {
+      const dir = mkdtempSync(path.join(work, 'sipp-'));
+      const localPort = await freePort('udp');
+      const { count, loops, mediaPort } = options;
+      const pauseMs = Math.round(loops * speech.ms + BYE_MARGIN_MS);
+      const args = [
+        `${kam.host}:${kam.port}`,
+        ...['-sf', SCENARIO, '-s', DEFAULT_USER.username],
+        ...['-key', 'domain', kam.domain, '-key', 'speech', `${speech.file},${loops},0`],
+        ...['-d', String(pauseMs)],
+        ...['-i', '127.0.0.1', '-p', String(localPort), '-mp', String(mediaPort), '-t', 'u1'],
+        // All calls at once: the limit, the total and the rate per second are the same number.
+        ...['-m', String(count), '-l', String(count), '-r', String(count), '-rp', '1000'],
+        ...['-nostdin', '-timeout', '60s', '-timeout_error'],
+        ...['-trace_err', '-error_file', path.join(dir, 'errors.log')],
+        ...['-trace_stat', '-stf', path.join(dir, 'stat.csv')],
+      ];
+      const child = spawn(toolPath('sipp'), args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(child);
+      let screen = '';
+      const collect = (chunk: Buffer) => {
+        screen = (screen + chunk.toString('utf8')).slice(-6000);
+      };
+      child.stdout.on('data', collect);
+      child.stderr.on('data', collect);
+      const code = await new Promise<number | null>((resolve) => {
+        child.once('exit', (exitCode) => resolve(exitCode));
+        child.once('error', () => resolve(-1));
       });
-      expect(wavs.size).toBe(CONCURRENT_CALLS);
-      expect(warnings).toEqual([]);
-    } finally {
-      await wire.stop();
+      const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+      const statText = read(path.join(dir, 'stat.csv'));
+      return {
+        code,
+        stats: statText === '' ? {} : parseStatCsv(statText),
+        output: [`sipp exit ${code}`, read(path.join(dir, 'errors.log')).slice(-4000), screen].join('\n'),
+      };
     }
-  }, 90_000);
-});
+
+    /** Calls answered from now on. */
+    function answeredSince(): () => TrackedCall[] {
+      const before = new Set(calls.keys());
+      return () => [...calls.values()].filter((c) => !before.has(c.call.id));
+    }
+
+    /**
+     * Every check on one finished call, as a summary to compare with
+     * `expectedSummary` (so one failure shows everything that differs).
+     */
+    function examine(
+      tracked: TrackedCall,
+      info: CallEndInfo,
+      endedAt: number,
+      sent: Int16Array,
+      wire: RtpWire,
+    ) {
+      // readWav throws unless RIFF size = 36 + data size = file size - 8: the header is final.
+      const wav = readWav(info.wav ?? '');
+      const sidecarPath = info.sidecar ?? '';
+      const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8')) as CallSidecar;
+      const recordedMs = (wav.samples.length / RATE) * 1000;
+      const wallMs = endedAt - tracked.answeredAt;
+      const stream = wire.streams.get(tracked.rtpPort);
+      const lateMs = stream?.maxLateMs ?? Number.NaN;
+      const onTime = lateMs < ON_TIME_MS;
+      const check = alignPackets(wav.samples, sent);
+      return {
+        onTime,
+        reason: info.reason,
+        format: [wav.sampleRate, wav.channels],
+        // Every packet SIPp sent crossed the wire to this call's port.
+        wirePackets: stream?.packets,
+        audio: {
+          startsAfterAnswer: check.offset >= 0,
+          packets: check.packets,
+          missingPacket: check.missingPacket,
+          gaps: check.gaps,
+          // On time: none at all. Late on the wire: none longer than the lateness plus the playout delay and a frame.
+          gapsExplained: check.maxGapMs <= (onTime ? 0 : lateMs + JITTER_DELAY_MS + FRAME_MS),
+          nonZeroBefore: check.nonZeroBefore,
+          nonZeroAfter: check.nonZeroAfter,
+          // The speech ended before the BYE, leaving silence after it.
+          trailingSilence: check.missingPacket === null && wav.samples.length > check.offset + sent.length,
+        },
+        // The timeline is the wall clock from the answer to the BYE. Whole 20 ms
+        // frames are written as their playout time comes, and the tail is flushed
+        // up to "now" at the end, so the recording's length equals the call's own
+        // duration to within one frame, and the test's clock (callAnswered →
+        // callEnded, taken a few event-loop turns apart) to within a few frames.
+        lengthVsCall: Math.abs(recordedMs - info.durationMs) <= FRAME_MS + 1,
+        lengthVsWallClock: Math.abs(recordedMs - wallMs) <= 3 * FRAME_MS,
+        stats: info.stats && {
+          received: info.stats.received,
+          lost: info.stats.lost,
+          late: info.stats.late,
+          duplicate: info.stats.duplicate,
+          reordered: info.stats.reordered,
+          invalid: info.stats.invalid,
+          foreignSource: info.stats.foreignSource,
+          resync: info.stats.resync,
+        },
+        sidecar: {
+          exists: existsSync(sidecarPath),
+          callId: sidecar.callId,
+          codec: sidecar.codec,
+          endReason: sidecar.endReason,
+          lost: sidecar.stats.lost,
+          wav: sidecar.wav,
+        },
+        detail: `wire lateness ${lateMs.toFixed(1)} ms, speech at sample ${check.offset}, gaps ${check.gaps} (longest ${check.maxGapMs} ms), ${wav.samples.length} samples = ${recordedMs} ms, call ${info.durationMs} ms, wall ${wallMs.toFixed(1)} ms`,
+      };
+    }
+
+    function expectedSummary(
+      tracked: TrackedCall,
+      info: CallEndInfo,
+      summary: ReturnType<typeof examine>,
+      sentSamples: number,
+    ) {
+      const packets = sentSamples / PACKET_BYTES;
+      const { onTime } = summary;
+      return {
+        onTime,
+        reason: 'remote-bye',
+        format: [RATE, 1],
+        wirePackets: packets,
+        audio: {
+          startsAfterAnswer: true,
+          packets,
+          missingPacket: null,
+          // Bit-exact: the sent samples, contiguous, nothing inserted.
+          gaps: onTime ? 0 : expect.any(Number),
+          gapsExplained: true,
+          nonZeroBefore: 0,
+          nonZeroAfter: 0,
+          trailingSilence: true,
+        },
+        lengthVsCall: true,
+        lengthVsWallClock: true,
+        stats: {
+          // Every packet SIPp sent, and nothing else; nothing missing, nothing late.
+          received: packets,
+          lost: 0,
+          late: 0,
+          duplicate: 0,
+          reordered: 0,
+          invalid: 0,
+          foreignSource: 0,
+          // A re-anchored timeline is what inserts a gap: only for a late sender.
+          resync: onTime ? 0 : expect.any(Number),
+        },
+        sidecar: {
+          exists: true,
+          callId: tracked.call.id,
+          codec: 'PCMU',
+          endReason: 'remote-bye',
+          lost: 0,
+          wav: info.wav,
+        },
+        detail: expect.any(String),
+      };
+    }
+
+    it('records the caller’s speech bit-exact, as long as the call, and finishes the WAV on BYE', async () => {
+      warnings.length = 0;
+      const answered = answeredSince();
+      const mediaPort = await sippMediaPort();
+      const wire = await RtpWire.start(mediaPort);
+      children.add(wire.process);
+      try {
+        const result = await runSipp({ count: 1, loops: 1, mediaPort });
+        expect(result.code, result.output).toBe(0);
+        expect(result.stats['SuccessfulCall(C)'], result.output).toBe(1);
+        expect(result.stats['FailedCall(C)'], result.output).toBe(0);
+
+        // The device's binding (and so the INVITE's way to it) is on this transport.
+        const [binding] = await kam.ulDump();
+        expect(binding?.socket).toBe(
+          `${transport}:${kam.host}:${transport === 'tls' ? kam.tlsPort : kam.port}`,
+        );
+        expect(binding?.contact).toMatch(new RegExp(`;transport=${transport};ob`));
+
+        const [tracked, ...others] = answered();
+        expect(others).toHaveLength(0);
+        const { info, at } = await tracked!.ended;
+        await wire.finish();
+        // The file really is speech, and sox's whole output is part of what is compared.
+        expect(speech.soxBytes).toBeGreaterThan(2 * RATE);
+        expect(speech.pcm.some((s) => Math.abs(s) > 4000)).toBe(true);
+        const summary = examine(tracked!, info, at, speech.pcm, wire);
+        expect(summary, summary.detail).toEqual(expectedSummary(tracked!, info, summary, speech.pcm.length));
+        expect(warnings).toEqual([]);
+      } finally {
+        await wire.stop();
+      }
+    }, 60_000);
+
+    it('primes the media path: its first packet to SIPp’s media port is an RFC 4733 end-of-event (PT 101)', async () => {
+      warnings.length = 0;
+      const mediaPort = await sippMediaPort();
+      const probePort = await freePort('udp');
+      // Only what goes *to* SIPp's media port (the device's RTP; SIPp's own stream
+      // leaves from it), decoded as RTP, one line per packet, flushed at once (-l).
+      const tshark = spawn(
+        toolPath('tshark'),
+        [
+          ...['-i', 'lo', '-l', '-f', `udp and (dst port ${mediaPort} or dst port ${probePort})`],
+          ...['-d', `udp.port==${mediaPort},rtp`, '-T', 'fields', '-E', 'separator=,'],
+          ...['-e', 'udp.dstport', '-e', 'udp.srcport', '-e', 'rtp.p_type', '-e', 'rtp.marker'],
+          ...['-e', 'rtpevent.event_id', '-e', 'rtpevent.end_of_event', '-e', 'rtp.timestamp'],
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      children.add(tshark);
+      const probe = dgram.createSocket('udp4');
+      try {
+        const lines: string[][] = [];
+        const wake: (() => void)[] = [];
+        let partial = '';
+        tshark.stdout.setEncoding('utf8');
+        tshark.stdout.on('data', (chunk: string) => {
+          const text = partial + chunk;
+          const complete = text.split('\n');
+          partial = complete.pop() ?? '';
+          for (const line of complete) if (line !== '') lines.push(line.split(','));
+          for (const w of wake.splice(0)) w();
+        });
+        /** Resolves when `condition` holds after some output from tshark (or already does). */
+        const until = (condition: () => boolean, timeoutMs: number, what: string) =>
+          new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(
+              () => reject(new Error(`tshark: no ${what} within ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+            const check = () => {
+              if (condition()) {
+                clearTimeout(timer);
+                resolve();
+              } else wake.push(check);
+            };
+            check();
+          });
+        // tshark says "Capturing on" a little before packets really are captured:
+        // probe (to a port nobody listens on) until one shows, then call.
+        await waitForStderr(tshark, /Capturing on/, 20_000);
+        await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
+        const probeSeen = until(() => lines.some((f) => f[0] === String(probePort)), 20_000, 'probe packet');
+        const resend = setInterval(() => probe.send('rcsp-probe', probePort, '127.0.0.1'), 100);
+        probe.send('rcsp-probe', probePort, '127.0.0.1');
+        await probeSeen.finally(() => clearInterval(resend));
+
+        const answered = answeredSince();
+        const result = await runSipp({ count: 1, loops: 1, mediaPort });
+        expect(result.code, result.output).toBe(0);
+        const [tracked] = answered();
+        expect(tracked).toBeDefined();
+        await tracked!.ended;
+        const fromCall = (f: string[]) => f[0] === String(mediaPort) && f[1] === String(tracked!.rtpPort);
+        // The call sent silence every 20 ms until the BYE: its first packets are long captured.
+        await until(() => lines.filter(fromCall).length >= 3, 20_000, 'packets from the call');
+
+        const packets = lines.filter(fromCall).map(([, , pt, marker, event, end, timestamp]) => ({
+          pt,
+          marker,
+          event,
+          end,
+          timestamp: Number(timestamp),
+        }));
+        expect(packets.length, 'packets from the call’s RTP port').toBeGreaterThanOrEqual(3);
+        const [first, second] = packets;
+        // Digit 0 with the end bit set, marker on (first packet of an event, RFC 4733 2.5.1.1).
+        expect(first).toMatchObject({ pt: '101', marker: '1', event: '0', end: '1' });
+        // Then silence, PCMU, on a later timestamp.
+        expect(second).toMatchObject({ pt: '0', marker: '0', event: '', end: '' });
+        expect(second!.timestamp).toBeGreaterThan(first!.timestamp);
+        expect(packets.slice(1).every((p) => p.pt === '0')).toBe(true);
+        expect(warnings).toEqual([]);
+      } finally {
+        probe.close();
+        if (tshark.exitCode === null && tshark.signalCode === null) {
+          tshark.kill('SIGINT');
+          await exited(tshark);
+        }
+      }
+    }, 60_000);
+
+    if (transport === 'tcp')
+      it(`records ${CONCURRENT_CALLS} simultaneous calls, every one bit-exact with no frame lost`, async () => {
+        warnings.length = 0;
+        peakActive = active;
+        const loops = 2;
+        const answered = answeredSince();
+        const mediaPort = await sippMediaPort();
+        const wire = await RtpWire.start(mediaPort);
+        children.add(wire.process);
+        try {
+          const result = await runSipp({ count: CONCURRENT_CALLS, loops, mediaPort });
+          expect(result.code, result.output).toBe(0);
+          expect(result.stats['SuccessfulCall(C)'], result.output).toBe(CONCURRENT_CALLS);
+          expect(result.stats['FailedCall(C)'], result.output).toBe(0);
+
+          const tracked = answered();
+          expect(tracked).toHaveLength(CONCURRENT_CALLS);
+          // They really overlapped: every one was up at the same time.
+          expect(peakActive).toBe(CONCURRENT_CALLS);
+          const ended = await Promise.all(tracked.map((call) => call.ended));
+          await wire.finish();
+          const sent = repeat(speech.pcm, loops);
+          const wavs = new Set<string>();
+          tracked.forEach((call, i) => {
+            const { info, at } = ended[i]!;
+            const summary = examine(call, info, at, sent, wire);
+            expect(summary, `${call.call.id}: ${summary.detail}`).toEqual(
+              expectedSummary(call, info, summary, sent.length),
+            );
+            wavs.add(info.wav!);
+          });
+          expect(wavs.size).toBe(CONCURRENT_CALLS);
+          expect(warnings).toEqual([]);
+        } finally {
+          await wire.stop();
+        }
+      }, 90_000);
+  });
+}

@@ -21,12 +21,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitFor } from '../../helpers/ports.js';
+import { localhostCertificate } from '../../helpers/tls-cert.js';
 import { checkTools, toolPath } from '../../helpers/tools.js';
 
 export const KAMAILIO_CFG = fileURLToPath(new URL('./kamailio.cfg', import.meta.url));
@@ -60,6 +61,14 @@ export interface KamailioOptions {
   qop?: boolean;
   /** Listen on this port (UDP and TCP) instead of a free one, e.g. to restart on the same port. */
   port?: number;
+  /**
+   * Also listen for TLS (needs the Debian package kamailio-tls-modules, tool
+   * 'kamailio-tls'), with the self-signed localhost certificate of
+   * test/helpers/tls-cert.ts: trust `kam.tlsCa` to verify it. Default false.
+   */
+  tls?: boolean;
+  /** The TLS port instead of a free one (with tls). */
+  tlsPort?: number;
   /** Kamailio core log level (debug=): 2 info (default), 3 debug. The harness's own lines are NOTICE (1). */
   logLevel?: number;
   /** Safety net for the whole start-up. Default 30 000 ms. */
@@ -126,6 +135,10 @@ export interface RegisterEvent {
 export interface Kamailio {
   readonly host: '127.0.0.1';
   readonly port: number;
+  /** The TLS listener's port (started with `tls: true`), else undefined. */
+  readonly tlsPort: number | undefined;
+  /** The PEM certificate the TLS listener presents (self-signed): the CA to trust. */
+  readonly tlsCa: string | undefined;
   readonly domain: string;
   /** Users as loaded (authorizationId filled in). */
   readonly users: readonly Required<KamailioUser>[];
@@ -152,8 +165,8 @@ export interface Kamailio {
   restart(): Promise<Kamailio>;
 }
 
-export function kamailioAvailable(): { ok: true } | { ok: false; reason: string } {
-  return checkTools(['kamailio', 'kamcmd']);
+export function kamailioAvailable(tls = false): { ok: true } | { ok: false; reason: string } {
+  return checkTools(tls ? ['kamailio', 'kamcmd', 'kamailio-tls'] : ['kamailio', 'kamcmd']);
 }
 
 const HOST = '127.0.0.1';
@@ -170,6 +183,8 @@ interface ResolvedOptions {
   domain: string;
   qop: boolean;
   port: number | undefined;
+  tls: boolean;
+  tlsPort: number | undefined;
   logLevel: number;
   startTimeoutMs: number;
 }
@@ -206,6 +221,8 @@ function resolveOptions(options: KamailioOptions): ResolvedOptions {
     domain,
     qop: options.qop ?? false,
     port: options.port,
+    tls: options.tls ?? false,
+    tlsPort: options.tlsPort,
     logLevel,
     startTimeoutMs: options.startTimeoutMs ?? 30_000,
   };
@@ -526,6 +543,8 @@ function optionsPing(port: number, signal: AbortSignal): Promise<string> {
 class KamailioInstance implements Kamailio {
   readonly host = HOST;
   readonly port: number;
+  readonly tlsPort: number | undefined;
+  readonly tlsCa: string | undefined;
   readonly domain: string;
   readonly users: readonly Required<KamailioUser>[];
   readonly runDir: string;
@@ -545,15 +564,18 @@ class KamailioInstance implements Kamailio {
   #exitStatus: string | undefined;
   #stopping: Promise<void> | undefined;
 
-  constructor(options: ResolvedOptions, port: number) {
+  constructor(options: ResolvedOptions, port: number, tlsPort: number | undefined) {
     this.#options = options;
     this.port = port;
+    this.tlsPort = tlsPort;
     this.domain = options.domain;
     this.users = Object.freeze(options.users.map((user) => Object.freeze({ ...user })));
     this.#kamcmd = toolPath('kamcmd');
     // Short path: unix socket paths are limited to ~108 bytes.
     this.runDir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-kam-'));
     this.#ctl = path.join(this.runDir, 'ctl.sock');
+    const tlsArgs = tlsPort === undefined ? [] : this.#tlsArgs(tlsPort);
+    this.tlsCa = tlsPort === undefined ? undefined : localhostCertificate().cert;
     const args = [
       '-DD', // stay in the foreground (workers are still forked)
       '-E', // log to stderr, not syslog
@@ -584,6 +606,7 @@ class KamailioInstance implements Kamailio {
       '-A',
       `LOG_LEVEL=${options.logLevel}`,
       ...(options.qop ? ['-A', 'WITH_QOP'] : []),
+      ...tlsArgs,
     ];
     installExitHook();
     // detached: own process group, so the group can be killed as one, and a
@@ -620,6 +643,35 @@ class KamailioInstance implements Kamailio {
     });
     this.#child.stderr!.setEncoding('utf8');
     this.#child.stderr!.on('data', (chunk: string) => this.#onStderr(chunk));
+  }
+
+  /** Writes the TLS key, certificate and tls.cfg into the run dir; returns the command-line arguments. */
+  #tlsArgs(tlsPort: number): string[] {
+    const { cert, key } = localhostCertificate();
+    const certFile = path.join(this.runDir, 'cert.pem');
+    const keyFile = path.join(this.runDir, 'key.pem');
+    const config = path.join(this.runDir, 'tls.cfg');
+    writeFileSync(certFile, cert);
+    writeFileSync(keyFile, key, { mode: 0o600 });
+    // The device checks the server; the server asks nothing of the device (as RingCentral).
+    writeFileSync(
+      config,
+      [
+        '[server:default]',
+        'method = TLSv1.2+',
+        'verify_certificate = no',
+        'require_certificate = no',
+        `private_key = ${keyFile}`,
+        `certificate = ${certFile}`,
+        '',
+        '[client:default]',
+        'method = TLSv1.2+',
+        'verify_certificate = no',
+        'require_certificate = no',
+        '',
+      ].join('\n'),
+    );
+    return ['-l', `tls:${HOST}:${tlsPort}`, '-A', 'WITH_TLS', '-A', `TLS_CONFIG="${config}"`];
   }
 
   #onStderr(chunk: string): void {
@@ -785,7 +837,7 @@ class KamailioInstance implements Kamailio {
 
   async restart(): Promise<Kamailio> {
     await this.stop();
-    return launch({ ...this.#options, port: this.port });
+    return launch({ ...this.#options, port: this.port, tlsPort: this.tlsPort });
   }
 }
 
@@ -793,7 +845,8 @@ async function launch(options: ResolvedOptions): Promise<Kamailio> {
   let lastError: unknown;
   for (let attempt = 0; attempt < MAX_PORT_ATTEMPTS; attempt++) {
     const port = options.port ?? (await freePort('both'));
-    const instance = new KamailioInstance(options, port);
+    const tlsPort = options.tls ? (options.tlsPort ?? (await freePort('tcp'))) : undefined;
+    const instance = new KamailioInstance(options, port, tlsPort);
     try {
       await instance.ready();
       return instance;
@@ -801,7 +854,8 @@ async function launch(options: ResolvedOptions): Promise<Kamailio> {
       await instance.stop().catch(() => {});
       lastError = error;
       // Someone took the port between our probe and kamailio's bind: pick another.
-      if (options.port === undefined && error instanceof StartError && error.addressInUse) continue;
+      const portsChosenHere = options.port === undefined && (!options.tls || options.tlsPort === undefined);
+      if (portsChosenHere && error instanceof StartError && error.addressInUse) continue;
       throw error;
     }
   }
@@ -810,7 +864,7 @@ async function launch(options: ResolvedOptions): Promise<Kamailio> {
 
 /** Starts kamailio with kamailio.cfg; resolves once it answers kamcmd and SIP OPTIONS. */
 export async function startKamailio(options: KamailioOptions = {}): Promise<Kamailio> {
-  const available = kamailioAvailable();
+  const available = kamailioAvailable(options.tls);
   if (!available.ok) throw new Error(available.reason);
   return launch(resolveOptions(options));
 }

@@ -114,3 +114,86 @@ describeInterop('registration against Kamailio', ['kamailio', 'kamcmd'], () => {
     expect(bindings.filter((b) => b.instance === `<${INSTANCE}>`)).toHaveLength(1);
   });
 });
+
+describeInterop('registration over TLS against Kamailio', ['kamailio', 'kamcmd', 'kamailio-tls'], () => {
+  async function tlsKamailio(options: { maxExpires?: number; minExpires?: number } = {}): Promise<Kamailio> {
+    const kam = await kamailio({ ...options, tls: true });
+    if (kam.tlsPort === undefined || kam.tlsCa === undefined) throw new Error('kamailio started without TLS');
+    return kam;
+  }
+
+  it('verifies the certificate against the given CA, binds over TLS, keeps alive and refreshes on the same connection', async () => {
+    const kam = await tlsKamailio({ maxExpires: 4, minExpires: 2 });
+    const ua = new UserAgent({
+      credentials: {
+        ...DEFAULT_USER,
+        domain: kam.domain,
+        outboundProxy: { host: kam.host, port: kam.tlsPort! },
+        transport: 'tls',
+      },
+      instanceId: INSTANCE,
+      expires: 600,
+      tlsCa: kam.tlsCa!,
+    });
+    cleanups.push(() => ua.stop());
+    const granted: number[] = [];
+    ua.on('registered', (e) => granted.push(e.expires));
+    await ua.start();
+    const [binding] = await kam.ulDump();
+    expect(binding?.socket).toBe(`tls:${kam.host}:${kam.tlsPort}`);
+    expect(binding?.contact).toMatch(/;transport=tls;ob/);
+    expect(binding?.instance).toBe(`<${INSTANCE}>`);
+    expect(granted).toEqual([4]);
+    expect(binding?.tcpConnId).toBeGreaterThanOrEqual(0);
+    // RFC 5626 keep-alive inside TLS: Kamailio answers our CRLFCRLF with a CRLF.
+    const flow = ua.flow!;
+    const pong = new Promise<void>((resolve) => flow.once('pong', resolve));
+    flow.ping();
+    await pong;
+    // Granted 4 s: refreshed at 2 s over the same TLS connection.
+    await waitFor(() => granted.length >= 2, { timeoutMs: 20_000 });
+    const [refreshed] = await kam.ulDump();
+    expect(refreshed?.tcpConnId).toBe(binding?.tcpConnId);
+    expect(ua.flow).toBe(flow);
+    await ua.stop();
+    await waitFor(async () => (await kam.ulDump()).length === 0, { timeoutMs: 10_000 });
+  });
+
+  it('refuses a certificate it cannot verify: SIP_TLS_CERTIFICATE naming --tls-insecure, no REGISTER sent', async () => {
+    const kam = await tlsKamailio();
+    const ua = new UserAgent({
+      credentials: {
+        ...DEFAULT_USER,
+        domain: kam.domain,
+        outboundProxy: { host: kam.host, port: kam.tlsPort! },
+        transport: 'tls',
+      },
+      instanceId: INSTANCE,
+      expires: 600,
+    });
+    cleanups.push(() => ua.stop());
+    const err = await ua.start().catch((e: unknown) => e);
+    expect(isSoftphoneError(err, 'SIP_TLS_CERTIFICATE')).toBe(true);
+    expect(String((err as Error).message)).toMatch(/self[- ]signed.*--tls-insecure/);
+    expect((await kam.statistics())['core:rcv_requests_register'] ?? 0).toBe(0);
+  });
+
+  it('with verification turned off (--tls-insecure) it registers anyway', async () => {
+    const kam = await tlsKamailio();
+    const ua = new UserAgent({
+      credentials: {
+        ...DEFAULT_USER,
+        domain: kam.domain,
+        outboundProxy: { host: kam.host, port: kam.tlsPort! },
+        transport: 'tls',
+      },
+      instanceId: INSTANCE,
+      expires: 600,
+      tlsVerify: false,
+    });
+    cleanups.push(() => ua.stop());
+    await ua.start();
+    const [binding] = await kam.ulDump();
+    expect(binding?.socket).toBe(`tls:${kam.host}:${kam.tlsPort}`);
+  });
+});

@@ -129,7 +129,7 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
       sendSilence: options.sendSilence ?? true,
       outboundFor: (call) => {
         if (options.stream) {
-          const client = createStream();
+          const client = createStream(options.stream);
           this.#streams.set(call, client);
           return client.outbound;
         }

@@ -22,6 +22,8 @@ export interface StreamOptions {
   url: string;
   /** Extra HTTP headers for the upgrade (e.g. Authorization). */
   headers?: Record<string, string>;
+  /** wss:// to a server with a private CA: the CA certificate(s), PEM. (The CLI: NODE_EXTRA_CA_CERTS.) */
+  ca?: string | string[];
 }
 
 /** Starts the engine for an answered call and feeds it the call's frames. */
@@ -48,8 +50,8 @@ export function attachPipe(call: Call, options: PipeOptions): void {
  * Creates the stream client for a call before its media starts (its talk-back
  * queue is the media session's outbound source); `attachStream` connects it.
  */
-export function createStream(): MediaStreamClient {
-  return new MediaStreamClient();
+export function createStream(options: StreamOptions): MediaStreamClient {
+  return new MediaStreamClient(options.ca !== undefined ? { ca: options.ca } : {});
 }
 
 export function attachStream(call: Call, client: MediaStreamClient, options: StreamOptions): void {

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +13,7 @@ import { parseRtp } from '../../src/rtp/packet.js';
 import type { SoftphoneOptions } from '../../src/softphone.js';
 import { answerPort, callerSocket, RIG_USER, sdpOffer, startRig } from '../helpers/call-rig.js';
 import { waitFor } from '../helpers/ports.js';
+import { localhostCertificate } from '../helpers/tls-cert.js';
 import { readWav } from '../helpers/wav.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -168,5 +171,42 @@ describe('live sinks on real calls', () => {
     const info = await s.ended;
     expect(errors).toContain('STREAM_FAILED');
     expect(readWav(info.wav as string).samples.length).toBeGreaterThanOrEqual(1600);
+  });
+
+  it("--stream-url wss:// with the server's CA given: the call's audio streams over TLS", async () => {
+    const server = https.createServer(localhostCertificate());
+    const wss = new WebSocketServer({ server });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const c of wss.clients) c.terminate();
+          wss.close(() => server.close(() => resolve()));
+        }),
+    );
+    const media: Buffer[] = [];
+    wss.on('connection', (ws) =>
+      ws.on('message', (data) => {
+        const m = JSON.parse(String(data)) as { event: string; media?: { payload: string } };
+        if (m.event === 'media' && m.media) media.push(Buffer.from(m.media.payload, 'base64'));
+      }),
+    );
+    const url = `wss://127.0.0.1:${(server.address() as AddressInfo).port}/media`;
+    const s = await setup({ stream: { url, ca: localhostCertificate().cert } });
+    const states: string[] = [];
+    s.answered.on('stream', (e) => states.push(e.state));
+    const pcm = speechLike(1600);
+    await new RtpSender({ socket: s.socket, target: { address: '127.0.0.1', port: s.port }, pcm }).start();
+    await waitFor(() => media.length >= 10);
+    await s.call.bye();
+    const info = await s.ended;
+    expect(states[0]).toBe('open');
+    // The streamed µ-law decodes to the recording's samples.
+    const wav = readWav(info.wav as string).samples;
+    const streamed = Int16Array.from(Buffer.concat(media), (b) => ULAW_TO_LINEAR[b] as number);
+    expect(Array.from(streamed.subarray(0, wav.length))).toEqual(
+      Array.from(wav.subarray(0, streamed.length)),
+    );
   });
 });

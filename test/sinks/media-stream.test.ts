@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { isSoftphoneError, type SoftphoneError } from '../../src/errors.js';
 import { decodeUlaw, encodeUlawFrame } from '../../src/media/g711.js';
 import { MediaStreamClient, type MediaStreamCloseInfo } from '../../src/sinks/media-stream.js';
+import { localhostCertificate } from '../helpers/tls-cert.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: test peer inspects arbitrary JSON
 type Json = any;
@@ -49,21 +51,30 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function listen(): Promise<{ url: string; peer: Promise<Peer> }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(wss, 'listening');
+/** A WebSocket server on a free port; `secure`: wss:// with the self-signed localhost certificate. */
+async function listen(secure = false): Promise<{ url: string; peer: Promise<Peer> }> {
+  const tlsServer = secure ? https.createServer(localhostCertificate()) : undefined;
+  const wss = tlsServer
+    ? new WebSocketServer({ server: tlsServer })
+    : new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  if (tlsServer) {
+    tlsServer.listen(0, '127.0.0.1');
+    await once(tlsServer, 'listening');
+  } else {
+    await once(wss, 'listening');
+  }
   cleanups.push(
     () =>
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.terminate();
-        wss.close(() => resolve());
+        wss.close(() => (tlsServer ? tlsServer.close(() => resolve()) : resolve()));
       }),
   );
   const peer = new Promise<Peer>((resolve) => {
     wss.once('connection', (ws, req) => resolve(new Peer(ws, req)));
   });
-  const { port } = wss.address() as AddressInfo;
-  return { url: `ws://127.0.0.1:${port}/media?token=s3cret`, peer };
+  const { port } = (tlsServer ?? wss).address() as AddressInfo;
+  return { url: `${secure ? 'wss' : 'ws'}://127.0.0.1:${port}/media?token=s3cret`, peer };
 }
 
 function client(options: ConstructorParameters<typeof MediaStreamClient>[0] = {}) {
@@ -403,6 +414,34 @@ describe('MediaStreamClient (Twilio Media Streams)', () => {
     await expect(bad.c.connect('http://127.0.0.1:1/x', CALL)).rejects.toMatchObject({
       code: 'STREAM_FAILED',
     });
+  });
+
+  it('streams over wss:// to a server whose private CA is given, in the same messages as ws://', async () => {
+    const { url, peer: peerP } = await listen(true);
+    const { c, errors } = client({ ca: localhostCertificate().cert });
+    await c.connect(url, CALL);
+    const peer = await peerP;
+    c.sendFrame(frameOf(1));
+    const media = await peer.waitFor((m) => m.event === 'media');
+    expect(Buffer.from(media.media.payload, 'base64')).toEqual(ulawOf(frameOf(1)));
+    expect(peer.messages.slice(0, 2).map((m: Json) => m.event)).toEqual(['connected', 'start']);
+    await c.stop();
+    expect(errors).toEqual([]);
+  });
+
+  it('refuses a wss:// certificate it cannot verify: STREAM_FAILED with the reason, no data sent', async () => {
+    const { url, peer: peerP } = await listen(true);
+    let connected = false;
+    void peerP.then(() => {
+      connected = true;
+    });
+    const { c, errors } = client();
+    await expect(c.connect(url, CALL)).rejects.toMatchObject({ code: 'STREAM_FAILED' });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.message).toMatch(/self[- ]signed/);
+    expect(errors[0]!.message).not.toContain('s3cret');
+    expect(connected).toBe(false);
+    expect(() => c.sendFrame(frameOf(0))).not.toThrow();
   });
 
   it('bounds the backlog while the connection is still opening, and counts the drops', async () => {

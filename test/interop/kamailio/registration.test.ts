@@ -6,7 +6,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { isSoftphoneError } from '../../../src/errors.js';
-import { type SipCredentials, UserAgent } from '../../../src/sip/ua/user-agent.js';
+import { type SipCredentials, UserAgent, type UserAgentOptions } from '../../../src/sip/ua/user-agent.js';
 import { waitFor } from '../../helpers/ports.js';
 import { describeInterop } from '../../helpers/tools.js';
 import { DEFAULT_USER, type Kamailio, startKamailio } from './harness.js';
@@ -18,7 +18,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function device(kam: Kamailio, overrides: Partial<SipCredentials> = {}): UserAgent {
+function device(
+  kam: Kamailio,
+  overrides: Partial<SipCredentials> = {},
+  options: Partial<UserAgentOptions> = {},
+): UserAgent {
   const ua = new UserAgent({
     credentials: {
       ...DEFAULT_USER,
@@ -30,6 +34,7 @@ function device(kam: Kamailio, overrides: Partial<SipCredentials> = {}): UserAge
     instanceId: INSTANCE,
     expires: 600,
     backoff: { baseMs: 200, maxMs: 2000 },
+    ...options,
   });
   cleanups.push(() => ua.stop());
   return ua;
@@ -122,20 +127,14 @@ describeInterop('registration over TLS against Kamailio', ['kamailio', 'kamcmd',
     return kam;
   }
 
+  /** A device registering over TLS at the TLS listener. */
+  function tlsDevice(kam: Kamailio, options: Partial<UserAgentOptions> = {}): UserAgent {
+    return device(kam, { outboundProxy: { host: kam.host, port: kam.tlsPort! }, transport: 'tls' }, options);
+  }
+
   it('verifies the certificate against the given CA, binds over TLS, keeps alive and refreshes on the same connection', async () => {
     const kam = await tlsKamailio({ maxExpires: 4, minExpires: 2 });
-    const ua = new UserAgent({
-      credentials: {
-        ...DEFAULT_USER,
-        domain: kam.domain,
-        outboundProxy: { host: kam.host, port: kam.tlsPort! },
-        transport: 'tls',
-      },
-      instanceId: INSTANCE,
-      expires: 600,
-      tlsCa: kam.tlsCa!,
-    });
-    cleanups.push(() => ua.stop());
+    const ua = tlsDevice(kam, { tlsCa: kam.tlsCa! });
     const granted: number[] = [];
     ua.on('registered', (e) => granted.push(e.expires));
     await ua.start();
@@ -161,17 +160,7 @@ describeInterop('registration over TLS against Kamailio', ['kamailio', 'kamcmd',
 
   it('refuses a certificate it cannot verify: SIP_TLS_CERTIFICATE naming --tls-insecure, no REGISTER sent', async () => {
     const kam = await tlsKamailio();
-    const ua = new UserAgent({
-      credentials: {
-        ...DEFAULT_USER,
-        domain: kam.domain,
-        outboundProxy: { host: kam.host, port: kam.tlsPort! },
-        transport: 'tls',
-      },
-      instanceId: INSTANCE,
-      expires: 600,
-    });
-    cleanups.push(() => ua.stop());
+    const ua = tlsDevice(kam);
     const err = await ua.start().catch((e: unknown) => e);
     expect(isSoftphoneError(err, 'SIP_TLS_CERTIFICATE')).toBe(true);
     expect(String((err as Error).message)).toMatch(/self[- ]signed.*--tls-insecure/);
@@ -180,18 +169,7 @@ describeInterop('registration over TLS against Kamailio', ['kamailio', 'kamcmd',
 
   it('with verification turned off (--tls-insecure) it registers anyway', async () => {
     const kam = await tlsKamailio();
-    const ua = new UserAgent({
-      credentials: {
-        ...DEFAULT_USER,
-        domain: kam.domain,
-        outboundProxy: { host: kam.host, port: kam.tlsPort! },
-        transport: 'tls',
-      },
-      instanceId: INSTANCE,
-      expires: 600,
-      tlsVerify: false,
-    });
-    cleanups.push(() => ua.stop());
+    const ua = tlsDevice(kam, { tlsVerify: false });
     await ua.start();
     const [binding] = await kam.ulDump();
     expect(binding?.socket).toBe(`tls:${kam.host}:${kam.tlsPort}`);

@@ -261,15 +261,6 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     this.#dialogs.set(dialog.key, call);
     this.emit('incoming', call);
 
-    let wav: WavWriter | undefined;
-    if (paths) {
-      try {
-        wav = WavWriter.open(paths.wav);
-      } catch (err) {
-        this.#warn(`recording disabled for this call: ${describeError(err)}`, callId);
-      }
-    }
-
     // RFC 3261 12.1.1: the 2xx copies Record-Route, and our Contact is the remote target.
     const headers: [string, string][] = request.headers
       .getAll('Record-Route')
@@ -288,6 +279,17 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     });
     call.answeredAt = performance.now();
     this.#retransmitUntilAck(call, flow, ok);
+
+    // Opened after the 200 is on its way (file creation is synchronous disk
+    // I/O), before the media session starts: the recording still begins at the answer.
+    let wav: WavWriter | undefined;
+    if (paths) {
+      try {
+        wav = WavWriter.open(paths.wav);
+      } catch (err) {
+        this.#warn(`recording disabled for this call: ${describeError(err)}`, callId);
+      }
+    }
 
     const session = new MediaSession({
       socket,

@@ -148,7 +148,16 @@ export interface CapacityFigures {
   };
   rss: { idleMb: number; peakMb: number };
   /** The bot's event-loop delay during the load (monitorEventLoopDelay at 5 ms, less those 5 ms). */
-  eventLoopDelayMs?: { p50: number; p99: number; max: number; mean: number };
+  eventLoopDelayMs?: {
+    p50: number;
+    p99: number;
+    max: number;
+    mean: number;
+    /** Garbage-collection pauses during the load: count, longest, total. */
+    gcPauses: number;
+    gcMaxMs: number;
+    gcTotalMs: number;
+  };
   inviteTo200: LatencyFigures;
   inviteTo100: LatencyFigures;
   trying100To200: LatencyFigures;
@@ -175,18 +184,29 @@ const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Lin
 
 /** Preloaded into the bot: event-loop delay, reset on SIGUSR2 (load starts), written at exit. */
 const ELD_PRELOAD = `
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 const histogram = monitorEventLoopDelay({ resolution: 5 });
 histogram.enable();
-process.on('SIGUSR2', () => histogram.reset());
+let gc = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gc.push(e.duration);
+}).observe({ entryTypes: ['gc'] });
+process.on('SIGUSR2', () => {
+  histogram.reset();
+  gc = [];
+});
 process.on('exit', () => {
   histogram.disable();
   // The histogram holds whole timer periods: the delay is what exceeds the 5 ms resolution.
   const ms = (ns) => Math.max(0, Math.round(ns / 1e3 - 5000) / 1e3);
+  gc.sort((a, b) => a - b);
+  const round = (x) => Math.round(x * 1000) / 1000;
   writeFileSync(process.env.RCSP_BENCH_ELD_FILE, JSON.stringify({
     p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)),
     max: ms(histogram.max), mean: ms(histogram.mean),
+    gcPauses: gc.length, gcMaxMs: round(gc[gc.length - 1] ?? 0),
+    gcTotalMs: round(gc.reduce((a, b) => a + b, 0)),
   }));
 });
 `;

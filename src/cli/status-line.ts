@@ -13,7 +13,7 @@ export function startStatusLine(
   log: Logger,
   out: NodeJS.WriteStream = process.stdout,
 ): () => void {
-  let state = 'connecting';
+  let state = phone.ua.registered ? 'registered' : 'connecting';
   phone.on('registered', () => {
     state = 'registered';
   });

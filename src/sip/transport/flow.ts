@@ -55,6 +55,8 @@ export const KEEPALIVE_INTERVAL_MS = 30_000;
 export const PONG_TIMEOUT_MS = 10_000;
 const PING = Buffer.from('\r\n\r\n');
 const PONG = Buffer.from('\r\n');
+/** A server ping's two CRLFs arrive back to back; this is generous for a split across reads. */
+const SPLIT_PING_MS = 1000;
 
 let nextFlowId = 1;
 
@@ -72,6 +74,10 @@ export class SipFlow extends EventEmitter<FlowEvents> {
   #lastSendAt = 0;
   /** RFC 5626 4.4.1: only a server that has answered a ping before can be judged by a missing pong. */
   #serverAnswersPings = false;
+  /** Our pings not yet answered: a CRLF is their pong only while there is one. */
+  #pingsOutstanding = 0;
+  /** When a CRLF nobody asked for arrived: with another right behind it, a server ping split across reads. */
+  #strayCrlfAt: number | undefined;
 
   private constructor(socket: net.Socket, options: FlowOptions) {
     super();
@@ -209,6 +215,7 @@ export class SipFlow extends EventEmitter<FlowEvents> {
   ping(): void {
     if (this.#closed) return;
     this.#write(PING);
+    this.#pingsOutstanding++;
     if (this.#serverAnswersPings && !this.#pongTimer) {
       const timeoutMs = this.#options.pongTimeoutMs ?? PONG_TIMEOUT_MS;
       this.#pongTimer = setTimeout(() => {
@@ -242,6 +249,7 @@ export class SipFlow extends EventEmitter<FlowEvents> {
       if (this.#closed) return;
       switch (event.type) {
         case 'message': {
+          this.#strayCrlfAt = undefined;
           this.emit('trace', 'recv', event.bytes);
           const result = parseMessage(event.bytes, this.#limits());
           if (result.ok) this.emit('message', result.message);
@@ -250,14 +258,30 @@ export class SipFlow extends EventEmitter<FlowEvents> {
         }
         case 'ping':
           // RFC 5626 4.4.1: answer a CRLFCRLF ping with a CRLF pong.
+          this.#strayCrlfAt = undefined;
           this.#socket.write(PONG);
           break;
-        case 'pong':
-          this.#serverAnswersPings = true;
-          if (this.#pongTimer) clearTimeout(this.#pongTimer);
-          this.#pongTimer = undefined;
-          this.emit('pong');
+        case 'pong': {
+          if (this.#pingsOutstanding > 0) {
+            this.#pingsOutstanding = 0;
+            this.#strayCrlfAt = undefined;
+            this.#serverAnswersPings = true;
+            if (this.#pongTimer) clearTimeout(this.#pongTimer);
+            this.#pongTimer = undefined;
+            this.emit('pong');
+            break;
+          }
+          // Not an answer to us: the first half of a CRLFCRLF ping that arrived
+          // split across reads, if the second half follows right away.
+          const now = performance.now();
+          if (this.#strayCrlfAt !== undefined && now - this.#strayCrlfAt < SPLIT_PING_MS) {
+            this.#strayCrlfAt = undefined;
+            this.#socket.write(PONG);
+          } else {
+            this.#strayCrlfAt = now;
+          }
           break;
+        }
         case 'error':
           // Framing errors are unrecoverable on a stream: we cannot find the next message.
           this.#fail(event.error);

@@ -8,7 +8,8 @@
  * - Between messages, CRLFCRLF is an RFC 5626 4.4.1 keep-alive ping and a lone
  *   CRLF its pong. When the bytes at hand end with exactly CRLF, it is reported
  *   as a pong at once (we are the client and servers answer our pings with
- *   CRLF), so a ping split as CRLF|CRLF across two reads reads as two pongs.
+ *   CRLF), so a ping split as CRLF|CRLF across two reads reads as two pongs;
+ *   the connection layer, which knows whether it sent a ping, tells them apart.
  * - A missing, negative, non-numeric or conflicting Content-Length, or a
  *   message over the limits, is unrecoverable: the position of the next message
  *   cannot be known, so the framer reports one `error` and is dead afterwards;

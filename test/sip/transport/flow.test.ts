@@ -565,6 +565,34 @@ describe('SipFlow keep-alive (RFC 5626 4.4.1)', () => {
     expect(peer.received.toString('latin1')).toBe(PONG);
     expect(watch.messages).toHaveLength(1);
   });
+
+  it('answers a server ping split across two reads (CRLF | CRLF) once, and takes neither half for a pong', async () => {
+    const server = await FakeServer.start('tcp');
+    const { flow, watch, peer } = await open(server);
+    // Two reads, deterministically: the halves are handed to the flow's socket one by one.
+    const socket = lastClientSocket();
+    socket.emit('data', Buffer.from(PONG, 'latin1'));
+    socket.emit('data', Buffer.from(PONG, 'latin1'));
+    await peer.receivedUntil((b) => b.length >= 2, 'the pong');
+    expect(peer.received.toString('latin1')).toBe(PONG);
+    expect(watch.pongs).toBe(0);
+    expect(flow.closed).toBe(false);
+  });
+
+  it('takes a CRLF for a pong only while a ping of ours is unanswered', async () => {
+    const server = await FakeServer.start('tcp');
+    const { flow, watch } = await open(server);
+    const socket = lastClientSocket();
+    // Unasked: not a pong (a server is judged by missing pongs only once it answered one).
+    socket.emit('data', Buffer.from(PONG, 'latin1'));
+    expect(watch.pongs).toBe(0);
+    flow.ping();
+    socket.emit('data', Buffer.from(PONG, 'latin1'));
+    expect(watch.pongs).toBe(1);
+    // Answered: a second CRLF is not another pong.
+    socket.emit('data', Buffer.from(PONG, 'latin1'));
+    expect(watch.pongs).toBe(1);
+  });
 });
 
 describe('SipFlow framing errors and malformed messages', () => {

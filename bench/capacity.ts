@@ -178,7 +178,7 @@ const FRAME_MS = 20;
 const INSTANCE_ID = 'urn:uuid:8c1d7f3e-2b4a-4e6c-9f0d-1a2b3c4d5e6f';
 /** Quiet time left at the end of each call (rtp_stream starts up to ~100 ms late). */
 const BYE_MARGIN_MS = 1000;
-/** The bot's playout delay (MediaSession default) less one frame of anchoring: see calls.test.ts. */
+/** The bot's playout delay (MediaSession default) less a frame of margin: see calls.test.ts. */
 const ON_TIME_MS = 40;
 const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Linux ABI Node runs on
 

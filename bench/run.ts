@@ -43,7 +43,7 @@ const benches: Bench[] = [
         `end to end: real MediaSession on UDP, PCMU every 20 ms from a separate process (${e.packetsCounted} of ${e.packetsSent} packets; first ${e.warmupPackets} are warm-up):`,
       );
       console.log(
-        `  jitter-buffer hold (arrival → frame emitted): ${pp(e.jitterHold)}, range ${range(e.jitterHold)} (by design 80 ms − the arrival's offset into its 20 ms slot, so 60–80 ms, plus timer lateness)`,
+        `  jitter-buffer hold (arrival → frame emitted): ${pp(e.jitterHold)}, range ${range(e.jitterHold)} (by design the ${e.jitterDelayMs} ms jitter delay, plus timer lateness)`,
       );
       console.log(
         `    far end sends ${ms(e.slotPhaseMs)} ms into each playout slot (random per run, as on a real call); arrivals ${range(e.slotOffset)} into their slot (${e.onGrid}/${e.packetsCounted} in [0, 20) ms); playout timer late by ${pp(e.playoutLateness)}`,

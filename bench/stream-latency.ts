@@ -62,7 +62,7 @@ export interface EndToEndSink {
   total: Spread;
   /** Frame emitted by MediaSession → bytes at the consumer: the cost beyond the jitter buffer's hold. */
   beyondHold: Spread;
-  /** `total` minus the nominal 60 ms jitter delay (so it includes the 0–20 ms wait for the playout grid). */
+  /** `total` minus the nominal 60 ms jitter delay: timer lateness, arrival jitter and the sink. */
   totalMinusDelay: Spread;
 }
 
@@ -82,15 +82,15 @@ export interface EndToEndFigures {
   /** Datagram arrival → the session emitting the frame with its audio. */
   jitterHold: Spread;
   /**
-   * Arrival minus the start of the packet's 20 ms slot on the call's playout
-   * grid. In [0, 20) when the stream is anchored at the slot boundary at or
-   * before arrival; the scheduled hold is then slot start + 80 ms − arrival,
-   * in (60, 80].
+   * Arrival minus the start of the packet's 20 ms slot on the call's
+   * timeline. In [0, 20) when the stream is anchored at the slot boundary at
+   * or before arrival. The playout follows the stream's phase (its earliest
+   * arrival into a slot): frames are due that far into their slot plus the jitter delay.
    */
   slotOffset: Spread;
-  /** Counted packets whose arrival fell in [0, 20) ms of their own slot (scheduled hold in (60, 80] ms). */
+  /** Counted packets whose arrival fell in [0, 20) ms of their own slot. */
   onGrid: number;
-  /** Frame emitted minus its scheduled playout time (slot start + 20 ms + jitter delay): timer and event-loop lateness. */
+  /** Frame emitted minus its scheduled playout time (slot start + earliest arrival phase so far + jitter delay): timer and event-loop lateness. */
   playoutLateness: Spread;
   pipe: EndToEndSink;
   ws: EndToEndSink;
@@ -119,7 +119,8 @@ export interface StreamLatencyOptions {
   /**
    * When in the call's 20 ms playout slots the far end sends, in ms after the
    * slot boundary (0 ≤ phase < 20). Default: random, as on a real call, whose
-   * far end knows nothing of our grid. The hold is about 80 ms − phase.
+   * far end knows nothing of our grid. The playout follows that phase, so the
+   * hold is the jitter delay whatever it is.
    */
   slotPhaseMs?: number;
 }
@@ -614,7 +615,7 @@ async function benchEndToEnd(
     const startMs = t0 + slot * PACKET_MS + slotPhaseMs + perfOffset;
     sender.stdin!.write(`go ${base + BigInt(Math.round(startMs * 1e6))}\n`);
     const sentLine = await senderLine(packets * PACKET_MS + 10_000);
-    // The last packet plays out 60–80 ms after it arrived.
+    // The last packet plays out the jitter delay after it arrived.
     await wait(JITTER_DELAY_MS + 2 * PACKET_MS + 200);
     const stats = call.stop();
     const wsReported = wsLine();
@@ -650,6 +651,16 @@ async function benchEndToEnd(
       ws: { total: [] as number[], beyond: [] as number[], minusDelay: [] as number[] },
     };
     let counted = 0;
+    // The playout's phase is the earliest arrival into its slot seen so far (the
+    // stream's baseline); a packet's frame is due that far into its slot plus the delay.
+    const phaseOf = (k: number): number | undefined => {
+      const arrived = arrival.get(k);
+      const emit = emitted.get(k);
+      if (arrived === undefined || emit === undefined) return undefined;
+      return ms(arrived) - (t0 + emit.position / samplesPerMs + perfOffset);
+    };
+    let baseline = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < warmup; k++) baseline = Math.min(baseline, phaseOf(k) ?? baseline);
     for (let k = warmup; k < packets; k++) {
       const arrived = arrival.get(k);
       const emit = emitted.get(k);
@@ -664,7 +675,8 @@ async function benchEndToEnd(
       const offset = a - slotStart;
       slotOffset.push(offset);
       if (offset >= 0 && offset < PACKET_MS) onGrid++;
-      lateness.push(e - (slotStart + PACKET_MS + JITTER_DELAY_MS));
+      baseline = Math.min(baseline, offset);
+      lateness.push(e - (slotStart + baseline + JITTER_DELAY_MS));
       for (const name of ['pipe', 'ws'] as const) {
         const at = consumers[name].get(k);
         if (at === undefined) continue;

@@ -11,6 +11,14 @@
  * stream has fallen behind the playout point). Everything not covered by a
  * packet plays out as silence: loss, DTX gaps, the time before the first packet.
  *
+ * Playout phase: packets land on the timeline's 20 ms grid at the frame
+ * boundary at or before their arrival, so a packet that arrives x samples
+ * into its frame is complete x samples after the frame began. Frames are
+ * emitted `delay` after that moment, with x the smallest seen since the
+ * stream was anchored (the packets with the least network delay): a steady
+ * stream waits `delay`, not `delay` plus the rest of the frame, and jitter up
+ * to `delay` above that baseline is absorbed.
+ *
  * Positions are plain numbers of samples (exact in float64 for ~35 000 years of
  * audio at 8 kHz); RTP timestamps are only ever compared as signed 32-bit
  * differences against a recent anchor, so their wrap is harmless (RFC 3550 5.1).
@@ -109,6 +117,8 @@ export class JitterBuffer {
   #frames = new Map<number, Int16Array>();
   /** Whether any audio has been placed yet. */
   #hasAudio = false;
+  /** How much earlier than `frame end + delay` frames are emitted: the anchoring packet's phase (0..frame). */
+  #lead = 0;
   #pool: Int16Array[] = [];
   readonly #silence: Int16Array;
 
@@ -125,6 +135,11 @@ export class JitterBuffer {
   /** Timeline position up to which frames have been emitted. */
   get played(): number {
     return this.#played;
+  }
+
+  /** The wall-clock position (`now`) at which the next frame is due. */
+  get nextFrameDue(): number {
+    return this.#played + this.frameSamples + this.delaySamples - this.#lead;
   }
 
   get stats(): Readonly<JitterStats> {
@@ -206,7 +221,12 @@ export class JitterBuffer {
     }
     this.#place(position, packet.payload, decode);
     this.#hasAudio = true;
-    if (newest) this.#lastEnd = Math.max(this.#lastEnd, position + n);
+    if (newest) {
+      this.#lastEnd = Math.max(this.#lastEnd, position + n);
+      // Arrived earlier in its frame than the baseline so far: play out that much sooner.
+      const lag = now - position;
+      if (lag >= 0) this.#lead = Math.max(this.#lead, this.frameSamples - lag);
+    }
     return 'placed';
   }
 
@@ -214,7 +234,7 @@ export class JitterBuffer {
   pull(now: number, sink: FrameSink): number {
     let emitted = 0;
     const f = this.frameSamples;
-    while (this.#played + f <= now - this.delaySamples) {
+    while (this.#played + f + this.delaySamples - this.#lead <= now) {
       this.#emit(f, sink);
       emitted++;
     }
@@ -280,7 +300,10 @@ export class JitterBuffer {
     // no shift); before any audio there is nothing to continue from.
     if (this.#hasAudio && this.#lastEnd >= this.#played && target < this.#lastEnd + this.delaySamples + f)
       target = this.#lastEnd;
-    return Math.max(target, this.#played, this.#lastEnd);
+    const position = Math.max(target, this.#played, this.#lastEnd);
+    // The stream's packets arrive `now - position` after their place on the timeline begins.
+    this.#lead = Math.min(f, Math.max(0, f - (now - position)));
+    return position;
   }
 
   #place(position: number, payload: Uint8Array, decode: Int16Array): void {

@@ -371,7 +371,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const perMs = this.#rate / 1000;
     const j = this.#receive.jitter;
-    let due = this.t0 + (j.played + j.frameSamples + j.delaySamples) / perMs;
+    let due = this.t0 + j.nextFrameDue / perMs;
     if (this.#canSend()) due = Math.min(due, this.t0 + this.#sendIndex * this.#ptime);
     // Timers may fire a little early; the tick then finds nothing due and re-arms.
     const delay = Math.max(0, Math.ceil(due - performance.now()));

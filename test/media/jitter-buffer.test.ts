@@ -294,19 +294,63 @@ describe('JitterBuffer', () => {
     );
   });
 
-  it('emits a frame exactly when it is `delay` old, not before', () => {
+  it('emits a frame exactly `delay` after its packet arrived, not before', () => {
     const jb = new JitterBuffer({ delaySamples: 480 });
     const audio: number[] = [];
     const sink = (_f: Int16Array, info: { position: number; audio: boolean }) => {
       if (info.audio) audio.push(info.position);
     };
     jb.push(stream(1)[0]!.packet, 800, DECODE); // placed at [800, 960)
-    jb.pull(960 + 480 - 1, sink);
+    jb.pull(800 + 480 - 1, sink);
     expect(jb.played).toBe(800);
+    expect(jb.nextFrameDue).toBe(800 + 480);
     expect(audio).toEqual([]);
-    jb.pull(960 + 480, sink);
+    jb.pull(800 + 480, sink);
     expect(audio).toEqual([800]);
     expect(jb.played).toBe(960);
+  });
+
+  it('follows the stream’s phase: a packet arriving mid-frame waits `delay`, not `delay` plus the rest of the frame', () => {
+    const jb = new JitterBuffer({ delaySamples: 480 });
+    const emitted: { position: number; at: number }[] = [];
+    let now = 0;
+    const sink = (_f: Int16Array, info: { position: number; audio: boolean }) => {
+      if (info.audio) emitted.push({ position: info.position, at: now });
+    };
+    // Every packet arrives 130 samples into its frame, steadily.
+    const packets = stream(5);
+    for (let sample = 0; sample <= 800 + 130 + 5 * 160 + 480; sample++) {
+      now = sample;
+      for (const [k, a] of packets.entries())
+        if (sample === 800 + 130 + k * 160) jb.push(a.packet, now, DECODE);
+      jb.pull(now, sink);
+    }
+    expect(emitted).toEqual(
+      [0, 1, 2, 3, 4].map((k) => ({ position: 800 + k * 160, at: 800 + 130 + k * 160 + 480 })),
+    );
+    expect(jb.stats.late).toBe(0);
+  });
+
+  it('takes the earliest arrival as the baseline: a late first packet does not delay the rest', () => {
+    const jb = new JitterBuffer({ delaySamples: 480 });
+    const emitted: { position: number; at: number }[] = [];
+    let now = 0;
+    const sink = (_f: Int16Array, info: { position: number; audio: boolean }) => {
+      if (info.audio) emitted.push({ position: info.position, at: now });
+    };
+    // The first packet is held up 100 samples; the rest come 30 samples into their frames.
+    const packets = stream(4);
+    const arrival = (k: number) => 800 + k * 160 + (k === 0 ? 130 : 30);
+    for (let sample = 0; sample <= 800 + 4 * 160 + 480; sample++) {
+      now = sample;
+      for (const [k, a] of packets.entries()) if (sample === arrival(k)) jb.push(a.packet, now, DECODE);
+      jb.pull(now, sink);
+    }
+    // From packet 1 on the baseline is 30 samples into the frame, for frame 0 too (its packet is long in).
+    expect(emitted).toEqual(
+      [0, 1, 2, 3].map((k) => ({ position: 800 + k * 160, at: 800 + k * 160 + 30 + 480 })),
+    );
+    expect(jb.stats.late).toBe(0);
   });
 
   it('never places more than the buffer limit ahead of the wall clock', () => {

@@ -68,8 +68,9 @@ const BYE_MARGIN_MS = 1000;
 const JITTER_DELAY_MS = 60;
 /**
  * Wire lateness (against the stream's first packet) below which a stream must
- * be recorded bit-exact: the playout delay less one frame, because the first
- * packet is anchored on a 20 ms frame boundary at or before its arrival.
+ * be recorded bit-exact: the playout delay (a frame is due that long after
+ * the stream's first packet's phase says its packet arrives) less a frame of
+ * margin for the playout timer's own lateness.
  */
 const ON_TIME_MS = JITTER_DELAY_MS - FRAME_MS;
 

@@ -26,9 +26,9 @@
  *    with silence inserted between packets, or broken.
  *  - Who is to blame for a WAV that is not bit-exact: SIPp's RTP, captured
  *    on the wire too (pcap stream, parsed here), gives each stream's
- *    lateness (arrival against the first packet's arrival plus the timestamp
- *    distance). A stream the sender kept within ON_TIME_MS must be recorded
- *    bit-exact by the bot; a later one may have gaps (fixed 60 ms playout).
+ *    lateness (arrival minus the timestamp distance, against the smallest
+ *    such value before it). A stream the sender kept within ON_TIME_MS must be
+ *    recorded bit-exact by the bot; a later one may have gaps (fixed 70 ms playout).
  *
  * SIPp 3.6's rtp_stream plays the speech file (goforward.raw → 8 kHz u-law
  * with sox, padded to whole 160-byte packets) `loops` times, as many as fit
@@ -57,6 +57,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { FRAME_MS, JITTER_DELAY_MS } from '../src/media/frame.js';
 import { StreamFramer } from '../src/sip/transport/framer.js';
 import { freePort, freeUdpPortRange } from '../test/helpers/ports.js';
 import { checkTools, toolPath } from '../test/helpers/tools.js';
@@ -174,12 +175,11 @@ export interface CapacityFigures {
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = path.join(ROOT, 'bin', 'rc-softphone.js');
 const SCENARIO = path.join(ROOT, 'test', 'interop', 'kamailio', 'sipp', 'uac-speech.xml');
-const FRAME_MS = 20;
 const INSTANCE_ID = 'urn:uuid:8c1d7f3e-2b4a-4e6c-9f0d-1a2b3c4d5e6f';
 /** Quiet time left at the end of each call (rtp_stream starts up to ~100 ms late). */
 const BYE_MARGIN_MS = 1000;
 /** The bot's playout delay (MediaSession default) less a frame of margin: see calls.test.ts. */
-const ON_TIME_MS = 40;
+const ON_TIME_MS = JITTER_DELAY_MS - FRAME_MS;
 const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Linux ABI Node runs on
 
 /** Preloaded into the bot: event-loop delay, reset on SIGUSR2 (load starts), written at exit. */
@@ -402,9 +402,12 @@ class LiveCapture {
   }
 }
 
+/** One RTP stream on the wire; lateness is counted against the earliest packet before it (see calls.test.ts). */
 interface WireStream {
   packets: number;
   firstArrivalMs: number;
+  /** The smallest arrival − timestamp distance from the first packet so far, ms. */
+  baselineMs: number;
   firstTimestamp: number;
   maxLateMs: number;
 }
@@ -724,12 +727,19 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
           const timestamp = payload.readUInt32BE(4);
           const stream = streams.get(dstPort);
           if (!stream) {
-            streams.set(dstPort, { packets: 1, firstArrivalMs: ms, firstTimestamp: timestamp, maxLateMs: 0 });
+            streams.set(dstPort, {
+              packets: 1,
+              firstArrivalMs: ms,
+              baselineMs: ms,
+              firstTimestamp: timestamp,
+              maxLateMs: 0,
+            });
             return;
           }
           stream.packets++;
-          const due = stream.firstArrivalMs + (((timestamp - stream.firstTimestamp) | 0) / RATE) * 1000;
-          if (ms - due > stream.maxLateMs) stream.maxLateMs = ms - due;
+          const offsetMs = ms - (((timestamp - stream.firstTimestamp) | 0) / RATE) * 1000;
+          stream.baselineMs = Math.min(stream.baselineMs, offsetMs);
+          stream.maxLateMs = Math.max(stream.maxLateMs, offsetMs - stream.baselineMs);
         },
       );
       const capture = rtpCapture;

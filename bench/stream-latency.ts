@@ -33,6 +33,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { JITTER_DELAY_MS } from '../src/media/frame.js';
 import { encodeUlaw, ULAW_TO_LINEAR } from '../src/media/g711.js';
 import { MediaSession } from '../src/media/session.js';
 import { serializeRtp } from '../src/rtp/packet.js';
@@ -62,7 +63,7 @@ export interface EndToEndSink {
   total: Spread;
   /** Frame emitted by MediaSession → bytes at the consumer: the cost beyond the jitter buffer's hold. */
   beyondHold: Spread;
-  /** `total` minus the nominal 60 ms jitter delay: timer lateness, arrival jitter and the sink. */
+  /** `total` minus the nominal jitter delay (JITTER_DELAY_MS): timer lateness, arrival jitter and the sink. */
   totalMinusDelay: Spread;
 }
 
@@ -130,7 +131,6 @@ const FRAME_BYTES = FRAME_SAMPLES * 2;
 const PACKET_MS = 20;
 const RTP_HEADER_BYTES = 12;
 /** MediaSession's default playout delay (not overridden here). */
-const JITTER_DELAY_MS = 60;
 /**
  * End-to-end payloads: µ-law bytes 0–3 carry the packet index in base 128,
  * digit d as code 0xff − d (codes 0x80–0xff decode to 128 distinct values;

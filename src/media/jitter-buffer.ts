@@ -23,12 +23,12 @@
  * audio at 8 kHz); RTP timestamps are only ever compared as signed 32-bit
  * differences against a recent anchor, so their wrap is harmless (RFC 3550 5.1).
  */
-import { FRAME_SAMPLES } from './frame.js';
+import { FRAME_MS, FRAME_SAMPLES, JITTER_DELAY_MS } from './frame.js';
 
 export interface JitterBufferOptions {
   /** Samples per output frame (20 ms at 8 kHz). */
   frameSamples?: number;
-  /** Playout delay: how long audio waits for reordered packets. Must be a multiple of frameSamples. */
+  /** Playout delay: how long audio waits for reordered and jittered packets. Default JITTER_DELAY_MS. */
   delaySamples?: number;
   /**
    * How far ahead of the wall clock a packet may be placed after a gap before
@@ -124,9 +124,9 @@ export class JitterBuffer {
 
   constructor(options: JitterBufferOptions = {}) {
     this.frameSamples = options.frameSamples ?? FRAME_SAMPLES;
-    this.delaySamples = options.delaySamples ?? 3 * this.frameSamples;
-    if (this.delaySamples % this.frameSamples !== 0)
-      throw new RangeError('delaySamples must be a multiple of frameSamples');
+    this.delaySamples = options.delaySamples ?? Math.round((this.frameSamples * JITTER_DELAY_MS) / FRAME_MS);
+    if (!Number.isInteger(this.delaySamples) || this.delaySamples < 0)
+      throw new RangeError('delaySamples must be a whole number of samples, 0 or more');
     this.#leadLimit = options.leadLimitSamples ?? this.delaySamples + 2 * this.frameSamples;
     this.#maxBuffered = options.maxBufferedSamples ?? 2 * 8000;
     this.#silence = new Int16Array(this.frameSamples);

@@ -24,7 +24,7 @@ import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { WavWriter } from '../sinks/wav.js';
 import type { DtmfDigit } from './dtmf.js';
 import { encodeTelephoneEvent } from './dtmf.js';
-import { FRAME_MS } from './frame.js';
+import { FRAME_MS, JITTER_DELAY_MS } from './frame.js';
 import { ALAW_SILENCE, encodeAlawFrame, encodeUlawFrame, ULAW_SILENCE } from './g711.js';
 import type { FrameInfo } from './jitter-buffer.js';
 import {
@@ -54,7 +54,7 @@ export interface MediaSessionOptions {
   outbound?: OutboundSource;
   /** Emit 'inactive' after this long without valid RTP from the latched source; 0 = never. Default 0. */
   inactivityTimeoutMs?: number;
-  /** Playout delay that absorbs reordering and jitter. Default 60 ms. */
+  /** Playout delay that absorbs reordering and jitter. Default JITTER_DELAY_MS (70 ms). */
   jitterDelayMs?: number;
   /**
    * How far a timestamp jump after a DTX gap may place audio ahead of the wall
@@ -172,14 +172,13 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#rate = this.#negotiated.clockRate;
     const perMs = this.#rate / 1000;
     const frameSamples = FRAME_MS * perMs;
-    const delayMs = options.jitterDelayMs ?? 60;
+    const delayMs = options.jitterDelayMs ?? JITTER_DELAY_MS;
     this.#setTarget(this.#negotiated);
     this.#receive = new ReceivePath({
       media: receiveMedia(this.#negotiated),
       ...(this.#target ? { expected: this.#target } : {}),
       frameSamples,
-      // The jitter buffer plays out whole frames: round the delay up to one.
-      delaySamples: Math.max(1, Math.ceil(delayMs / FRAME_MS)) * frameSamples,
+      delaySamples: Math.round(Math.max(0, delayMs) * perMs),
       ...(options.maxGapMs === undefined ? {} : { leadLimitSamples: Math.round(options.maxGapMs * perMs) }),
       onDtmf: (digit, at) => this.emit('dtmf', { digit, atMs: at / perMs }),
     });

@@ -104,6 +104,30 @@ describe('JitterBuffer', () => {
     expect(jb.stats.late).toBe(0);
   });
 
+  it('repairs a packet that arrives after the next three, whatever the stream’s phase (default delay)', () => {
+    for (const phase of [0, 1, 80, 159]) {
+      const jb = new JitterBuffer();
+      let now = 0;
+      const out: number[] = [];
+      const sink = (frame: Int16Array) => out.push(...frame);
+      // Packet 5 arrives just after packet 8: 60 ms late, plus a few samples.
+      const arrivals = stream(12, { start: 800 + phase });
+      arrivals[5]!.at = arrivals[8]!.at + 3;
+      const end = 800 + 13 * F + 1000;
+      for (; now <= end; now++) {
+        for (const a of arrivals) if (a.at === now) jb.push(a.packet, now, DECODE);
+        jb.pull(now, sink);
+      }
+      jb.flush(end, sink);
+      expect(jb.stats, `phase ${phase}`).toMatchObject({ late: 0, lost: 0, reordered: 1, resync: 0 });
+      expectAudioAt(
+        out,
+        800,
+        Array.from({ length: 12 }, (_, i) => i),
+      );
+    }
+  });
+
   it('drops duplicates and counts them', () => {
     const arrivals = stream(10);
     arrivals.push(

@@ -24,7 +24,7 @@
  * One thing the receiver cannot be held to: a sender that stalls. SIPp's
  * playback threads are ordinary threads; on a loaded machine one can be
  * descheduled and then send a burst of packets late. A receiver with a fixed
- * playout delay (60 ms here) must then either drop them or shift the rest
+ * playout delay (70 ms here) must then either drop them or shift the rest
  * of the stream; this one shifts, inserting silence (the recording follows
  * the wall clock). So the RTP is captured on the wire (tshark on lo), and
  * each stream's lateness is measured there, independently of the bot:
@@ -45,6 +45,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Call, CallEndInfo } from '../../../src/call/call.js';
+import { JITTER_DELAY_MS } from '../../../src/media/frame.js';
 import type { CallSidecar } from '../../../src/sinks/sidecar.js';
 import { Softphone } from '../../../src/softphone.js';
 import { freePort, freeUdpPortRange } from '../../helpers/ports.js';
@@ -64,13 +65,11 @@ const RTP_PORTS = 2 * CONCURRENT_CALLS + 20;
  * (it sleeps up to 100 ms), and a busy machine may delay it further.
  */
 const BYE_MARGIN_MS = 1000;
-/** MediaSession's playout delay (the Softphone does not expose it). */
-const JITTER_DELAY_MS = 60;
 /**
- * Wire lateness (against the stream's first packet) below which a stream must
- * be recorded bit-exact: the playout delay (a frame is due that long after
- * the stream's first packet's phase says its packet arrives) less a frame of
- * margin for the playout timer's own lateness.
+ * Wire lateness (against the earliest packet before it) below which a stream
+ * must be recorded bit-exact: the playout delay (a frame is due that long
+ * after the stream's earliest arrival says its packet arrives) less a frame
+ * of margin for the playout timer's own lateness.
  */
 const ON_TIME_MS = JITTER_DELAY_MS - FRAME_MS;
 
@@ -165,12 +164,16 @@ function alignPackets(wav: Int16Array, sent: Int16Array): RecordingCheck {
   };
 }
 
-/** One RTP stream as seen on the wire: how late its packets came against the first one. */
+/**
+ * One RTP stream as seen on the wire: how late its packets came against the
+ * earliest before them, as the jitter buffer's baseline counts lateness.
+ */
 interface WireStream {
   packets: number;
-  /** Largest arrival − (first arrival + timestamp distance), ms. */
+  /** Largest (arrival − timestamp distance from the first packet) above the smallest before it, ms. */
   maxLateMs: number;
-  firstArrivalMs: number;
+  /** The smallest arrival − timestamp distance so far, ms. */
+  baselineMs: number;
   firstTimestamp: number;
 }
 
@@ -299,12 +302,13 @@ class RtpWire {
     const timestamp = frame.readUInt32BE(rtp + 4);
     const stream = this.streams.get(dstPort);
     if (!stream) {
-      this.streams.set(dstPort, { packets: 1, maxLateMs: 0, firstArrivalMs: ms, firstTimestamp: timestamp });
+      this.streams.set(dstPort, { packets: 1, maxLateMs: 0, baselineMs: ms, firstTimestamp: timestamp });
       return;
     }
     stream.packets++;
-    const dueMs = stream.firstArrivalMs + (((timestamp - stream.firstTimestamp) | 0) / RATE) * 1000;
-    stream.maxLateMs = Math.max(stream.maxLateMs, ms - dueMs);
+    const offsetMs = ms - (((timestamp - stream.firstTimestamp) | 0) / RATE) * 1000;
+    stream.baselineMs = Math.min(stream.baselineMs, offsetMs);
+    stream.maxLateMs = Math.max(stream.maxLateMs, offsetMs - stream.baselineMs);
   }
 }
 

@@ -117,7 +117,11 @@ export class JitterBuffer {
   #frames = new Map<number, Int16Array>();
   /** Whether any audio has been placed yet. */
   #hasAudio = false;
-  /** How much earlier than `frame end + delay` frames are emitted: the anchoring packet's phase (0..frame). */
+  /**
+   * How much earlier than `frame end + delay` frames are emitted (0..frame):
+   * a frame less the stream's baseline, the smallest arrival offset into its
+   * frame since the stream was anchored.
+   */
   #lead = 0;
   #pool: Int16Array[] = [];
   readonly #silence: Int16Array;

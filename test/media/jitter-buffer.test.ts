@@ -45,6 +45,30 @@ function play(jb: JitterBuffer, arrivals: Arrival[], end: number): { out: number
   return { out, audioFrames };
 }
 
+/**
+ * Like `play`, on a clock that ticks every sample (packets first, then the
+ * pull), so emission times are exact; also returns when each audio frame came out.
+ */
+function playEverySample(
+  jb: JitterBuffer,
+  arrivals: Arrival[],
+  end: number,
+): { out: number[]; emitted: { position: number; at: number }[] } {
+  const out: number[] = [];
+  const emitted: { position: number; at: number }[] = [];
+  let now = 0;
+  const sink = (frame: Int16Array, info: { position: number; audio: boolean }) => {
+    out.push(...frame);
+    if (info.audio) emitted.push({ position: info.position, at: now });
+  };
+  for (; now <= end; now++) {
+    for (const a of arrivals) if (a.at === now) jb.push(a.packet, now, a.event ? undefined : DECODE);
+    jb.pull(now, sink);
+  }
+  jb.flush(end, sink);
+  return { out, emitted };
+}
+
 function stream(
   count: number,
   opts: { ssrc?: number; seq0?: number; ts0?: number; start?: number; k0?: number } = {},
@@ -107,18 +131,10 @@ describe('JitterBuffer', () => {
   it('repairs a packet that arrives after the next three, whatever the stream’s phase (default delay)', () => {
     for (const phase of [0, 1, 80, 159]) {
       const jb = new JitterBuffer();
-      let now = 0;
-      const out: number[] = [];
-      const sink = (frame: Int16Array) => out.push(...frame);
       // Packet 5 arrives just after packet 8: 60 ms late, plus a few samples.
       const arrivals = stream(12, { start: 800 + phase });
       arrivals[5]!.at = arrivals[8]!.at + 3;
-      const end = 800 + 13 * F + 1000;
-      for (; now <= end; now++) {
-        for (const a of arrivals) if (a.at === now) jb.push(a.packet, now, DECODE);
-        jb.pull(now, sink);
-      }
-      jb.flush(end, sink);
+      const { out } = playEverySample(jb, arrivals, 800 + 13 * F + 1000);
       expect(jb.stats, `phase ${phase}`).toMatchObject({ late: 0, lost: 0, reordered: 1, resync: 0 });
       expectAudioAt(
         out,
@@ -249,7 +265,7 @@ describe('JitterBuffer', () => {
 
   it('counts a packet later than the playout delay as late and keeps the timeline', () => {
     const arrivals = stream(10);
-    arrivals[3]!.at += 6 * F; // 120 ms late with a 60 ms buffer
+    arrivals[3]!.at += 6 * F; // 120 ms late with a 70 ms buffer
     const jb = new JitterBuffer();
     const { out } = play(jb, arrivals, 800 + 10 * F);
     expect(jb.stats.late).toBe(1);
@@ -309,7 +325,7 @@ describe('JitterBuffer', () => {
       jb.pull(a.at, sink);
       jb.push(a.packet, a.at, DECODE);
     }
-    // BYE arrives right after the last packet: 60 ms of audio are still queued.
+    // BYE arrives right after the last packet: the delay's worth of audio is still queued.
     jb.flush(arrivals.at(-1)!.at + 1, sink);
     expectAudioAt(
       out,
@@ -336,19 +352,8 @@ describe('JitterBuffer', () => {
 
   it('follows the stream’s phase: a packet arriving mid-frame waits `delay`, not `delay` plus the rest of the frame', () => {
     const jb = new JitterBuffer({ delaySamples: 480 });
-    const emitted: { position: number; at: number }[] = [];
-    let now = 0;
-    const sink = (_f: Int16Array, info: { position: number; audio: boolean }) => {
-      if (info.audio) emitted.push({ position: info.position, at: now });
-    };
     // Every packet arrives 130 samples into its frame, steadily.
-    const packets = stream(5);
-    for (let sample = 0; sample <= 800 + 130 + 5 * 160 + 480; sample++) {
-      now = sample;
-      for (const [k, a] of packets.entries())
-        if (sample === 800 + 130 + k * 160) jb.push(a.packet, now, DECODE);
-      jb.pull(now, sink);
-    }
+    const { emitted } = playEverySample(jb, stream(5, { start: 800 + 130 }), 800 + 130 + 5 * 160 + 480);
     expect(emitted).toEqual(
       [0, 1, 2, 3, 4].map((k) => ({ position: 800 + k * 160, at: 800 + 130 + k * 160 + 480 })),
     );
@@ -357,19 +362,10 @@ describe('JitterBuffer', () => {
 
   it('takes the earliest arrival as the baseline: a late first packet does not delay the rest', () => {
     const jb = new JitterBuffer({ delaySamples: 480 });
-    const emitted: { position: number; at: number }[] = [];
-    let now = 0;
-    const sink = (_f: Int16Array, info: { position: number; audio: boolean }) => {
-      if (info.audio) emitted.push({ position: info.position, at: now });
-    };
     // The first packet is held up 100 samples; the rest come 30 samples into their frames.
-    const packets = stream(4);
-    const arrival = (k: number) => 800 + k * 160 + (k === 0 ? 130 : 30);
-    for (let sample = 0; sample <= 800 + 4 * 160 + 480; sample++) {
-      now = sample;
-      for (const [k, a] of packets.entries()) if (sample === arrival(k)) jb.push(a.packet, now, DECODE);
-      jb.pull(now, sink);
-    }
+    const arrivals = stream(4, { start: 800 + 30 });
+    arrivals[0]!.at += 100;
+    const { emitted } = playEverySample(jb, arrivals, 800 + 4 * 160 + 480);
     // From packet 1 on the baseline is 30 samples into the frame, for frame 0 too (its packet is long in).
     expect(emitted).toEqual(
       [0, 1, 2, 3].map((k) => ({ position: 800 + k * 160, at: 800 + k * 160 + 30 + 480 })),

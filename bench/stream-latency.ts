@@ -156,12 +156,16 @@ process.stdin.on('data', (chunk) => {
 process.stdin.on('end', () => process.stdout.write(JSON.stringify(arrivals) + '\\n'));
 `;
 
-/** A Twilio-style media stream server: stamps each media message on arrival, reports at stop. */
-const WS_PROBE = `
+/** Child-script start of both media stream servers: a ws server on a free port, which it prints. */
+const WS_SERVER = `
 const { WebSocketServer } = require(process.env.WS_MODULE);
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false }, () => {
   process.stdout.write('port ' + wss.address().port + '\\n');
 });
+`;
+
+/** A Twilio-style media stream server: stamps each media message on arrival, reports at stop. */
+const WS_PROBE = `${WS_SERVER}
 wss.on('connection', (ws) => {
   const arrivals = [];
   ws.on('message', (data) => {
@@ -214,11 +218,7 @@ process.stdout.write('ready\\n');
 `;
 
 /** The media stream server for the end-to-end run: decodes each media payload and stamps the identified ones. */
-const E2E_WS_PROBE = `${IDENTIFY}
-const { WebSocketServer } = require(process.env.WS_MODULE);
-const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false }, () => {
-  process.stdout.write('port ' + wss.address().port + '\\n');
-});
+const E2E_WS_PROBE = `${IDENTIFY}${WS_SERVER}
 wss.on('connection', (ws) => {
   const arrivals = [];
   ws.on('message', (data) => {

@@ -252,8 +252,11 @@ describe('Softphone answering calls', () => {
     expect(ended.get(call.callId)?.dtmf.map((d) => d.digit)).toEqual(['5']);
   });
 
-  it('hangs up with BYE when no RTP arrives within the media timeout', async () => {
-    const { pbx, phone, ended } = await setup({ mediaTimeoutMs: 300 });
+  it.each([
+    ['no RTP arrives within the media timeout', { mediaTimeoutMs: 300 }, 'media-timeout'],
+    ['the maximum call duration is reached', { maxCallDurationMs: 300 }, 'max-duration'],
+  ] as const)('hangs up with BYE when %s', async (_when, options, reason) => {
+    const { pbx, ended } = await setup(options);
     const caller = await callerSocket();
     const byes: string[] = [];
     pbx.on('request', (r) => {
@@ -261,21 +264,7 @@ describe('Softphone answering calls', () => {
     });
     const call = await pbx.invite(USER.username, offer(caller.port));
     await waitFor(() => ended.has(call.callId), { timeoutMs: 10_000 });
-    expect(ended.get(call.callId)?.reason).toBe('media-timeout');
-    await waitFor(() => byes.includes(call.callId));
-    void phone;
-  });
-
-  it('hangs up with BYE at the maximum call duration', async () => {
-    const { pbx, ended } = await setup({ maxCallDurationMs: 300 });
-    const caller = await callerSocket();
-    const byes: string[] = [];
-    pbx.on('request', (r) => {
-      if (r.method === 'BYE') byes.push(r.headers.callId() ?? '');
-    });
-    const call = await pbx.invite(USER.username, offer(caller.port));
-    await waitFor(() => ended.has(call.callId), { timeoutMs: 10_000 });
-    expect(ended.get(call.callId)?.reason).toBe('max-duration');
+    expect(ended.get(call.callId)?.reason).toBe(reason);
     await waitFor(() => byes.includes(call.callId));
   });
 

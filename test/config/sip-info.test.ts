@@ -16,7 +16,8 @@ import {
   saveSipInfoFile,
   sipInfoFromEnv,
 } from '../../src/config/sip-info.js';
-import { ErrorCodes, isSoftphoneError, type SoftphoneError } from '../../src/errors.js';
+import { ErrorCodes } from '../../src/errors.js';
+import { failure } from '../helpers/errors.js';
 
 const PASSWORD = 'Very-Secret-Sip-Pass';
 const UUID_URN = /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -80,16 +81,6 @@ function file(name: string, content: unknown, mode = 0o600): string {
 
 function modeOf(p: string): number {
   return statSync(p).mode & 0o777;
-}
-
-async function failure(promise: Promise<unknown>): Promise<SoftphoneError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isSoftphoneError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('parseHostPort', () => {

@@ -1,12 +1,13 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, isSoftphoneError, type SoftphoneError } from '../../src/errors.js';
+import { ErrorCodes, type SoftphoneError } from '../../src/errors.js';
 import {
   type ProvisionOptions,
   parseRetryAfter,
   provisionDevice,
   provisionFromEnv,
 } from '../../src/rest/provision.js';
+import { failure } from '../helpers/errors.js';
 import { DEFAULT_CREDENTIALS, FAKE_SIP, FakeRcRest, JWT_GRANT } from '../helpers/fake-rc-rest.js';
 
 const TOKEN = '/restapi/oauth/token';
@@ -36,16 +37,6 @@ function optionsFor(server: FakeRcRest, overrides: Partial<ProvisionOptions> = {
     timeoutMs: 5000,
     ...overrides,
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<SoftphoneError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isSoftphoneError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Nothing secret anywhere in what an error exposes. */

@@ -127,6 +127,12 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
         return true;
       }
       if (request.method === 'ACK') return true;
+      // RFC 3261 15.1.2 (and 12.2.2 for the other in-dialog-only methods): a BYE,
+      // UPDATE or PRACK that matches no dialog is 481, not an unknown method (501).
+      if (DIALOG_ONLY.has(request.method)) {
+        incoming.respond(481, 'Call/Transaction Does Not Exist', { toTag: generateTag() });
+        return true;
+      }
       // Out-of-dialog INFO/NOTIFY/MESSAGE: accept politely (RingCentral sends some).
       if (request.method === 'INFO' || request.method === 'NOTIFY' || request.method === 'MESSAGE') {
         incoming.respond(200, undefined, { toTag: generateTag() });
@@ -489,6 +495,9 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     this.emit('warning', { code: 'CALL_WARNING', message, ...(callId !== undefined && { callId }) });
   }
 }
+
+/** Methods that only exist inside a dialog (RFC 3261 15, RFC 3311, RFC 3262). */
+const DIALOG_ONLY = new Set(['BYE', 'UPDATE', 'PRACK']);
 
 function party(parsed: NameAddr | undefined, header: string | undefined): CallParty {
   const uri = parsed?.uri;

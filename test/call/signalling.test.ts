@@ -106,6 +106,12 @@ describe('INVITE server edge cases', () => {
     peer.write(rawRequest('BYE', { callId: 'nobody', toTag: 'not-ours' }));
     await waitFor(() => statuses('nobody').length === 1);
     expect(statuses('nobody')).toEqual(['481 BYE']);
+    // RFC 3261 15.1.2: a BYE outside any dialog (no To tag) is 481 too; 501 is for unknown methods only.
+    for (const method of ['BYE', 'UPDATE', 'PRACK']) {
+      peer.write(rawRequest(method, { callId: `no-tag-${method}` }));
+      await waitFor(() => statuses(`no-tag-${method}`).length === 1);
+      expect(statuses(`no-tag-${method}`)).toEqual([`481 ${method}`]);
+    }
 
     peer.write(rawRequest('INVITE', { callId: 'dlg-1', body: OFFER }));
     await waitFor(() => statuses('dlg-1').includes('200 INVITE'));

@@ -302,7 +302,9 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       negotiated: negotiated ?? placeholderMedia(),
       t0: call.answeredAt,
       ...(wav && { wav }),
-      sendSilence: this.#options.sendSilence && negotiated !== undefined,
+      // Even with a late offer: sending starts once the ACK's answer says where to (the
+      // placeholder media below holds it until then).
+      sendSilence: this.#options.sendSilence,
       inactivityTimeoutMs: this.#options.mediaTimeoutMs,
       ...(this.#options.outboundFor && { outbound: this.#options.outboundFor(call) }),
     });

@@ -228,6 +228,10 @@ describe('Softphone answering calls', () => {
     await waitFor(() => caller.packets.length >= 1);
     const first = parseRtp(caller.packets[0] as Buffer);
     expect(typeof first === 'string' ? first : first.payloadType).toBe(101);
+    // After the ACK the call sends like any other: silence every 20 ms, in the answered codec.
+    await waitFor(() => caller.packets.length >= 15, { timeoutMs: 5000 });
+    const later = parseRtp(caller.packets[14] as Buffer);
+    expect(typeof later === 'string' ? later : later.payloadType).toBe(0);
     await call.bye();
   });
 

@@ -37,6 +37,8 @@ export const ErrorCodes = {
   REST_RATE_LIMITED: 'REST_RATE_LIMITED',
   REST_NETWORK: 'REST_NETWORK',
   REST_ERROR: 'REST_ERROR',
+  // User code: a listener or callback of ours that threw (reported, never fatal)
+  LISTENER_FAILED: 'LISTENER_FAILED',
   // Lifecycle
   CLOSED: 'CLOSED',
 } as const;

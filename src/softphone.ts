@@ -3,7 +3,6 @@
  * answers inbound calls and records them. The CLI's `listen` is a thin shell
  * around this class.
  */
-import { EventEmitter } from 'node:events';
 import type { Call, CallEndInfo } from './call/call.js';
 import { CallManager } from './call/call-manager.js';
 import {
@@ -14,8 +13,10 @@ import {
   type StreamOptions,
 } from './call/live-sinks.js';
 import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
+import { describeError, ErrorCodes } from './errors.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
+import { SafeEmitter } from './safe-emitter.js';
 import type { BackoffOptions } from './sip/transport/backoff.js';
 import {
   type ReconnectingEvent,
@@ -92,7 +93,7 @@ export interface SoftphoneEvents {
   callEnded: [call: Call, info: CallEndInfo];
 }
 
-export class Softphone extends EventEmitter<SoftphoneEvents> {
+export class Softphone extends SafeEmitter<SoftphoneEvents> {
   readonly options: Readonly<SoftphoneOptions>;
   readonly ua: UserAgent;
   readonly calls: CallManager;
@@ -101,6 +102,13 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
   constructor(options: SoftphoneOptions) {
     super();
     this.options = options;
+    // A listener of the user's that throws is reported, never fatal (see SafeEmitter).
+    this.setListenerErrorHandler(({ event, error }) =>
+      this.emit('warning', {
+        code: ErrorCodes.LISTENER_FAILED,
+        message: `a '${event}' listener threw (further failures of it are only counted): ${describeError(error)}`,
+      }),
+    );
     this.ua = new UserAgent({
       credentials: options.sipInfo,
       instanceId: options.instanceId ?? options.sipInfo.instanceId ?? deriveInstanceId(options.sipInfo),
@@ -136,7 +144,20 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
         return options.outboundFor?.(call);
       },
     });
-    this.calls.on('incoming', (call) => this.emit('incomingCall', call));
+    this.calls.on('incoming', (call) => {
+      call.setListenerErrorHandler(({ event, error }) =>
+        this.emit('warning', {
+          code: ErrorCodes.LISTENER_FAILED,
+          message: `a call '${event}' listener threw (further failures of it are only counted; the call goes on): ${describeError(error)}`,
+          callId: call.id,
+        }),
+      );
+      call.addStats(
+        (): Record<string, number> =>
+          call.listenerErrors > 0 ? { listenerErrors: call.listenerErrors } : {},
+      );
+      this.emit('incomingCall', call);
+    });
     this.calls.on('answered', (call) => {
       if (options.pipe) attachPipe(call, options.pipe);
       const client = this.#streams.get(call);

@@ -306,7 +306,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       // placeholder media below holds it until then).
       sendSilence: this.#options.sendSilence,
       inactivityTimeoutMs: this.#options.mediaTimeoutMs,
-      ...(this.#options.outboundFor && { outbound: this.#options.outboundFor(call) }),
+      ...(this.#options.outboundFor && { outbound: this.#outboundFor(call) }),
     });
     call.attachMedia(session);
     session.on('inactive', () => void this.#hangup(call, 'media-timeout'));
@@ -479,6 +479,20 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const list = this.#timers.get(call) ?? [];
     list.push(t);
     this.#timers.set(call, list);
+  }
+
+  /** The talk-back source comes from user code (`outboundFor`): a throw means none. */
+  #outboundFor(call: Call): OutboundSource | undefined {
+    try {
+      return this.#options.outboundFor?.(call);
+    } catch (err) {
+      this.emit('warning', {
+        code: ErrorCodes.LISTENER_FAILED,
+        message: `outboundFor threw; the call has no talk-back audio: ${describeError(err)}`,
+        callId: call.id,
+      });
+      return undefined;
+    }
   }
 
   #recordingPaths(callId: string, from: CallParty, to: CallParty, startedAt: Date) {

@@ -3,9 +3,9 @@
  * media session (RTP socket, jitter buffer, WAV) and its live sinks; ending
  * the call closes all of them, once, and writes the sidecar.
  */
-import { EventEmitter } from 'node:events';
 import type { SoftphoneError } from '../errors.js';
 import type { DtmfEvent, MediaSession, MediaStats } from '../media/session.js';
+import { SafeEmitter } from '../safe-emitter.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { DtmfRecord } from '../sinks/sidecar.js';
 import { writeSidecar } from '../sinks/sidecar.js';
@@ -65,7 +65,7 @@ export interface CallInit {
   sidecarPath: string | undefined;
 }
 
-export class Call extends EventEmitter<CallEvents> {
+export class Call extends SafeEmitter<CallEvents> {
   readonly id: string;
   readonly from: CallParty;
   readonly to: CallParty;

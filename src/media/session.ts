@@ -139,6 +139,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   #pcm = new Int16Array(160);
   #payload = new Uint8Array(160);
   #leftover: Int16Array | undefined;
+  #outboundFailed = false;
 
   // Receiving.
   #timer: NodeJS.Timeout | undefined;
@@ -479,7 +480,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     while (filled < pcm.length) {
       let chunk = this.#leftover;
       this.#leftover = undefined;
-      chunk ??= source.nextFrame();
+      chunk ??= this.#nextOutboundFrame(source);
       if (chunk === undefined) break;
       const take = Math.min(chunk.length, pcm.length - filled);
       pcm.set(chunk.subarray(0, take), filled);
@@ -490,6 +491,24 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (filled === 0) return false;
     pcm.fill(0, filled);
     return true;
+  }
+
+  /** The user's source is user code: a throw means "no audio now" (reported once), never a dead tick. */
+  #nextOutboundFrame(source: OutboundSource): Int16Array | undefined {
+    try {
+      return source.nextFrame();
+    } catch (err) {
+      if (!this.#outboundFailed) {
+        this.#outboundFailed = true;
+        const error = new SoftphoneError(
+          ErrorCodes.LISTENER_FAILED,
+          `the talk-back source threw (sending silence for now): ${describeError(err)}`,
+          { cause: err },
+        );
+        if (this.listenerCount('error') > 0) this.emit('error', error);
+      }
+      return undefined;
+    }
   }
 
   #sendPrime(): void {

@@ -197,6 +197,55 @@ describe('Softphone answering calls', () => {
     });
   });
 
+  it('a listener that throws is reported as a warning; the call, its recording and the process go on', async () => {
+    const { pbx, phone, ended } = await setup();
+    const warnings: { code: string; message: string; callId?: string }[] = [];
+    phone.on('warning', (w) => warnings.push(w));
+    phone.on('callAnswered', (call) => {
+      call.on('frame', () => {
+        throw new Error('frame boom');
+      });
+      call.on('dtmf', () => {
+        throw new Error('dtmf boom');
+      });
+      throw new Error('answered boom');
+    });
+    phone.on('callEnded', () => {
+      throw new Error('ended boom');
+    });
+    const caller = await callerSocket();
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const sender = new RtpSender({
+      socket: caller.socket,
+      target: { address: '127.0.0.1', port: answerPort(call.answer) },
+      pcm: signal(4000),
+      impairments: [{ kind: 'dtmf', frame: 5, digit: '3', frames: 3 }],
+    });
+    const report = await sender.start();
+    await call.bye();
+    await waitFor(() => ended.has(call.callId));
+    const info = ended.get(call.callId) as CallEndInfo;
+    expect(info.reason).toBe('remote-bye');
+    expect(info.dtmf.map((d) => d.digit)).toEqual(['3']);
+    // Every frame the caller sent is in the WAV: the throwing frame listener cost nothing.
+    const sent = report.frames.filter((f) => f.fate === 'sent').length;
+    expect(info.stats?.framesWritten).toBeGreaterThanOrEqual(sent);
+    expect(info.stats?.listenerErrors).toBeGreaterThan(sent / 2);
+    const codes = warnings.filter((w) => w.code === 'LISTENER_FAILED');
+    // Reported once per event name, not once per frame.
+    expect(codes.map((w) => /'(\w+)'/.exec(w.message)?.[1]).sort()).toEqual([
+      'callAnswered',
+      'callEnded',
+      'dtmf',
+      'frame',
+    ]);
+    expect(codes.find((w) => w.message.includes("'frame'"))?.callId).toBe(call.callId);
+    // The phone still takes calls.
+    const next = await pbx.invite(USER.username, offer(caller.port));
+    await next.bye();
+    await waitFor(() => ended.has(next.callId));
+  });
+
   it('rejects an SRTP-only offer with 488 and a Warning', async () => {
     const { pbx, phone } = await setup();
     const rejected = new Promise<{ status: number }>((r) => phone.once('callRejected', r));

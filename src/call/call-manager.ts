@@ -84,6 +84,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   /** Calls whose 2xx has been ACKed. */
   readonly #acked = new WeakSet<Call>();
   readonly #timers = new WeakMap<Call, NodeJS.Timeout[]>();
+  /** Calls whose hang-up (BYE) is under way, with the reason it was started for. */
+  readonly #closing = new WeakMap<Call, CallEndReason>();
 
   constructor(ua: UserAgent, options: CallManagerOptions) {
     super();
@@ -445,33 +447,58 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
   // ── ending ────────────────────────────────────────────────────────────
 
-  /** Sends BYE over the dialog's flow (if it still lives) and ends the call. */
+  /**
+   * Hangs up: the BYE goes out first, and the call keeps recording until the
+   * far end answers it (its last packets are still in flight, and it keeps
+   * sending until it has our BYE), at most BYE_RECORDING_TAIL_MS; only then
+   * are the media stopped and the sidecar written. Nothing slow (disk I/O)
+   * happens between deciding to hang up and the BYE leaving.
+   */
   async #hangup(call: Call, reason: CallEndReason): Promise<void> {
-    if (call.ended) return;
+    if (call.ended || this.#closing.has(call)) return call.done.then(() => {});
+    this.#closing.set(call, reason);
+    this.#clearTimers(call);
     const dialog = call.dialog;
-    this.#end(call, reason);
-    if (!dialog || dialog.flow.closed) return;
-    const bye = dialog.createRequest(
-      'BYE',
-      { transport: dialog.flow.transport, address: dialog.flow.localAddress, port: dialog.flow.localPort },
-      this.#ua.userAgent,
-    );
-    try {
-      const response = await this.#ua.request(bye, dialog.flow, 5000);
-      if (response.status >= 300 && response.status !== 481) {
-        this.#warn(`BYE answered ${response.status} ${response.reason}`, call.id);
-      }
-    } catch (err) {
-      if (!isSoftphoneError(err, ErrorCodes.CLOSED)) this.#warn(`BYE failed: ${describeError(err)}`, call.id);
+    if (dialog && !dialog.flow.closed) {
+      const bye = dialog.createRequest(
+        'BYE',
+        { transport: dialog.flow.transport, address: dialog.flow.localAddress, port: dialog.flow.localPort },
+        this.#ua.userAgent,
+      );
+      const answered = this.#ua.request(bye, dialog.flow, 5000).then(
+        (response) => {
+          if (response.status >= 300 && response.status !== 481) {
+            this.#warn(`BYE answered ${response.status} ${response.reason}`, call.id);
+          }
+        },
+        (err) => {
+          if (!isSoftphoneError(err, ErrorCodes.CLOSED))
+            this.#warn(`BYE failed: ${describeError(err)}`, call.id);
+        },
+      );
+      let tail: NodeJS.Timeout | undefined;
+      await Promise.race([
+        answered,
+        new Promise<void>((resolve) => {
+          tail = setTimeout(resolve, BYE_RECORDING_TAIL_MS);
+        }),
+      ]);
+      clearTimeout(tail);
     }
+    this.#end(call, reason);
   }
 
+  /** Ends the call now (the reason of a hang-up already under way wins over a crossing BYE). */
   #end(call: Call, reason: CallEndReason): CallEndInfo {
-    for (const t of this.#timers.get(call) ?? []) clearTimeout(t);
-    this.#timers.delete(call);
+    this.#clearTimers(call);
     if (call.dialog) this.#dialogs.delete(call.dialog.key);
     this.#calls.delete(call.id);
-    return call.finish(reason);
+    return call.finish(this.#closing.get(call) ?? reason);
+  }
+
+  #clearTimers(call: Call): void {
+    for (const t of this.#timers.get(call) ?? []) clearTimeout(t);
+    this.#timers.delete(call);
   }
 
   #timer(call: Call, ms: number, fn: () => void): void {
@@ -511,6 +538,13 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     this.emit('warning', { code: 'CALL_WARNING', message, ...(callId !== undefined && { callId }) });
   }
 }
+
+/**
+ * How long a call we hang up keeps recording while its BYE awaits an answer:
+ * a round trip is plenty for the far end's last packets; a silent peer must
+ * not hold the recording (and shutdown) open for the whole BYE transaction.
+ */
+const BYE_RECORDING_TAIL_MS = 2000;
 
 /** Methods that only exist inside a dialog (RFC 3261 15, RFC 3311, RFC 3262). */
 const DIALOG_ONLY = new Set(['BYE', 'UPDATE', 'PRACK']);

@@ -321,6 +321,36 @@ describe('Softphone answering calls', () => {
     await waitFor(() => byes.includes(call.callId));
   });
 
+  it('when the bot hangs up, the BYE goes out while the call is still recording; the sidecar comes after', async () => {
+    const { pbx, phone, ended } = await setup({ maxCallDurationMs: 300 });
+    const caller = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const stillRecordingAtBye: boolean[] = [];
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const phoneCall = await answered;
+    pbx.on('request', (r) => {
+      if (r.method === 'BYE') stillRecordingAtBye.push(!phoneCall.ended);
+    });
+    await waitFor(() => ended.has(call.callId), { timeoutMs: 10_000 });
+    expect(stillRecordingAtBye).toEqual([true]);
+    expect(ended.get(call.callId)?.reason).toBe('max-duration');
+  });
+
+  it("stop(): every BYE is sent before any call is finished (no BYE waits for another call's sidecar)", async () => {
+    const { pbx, phone } = await setup();
+    const caller = await callerSocket();
+    const answered: Call[] = [];
+    phone.on('callAnswered', (c) => answered.push(c));
+    await pbx.invite(USER.username, offer(caller.port));
+    await pbx.invite(USER.username, offer(caller.port));
+    const endedAtBye: number[] = [];
+    pbx.on('request', (r) => {
+      if (r.method === 'BYE') endedAtBye.push(answered.filter((c) => c.ended).length);
+    });
+    await phone.stop();
+    expect(endedAtBye).toEqual([0, 0]);
+  });
+
   it('stop() sends BYE for every call, finishes the recordings and unregisters', async () => {
     const { pbx, phone, ended } = await setup();
     const caller = await callerSocket();

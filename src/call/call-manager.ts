@@ -20,7 +20,7 @@ import {
 import { recordingPaths } from '../sinks/recording-path.js';
 import { WavWriter } from '../sinks/wav.js';
 import { Dialog, requestDialogKey } from '../sip/dialog/dialog.js';
-import { generateTag } from '../sip/message/build.js';
+import { generateTag, warningHeader } from '../sip/message/build.js';
 import type { NameAddr, SipRequest, SipResponse } from '../sip/message/types.js';
 import { T1, T2, TIMER_H } from '../sip/transaction/timers.js';
 import type { SipFlow } from '../sip/transport/flow.js';
@@ -239,7 +239,9 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       const result = negotiateAnswer(offer, media);
       if (!result.ok) {
         socket.close();
-        return reject(result.status, result.reason, [['Warning', result.warning]]);
+        return reject(result.status, result.reason, [
+          ['Warning', warningHeader(result.warnCode, result.warning)],
+        ]);
       }
       negotiated = result.media;
       body = result.answer;
@@ -404,7 +406,9 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const result = negotiateAnswer(Buffer.from(request.body).toString('utf8'), local.media);
     if (!result.ok) {
       // RFC 3261 14.2: a rejected re-INVITE leaves the session as it was.
-      incoming.respond(result.status, result.reason, { headers: [['Warning', result.warning]] });
+      incoming.respond(result.status, result.reason, {
+        headers: [['Warning', warningHeader(result.warnCode, result.warning)]],
+      });
       return;
     }
     local.sdp = result.answer;

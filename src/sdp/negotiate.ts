@@ -49,9 +49,16 @@ export interface SdpFailure {
   ok: false;
   code: typeof ErrorCodes.SDP_NOT_ACCEPTABLE | typeof ErrorCodes.SDP_PARSE_ERROR;
   reason: string;
-  /** text for a `Warning: 399 <host> "<text>"` header: no quotes, no control characters */
+  /** text for a `Warning: <warnCode> <agent> "<text>"` header: no quotes, no control characters */
   warning: string;
+  /**
+   * RFC 3261 20.43 warn-code: 302 incompatible transport protocol, 304 media
+   * type not available, 305 incompatible media format, 399 anything else.
+   */
+  warnCode: WarnCode;
 }
+
+export type WarnCode = 302 | 304 | 305 | 399;
 
 export type NegotiationResult =
   | { ok: true; answer: string; media: NegotiatedMedia }
@@ -321,7 +328,7 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
     }
   }
   if (chosen < 0 || chosenFormat === undefined)
-    return notAcceptable(explainRejection(parsed.media, preference));
+    return notAcceptable(...explainRejection(parsed.media, preference));
 
   const offer = parsed.media[chosen]!;
   const disabled = offer.port === 0;
@@ -373,15 +380,15 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
   return { ok: true, answer: lines.join('\r\n') + '\r\n', media };
 }
 
-function explainRejection(media: readonly MediaLine[], preference: readonly Codec[]): string {
+function explainRejection(media: readonly MediaLine[], preference: readonly Codec[]): [string, WarnCode] {
   const audio = media.filter((m) => m.type.toLowerCase() === 'audio');
   const plain = audio.filter((m) => isPlainRtpProfile(m.proto));
   if (plain.length === 0) {
     if (audio.some((m) => isSecureRtpProfile(m.proto))) {
-      return 'SRTP (RTP/SAVP) is not supported yet; offer RTP/AVP audio';
+      return ['SRTP (RTP/SAVP) is not supported yet; offer RTP/AVP audio', 302];
     }
-    if (audio.length === 0) return 'no audio stream offered';
-    return `unsupported audio transport ${audio.map((m) => m.proto).join(', ')}`;
+    if (audio.length === 0) return ['no audio stream offered', 304];
+    return [`unsupported audio transport ${audio.map((m) => m.proto).join(', ')}`, 302];
   }
   const names: string[] = [];
   for (const line of plain) {
@@ -393,15 +400,32 @@ function explainRejection(media: readonly MediaLine[], preference: readonly Code
     names.length > MAX_NAMED_FORMATS
       ? `${names.slice(0, MAX_NAMED_FORMATS).join(', ')}, ...`
       : names.join(', ');
-  return `incompatible media format: offered ${offered}; supported ${preference.map((c) => `${c}/8000`).join(', ')}`;
+  return [
+    `incompatible media format: offered ${offered}; supported ${preference.map((c) => `${c}/8000`).join(', ')}`,
+    305,
+  ];
 }
 
 function badRequest(reason: string): NegotiationResult {
-  return { ok: false, status: 400, code: 'SDP_PARSE_ERROR', reason, warning: warningText(reason) };
+  return {
+    ok: false,
+    status: 400,
+    code: 'SDP_PARSE_ERROR',
+    reason,
+    warning: warningText(reason),
+    warnCode: 399,
+  };
 }
 
-function notAcceptable(reason: string): NegotiationResult {
-  return { ok: false, status: 488, code: 'SDP_NOT_ACCEPTABLE', reason, warning: warningText(reason) };
+function notAcceptable(reason: string, warnCode: WarnCode): NegotiationResult {
+  return {
+    ok: false,
+    status: 488,
+    code: 'SDP_NOT_ACCEPTABLE',
+    reason,
+    warning: warningText(reason),
+    warnCode,
+  };
 }
 
 function sessionHeader(local: LocalMedia): string[] {
@@ -487,5 +511,5 @@ export function acceptAnswer(ourOfferSdp: string, answerSdp: string): AnswerAcce
 }
 
 function failure(code: SdpFailure['code'], reason: string): SdpFailure {
-  return { ok: false, code, reason, warning: warningText(reason) };
+  return { ok: false, code, reason, warning: warningText(reason), warnCode: 399 };
 }

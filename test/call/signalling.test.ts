@@ -146,6 +146,18 @@ describe('INVITE server edge cases', () => {
     ]);
   });
 
+  it('488 carries an RFC 3261 20.43 Warning (code, agent, quoted text) that list parsing cannot split', async () => {
+    const { peer } = await setup();
+    const g729 = OFFER.replace('RTP/AVP 0', 'RTP/AVP 18') + 'a=rtpmap:18 G729/8000\r\n';
+    peer.write(rawRequest('INVITE', { callId: 'warn-1', body: g729 }));
+    await waitFor(() => peer.responses.some((r) => r.headers.callId() === 'warn-1' && r.status === 488));
+    const response = peer.responses.find((r) => r.headers.callId() === 'warn-1' && r.status === 488);
+    const warning = response?.headers.get('Warning') ?? '';
+    // 305 Incompatible media format; the text names what was offered and what we support.
+    expect(warning).toMatch(/^305 rc-softphone "[^"]*G729\/8000[^"]*PCMU\/8000, PCMA\/8000[^"]*"$/);
+    expect(response?.headers.getAll('Warning')).toHaveLength(1);
+  });
+
   it('a request with a lower CSeq than the last one in the dialog gets 500', async () => {
     const { peer, statuses } = await setup();
     peer.write(rawRequest('INVITE', { callId: 'cseq-1', body: OFFER, cseq: 10 }));

@@ -265,6 +265,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const dialog = new Dialog(request, localTag, flow);
     call.dialog = dialog;
     call.negotiated = negotiated;
+    call.localMedia = { address: media.address, port: media.port };
     call.hangupHandler = (reason) => this.#hangup(call, reason);
     this.#sdp.set(call, { media, sdp: body, pendingOffer });
     this.#calls.set(callId, call);
@@ -327,6 +328,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     }
     this.#watchFlow(flow);
     this.emit('answered', call);
+    // After 'answered', so listeners attached there hear it; a late offer reports at the ACK.
+    if (negotiated) call.setNegotiated(negotiated);
   }
 
   /**
@@ -376,7 +379,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       return;
     }
     const first = call.negotiated === undefined;
-    call.negotiated = result.media;
+    call.setNegotiated(result.media);
     call.media?.update(result.media);
     if (first) this.#prime(call);
   }
@@ -391,8 +394,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const contact: [string, string][] = [['Contact', `<${this.#ua.contactUri}>`]];
     if (request.body.byteLength === 0) {
       if (request.method === 'UPDATE') return void incoming.respond(200, undefined, { headers: contact });
-      local.media.sessionVersion++;
-      const offer = createOffer(local.media);
+      const offer = nextSdp(local, () => createOffer(local.media));
       local.sdp = offer;
       local.pendingOffer = offer;
       incoming.respond(200, undefined, {
@@ -402,8 +404,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       });
       return;
     }
-    local.media.sessionVersion++;
-    const result = negotiateAnswer(Buffer.from(request.body).toString('utf8'), local.media);
+    const reoffer = Buffer.from(request.body).toString('utf8');
+    const result = negotiateAnswer(reoffer, local.media);
     if (!result.ok) {
       // RFC 3261 14.2: a rejected re-INVITE leaves the session as it was.
       incoming.respond(result.status, result.reason, {
@@ -411,14 +413,15 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       });
       return;
     }
-    local.sdp = result.answer;
+    const answer = nextSdp(local, () => (negotiateAnswer(reoffer, local.media) as typeof result).answer);
+    local.sdp = answer;
     const first = call.negotiated === undefined;
-    call.negotiated = result.media;
+    call.setNegotiated(result.media);
     call.media?.update(result.media);
     if (first) this.#prime(call);
     incoming.respond(200, undefined, {
       headers: contact,
-      body: Buffer.from(result.answer),
+      body: Buffer.from(answer),
       contentType: 'application/sdp',
     });
   }
@@ -549,6 +552,18 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
  * not hold the recording (and shutdown) open for the whole BYE transaction.
  */
 const BYE_RECORDING_TAIL_MS = 2000;
+
+/**
+ * RFC 3264 8: a new SDP of ours carries the next o= version only when it
+ * differs from the previous one; an unchanged one keeps the version (and must
+ * then be identical). `build` renders at local.media.sessionVersion.
+ */
+function nextSdp(local: LocalSdp, build: () => string): string {
+  const same = build();
+  if (same === local.sdp) return same;
+  local.media.sessionVersion++;
+  return build();
+}
 
 /** Methods that only exist inside a dialog (RFC 3261 15, RFC 3311, RFC 3262). */
 const DIALOG_ONLY = new Set(['BYE', 'UPDATE', 'PRACK']);

@@ -40,8 +40,23 @@ export interface CallEndInfo {
   dtmf: DtmfRecord[];
 }
 
+/** What was negotiated, as the `media` event and `call.media` report it. */
+export interface CallMediaInfo {
+  codec: string;
+  /** The address and port in our SDP. */
+  localMedia: string;
+  /** Where the far end asked for RTP (its SDP). */
+  remoteMedia: string;
+  /** Our direction (RFC 3264). */
+  direction: string;
+  /** The far end holds the call. */
+  onHold: boolean;
+}
+
 export interface CallEvents {
   answered: [];
+  /** The media were negotiated (at the answer, or at the ACK of a late offer) or changed (re-INVITE). */
+  media: [info: CallMediaInfo];
   dtmf: [event: DtmfEvent & { source: 'rfc4733' | 'info' }];
   /** Decoded audio as it plays out of the jitter buffer: the WAV's samples, 20 ms at a time (reused array). */
   frame: [frame: Int16Array];
@@ -75,6 +90,8 @@ export class Call extends SafeEmitter<CallEvents> {
   dialog: Dialog | undefined;
   media: MediaSession | undefined;
   negotiated: NegotiatedMedia | undefined;
+  /** The address and port our SDP announces (not the socket's bind address). */
+  localMedia: { address: string; port: number } | undefined;
   /** performance.now() when the 200 OK went out. */
   answeredAt: number | undefined;
   readonly dtmf: DtmfRecord[] = [];
@@ -128,6 +145,19 @@ export class Call extends SafeEmitter<CallEvents> {
   /** Adds counters (e.g. frames a live sink dropped) to the call's final stats and sidecar. */
   addStats(source: () => Record<string, number>): void {
     this.#statSources.push(source);
+  }
+
+  /** Records newly negotiated media and reports them (`media` event). */
+  setNegotiated(negotiated: NegotiatedMedia): void {
+    this.negotiated = negotiated;
+    const local = this.localMedia;
+    this.emit('media', {
+      codec: negotiated.codec,
+      localMedia: local ? hostPort(local.address, local.port) : '',
+      remoteMedia: hostPort(negotiated.remoteAddress, negotiated.remotePort),
+      direction: negotiated.direction,
+      onHold: negotiated.onHold,
+    });
   }
 
   attachMedia(media: MediaSession): void {
@@ -212,6 +242,10 @@ function sidecarStats(stats: MediaStats | undefined) {
       packetsSent: s.packetsSent,
     }),
   };
+}
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 export function describeEnd(info: CallEndInfo): string {

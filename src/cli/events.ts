@@ -52,7 +52,7 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
     ),
   );
   phone.on('callAnswered', (call) => {
-    const local = call.media?.localAddress;
+    const local = call.localMedia;
     const n = call.negotiated;
     log.info(
       'call.answered',
@@ -64,6 +64,13 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
         wav: call.wavPath ?? null,
       },
       `answered ${caller(call)} (${n?.codec ?? 'offer sent'}, RTP ${local?.port ?? '?'} ⇄ ${n ? `${n.remoteAddress}:${n.remotePort}` : 'pending ACK'})`,
+    );
+    call.on('media', (m) =>
+      log.info(
+        'call.media',
+        { callId: call.id, ...m },
+        `${caller(call)}: ${m.codec}, RTP ${m.localMedia} ⇄ ${m.remoteMedia} (${m.onHold ? 'held' : m.direction})`,
+      ),
     );
     call.on('dtmf', (d) =>
       log.info(

@@ -272,6 +272,10 @@ describe('Softphone answering calls', () => {
     });
     expect(call.answer).toMatch(/m=audio \d+ RTP\/AVP 0 8 101/);
     const phoneCall = await answered;
+    // The codec is only known once the ACK brings the answer: a 'media' event says so.
+    expect(phoneCall.negotiated).toBeUndefined();
+    const media = await new Promise<{ codec: string }>((r) => phoneCall.once('media', r));
+    expect(media).toMatchObject({ codec: 'PCMU', remoteMedia: `127.0.0.1:${caller.port}` });
     await waitFor(() => phoneCall.negotiated !== undefined);
     // Priming follows the ACK's answer.
     await waitFor(() => caller.packets.length >= 1);
@@ -303,6 +307,24 @@ describe('Softphone answering calls', () => {
     await call.bye();
     await waitFor(() => ended.has(call.callId));
     expect(ended.get(call.callId)?.dtmf.map((d) => d.digit)).toEqual(['5']);
+  });
+
+  it('our SDP version grows only when our SDP changes: not for a rejected or an unchanged re-INVITE (RFC 3264 8)', async () => {
+    const { pbx } = await setup();
+    const caller = await callerSocket();
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const version = (sdp: string | Uint8Array) =>
+      Number(/^o=\S+ \S+ (\d+) /m.exec(typeof sdp === 'string' ? sdp : Buffer.from(sdp).toString())?.[1]);
+    expect(version(call.answer)).toBe(1);
+    const rejected = await call.request('INVITE', offer(caller.port, 'RTP/AVP', '18'));
+    expect(rejected.status).toBe(488);
+    const same = await call.request('INVITE', offer(caller.port).replace('o=caller 1 1', 'o=caller 1 2'));
+    expect(same.status).toBe(200);
+    expect(version(same.body)).toBe(1);
+    expect(Buffer.from(same.body).toString()).toBe(call.answer);
+    const hold = await call.request('INVITE', offer(caller.port).replace('t=0 0', 't=0 0\r\na=sendonly'));
+    expect(version(hold.body)).toBe(2);
+    await call.bye();
   });
 
   it.each([

@@ -127,6 +127,18 @@ describe('rc-softphone listen', () => {
       callId: string;
     };
     expect(ended).toMatchObject({ reason: 'remote-bye', callId: call.callId });
+    // The address in our SDP, not the socket's bind address (0.0.0.0).
+    const port = /m=audio (\d+)/.exec(call.answer)?.[1];
+    expect(events.find((e) => e.event === 'call.answered')).toMatchObject({
+      localMedia: `127.0.0.1:${port}`,
+    });
+    expect(events.find((e) => e.event === 'call.media')).toMatchObject({
+      callId: call.callId,
+      codec: 'PCMU',
+      localMedia: `127.0.0.1:${port}`,
+      remoteMedia: `127.0.0.1:${rtp.address().port}`,
+      direction: 'sendrecv',
+    });
     expect(readWav(path.resolve(dir, ended.wav)).sampleRate).toBe(8000);
     expect(names.at(-1)).toBe('unregistered');
   });

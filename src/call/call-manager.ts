@@ -6,7 +6,8 @@
 
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { describeError, ErrorCodes, isSoftphoneError } from '../errors.js';
+import { dirname } from 'node:path';
+import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
 import { parseDtmfRelay } from '../media/dtmf.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import { MediaSession, type OutboundSource } from '../media/session.js';
@@ -293,14 +294,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
     // Opened after the 200 is on its way (file creation is synchronous disk
     // I/O), before the media session starts: the recording still begins at the answer.
-    let wav: WavWriter | undefined;
-    if (paths) {
-      try {
-        wav = WavWriter.open(paths.wav);
-      } catch (err) {
-        this.#warn(`recording disabled for this call: ${describeError(err)}`, callId);
-      }
-    }
+    const wav = paths ? this.#openRecording(call, paths.wav) : undefined;
 
     const session = new MediaSession({
       socket,
@@ -313,7 +307,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       inactivityTimeoutMs: this.#options.mediaTimeoutMs,
       ...(this.#options.outboundFor && { outbound: this.#outboundFor(call) }),
     });
-    call.attachMedia(session);
+    call.attachMedia(session, wav !== undefined);
     session.on('inactive', () => void this.#hangup(call, 'media-timeout'));
     call.once('ended', (info) => {
       this.emit('ended', call, info);
@@ -513,6 +507,31 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const list = this.#timers.get(call) ?? [];
     list.push(t);
     this.#timers.set(call, list);
+  }
+
+  /**
+   * Creates the call's WAV. A record directory deleted while we run is made
+   * again; anything else that stops the recording is kept on the call
+   * (`recordingError`), so call.ended and the sidecar say so.
+   */
+  #openRecording(call: Call, path: string): WavWriter | undefined {
+    try {
+      try {
+        return WavWriter.open(path);
+      } catch (err) {
+        if (!isSoftphoneError(err, ErrorCodes.SINK_WRITE_FAILED) || err.details.errno !== 'ENOENT') throw err;
+        mkdirSync(dirname(path), { recursive: true });
+        this.#warn(`the record directory ${dirname(path)} had disappeared; created it again`, call.id);
+        return WavWriter.open(path);
+      }
+    } catch (err) {
+      const error = isSoftphoneError(err)
+        ? err
+        : new SoftphoneError(ErrorCodes.SINK_WRITE_FAILED, `cannot create ${path}: ${describeError(err)}`);
+      call.recordingFailed(error);
+      this.#warn(`this call is not recorded: ${describeError(err)}`, call.id);
+      return undefined;
+    }
   }
 
   /** The talk-back source comes from user code (`outboundFor`): a throw means none. */

@@ -3,7 +3,7 @@
  * media session (RTP socket, jitter buffer, WAV) and its live sinks; ending
  * the call closes all of them, once, and writes the sidecar.
  */
-import type { SoftphoneError } from '../errors.js';
+import { ErrorCodes, type SoftphoneError } from '../errors.js';
 import type { DtmfEvent, MediaSession, MediaStats } from '../media/session.js';
 import { SafeEmitter } from '../safe-emitter.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
@@ -38,6 +38,12 @@ export interface CallEndInfo {
   /** Media statistics plus live-sink counters (engineFramesDropped, streamFramesDropped, …). */
   stats: (MediaStats & Record<string, number>) | undefined;
   dtmf: DtmfRecord[];
+  /**
+   * Why the recording failed, when it did: the WAV could not be created
+   * (`wav` is then undefined) or a write failed mid-call (`wav` holds what
+   * reached the disk).
+   */
+  recordingError?: { code: string; message: string };
 }
 
 /** What was negotiated, as the `media` event and `call.media` report it. */
@@ -96,6 +102,9 @@ export class Call extends SafeEmitter<CallEvents> {
   answeredAt: number | undefined;
   readonly dtmf: DtmfRecord[] = [];
   #ended: CallEndInfo | undefined;
+  #recordingError: SoftphoneError | undefined;
+  /** True once a WAV file was created for this call. */
+  #recording = false;
   #resolveDone: (info: CallEndInfo) => void = () => {};
   /** Resolves with the end info once the call has ended and its sinks are closed (after 'ended'). */
   readonly done: Promise<CallEndInfo> = new Promise((resolve) => {
@@ -160,11 +169,20 @@ export class Call extends SafeEmitter<CallEvents> {
     });
   }
 
-  attachMedia(media: MediaSession): void {
+  /** The WAV could not be created or written (the first failure is kept). */
+  recordingFailed(error: SoftphoneError): void {
+    this.#recordingError ??= error;
+  }
+
+  attachMedia(media: MediaSession, recording: boolean): void {
+    this.#recording = recording;
     this.media = media;
     media.on('dtmf', (e) => this.recordDtmf(e.digit, e.atMs, 'rfc4733'));
     media.on('frame', (frame) => this.emit('frame', frame));
-    media.on('error', (err) => this.emit('sinkError', err));
+    media.on('error', (err) => {
+      if (err.code === ErrorCodes.SINK_WRITE_FAILED) this.recordingFailed(err);
+      this.emit('sinkError', err);
+    });
   }
 
   recordDtmf(digit: string, atMs: number, source: 'rfc4733' | 'info'): void {
@@ -184,6 +202,9 @@ export class Call extends SafeEmitter<CallEvents> {
     const extra = Object.assign({}, ...this.#statSources.map((source) => source())) as Record<string, number>;
     const stats = mediaStats ? { ...mediaStats, ...extra } : undefined;
     const durationMs = Math.round(this.durationMs);
+    const wav = this.#recording ? this.wavPath : undefined;
+    const failure = this.#recordingError;
+    const recordingError = failure && { code: failure.code, message: failure.message };
     let sidecar = this.sidecarPath;
     if (this.sidecarPath) {
       try {
@@ -195,7 +216,8 @@ export class Call extends SafeEmitter<CallEvents> {
           endedAt: new Date().toISOString(),
           durationMs,
           codec: this.negotiated?.codec ?? null,
-          wav: this.wavPath ?? null,
+          wav: wav ?? null,
+          ...(recordingError && { recordingError }),
           endReason: reason,
           stats: { ...sidecarStats(mediaStats), ...extra },
           dtmf: this.dtmf,
@@ -208,10 +230,11 @@ export class Call extends SafeEmitter<CallEvents> {
     this.#ended = {
       reason,
       durationMs,
-      wav: this.media ? this.wavPath : undefined,
+      wav,
       sidecar,
       stats,
       dtmf: [...this.dtmf],
+      ...(recordingError && { recordingError }),
     };
     const info = this.#ended;
     void Promise.allSettled(this.#closers.map(async (close) => close())).then((results) => {

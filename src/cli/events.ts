@@ -124,6 +124,7 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
         sidecar: info.sidecar ?? null,
         stats: info.stats ?? null,
         dtmf: info.dtmf.map((d) => d.digit).join(''),
+        ...(info.recordingError && { recordingError: info.recordingError }),
       },
       `call from ${caller(call)} ended (${info.reason}) after ${(info.durationMs / 1000).toFixed(1)} s${info.wav ? ` → ${info.wav}` : ''}${info.stats ? ` [received ${info.stats.received}, lost ${info.stats.lost}]` : ''}`,
     ),

@@ -246,6 +246,33 @@ describe('Softphone answering calls', () => {
     await waitFor(() => ended.has(next.callId));
   });
 
+  it('re-creates a record directory deleted while running, and reports a call it cannot record (wav null, the reason)', async () => {
+    const { pbx, ended, recordDir } = await setup();
+    const caller = await callerSocket();
+    rmSync(recordDir, { recursive: true, force: true });
+    const a = await pbx.invite(USER.username, offer(caller.port));
+    await a.bye();
+    await waitFor(() => ended.has(a.callId));
+    const recorded = ended.get(a.callId) as CallEndInfo;
+    expect(readWav(recorded.wav as string).sampleRate).toBe(8000);
+    expect(JSON.parse(readFileSync(recorded.sidecar as string, 'utf8')).wav).toBe(recorded.wav);
+    expect(recorded.recordingError).toBeUndefined();
+
+    // Now the directory's place is taken by a file: nothing can be recorded there.
+    rmSync(recordDir, { recursive: true, force: true });
+    writeFileSync(recordDir, 'not a directory');
+    const b = await pbx.invite(USER.username, offer(caller.port));
+    await b.bye();
+    await waitFor(() => ended.has(b.callId));
+    const lost = ended.get(b.callId) as CallEndInfo;
+    expect(lost.reason).toBe('remote-bye');
+    expect(lost.wav).toBeUndefined();
+    expect(lost.sidecar).toBeUndefined();
+    expect(lost.recordingError).toMatchObject({ code: 'SINK_WRITE_FAILED' });
+    expect(lost.recordingError?.message).toContain(recordDir);
+    rmSync(recordDir, { force: true });
+  });
+
   it('rejects an SRTP-only offer with 488 and a Warning', async () => {
     const { pbx, phone } = await setup();
     const rejected = new Promise<{ status: number }>((r) => phone.once('callRejected', r));

@@ -28,7 +28,6 @@ import { FRAME_MS, JITTER_DELAY_MS } from './frame.js';
 import { ALAW_SILENCE, encodeAlawFrame, encodeUlawFrame, ULAW_SILENCE } from './g711.js';
 import type { FrameInfo } from './jitter-buffer.js';
 import {
-  DEFAULT_TELEPHONE_EVENT_PT,
   type Endpoint,
   type ReceiveMedia,
   ReceivePath,
@@ -515,9 +514,17 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.#target === undefined) return;
     // The event and the first frame after it must not share a timestamp.
     const index = Math.max(this.#sendIndex, Math.floor((performance.now() - this.t0) / this.#ptime));
-    const pt = this.#negotiated.telephoneEventPt ?? DEFAULT_TELEPHONE_EVENT_PT;
-    this.#marker = true; // RFC 4733 2.5.1.1: M bit on the first packet of an event
-    this.#send(pt, this.#timestampOf(index), encodeTelephoneEvent(PRIME_EVENT));
+    const n = this.#negotiated;
+    // RFC 4733 2.5.1.1 / RFC 3550 5.1: M bit on the first packet of an event or talkspurt.
+    this.#marker = true;
+    if (n.telephoneEventPt === undefined) {
+      // No telephone-event was negotiated, so no event may be sent (the offer's
+      // 101 may even be another codec): one frame of silence in the codec primes as well.
+      this.#payload.fill(n.codec === 'PCMA' ? ALAW_SILENCE : ULAW_SILENCE);
+      this.#send(n.payloadType, this.#timestampOf(index), this.#payload.subarray(0, this.#frameSamples));
+    } else {
+      this.#send(n.telephoneEventPt, this.#timestampOf(index), encodeTelephoneEvent(PRIME_EVENT));
+    }
     this.#sendIndex = index + 1;
   }
 

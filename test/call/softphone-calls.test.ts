@@ -273,6 +273,25 @@ describe('Softphone answering calls', () => {
     rmSync(recordDir, { force: true });
   });
 
+  it('without a negotiated telephone-event, primes with a silence frame in the codec, never PT 101', async () => {
+    const { pbx } = await setup({ sendSilence: false });
+    const caller = await callerSocket();
+    // As linphone offers: PT 101 is G726-16 here, not telephone-event.
+    const linphoneLike = offer(caller.port, 'RTP/AVP', '8 101').replace(
+      'a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15',
+      'a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 G726-16/8000',
+    );
+    const call = await pbx.invite(USER.username, linphoneLike);
+    expect(call.answer).not.toMatch(/telephone-event/);
+    await waitFor(() => caller.packets.length >= 1);
+    const first = parseRtp(caller.packets[0] as Buffer);
+    if (typeof first === 'string') throw new Error(first);
+    expect(first.payloadType).toBe(8);
+    expect(first.marker).toBe(true);
+    expect([...first.payload]).toEqual(new Array(160).fill(0xd5));
+    await call.bye();
+  });
+
   it('rejects an SRTP-only offer with 488 and a Warning', async () => {
     const { pbx, phone } = await setup();
     const rejected = new Promise<{ status: number }>((r) => phone.once('callRejected', r));

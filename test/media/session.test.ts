@@ -182,7 +182,7 @@ describe('MediaSession priming and sending', () => {
     expect(s.stats.packetsSent).toBeGreaterThanOrEqual(51);
   });
 
-  it('uses telephone-event PT 101 when none was negotiated, and sends nothing more without silence', async () => {
+  it('primes with a silence frame in the codec when no telephone-event was negotiated, then sends nothing more without silence', async () => {
     const remote = await udp();
     const heard = capture(remote);
     const negotiated = media(remote);
@@ -190,7 +190,8 @@ describe('MediaSession priming and sending', () => {
     const { s, frames } = await session(negotiated, { sendSilence: false });
     await s.prime();
     await waitFor(() => heard.length >= 1 && frames.length >= 10, { ...WAIT, message: 'prime + 200 ms' });
-    expect(heard[0]!.packet.payloadType).toBe(101);
+    expect(heard[0]!.packet.payloadType).toBe(negotiated.payloadType);
+    expect(heard[0]!.packet.payload.every((b) => b === 0xff)).toBe(true);
     expect(heard.length).toBe(1);
     expect(s.stats.packetsSent).toBe(1);
   });

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
+import { TELEPHONE_EVENT_PT } from '../media/codec.js';
 import { parseDtmfRelay } from '../media/dtmf.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import { MediaSession, type OutboundSource } from '../media/session.js';
@@ -604,7 +605,7 @@ function placeholderMedia(): NegotiatedMedia {
     codec: 'PCMU',
     payloadType: 0,
     clockRate: 8000,
-    telephoneEventPt: 101,
+    telephoneEventPt: TELEPHONE_EVENT_PT,
     remoteAddress: '0.0.0.0',
     remotePort: 0,
     ptime: 20,

@@ -23,6 +23,7 @@
  * audio at 8 kHz); RTP timestamps are only ever compared as signed 32-bit
  * differences against a recent anchor, so their wrap is harmless (RFC 3550 5.1).
  */
+import { seqDiff, tsDiff } from '../rtp/seq.js';
 import { FRAME_MS, FRAME_SAMPLES, JITTER_DELAY_MS } from './frame.js';
 
 export interface JitterBufferOptions {
@@ -177,7 +178,7 @@ export class JitterBuffer {
       fresh = true;
     } else {
       const prev = stream.maxExt;
-      const diff = seqDiff16(packet.sequenceNumber, prev);
+      const diff = seqDiff(packet.sequenceNumber, prev);
       if (diff > MAX_DROPOUT || diff < -MAX_MISORDER) {
         // The sender restarted its sequence (RFC 3550 A.1): a new segment, not 3000 lost packets.
         this.#endSegment(stream);
@@ -207,7 +208,7 @@ export class JitterBuffer {
     if (!decode) return 'event';
 
     const n = packet.payload.length;
-    let position = stream.posBase + tsDiff32(packet.timestamp, stream.tsBase);
+    let position = stream.posBase + tsDiff(packet.timestamp, stream.tsBase);
     if (newest) {
       const overlapsOrPast = position < this.#lastEnd || position + n <= this.#played;
       const jumpsAhead = position > this.#lastEnd && position - now > this.#leadLimit;
@@ -330,14 +331,4 @@ export class JitterBuffer {
       i += count;
     }
   }
-}
-
-/** Signed distance a−b between 16-bit sequence numbers (RFC 3550 A.1). */
-function seqDiff16(a: number, b: number): number {
-  return ((((a - b) & 0xffff) + 0x8000) & 0xffff) - 0x8000;
-}
-
-/** Signed distance a−b between 32-bit timestamps. */
-function tsDiff32(a: number, b: number): number {
-  return (a - b) | 0;
 }

@@ -22,17 +22,12 @@ import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
 import { serializeRtp } from '../rtp/packet.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { WavWriter } from '../sinks/wav.js';
+import { codecOf } from './codec.js';
 import type { DtmfDigit } from './dtmf.js';
 import { encodeTelephoneEvent } from './dtmf.js';
 import { FRAME_MS, JITTER_DELAY_MS } from './frame.js';
-import { ALAW_SILENCE, encodeAlawFrame, encodeUlawFrame, ULAW_SILENCE } from './g711.js';
 import type { FrameInfo } from './jitter-buffer.js';
-import {
-  type Endpoint,
-  type ReceiveMedia,
-  ReceivePath,
-  type ReceiveStats,
-} from './receive-path.js';
+import { type Endpoint, type ReceiveMedia, ReceivePath, type ReceiveStats } from './receive-path.js';
 
 /** Talk-back audio: 20 ms frames of 8 kHz PCM (160 samples); undefined when there is none right now. */
 export interface OutboundSource {
@@ -457,13 +452,9 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     let haveAudio = false;
     if (this.#outbound) haveAudio = this.#fillOutbound();
     if (!haveAudio && !this.#sendSilence) return;
-    const pcma = this.#negotiated.codec === 'PCMA';
-    if (haveAudio) {
-      if (pcma) encodeAlawFrame(this.#pcm, this.#payload);
-      else encodeUlawFrame(this.#pcm, this.#payload);
-    } else {
-      this.#payload.fill(pcma ? ALAW_SILENCE : ULAW_SILENCE);
-    }
+    const codec = codecOf(this.#negotiated.codec);
+    if (haveAudio) codec.encodeFrame(this.#pcm, this.#payload);
+    else this.#payload.fill(codec.silence);
     this.#send(
       this.#negotiated.payloadType,
       this.#timestampOf(this.#sendIndex),
@@ -520,7 +511,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (n.telephoneEventPt === undefined) {
       // No telephone-event was negotiated, so no event may be sent (the offer's
       // 101 may even be another codec): one frame of silence in the codec primes as well.
-      this.#payload.fill(n.codec === 'PCMA' ? ALAW_SILENCE : ULAW_SILENCE);
+      this.#payload.fill(codecOf(n.codec).silence);
       this.#send(n.payloadType, this.#timestampOf(index), this.#payload.subarray(0, this.#frameSamples));
     } else {
       this.#send(n.telephoneEventPt, this.#timestampOf(index), encodeTelephoneEvent(PRIME_EVENT));

@@ -8,8 +8,10 @@
 
 import { type MediaDescription, parse, type SessionDescription } from 'sdp-transform';
 import type { ErrorCodes } from '../errors.js';
+import { CODECS, type CodecName, DEFAULT_CODECS, TELEPHONE_EVENT_PT } from '../media/codec.js';
 
-export type Codec = 'PCMU' | 'PCMA';
+/** A codec by name (the codec table is media/codec.ts). */
+export type Codec = CodecName;
 export type MediaDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
 export interface LocalMedia {
@@ -66,9 +68,7 @@ export type NegotiationResult =
 
 export type AnswerAcceptance = { ok: true; media: NegotiatedMedia } | SdpFailure;
 
-const DEFAULT_CODECS: readonly Codec[] = ['PCMU', 'PCMA'];
 const DEFAULT_PTIME = 20;
-const DEFAULT_TELEPHONE_EVENT_PT = 101;
 /** SIP messages carrying SDP are bounded by the transport; this is a second fence. */
 const MAX_SDP_LENGTH = 65_536;
 const MAX_NAMED_FORMATS = 8;
@@ -205,12 +205,12 @@ function resolveFormat(m: MediaDescription, pt: number): Format {
     format.name = rate === undefined ? rtpmap.codec : `${rtpmap.codec}/${String(rate)}`;
     const rateOk = rate === undefined || rate === 8000;
     const mono = channels === undefined || channels === 1 || channels === '1';
-    if ((name === 'PCMU' || name === 'PCMA') && rateOk && mono) format.codec = name;
+    const known = (Object.keys(CODECS) as Codec[]).find((c) => c === name);
+    if (known !== undefined && rateOk && mono) format.codec = known;
     else if (name === 'TELEPHONE-EVENT' && rateOk) format.telephoneEvent = true;
-  } else if (pt === 0) {
-    format.codec = 'PCMU'; // RFC 3551 6: static payload types need no rtpmap
-  } else if (pt === 8) {
-    format.codec = 'PCMA';
+  } else {
+    // RFC 3551 6: static payload types need no rtpmap.
+    format.codec = (Object.keys(CODECS) as Codec[]).find((c) => CODECS[c].payloadType === pt);
   }
   return format;
 }
@@ -445,8 +445,8 @@ function sessionHeader(local: LocalMedia): string[] {
 /** Our offer: one sendrecv audio stream with our codecs and telephone-event 0-15. */
 export function createOffer(local: LocalMedia): string {
   const preference = preferenceOf(local);
-  const te = local.telephoneEventPt ?? DEFAULT_TELEPHONE_EVENT_PT;
-  const pts = preference.map((c) => (c === 'PCMU' ? 0 : 8));
+  const te = local.telephoneEventPt ?? TELEPHONE_EVENT_PT;
+  const pts = preference.map((c) => CODECS[c].payloadType);
   const lines = sessionHeader(local);
   lines.push(`m=audio ${local.port} RTP/AVP ${pts.join(' ')} ${te}`);
   preference.forEach((codec, i) => {

@@ -159,7 +159,7 @@ export async function resampleToInt16(samples: Float32Array, from: number, to: n
   const out = new Int16Array(resampled.length);
   for (let i = 0; i < resampled.length; i++) {
     const v = Math.round(resampled[i]! * 32768);
-    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    out[i] = Math.min(32767, Math.max(-32768, v)); // an Int16Array would wrap, not clip
   }
   return out;
 }

@@ -3,9 +3,13 @@ import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../../src/demo/local-pbx.js';
 import { isSoftphoneError } from '../../../src/errors.js';
-import { type SipCredentials, UserAgent } from '../../../src/sip/ua/user-agent.js';
+import {
+  type RegistrationFailedEvent,
+  type SipCredentials,
+  UserAgent,
+} from '../../../src/sip/ua/user-agent.js';
 import { waitFor } from '../../helpers/ports.js';
-import { startRawRegistrar } from '../../helpers/raw-registrar.js';
+import { type RawRegistrarOptions, startRawRegistrar } from '../../helpers/raw-registrar.js';
 import { localhostCertificate } from '../../helpers/tls-cert.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
@@ -140,6 +144,140 @@ describe('UserAgent registration', () => {
     p.rejectUsers.delete(USER.username);
     const again = new Promise<void>((r) => agent.once('registered', () => r()));
     await again;
+  });
+});
+
+describe('UserAgent when the registrar is unavailable (503, Retry-After)', () => {
+  const UNAVAILABLE = (seconds: number) => ({
+    status: 503,
+    reason: 'Service Unavailable',
+    headers: [`Retry-After: ${seconds}`],
+  });
+  /** A 200 that binds our Contact for `seconds`. */
+  const OK = (contact: string | undefined, seconds: number) => ({
+    status: 200,
+    reason: 'OK',
+    headers: [`Contact: ${contact};expires=${seconds}`],
+  });
+  /** Timers may fire a few ms early against performance.now(); this slack only errs towards passing late retries. */
+  const EARLY_MS = 20;
+
+  async function registrar(options: RawRegistrarOptions = {}) {
+    const r = await startRawRegistrar(options);
+    cleanups.push(() => r.close());
+    return { ...r, address: { host: '127.0.0.1', port: r.port } };
+  }
+
+  function device(primary: { host: string; port: number }, backup?: { host: string; port: number }) {
+    const agent = new UserAgent({
+      credentials: {
+        ...USER,
+        domain: 'x.invalid',
+        outboundProxy: primary,
+        ...(backup && { outboundProxyBackup: backup }),
+        transport: 'tcp',
+      },
+      instanceId: INSTANCE,
+      backoff: { baseMs: 50, maxMs: 200 },
+    });
+    cleanups.push(() => agent.stop());
+    const log: string[] = [];
+    const failures: RegistrationFailedEvent[] = [];
+    agent.on('registrationFailed', (e) => {
+      failures.push(e);
+      log.push(`failed ${e.status} willRetry=${e.willRetry}`);
+    });
+    agent.on('reconnecting', (e) => log.push(`reconnecting ${e.target}`));
+    agent.on('registered', (e) => log.push(`registered ${e.target}`));
+    return { agent, log, failures };
+  }
+
+  const registers = (r: { requests: { method: string }[] }) =>
+    r.requests.filter((m) => m.method === 'REGISTER').length;
+
+  it('a 503 on the first REGISTER fails over to the backup, which registers (start() resolves)', async () => {
+    const primary = await registrar({ register: () => UNAVAILABLE(30) });
+    const backup = await registrar();
+    const { agent, log, failures } = device(primary.address, backup.address);
+    await agent.start();
+    expect(log).toEqual([
+      'failed 503 willRetry=true',
+      `reconnecting TCP 127.0.0.1:${backup.port}`,
+      `registered TCP 127.0.0.1:${backup.port}`,
+    ]);
+    expect(failures[0]).toMatchObject({ code: 'SIP_REGISTRATION_REJECTED', retryAfter: 30 });
+    expect(failures[0]?.retryInMs).toBeGreaterThanOrEqual(0);
+    expect(registers(primary)).toBe(1);
+    expect(registers(backup)).toBe(1);
+    expect(agent.registered).toBe(true);
+  });
+
+  it('without a backup, the first REGISTER is repeated no sooner than Retry-After', async () => {
+    const only = await registrar({
+      register: (m, n) => (n === 0 ? UNAVAILABLE(1) : OK(m.headers.get('Contact'), 300)),
+    });
+    const { agent, failures } = device(only.address);
+    await agent.start();
+    expect(failures).toEqual([expect.objectContaining({ status: 503, willRetry: true, retryAfter: 1 })]);
+    expect(failures[0]?.retryInMs).toBeGreaterThanOrEqual(1000);
+    expect(registers(only)).toBe(2);
+    const [sent503, retried] = only.requestTimes;
+    expect(retried! - sent503!).toBeGreaterThanOrEqual(1000 - EARLY_MS);
+  });
+
+  it('a proxy that answered 503 gets nothing until its Retry-After ends, even when the backup fails too', async () => {
+    const primary = await registrar({
+      register: (m, n) => (n === 0 ? UNAVAILABLE(2) : OK(m.headers.get('Contact'), 300)),
+    });
+    const backup = await registrar({ register: () => UNAVAILABLE(30) });
+    const { agent, log } = device(primary.address, backup.address);
+    await agent.start();
+    expect(log.at(-1)).toBe(`registered TCP 127.0.0.1:${primary.port}`);
+    expect(registers(backup)).toBe(1);
+    expect(registers(primary)).toBe(2);
+    expect(primary.requestTimes[1]! - primary.requestTimes[0]!).toBeGreaterThanOrEqual(2000 - EARLY_MS);
+  });
+
+  it('a refresh answered 503 is repeated no sooner than Retry-After, on the same connection', async () => {
+    // Granted 2 s: refreshed after 1 s; that refresh gets 503 with Retry-After 2.
+    const only = await registrar({
+      register: (m, n) => (n === 1 ? UNAVAILABLE(2) : OK(m.headers.get('Contact'), n === 0 ? 2 : 300)),
+    });
+    const { agent, failures } = device(only.address);
+    await agent.start();
+    const flow = agent.flow;
+    await waitFor(() => registers(only) >= 3, { timeoutMs: 10_000 });
+    expect(failures).toEqual([expect.objectContaining({ status: 503, willRetry: true, retryAfter: 2 })]);
+    const [, refused, retried] = only.requestTimes;
+    expect(retried! - refused!).toBeGreaterThanOrEqual(2000 - EARLY_MS);
+    await waitFor(() => agent.registered);
+    expect(agent.flow).toBe(flow);
+  });
+
+  it('a refresh answered 503 fails over to the backup when the binding would lapse before Retry-After', async () => {
+    const primary = await registrar({
+      register: (m, n) => (n === 0 ? OK(m.headers.get('Contact'), 2) : UNAVAILABLE(30)),
+    });
+    const backup = await registrar();
+    const { agent, log } = device(primary.address, backup.address);
+    await agent.start();
+    await waitFor(() => log.includes(`registered TCP 127.0.0.1:${backup.port}`), { timeoutMs: 10_000 });
+    expect(registers(primary)).toBe(2);
+    expect(log).toEqual([
+      `registered TCP 127.0.0.1:${primary.port}`,
+      'failed 503 willRetry=true',
+      `reconnecting TCP 127.0.0.1:${backup.port}`,
+      `registered TCP 127.0.0.1:${backup.port}`,
+    ]);
+  });
+
+  it('a 603 without Retry-After still ends the first registration', async () => {
+    const only = await registrar({ register: () => ({ status: 603, reason: 'Too Many Contacts' }) });
+    const { agent, failures } = device(only.address);
+    const err = await agent.start().catch((e: unknown) => e);
+    expect(isSoftphoneError(err, 'SIP_REGISTRATION_REJECTED')).toBe(true);
+    expect(failures).toEqual([expect.objectContaining({ status: 603, willRetry: false })]);
+    expect(registers(only)).toBe(1);
   });
 });
 

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { runCli } from '../helpers/cli.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { startRawRegistrar } from '../helpers/raw-registrar.js';
 import { readWav } from '../helpers/wav.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'Secret-Pa55word' };
@@ -69,6 +70,40 @@ describe('rc-softphone listen', () => {
     const failed = r.events().find((e) => e.event === 'registration.failed');
     expect(failed).toMatchObject({ status: 401, willRetry: false });
     expect(p.registerCount(USER.username)).toBe(2);
+  });
+
+  it('a 503 with Retry-After on the first REGISTER is not fatal: it says so and registers on the backup', async () => {
+    const p = await pbx();
+    const primary = await startRawRegistrar({
+      register: () => ({ status: 503, reason: 'Service Unavailable', headers: ['Retry-After: 30'] }),
+    });
+    cleanups.push(() => primary.close());
+    const r = run(['listen', '--log-format', 'json'], {
+      ...sipEnv(p),
+      SIP_INFO_OUTBOUND_PROXY: `127.0.0.1:${primary.port}`,
+      SIP_INFO_OUTBOUND_PROXY_BACKUP: `${p.address.host}:${p.address.port}`,
+    });
+    const registered = waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 15_000 });
+    // Before the fix the process exited 1 here; say so instead of waiting out the timeout.
+    const early = await Promise.race([
+      r.exit.then((code) => `exited ${code}`),
+      registered.then(() => 'registered'),
+    ]);
+    expect(early, r.stdout()).toBe('registered');
+    const backup = `TCP ${p.address.host}:${p.address.port}`;
+    const events = r.events();
+    expect(events.find((e) => e.event === 'registration.failed')).toMatchObject({
+      status: 503,
+      willRetry: true,
+      retryAfter: 30,
+      retryInMs: expect.any(Number),
+    });
+    expect(events.find((e) => e.event === 'reconnecting')).toMatchObject({ target: backup });
+    expect(events.find((e) => e.event === 'registered')).toMatchObject({ target: backup, first: true });
+    expect(events.some((e) => e.event === 'fatal')).toBe(false);
+    expect(primary.requests.filter((m) => m.method === 'REGISTER')).toHaveLength(1);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
   });
 
   it('registers, prints the SIP trace with secrets redacted, and unregisters on SIGTERM with exit 0', async () => {

@@ -42,6 +42,12 @@ export interface SoftphoneOptions {
   tlsInsecure?: boolean;
   /** Extra CA certificates (PEM) to trust for TLS. */
   tlsCa?: string | string[];
+  /**
+   * How errors name where each proxy was set (the CLI passes
+   * `resolveSipInfo().proxySettingNames`). Default `sipInfo.outboundProxy`
+   * and `sipInfo.outboundProxyBackup`.
+   */
+  proxySettingNames?: { outboundProxy?: string; outboundProxyBackup?: string };
   /** Reconnect backoff. */
   backoff?: BackoffOptions;
   /** Record every call as WAV + JSON sidecar into this directory. */
@@ -108,6 +114,11 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
       ...(options.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: options.keepAliveIntervalMs }),
       ...(options.tlsInsecure && { tlsVerify: false }),
       ...(options.tlsCa !== undefined && { tlsCa: options.tlsCa }),
+      proxySettingNames: {
+        outboundProxy: 'sipInfo.outboundProxy',
+        outboundProxyBackup: 'sipInfo.outboundProxyBackup',
+        ...options.proxySettingNames,
+      },
       ...(options.backoff !== undefined && { backoff: options.backoff }),
     });
     this.ua.on('registered', (e) => this.emit('registered', e));

@@ -3,7 +3,7 @@
  * never printed, signals, --exit-after with a real call from LocalPbx.
  */
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -104,6 +104,50 @@ describe('rc-softphone listen', () => {
     expect(primary.requests.filter((m) => m.method === 'REGISTER')).toHaveLength(1);
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
+  });
+
+  /** The exit code, or 'still retrying' once the process has reconnected three times instead of exiting. */
+  function exitOrRetrying(r: ReturnType<typeof run>) {
+    return Promise.race([
+      r.exit,
+      waitFor(() => r.events().filter((e) => e.event === 'reconnecting').length >= 3, {
+        timeoutMs: 20_000,
+      }).then(() => 'still retrying'),
+    ]);
+  }
+
+  it('exits 1 at once when no proxy name resolves, naming the variables they came from', async () => {
+    const p = await pbx();
+    const r = run(['listen', '--log-format', 'json'], {
+      ...sipEnv(p),
+      SIP_INFO_OUTBOUND_PROXY: 'primary.invalid:5090',
+      SIP_INFO_OUTBOUND_PROXY_BACKUP: 'backup.invalid:5090',
+    });
+    expect(await exitOrRetrying(r)).toBe(1);
+    const fatal = r.events().find((e) => e.event === 'fatal');
+    expect(fatal?.message).toContain('SIP_INFO_OUTBOUND_PROXY names primary.invalid');
+    expect(fatal?.message).toContain('SIP_INFO_OUTBOUND_PROXY_BACKUP names backup.invalid');
+    expect(fatal?.message).toContain('SIP_PROXY_NOT_FOUND');
+    expect(r.stdout() + r.stderr()).not.toContain(USER.password);
+  });
+
+  it('names the file field when the credentials came from ./sip-info.json', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-cli-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const sipInfo = {
+      username: USER.username,
+      password: USER.password,
+      authorizationId: USER.authorizationId,
+      domain: 'sip.example.com',
+      outboundProxy: 'sip10.example.invalid:5090',
+      transport: 'TCP',
+    };
+    writeFileSync(path.join(dir, 'sip-info.json'), JSON.stringify({ version: 1, sipInfo }), { mode: 0o600 });
+    const r = run(['listen', '--log-format', 'json'], {}, dir);
+    expect(await exitOrRetrying(r)).toBe(1);
+    expect(r.events().find((e) => e.event === 'fatal')?.message).toContain(
+      `sipInfo.outboundProxy in .${path.sep}sip-info.json names sip10.example.invalid`,
+    );
   });
 
   it('registers, prints the SIP trace with secrets redacted, and unregisters on SIGTERM with exit 0', async () => {

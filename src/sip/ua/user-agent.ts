@@ -7,6 +7,7 @@
  * request came on: RingCentral never uses the Contact address.
  */
 import { EventEmitter } from 'node:events';
+import type net from 'node:net';
 import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
 import { DigestSession } from '../auth/digest.js';
 import { type CreateResponseOptions, createResponse, generateCallId, generateTag } from '../message/build.js';
@@ -52,6 +53,15 @@ export interface UserAgentOptions {
   /** TLS certificate verification; only `false` (the user's explicit opt-out) disables it. */
   tlsVerify?: boolean;
   tlsCa?: string | string[];
+  /**
+   * Where each proxy was configured, for errors that ask the user to fix it:
+   * a variable (`SIP_INFO_OUTBOUND_PROXY`) or a file field
+   * (`sipInfo.outboundProxy in ./sip-info.json`). Default: the credential's
+   * field name.
+   */
+  proxySettingNames?: { outboundProxy?: string; outboundProxyBackup?: string };
+  /** Host name resolver for the proxies (default: the system's); tests inject failures. */
+  lookup?: net.LookupFunction;
   backoff?: BackoffOptions;
   /** Timer F override (tests). */
   transactionTimeoutMs?: number;
@@ -140,8 +150,11 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    * Retry-After of its last refusal (RFC 3261 21.5.4).
    */
   readonly #unavailableUntil: number[] = [];
-  /** Targets whose certificate failed verification before the first registration. */
-  readonly #certificateRejected = new Set<number>();
+  /**
+   * Targets that failed for a setting to fix before the first registration
+   * (a certificate we cannot verify, a name that does not exist), by index.
+   */
+  readonly #misconfigured = new Map<number, SoftphoneError>();
   #timer: NodeJS.Timeout | undefined;
   #handler: RequestHandler | undefined;
   #startResolve: (() => void) | undefined;
@@ -258,7 +271,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
 
   async #connectAndRegister(): Promise<void> {
     if (!this.#active) return;
-    const target = this.#targets[this.#targetIndex % this.#targets.length] as FlowTarget;
+    const index = this.#targetIndex % this.#targets.length;
+    const target = this.#targets[index] as FlowTarget;
     let flow: SipFlow;
     try {
       const o = this.#options;
@@ -267,24 +281,34 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         transport: this.identity.transport,
         ...(o.tlsVerify !== undefined && { tlsVerify: o.tlsVerify }),
         ...(o.tlsCa !== undefined && { tlsCa: o.tlsCa }),
+        ...(o.lookup !== undefined && { lookup: o.lookup }),
         ...(o.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: o.keepAliveIntervalMs }),
         ...(o.pongTimeoutMs !== undefined && { pongTimeoutMs: o.pongTimeoutMs }),
         ...(o.connectTimeoutMs !== undefined && { connectTimeoutMs: o.connectTimeoutMs }),
       });
     } catch (err) {
-      if (!this.#everRegistered && isSoftphoneError(err, ErrorCodes.SIP_TLS_CERTIFICATE)) {
-        this.#certificateRejected.add(this.#targetIndex % this.#targets.length);
-        if (this.#certificateRejected.size === this.#targets.length) {
-          // Every proxy presented a certificate we cannot verify: a setting to
-          // fix (CA, --tls-insecure), not a network hiccup to wait out.
-          this.#settleStart(err);
+      const setting = this.#everRegistered ? undefined : this.#settingProblem(err, index);
+      if (setting) {
+        const known = this.#misconfigured.has(index);
+        this.#misconfigured.set(index, setting);
+        if (this.#misconfigured.size === this.#targets.length) {
+          // No proxy is usable as configured (CA, --tls-insecure, a host name
+          // that does not exist): a setting to fix, not a hiccup to wait out.
+          this.#settleStart(this.#settingsError());
           void this.stop();
           return;
         }
+        if (!known)
+          this.emit('warning', { code: setting.code, message: `${setting.message}; trying the next proxy` });
+      } else {
+        // Not (or no longer) a setting problem. After the first registration
+        // even a name that does not resolve is retried: DNS may be flapping.
+        this.#misconfigured.delete(index);
       }
       this.#scheduleReconnect(err instanceof Error ? err.message : String(err), true);
       return;
     }
+    this.#misconfigured.delete(index);
     if (!this.#active) {
       flow.close();
       return;
@@ -296,6 +320,46 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       local: `${flow.localAddress}:${flow.localPort}`,
     });
     await this.#registerLoop(flow);
+  }
+
+  /**
+   * A connect failure that no retry fixes, as its error for the user, or
+   * undefined: a certificate we cannot verify (SIP_TLS_CERTIFICATE), or a
+   * proxy name that does not exist (SIP_PROXY_NOT_FOUND, named by the setting
+   * it came from). A resolver that cannot answer (EAI_AGAIN) is not one.
+   */
+  #settingProblem(err: unknown, index: number): SoftphoneError | undefined {
+    if (isSoftphoneError(err, ErrorCodes.SIP_TLS_CERTIFICATE)) return err;
+    if (!isSoftphoneError(err, ErrorCodes.SIP_PROXY_NOT_FOUND)) return undefined;
+    const target = this.#targets[index] as FlowTarget;
+    const names = this.#options.proxySettingNames;
+    const setting =
+      index === 0
+        ? (names?.outboundProxy ?? 'outboundProxy')
+        : (names?.outboundProxyBackup ?? 'outboundProxyBackup');
+    return new SoftphoneError(
+      ErrorCodes.SIP_PROXY_NOT_FOUND,
+      `${setting} names ${target.host}, which does not resolve (ENOTFOUND)`,
+      { cause: err, details: { setting, host: target.host } },
+    );
+  }
+
+  /** The error start() rejects with once every proxy has a setting problem. */
+  #settingsError(): SoftphoneError {
+    const errors = [...this.#misconfigured.entries()].sort(([a], [b]) => a - b).map(([, e]) => e);
+    const notFound = errors.filter((e) => e.code === ErrorCodes.SIP_PROXY_NOT_FOUND);
+    const names = notFound.map((e) => e.message).join('; ');
+    const certificate = errors.findLast((e) => e.code !== ErrorCodes.SIP_PROXY_NOT_FOUND);
+    if (certificate === undefined) {
+      const plural = notFound.length > 1 ? 's' : '';
+      return new SoftphoneError(ErrorCodes.SIP_PROXY_NOT_FOUND, `${names}; check the host name${plural}`, {
+        details: { settings: notFound.map((e) => e.details.setting) },
+      });
+    }
+    if (notFound.length === 0) return certificate;
+    return new SoftphoneError(certificate.code, `${certificate.message}; and ${names}`, {
+      cause: certificate,
+    });
   }
 
   #wireFlow(flow: SipFlow): void {

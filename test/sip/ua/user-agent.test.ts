@@ -7,7 +7,9 @@ import {
   type RegistrationFailedEvent,
   type SipCredentials,
   UserAgent,
+  type UserAgentOptions,
 } from '../../../src/sip/ua/user-agent.js';
+import { scriptedLookup } from '../../helpers/dns.js';
 import { waitFor } from '../../helpers/ports.js';
 import { type RawRegistrarOptions, startRawRegistrar } from '../../helpers/raw-registrar.js';
 import { localhostCertificate } from '../../helpers/tls-cert.js';
@@ -278,6 +280,102 @@ describe('UserAgent when the registrar is unavailable (503, Retry-After)', () =>
     expect(isSoftphoneError(err, 'SIP_REGISTRATION_REJECTED')).toBe(true);
     expect(failures).toEqual([expect.objectContaining({ status: 603, willRetry: false })]);
     expect(registers(only)).toBe(1);
+  });
+});
+
+describe('UserAgent when a proxy name does not resolve', () => {
+  const NAMES = {
+    outboundProxy: 'SIP_INFO_OUTBOUND_PROXY',
+    outboundProxyBackup: 'SIP_INFO_OUTBOUND_PROXY_BACKUP',
+  };
+
+  function device(
+    credentials: Pick<SipCredentials, 'outboundProxy'> & Partial<SipCredentials>,
+    options: Partial<UserAgentOptions> = {},
+  ) {
+    const agent = new UserAgent({
+      credentials: { ...USER, domain: 'x.invalid', transport: 'tcp', ...credentials },
+      instanceId: INSTANCE,
+      backoff: { baseMs: 50, maxMs: 200 },
+      proxySettingNames: NAMES,
+      ...options,
+    });
+    cleanups.push(() => agent.stop());
+    const reconnects: string[] = [];
+    const warnings: string[] = [];
+    agent.on('reconnecting', (e) => reconnects.push(e.reason));
+    agent.on('warning', (w) => warnings.push(`${w.code}: ${w.message}`));
+    return { agent, reconnects, warnings };
+  }
+
+  /** start()'s outcome, or 'still retrying' once it has reconnected `n` times without settling. */
+  function outcome(agent: UserAgent, reconnects: string[], n = 5) {
+    return Promise.race([
+      agent.start().then(
+        () => 'registered',
+        (e: unknown) => e,
+      ),
+      waitFor(() => reconnects.length >= n, { timeoutMs: 20_000 }).then(() => 'still retrying'),
+    ]);
+  }
+
+  it('names that do not exist (.invalid, RFC 6761) for primary and backup end start() at once, naming both settings', async () => {
+    const { agent, reconnects, warnings } = device({
+      outboundProxy: { host: 'primary.invalid', port: 5090 },
+      outboundProxyBackup: { host: 'backup.invalid', port: 5090 },
+    });
+    const err = await outcome(agent, reconnects);
+    expect(isSoftphoneError(err, 'SIP_PROXY_NOT_FOUND')).toBe(true);
+    const message = String((err as Error).message);
+    expect(message).toContain('SIP_INFO_OUTBOUND_PROXY names primary.invalid');
+    expect(message).toContain('SIP_INFO_OUTBOUND_PROXY_BACKUP names backup.invalid');
+    // The primary, then the backup, then nothing more.
+    expect(reconnects).toHaveLength(1);
+    expect(warnings).toEqual([expect.stringMatching(/^SIP_PROXY_NOT_FOUND: SIP_INFO_OUTBOUND_PROXY names/)]);
+    expect(agent.registered).toBe(false);
+  });
+
+  it('a primary name that does not exist is reported, and the backup registers', async () => {
+    const backup = await startRawRegistrar();
+    cleanups.push(() => backup.close());
+    const { agent, reconnects, warnings } = device({
+      outboundProxy: { host: 'primary.invalid', port: 5090 },
+      outboundProxyBackup: { host: '127.0.0.1', port: backup.port },
+    });
+    expect(await outcome(agent, reconnects)).toBe('registered');
+    expect(warnings).toEqual([expect.stringContaining('SIP_INFO_OUTBOUND_PROXY names primary.invalid')]);
+  });
+
+  it('a resolver that cannot answer (EAI_AGAIN) is retried until it can', async () => {
+    const registrar = await startRawRegistrar();
+    cleanups.push(() => registrar.close());
+    const dns = scriptedLookup((_, n) => (n < 2 ? { error: 'EAI_AGAIN' } : { address: '127.0.0.1' }));
+    const { agent, reconnects } = device(
+      { outboundProxy: { host: 'registrar.invalid', port: registrar.port } },
+      { lookup: dns.lookup },
+    );
+    expect(await outcome(agent, reconnects)).toBe('registered');
+    expect(reconnects).toEqual([expect.stringContaining('EAI_AGAIN'), expect.stringContaining('EAI_AGAIN')]);
+    expect(dns.calls).toEqual(['registrar.invalid', 'registrar.invalid', 'registrar.invalid']);
+  });
+
+  it('after a first registration, a name that stops resolving is retried with backoff (DNS may flap)', async () => {
+    const p = await pbx();
+    // Resolves for the first registration, then not twice, then again.
+    const dns = scriptedLookup((_, n) =>
+      n === 1 || n === 2 ? { error: 'ENOTFOUND' } : { address: '127.0.0.1' },
+    );
+    const { agent, reconnects } = device(
+      { ...USER, domain: p.domain, outboundProxy: { host: 'pbx.invalid', port: p.address.port } },
+      { lookup: dns.lookup },
+    );
+    let registrations = 0;
+    agent.on('registered', () => registrations++);
+    await agent.start();
+    p.dropConnections();
+    await waitFor(() => registrations >= 2, { timeoutMs: 10_000 });
+    expect(reconnects.filter((r) => r.includes('ENOTFOUND'))).toHaveLength(2);
+    expect(dns.calls).toHaveLength(4);
   });
 });
 

@@ -43,6 +43,12 @@ export interface SoftphoneOptions {
   tlsInsecure?: boolean;
   /** Extra CA certificates (PEM) to trust for TLS. */
   tlsCa?: string | string[];
+  /**
+   * How errors name where each proxy was set (the CLI passes
+   * `resolveSipInfo().proxySettingNames`). Default `sipInfo.outboundProxy`
+   * and `sipInfo.outboundProxyBackup`.
+   */
+  proxySettingNames?: { outboundProxy?: string; outboundProxyBackup?: string };
   /** Reconnect backoff. */
   backoff?: BackoffOptions;
   /** Record every call as WAV + JSON sidecar into this directory. */
@@ -116,6 +122,11 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       ...(options.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: options.keepAliveIntervalMs }),
       ...(options.tlsInsecure && { tlsVerify: false }),
       ...(options.tlsCa !== undefined && { tlsCa: options.tlsCa }),
+      proxySettingNames: {
+        outboundProxy: 'sipInfo.outboundProxy',
+        outboundProxyBackup: 'sipInfo.outboundProxyBackup',
+        ...options.proxySettingNames,
+      },
       ...(options.backoff !== undefined && { backoff: options.backoff }),
     });
     this.ua.on('registered', (e) => this.emit('registered', e));

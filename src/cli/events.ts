@@ -22,8 +22,15 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
   phone.on('registrationFailed', (e) =>
     log.error(
       'registration.failed',
-      { status: e.status ?? null, reason: e.reason, code: e.code, willRetry: e.willRetry },
-      `registration failed: ${e.status ?? ''} ${e.reason}${e.willRetry ? ' (will retry)' : ''}`,
+      {
+        status: e.status ?? null,
+        reason: e.reason,
+        code: e.code,
+        willRetry: e.willRetry,
+        retryInMs: e.retryInMs ?? null,
+        retryAfter: e.retryAfter ?? null,
+      },
+      `registration failed: ${e.status ?? ''} ${e.reason}${e.retryInMs !== undefined ? ` (retrying in ${(e.retryInMs / 1000).toFixed(1)} s${e.retryAfter !== undefined ? `, Retry-After ${e.retryAfter} s` : ''})` : ''}`,
     ),
   );
   phone.on('reconnecting', (e) =>

@@ -3,13 +3,14 @@
  * never printed, signals, --exit-after with a real call from LocalPbx.
  */
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { runCli } from '../helpers/cli.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { startRawRegistrar } from '../helpers/raw-registrar.js';
 import { readWav } from '../helpers/wav.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'Secret-Pa55word' };
@@ -69,6 +70,84 @@ describe('rc-softphone listen', () => {
     const failed = r.events().find((e) => e.event === 'registration.failed');
     expect(failed).toMatchObject({ status: 401, willRetry: false });
     expect(p.registerCount(USER.username)).toBe(2);
+  });
+
+  it('a 503 with Retry-After on the first REGISTER is not fatal: it says so and registers on the backup', async () => {
+    const p = await pbx();
+    const primary = await startRawRegistrar({
+      register: () => ({ status: 503, reason: 'Service Unavailable', headers: ['Retry-After: 30'] }),
+    });
+    cleanups.push(() => primary.close());
+    const r = run(['listen', '--log-format', 'json'], {
+      ...sipEnv(p),
+      SIP_INFO_OUTBOUND_PROXY: `127.0.0.1:${primary.port}`,
+      SIP_INFO_OUTBOUND_PROXY_BACKUP: `${p.address.host}:${p.address.port}`,
+    });
+    const registered = waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 15_000 });
+    // Before the fix the process exited 1 here; say so instead of waiting out the timeout.
+    const early = await Promise.race([
+      r.exit.then((code) => `exited ${code}`),
+      registered.then(() => 'registered'),
+    ]);
+    expect(early, r.stdout()).toBe('registered');
+    const backup = `TCP ${p.address.host}:${p.address.port}`;
+    const events = r.events();
+    expect(events.find((e) => e.event === 'registration.failed')).toMatchObject({
+      status: 503,
+      willRetry: true,
+      retryAfter: 30,
+      retryInMs: expect.any(Number),
+    });
+    expect(events.find((e) => e.event === 'reconnecting')).toMatchObject({ target: backup });
+    expect(events.find((e) => e.event === 'registered')).toMatchObject({ target: backup, first: true });
+    expect(events.some((e) => e.event === 'fatal')).toBe(false);
+    expect(primary.requests.filter((m) => m.method === 'REGISTER')).toHaveLength(1);
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+  });
+
+  /** The exit code, or 'still retrying' once the process has reconnected three times instead of exiting. */
+  function exitOrRetrying(r: ReturnType<typeof run>) {
+    return Promise.race([
+      r.exit,
+      waitFor(() => r.events().filter((e) => e.event === 'reconnecting').length >= 3, {
+        timeoutMs: 20_000,
+      }).then(() => 'still retrying'),
+    ]);
+  }
+
+  it('exits 1 at once when no proxy name resolves, naming the variables they came from', async () => {
+    const p = await pbx();
+    const r = run(['listen', '--log-format', 'json'], {
+      ...sipEnv(p),
+      SIP_INFO_OUTBOUND_PROXY: 'primary.invalid:5090',
+      SIP_INFO_OUTBOUND_PROXY_BACKUP: 'backup.invalid:5090',
+    });
+    expect(await exitOrRetrying(r)).toBe(1);
+    const fatal = r.events().find((e) => e.event === 'fatal');
+    expect(fatal?.message).toContain('SIP_INFO_OUTBOUND_PROXY names primary.invalid');
+    expect(fatal?.message).toContain('SIP_INFO_OUTBOUND_PROXY_BACKUP names backup.invalid');
+    expect(fatal?.message).toContain('SIP_PROXY_NOT_FOUND');
+    expect(r.stdout() + r.stderr()).not.toContain(USER.password);
+  });
+
+  it('names the file field when the credentials came from ./sip-info.json', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-cli-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const sipInfo = {
+      username: USER.username,
+      password: USER.password,
+      authorizationId: USER.authorizationId,
+      domain: 'sip.example.com',
+      outboundProxy: 'sip10.example.invalid:5090',
+      transport: 'TCP',
+    };
+    writeFileSync(path.join(dir, 'sip-info.json'), JSON.stringify({ version: 1, sipInfo }), { mode: 0o600 });
+    const r = run(['listen', '--log-format', 'json'], {}, dir);
+    expect(await exitOrRetrying(r)).toBe(1);
+    expect(r.events().find((e) => e.event === 'fatal')?.message).toContain(
+      `sipInfo.outboundProxy in .${path.sep}sip-info.json names sip10.example.invalid`,
+    );
   });
 
   it('registers, prints the SIP trace with secrets redacted, and unregisters on SIGTERM with exit 0', async () => {

@@ -165,6 +165,7 @@ async function listen(flags: ListenFlags): Promise<number> {
     registrationExpires: flags.expires,
     keepAliveIntervalMs: flags.keepalive * 1000,
     tlsInsecure: flags.tlsInsecure ?? false,
+    proxySettingNames: resolved.proxySettingNames,
     maxCalls: flags.maxCalls,
     rtpPorts,
     sendSilence: flags.silence,

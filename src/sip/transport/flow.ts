@@ -27,6 +27,8 @@ export interface FlowOptions extends FlowTarget {
   tlsCa?: string | string[];
   /** SNI and certificate name check; defaults to the host when it is a name. */
   tlsServername?: string;
+  /** Resolves the host (default: the system resolver, dns.lookup); tests inject failures. */
+  lookup?: net.LookupFunction;
   connectTimeoutMs?: number;
   /** RFC 5626 4.4.1 keep-alive: send CRLFCRLF when nothing was sent for this long. 0 disables. */
   keepAliveIntervalMs?: number;
@@ -113,7 +115,11 @@ export class SipFlow extends EventEmitter<FlowEvents> {
     this.#armKeepAlive();
   }
 
-  /** Opens a flow; rejects with SIP_TRANSPORT_CONNECT_FAILED or SIP_TLS_CERTIFICATE. */
+  /**
+   * Opens a flow; rejects with SIP_TRANSPORT_CONNECT_FAILED, SIP_TLS_CERTIFICATE,
+   * or SIP_PROXY_NOT_FOUND when the host name does not exist (ENOTFOUND; a
+   * resolver that could not answer, EAI_AGAIN, is a connect failure like any).
+   */
   static connect(options: FlowOptions): Promise<SipFlow> {
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
@@ -126,12 +132,17 @@ export class SipFlow extends EventEmitter<FlowEvents> {
           port: options.port,
           rejectUnauthorized: options.tlsVerify !== false,
         };
+        if (options.lookup) tlsOptions.lookup = options.lookup;
         if (servername) tlsOptions.servername = servername;
         // Extra CAs are added to the system's, not put in their place.
         if (options.tlsCa) tlsOptions.ca = [...tls.rootCertificates, ...[options.tlsCa].flat()];
         socket = tls.connect(tlsOptions);
       } else {
-        socket = net.connect({ host: options.host, port: options.port });
+        socket = net.connect({
+          host: options.host,
+          port: options.port,
+          ...(options.lookup && { lookup: options.lookup }),
+        });
       }
       const readyEvent = options.transport === 'tls' ? 'secureConnect' : 'connect';
       const timer = setTimeout(() => {
@@ -156,7 +167,15 @@ export class SipFlow extends EventEmitter<FlowEvents> {
           'HOSTNAME_MISMATCH',
         ];
         const isCert = typeof err.code === 'string' && certCodes.some((c) => err.code?.includes(c));
-        if (isCert) {
+        if (err.code === 'ENOTFOUND') {
+          reject(
+            new SoftphoneError(
+              ErrorCodes.SIP_PROXY_NOT_FOUND,
+              `${target}: the name ${options.host} does not resolve (ENOTFOUND)`,
+              { cause: err },
+            ),
+          );
+        } else if (isCert) {
           reject(
             new SoftphoneError(
               ErrorCodes.SIP_TLS_CERTIFICATE,

@@ -75,6 +75,27 @@ describe('rc-softphone listen', () => {
     const p = await pbx();
     const r = run(['listen', '--log-format', 'json', '--debug'], sipEnv(p));
     await waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 15_000 });
+    // A request whose Proxy-Authorization is folded over three lines (RFC 3261 7.3.1).
+    p.binding(USER.username)?.socket.write(
+      [
+        'OPTIONS sip:16506668888@device.invalid;transport=tcp SIP/2.0',
+        'Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-folded-1',
+        'Max-Forwards: 70',
+        'From: <sip:15550100@test.invalid>;tag=folded',
+        'To: <sip:16506668888@test.invalid>',
+        'Call-ID: folded-authorization-1',
+        'CSeq: 1 OPTIONS',
+        'Proxy-Authorization: Digest username="802398",',
+        '  realm="local.rc-softphone.test", nonce="abc", uri="sip:16506668888@device.invalid",',
+        '\tresponse="0123456789abcdef0123456789abcdef", cnonce="folded-secret"',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    await waitFor(() =>
+      r.events().some((e) => e.event === 'sip.trace' && String(e.text).includes('folded-authorization-1')),
+    );
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
     const events = r.events();
@@ -85,7 +106,11 @@ describe('rc-softphone listen', () => {
     expect(traces.some((t) => String(t.text).includes('Authorization: <redacted>'))).toBe(true);
     const all = r.stdout() + r.stderr();
     expect(all).not.toContain(USER.password);
-    expect(all).not.toMatch(/response="[0-9a-f]{32}"/);
+    // JSON lines escape the quotes.
+    expect(all).not.toMatch(/response=\\?"[0-9a-f]{32}/);
+    expect(all).not.toContain('folded-secret');
+    const folded = traces.find((t) => String(t.text).includes('folded-authorization-1'));
+    expect(String(folded?.text)).toContain('Proxy-Authorization: <redacted>\r\nContent-Length: 0');
     expect(p.binding(USER.username)).toBeUndefined();
   });
 

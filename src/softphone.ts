@@ -14,8 +14,10 @@ import {
   type StreamOptions,
 } from './call/live-sinks.js';
 import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
+import { ErrorCodes, SoftphoneError } from './errors.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
+import { prepareRecordDir, type RecordDirProblem } from './sinks/record-dir.js';
 import type { BackoffOptions } from './sip/transport/backoff.js';
 import {
   type ReconnectingEvent,
@@ -44,7 +46,10 @@ export interface SoftphoneOptions {
   tlsCa?: string | string[];
   /** Reconnect backoff. */
   backoff?: BackoffOptions;
-  /** Record every call as WAV + JSON sidecar into this directory. */
+  /**
+   * Record every call as WAV + JSON sidecar into this directory, created if
+   * missing. `start()` rejects (CONFIG_INVALID) when it cannot be written.
+   */
   recordDir?: string;
   /** Choose the WAV path per call yourself (return undefined to not record that call). */
   recordPath?: (call: {
@@ -97,6 +102,8 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
   readonly ua: UserAgent;
   readonly calls: CallManager;
   readonly #streams = new WeakMap<Call, ReturnType<typeof createStream>>();
+  /** What was wrong with recordDir at construction; start() reports it. */
+  readonly #recordDirProblem: RecordDirProblem | undefined;
 
   constructor(options: SoftphoneOptions) {
     super();
@@ -118,10 +125,14 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
     this.ua.on('disconnected', (e) => this.emit('disconnected', e));
     this.ua.on('trace', (e) => this.emit('sipTrace', e));
     this.ua.on('warning', (e) => this.emit('warning', e));
+    // CallManager creates recordDir and would throw a bare EEXIST/EACCES from
+    // here; an unusable one is kept from it and reported by start() instead.
+    this.#recordDirProblem =
+      options.recordDir !== undefined ? prepareRecordDir(options.recordDir) : undefined;
     this.calls = new CallManager(this.ua, {
       ports: new RtpPortPool(options.rtpPorts ?? { min: 20000, max: 29999 }),
       mediaIp: options.mediaIp,
-      recordDir: options.recordDir,
+      recordDir: this.#recordDirProblem ? undefined : options.recordDir,
       recordPath: options.recordPath,
       maxCalls: options.maxCalls ?? 10,
       mediaTimeoutMs: options.mediaTimeoutMs ?? 60_000,
@@ -153,8 +164,19 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
     return this.calls.active;
   }
 
-  /** Registers; resolves at the first registration, rejects if it is rejected. */
-  start(): Promise<void> {
+  /**
+   * Checks recordDir (creating it if missing), then registers; resolves at
+   * the first registration. Rejects with CONFIG_INVALID (details.option
+   * 'recordDir') before any network I/O when recordings cannot be written
+   * there, or with the registrar's refusal.
+   */
+  async start(): Promise<void> {
+    const dir = this.options.recordDir;
+    if (dir !== undefined) {
+      // Checked again: the directory may have changed since the constructor.
+      const problem = this.#recordDirProblem ?? prepareRecordDir(dir);
+      if (problem) throw recordDirError(dir, problem);
+    }
     return this.ua.start();
   }
 
@@ -166,4 +188,16 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
     await this.calls.closeAll();
     await this.ua.stop();
   }
+}
+
+function recordDirError(dir: string, problem: RecordDirProblem): SoftphoneError {
+  return new SoftphoneError(ErrorCodes.CONFIG_INVALID, `recordDir ${dir}: ${problem.reason}`, {
+    cause: problem.cause,
+    details: {
+      option: 'recordDir',
+      path: dir,
+      reason: problem.reason,
+      ...(problem.errno !== undefined && { errno: problem.errno }),
+    },
+  });
 }

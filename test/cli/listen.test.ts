@@ -3,12 +3,13 @@
  * never printed, signals, --exit-after with a real call from LocalPbx.
  */
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
-import { runCli } from '../helpers/cli.js';
+import { type CliRun, runCli } from '../helpers/cli.js';
+import { tempDir, UNWRITABLE_REASON, unwritableDir } from '../helpers/dirs.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
 
@@ -27,6 +28,14 @@ async function pbx() {
   const p = await LocalPbx.listen({ users: [USER] });
   cleanups.push(() => p.close());
   return p;
+}
+
+/** The exit code, or 'registered' if the CLI reached the registrar first. */
+function exitOrRegister(r: CliRun, p: LocalPbx): Promise<number | null | 'registered'> {
+  return Promise.race([
+    r.exit,
+    new Promise<'registered'>((res) => p.once('register', () => res('registered'))),
+  ]);
 }
 
 function sipEnv(p: LocalPbx, password = USER.password): Record<string, string> {
@@ -154,5 +163,32 @@ describe('rc-softphone listen', () => {
     expect(ended).toMatchObject({ reason: 'remote-bye', callId: call.callId });
     expect(readWav(path.resolve(dir, ended.wav)).sampleRate).toBe(8000);
     expect(names.at(-1)).toBe('unregistered');
+  });
+});
+
+describe('rc-softphone listen: a place recordings cannot go is refused at start, before any network I/O', () => {
+  async function refused(recordDir: string) {
+    const p = await pbx();
+    const r = run(['listen', '--record-dir', recordDir], sipEnv(p));
+    expect(await exitOrRegister(r, p)).toBe(2);
+    expect(p.registerCount(USER.username)).toBe(0);
+    expect(r.stderr()).toContain(`--record-dir ${recordDir}: `);
+    return r.stderr();
+  }
+
+  it('a file', async () => {
+    const file = path.join(tempDir(cleanups), 'recordings');
+    writeFileSync(file, '');
+    expect(await refused(file)).toContain('is a file');
+  });
+
+  it('a directory it cannot write to', async () => {
+    expect(await refused(unwritableDir(cleanups))).toMatch(UNWRITABLE_REASON);
+  });
+
+  it('a missing directory it cannot create', async () => {
+    expect(await refused(path.join(unwritableDir(cleanups), 'calls'))).toMatch(
+      /cannot be created \((EACCES|EPERM)\)|read-only filesystem/,
+    );
   });
 });

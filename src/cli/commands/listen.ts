@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { resolveSipInfo } from '../../config/sip-info.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
 import { provisionFromEnv } from '../../rest/provision.js';
+import { prepareRecordDir } from '../../sinks/record-dir.js';
 import { Softphone, type SoftphoneOptions } from '../../softphone.js';
 import {
   addEnvFileOption,
@@ -119,6 +120,21 @@ function parsePortRange(value: string): { min: number; max: number } {
   return { min, max };
 }
 
+/**
+ * Creates the record dir if missing and proves it takes files. Runs before
+ * provisioning or registering: a bot that answers calls it cannot record is
+ * worse than one that does not start.
+ */
+function checkRecordDir(flags: ListenFlags): void {
+  if (!flags.record) return;
+  const problem = prepareRecordDir(flags.recordDir);
+  if (problem) {
+    throw new UsageError(
+      `--record-dir ${flags.recordDir}: ${problem.reason} (example: --record-dir ./recordings, or --no-record to answer without recording)`,
+    );
+  }
+}
+
 async function listen(flags: ListenFlags): Promise<number> {
   // Everything that can be wrong with the configuration is found before any network I/O.
   const env = loadEnv(flags.envFile);
@@ -138,6 +154,7 @@ async function listen(flags: ListenFlags): Promise<number> {
       env,
       cwd: process.cwd(),
       provision: async () => {
+        checkRecordDir(flags);
         provisioningLog.info('provisioning', {}, 'provisioning a SIP device with the RingCentral REST API…');
         const transport = env.SIP_INFO_TRANSPORT?.toLowerCase() === 'tls' ? 'tls' : 'tcp';
         const result = await provisionFromEnv(env, { transport, computerName: os.hostname() });
@@ -151,6 +168,7 @@ async function listen(flags: ListenFlags): Promise<number> {
     }
     throw err;
   }
+  checkRecordDir(flags);
   const { sipInfo } = resolved;
   const log = createLogger(flags, [
     sipInfo.password,
@@ -223,6 +241,12 @@ async function listen(flags: ListenFlags): Promise<number> {
   } catch (err) {
     // A signal while still connecting is a normal stop, not a failure.
     if (stopping) return done;
+    // The record dir checked above can change before start() checks it again.
+    if (isSoftphoneError(err, 'CONFIG_INVALID')) {
+      await phone.stop();
+      stopStatus();
+      throw new UsageError(err.message);
+    }
     log.error('fatal', { message: describeError(err) }, `cannot register: ${describeError(err)}`);
     await phone.stop();
     stopStatus();

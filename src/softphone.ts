@@ -90,7 +90,11 @@ export interface SoftphoneEvents {
   warning: [info: { code: string; message: string; callId?: string }];
   /** An INVITE is being answered (the Call records from the 200 OK on). */
   incomingCall: [call: Call];
-  /** The 200 OK went out and the media path is being primed. */
+  /**
+   * The 200 OK went out and the media path is being primed. The live sinks
+   * (pipe, stream) start right after the listeners ran, so a listener that
+   * subscribes to the call's sink events here sees every one of them.
+   */
   callAnswered: [call: Call];
   /** An INVITE we did not take: busy, no acceptable codec, cancelled, … */
   callRejected: [info: { callId: string; from: string; status: number; reason: string }];
@@ -149,10 +153,18 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
     });
     this.calls.on('incoming', (call) => this.emit('incomingCall', call));
     this.calls.on('answered', (call) => {
-      if (options.pipe) attachPipe(call, options.pipe);
-      const client = this.#streams.get(call);
-      if (client && options.stream) attachStream(call, client, options.stream);
-      this.emit('callAnswered', call);
+      try {
+        this.emit('callAnswered', call);
+      } finally {
+        // After the listeners, so a sink that fails as it starts (a refused
+        // stream URL or header) reaches the sinkError listeners they added.
+        // A call a listener already finished would never close them: none start.
+        if (!call.ended) {
+          if (options.pipe) attachPipe(call, options.pipe);
+          const client = this.#streams.get(call);
+          if (client && options.stream) attachStream(call, client, options.stream);
+        }
+      }
     });
     this.calls.on('rejected', (info) => this.emit('callRejected', info));
     this.calls.on('ended', (call, info) => this.emit('callEnded', call, info));

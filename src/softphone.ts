@@ -17,6 +17,8 @@ import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
 import { ErrorCodes, SoftphoneError } from './errors.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
+import { localAddressProblem } from './sdp/negotiate.js';
+import { streamUrlProblem } from './sinks/media-stream.js';
 import { prepareRecordDir, type RecordDirProblem } from './sinks/record-dir.js';
 import type { BackoffOptions } from './sip/transport/backoff.js';
 import {
@@ -28,6 +30,11 @@ import {
 
 export type { SipInfo };
 
+/**
+ * Option values the constructor cannot work with (a malformed mediaIp or
+ * stream URL, an empty recordDir) throw CONFIG_INVALID with `details.option`
+ * naming the option; a recordDir that cannot be written makes `start()` reject.
+ */
 export interface SoftphoneOptions {
   sipInfo: SipInfo;
   /**
@@ -62,7 +69,7 @@ export interface SoftphoneOptions {
   maxCalls?: number;
   /** UDP port range for RTP, one port per call. Default 20000-29999. */
   rtpPorts?: { min: number; max: number };
-  /** Address put in our SDP; default: the local address of the SIP connection. */
+  /** IPv4 or IPv6 address put in our SDP; default: the local address of the SIP connection. */
   mediaIp?: string;
   /** Send RTP silence like a phone does after priming. Default true. */
   sendSilence?: boolean;
@@ -111,6 +118,7 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
 
   constructor(options: SoftphoneOptions) {
     super();
+    validateOptions(options);
     this.options = options;
     this.ua = new UserAgent({
       credentials: options.sipInfo,
@@ -199,6 +207,28 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
   async stop(): Promise<void> {
     await this.calls.closeAll();
     await this.ua.stop();
+  }
+}
+
+/** Throws CONFIG_INVALID for option values that can never work. */
+function validateOptions(options: SoftphoneOptions): void {
+  const invalid = (option: string, message: string, details: Record<string, unknown> = {}) =>
+    new SoftphoneError(ErrorCodes.CONFIG_INVALID, message, { details: { option, ...details } });
+  if (options.mediaIp !== undefined) {
+    const problem = localAddressProblem(options.mediaIp);
+    if (problem) {
+      throw invalid('mediaIp', `mediaIp ${problem}, got "${options.mediaIp}"`, { reason: problem });
+    }
+  }
+  if (options.stream !== undefined) {
+    const problem = streamUrlProblem(options.stream.url);
+    // Not echoed: a stream URL may carry credentials.
+    if (problem) throw invalid('stream.url', `stream.url ${problem}`, { reason: problem });
+  }
+  if (options.recordDir !== undefined && options.recordDir.trim() === '') {
+    throw invalid('recordDir', 'recordDir is empty: give a directory, or leave recordDir out to not record', {
+      reason: 'is empty',
+    });
   }
 }
 

@@ -55,3 +55,36 @@ describe('Softphone.start() checks recordDir before connecting', () => {
     expect(statSync(dir).isDirectory()).toBe(true);
   });
 });
+
+describe('new Softphone() refuses option values it cannot work with', () => {
+  const sipInfo = {
+    ...RIG_USER,
+    domain: 'sip.test',
+    outboundProxy: { host: '127.0.0.1', port: 5090 },
+    transport: 'tcp' as const,
+  };
+
+  it.each([
+    ['mediaIp', { mediaIp: 'not-an-ip' }, 'must be an IPv4 or IPv6 address'],
+    ['mediaIp', { mediaIp: 'fe80::1%eth0' }, 'zone'],
+    ['mediaIp', { mediaIp: '::' }, 'unspecified'],
+    ['stream.url', { stream: { url: 'ws://a b' } }, 'whitespace'],
+    ['stream.url', { stream: { url: 'ws://localhost:99999/media' } }, 'port'],
+    ['recordDir', { recordDir: '' }, 'empty'],
+  ])('%s: %j', (option, options: Partial<SoftphoneOptions>, reason) => {
+    let thrown: unknown;
+    try {
+      new Softphone({ sipInfo, ...options });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toMatchObject({ code: 'CONFIG_INVALID', details: { option } });
+    expect((thrown as Error).message).toContain(option);
+    expect((thrown as Error).message).toContain(reason);
+  });
+
+  it('takes IPv4 and IPv6 media addresses', () => {
+    expect(() => new Softphone({ sipInfo, mediaIp: '203.0.113.7' })).not.toThrow();
+    expect(() => new Softphone({ sipInfo, mediaIp: '2001:db8::7' })).not.toThrow();
+  });
+});

@@ -166,29 +166,56 @@ describe('rc-softphone listen', () => {
   });
 });
 
+/** Runs listen with working credentials and expects exit 2 before it ever reaches the registrar. */
+async function refused(args: string[]): Promise<string> {
+  const p = await pbx();
+  const r = run(['listen', ...args], sipEnv(p));
+  expect(await exitOrRegister(r, p)).toBe(2);
+  expect(p.registerCount(USER.username)).toBe(0);
+  return r.stderr();
+}
+
 describe('rc-softphone listen: a place recordings cannot go is refused at start, before any network I/O', () => {
-  async function refused(recordDir: string) {
-    const p = await pbx();
-    const r = run(['listen', '--record-dir', recordDir], sipEnv(p));
-    expect(await exitOrRegister(r, p)).toBe(2);
-    expect(p.registerCount(USER.username)).toBe(0);
-    expect(r.stderr()).toContain(`--record-dir ${recordDir}: `);
-    return r.stderr();
+  async function refusedDir(recordDir: string) {
+    const stderr = await refused(['--record-dir', recordDir]);
+    expect(stderr).toContain(`--record-dir ${recordDir}: `);
+    return stderr;
   }
 
   it('a file', async () => {
     const file = path.join(tempDir(cleanups), 'recordings');
     writeFileSync(file, '');
-    expect(await refused(file)).toContain('is a file');
+    expect(await refusedDir(file)).toContain('is a file');
   });
 
   it('a directory it cannot write to', async () => {
-    expect(await refused(unwritableDir(cleanups))).toMatch(UNWRITABLE_REASON);
+    expect(await refusedDir(unwritableDir(cleanups))).toMatch(UNWRITABLE_REASON);
   });
 
   it('a missing directory it cannot create', async () => {
-    expect(await refused(path.join(unwritableDir(cleanups), 'calls'))).toMatch(
+    expect(await refusedDir(path.join(unwritableDir(cleanups), 'calls'))).toMatch(
       /cannot be created \((EACCES|EPERM)\)|read-only filesystem/,
     );
+  });
+
+  it('an empty --record-dir (which used to turn recording off silently)', async () => {
+    const stderr = await refused(['--record-dir', '']);
+    expect(stderr).toContain('--record-dir needs a directory');
+    expect(stderr).toContain('--no-record');
+  });
+});
+
+describe('rc-softphone listen: flag values that cannot work exit 2 naming the flag, before any network I/O', () => {
+  it.each([
+    ['--stream-url', 'ws://a b', 'must not contain whitespace'],
+    ['--stream-url', 'ws://localhost:99999/media', 'port must be 1-65535'],
+    ['--stream-url', 'http://localhost:8080/media', 'must start with ws:// or wss://'],
+    ['--media-ip', 'not-an-ip', 'must be an IPv4 or IPv6 address'],
+    ['--media-ip', '0.0.0.0', 'must not be the unspecified address'],
+  ])('%s %j', async (flag, value, reason) => {
+    const stderr = await refused([flag, value]);
+    expect(stderr).toContain(`${flag} ${reason}`);
+    expect(stderr).toContain(`got "${value}"`);
+    expect(stderr).toContain(`(example: ${flag} `);
   });
 });

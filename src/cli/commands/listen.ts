@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { resolveSipInfo } from '../../config/sip-info.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
 import { provisionFromEnv } from '../../rest/provision.js';
+import { localAddressProblem } from '../../sdp/negotiate.js';
+import { streamUrlProblem } from '../../sinks/media-stream.js';
 import { prepareRecordDir } from '../../sinks/record-dir.js';
 import { Softphone, type SoftphoneOptions } from '../../softphone.js';
 import {
@@ -62,7 +64,10 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
     )
     .option('--exit-after <n>', 'exit 0 after this many calls have ended', intOption('--exit-after', 1))
     .option('--rtp-ports <range>', 'UDP port range for RTP, one port per call', '20000-29999')
-    .option('--media-ip <ip>', 'address to put in the SDP (default: the local address of the SIP connection)')
+    .option(
+      '--media-ip <ip>',
+      'IPv4 or IPv6 address to put in the SDP (default: the local address of the SIP connection)',
+    )
     .option('--no-silence', 'do not send RTP silence after the priming packet')
     .option(
       '--media-timeout <seconds>',
@@ -139,9 +144,22 @@ async function listen(flags: ListenFlags): Promise<number> {
   // Everything that can be wrong with the configuration is found before any network I/O.
   const env = loadEnv(flags.envFile);
   const rtpPorts = parsePortRange(flags.rtpPorts);
-  if (flags.streamUrl !== undefined && !/^wss?:\/\/[^/\s]+/i.test(flags.streamUrl)) {
+  const streamUrlIssue = flags.streamUrl === undefined ? undefined : streamUrlProblem(flags.streamUrl);
+  if (streamUrlIssue) {
     throw new UsageError(
-      `--stream-url must be a ws:// or wss:// URL, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
+      `--stream-url ${streamUrlIssue}, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
+    );
+  }
+  const mediaIpIssue = flags.mediaIp === undefined ? undefined : localAddressProblem(flags.mediaIp);
+  if (mediaIpIssue) {
+    throw new UsageError(
+      `--media-ip ${mediaIpIssue}, got "${flags.mediaIp}" (example: --media-ip 203.0.113.7)`,
+    );
+  }
+  // '' used to turn recording off without a word; --no-record says it.
+  if (flags.record && flags.recordDir.trim() === '') {
+    throw new UsageError(
+      '--record-dir needs a directory (example: --record-dir ./recordings; --no-record answers without recording)',
     );
   }
   if (flags.pipe !== undefined && flags.pipe.trim() === '')

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { type CliRun, runCli } from '../helpers/cli.js';
 import { tempDir, UNWRITABLE_REASON, unwritableDir } from '../helpers/dirs.js';
-import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { freePort, freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'Secret-Pa55word' };
@@ -123,11 +123,12 @@ describe('rc-softphone listen', () => {
     expect(p.binding(USER.username)).toBeUndefined();
   });
 
-  it('records a call and exits 0 after --exit-after 1', async () => {
+  it('records a call and exits 0 after --exit-after 1; a media stream that fails is reported and the recording goes on', async () => {
     const p = await pbx();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-cli-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const min = await freeUdpPortRange(4);
+    const nobodyListens = await freePort('tcp');
     const r = run(
       [
         'listen',
@@ -139,6 +140,8 @@ describe('rc-softphone listen', () => {
         `${min}-${min + 3}`,
         '--media-ip',
         '127.0.0.1',
+        '--stream-url',
+        `ws://127.0.0.1:${nobodyListens}/media`,
       ],
       sipEnv(p),
       dir,
@@ -150,6 +153,7 @@ describe('rc-softphone listen', () => {
     const offer = `v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${rtp.address().port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n`;
     const call = await p.invite(USER.username, offer);
     await waitFor(() => r.events().some((e) => e.event === 'call.answered'));
+    await waitFor(() => r.events().some((e) => e.event === 'call.sink.error'));
     await call.bye();
     expect(await r.exit).toBe(0);
     const events = r.events();
@@ -161,6 +165,10 @@ describe('rc-softphone listen', () => {
       callId: string;
     };
     expect(ended).toMatchObject({ reason: 'remote-bye', callId: call.callId });
+    expect(events.find((e) => e.event === 'call.sink.error')).toMatchObject({
+      callId: call.callId,
+      code: 'STREAM_FAILED',
+    });
     expect(readWav(path.resolve(dir, ended.wav)).sampleRate).toBe(8000);
     expect(names.at(-1)).toBe('unregistered');
   });

@@ -63,6 +63,30 @@ describe('rc-softphone listen', () => {
     }
   });
 
+  it('--dotenv FILE: reads variables from FILE; a missing FILE exits 2 naming the flag', async () => {
+    const dir = tempDir(cleanups);
+    const file = path.join(dir, 'prod.env');
+    writeFileSync(file, 'SIP_INFO_USERNAME=16505550100\nSIP_INFO_DOMAIN=sip.ringcentral.com\n');
+    const r = run(['listen', '--dotenv', file]);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toContain('SIP_INFO_PASSWORD');
+    expect(r.stderr()).not.toContain('SIP_INFO_DOMAIN');
+    const missing = run(['listen', '--dotenv', path.join(dir, 'nope.env')]);
+    expect(await missing.exit).toBe(2);
+    expect(missing.stderr()).toContain(`--dotenv ${path.join(dir, 'nope.env')}: no such file`);
+  });
+
+  // Node.js 20 takes --env-file for itself anywhere on its command line (a missing
+  // file stops node with exit 9 before the CLI runs); where the CLI sees it, it points to --dotenv.
+  it('--env-file: exits 2 pointing to --dotenv', async () => {
+    const file = path.join(tempDir(cleanups), '.env');
+    writeFileSync(file, 'SIP_INFO_USERNAME=16505550100\n');
+    const r = run(['listen', '--env-file', file]);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toContain('--env-file');
+    expect(r.stderr()).toContain('--dotenv');
+  });
+
   it('exits 2 for a bad flag value, naming the flag', async () => {
     const r = run(['listen', '--rtp-ports', '9-3']);
     expect(await r.exit).toBe(2);

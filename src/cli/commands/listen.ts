@@ -9,7 +9,7 @@ import { streamUrlProblem } from '../../sinks/media-stream.js';
 import { prepareRecordDir } from '../../sinks/record-dir.js';
 import { Softphone, type SoftphoneOptions } from '../../softphone.js';
 import {
-  addEnvFileOption,
+  addDotenvOption,
   addOutputOptions,
   createLogger,
   ExitCode,
@@ -23,7 +23,7 @@ import { startStatusLine } from '../status-line.js';
 
 interface ListenFlags extends OutputOptions {
   sipInfo?: string;
-  envFile?: string;
+  dotenv?: string;
   recordDir: string;
   record: boolean;
   maxCalls: number;
@@ -105,7 +105,7 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
     )
     .addHelpText('after', EXAMPLES)
     .exitOverride();
-  addEnvFileOption(command);
+  addDotenvOption(command);
   addOutputOptions(command);
   command.action(async (flags: ListenFlags) => {
     setExitCode(await listen(flags));
@@ -142,7 +142,7 @@ function checkRecordDir(flags: ListenFlags): void {
 
 async function listen(flags: ListenFlags): Promise<number> {
   // Everything that can be wrong with the configuration is found before any network I/O.
-  const env = loadEnv(flags.envFile);
+  const env = loadEnv(flags.dotenv);
   const rtpPorts = parsePortRange(flags.rtpPorts);
   const streamUrlIssue = flags.streamUrl === undefined ? undefined : streamUrlProblem(flags.streamUrl);
   if (streamUrlIssue) {

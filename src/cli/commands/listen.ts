@@ -133,11 +133,13 @@ function parsePortRange(value: string): { min: number; max: number } {
 function checkRecordDir(flags: ListenFlags): void {
   if (!flags.record) return;
   const problem = prepareRecordDir(flags.recordDir);
-  if (problem) {
-    throw new UsageError(
-      `--record-dir ${flags.recordDir}: ${problem.reason} (example: --record-dir ./recordings, or --no-record to answer without recording)`,
-    );
-  }
+  if (problem) throw recordDirUsage(flags.recordDir, problem.reason);
+}
+
+function recordDirUsage(dir: string, reason: string): UsageError {
+  return new UsageError(
+    `--record-dir ${dir}: ${reason} (example: --record-dir ./recordings, or --no-record to answer without recording)`,
+  );
 }
 
 async function listen(flags: ListenFlags): Promise<number> {
@@ -263,7 +265,9 @@ async function listen(flags: ListenFlags): Promise<number> {
     if (isSoftphoneError(err, 'CONFIG_INVALID')) {
       await phone.stop();
       stopStatus();
-      throw new UsageError(err.message);
+      throw err.details.option === 'recordDir'
+        ? recordDirUsage(flags.recordDir, String(err.details.reason))
+        : new UsageError(err.message);
     }
     log.error('fatal', { message: describeError(err) }, `cannot register: ${describeError(err)}`);
     await phone.stop();

@@ -5,6 +5,7 @@ import { type Command, Option } from 'commander';
 import dotenv from 'dotenv';
 import { type LogFormat, Logger } from '../log/logger.js';
 import { SecretScrubber } from '../log/redact.js';
+import { prepareRecordDir } from '../sinks/record-dir.js';
 
 export const ExitCode = {
   OK: 0,
@@ -91,4 +92,22 @@ export function intOption(
     }
     return n;
   };
+}
+
+/**
+ * Creates the --record-dir directory if missing and proves it takes files;
+ * exit 2 naming the flag if not. `noRecord`: the command has --no-record.
+ */
+export function checkRecordDirFlag(dir: string, noRecord: boolean): void {
+  const problem = prepareRecordDir(dir);
+  if (problem) throw recordDirUsage(dir, problem.reason, noRecord);
+}
+
+export function recordDirUsage(dir: string, reason: string, noRecord: boolean): UsageError {
+  const example = `(example: --record-dir ./recordings${noRecord ? ', or --no-record to answer without recording' : ''})`;
+  return new UsageError(
+    dir.trim() === ''
+      ? `--record-dir needs a directory ${example}`
+      : `--record-dir ${dir}: ${reason} ${example}`,
+  );
 }

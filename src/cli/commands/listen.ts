@@ -6,16 +6,17 @@ import { describeError, isSoftphoneError } from '../../errors.js';
 import { provisionFromEnv } from '../../rest/provision.js';
 import { localAddressProblem } from '../../sdp/negotiate.js';
 import { streamUrlProblem } from '../../sinks/media-stream.js';
-import { prepareRecordDir } from '../../sinks/record-dir.js';
 import { Softphone, type SoftphoneOptions } from '../../softphone.js';
 import {
   addDotenvOption,
   addOutputOptions,
+  checkRecordDirFlag,
   createLogger,
   ExitCode,
   intOption,
   loadEnv,
   type OutputOptions,
+  recordDirUsage,
   UsageError,
 } from '../common.js';
 import { wireEvents } from '../events.js';
@@ -126,20 +127,11 @@ function parsePortRange(value: string): { min: number; max: number } {
 }
 
 /**
- * Creates the record dir if missing and proves it takes files. Runs before
- * provisioning or registering: a bot that answers calls it cannot record is
- * worse than one that does not start.
+ * Runs before provisioning or registering: a bot that answers calls it cannot
+ * record is worse than one that does not start.
  */
 function checkRecordDir(flags: ListenFlags): void {
-  if (!flags.record) return;
-  const problem = prepareRecordDir(flags.recordDir);
-  if (problem) throw recordDirUsage(flags.recordDir, problem.reason);
-}
-
-function recordDirUsage(dir: string, reason: string): UsageError {
-  return new UsageError(
-    `--record-dir ${dir}: ${reason} (example: --record-dir ./recordings, or --no-record to answer without recording)`,
-  );
+  if (flags.record) checkRecordDirFlag(flags.recordDir, true);
 }
 
 async function listen(flags: ListenFlags): Promise<number> {
@@ -159,11 +151,7 @@ async function listen(flags: ListenFlags): Promise<number> {
     );
   }
   // '' used to turn recording off without a word; --no-record says it.
-  if (flags.record && flags.recordDir.trim() === '') {
-    throw new UsageError(
-      '--record-dir needs a directory (example: --record-dir ./recordings; --no-record answers without recording)',
-    );
-  }
+  if (flags.record && flags.recordDir.trim() === '') throw recordDirUsage(flags.recordDir, 'is empty', true);
   if (flags.pipe !== undefined && flags.pipe.trim() === '')
     throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
   const provisioningLog = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
@@ -266,7 +254,7 @@ async function listen(flags: ListenFlags): Promise<number> {
       await phone.stop();
       stopStatus();
       throw err.details.option === 'recordDir'
-        ? recordDirUsage(flags.recordDir, String(err.details.reason))
+        ? recordDirUsage(flags.recordDir, String(err.details.reason), true)
         : new UsageError(err.message);
     }
     log.error('fatal', { message: describeError(err) }, `cannot register: ${describeError(err)}`);

@@ -93,7 +93,6 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     super();
     this.#ua = ua;
     this.#options = options;
-    if (options.recordDir) mkdirSync(options.recordDir, { recursive: true });
     ua.onRequest((incoming) => this.#handle(incoming));
   }
 

@@ -6,6 +6,7 @@
  * (numbers may be strings, required fields may be missing).
  */
 
+import { isIP } from 'node:net';
 import { type MediaDescription, parse, type SessionDescription } from 'sdp-transform';
 import type { ErrorCodes } from '../errors.js';
 import { CODECS, type CodecName, DEFAULT_CODECS, TELEPHONE_EVENT_PT } from '../media/codec.js';
@@ -258,6 +259,19 @@ function isSecureRtpProfile(proto: string): boolean {
 
 function isNullAddress(address: string): boolean {
   return address === '0.0.0.0' || address === '::';
+}
+
+/**
+ * Why `address` cannot be our c= address (a configured media IP), or
+ * undefined. Only IP literals: a hostname would be resolved by every peer on
+ * its own (RFC 4566 5.7), and our RTP socket binds to an IP family.
+ */
+export function localAddressProblem(address: string): string | undefined {
+  if (isIP(address) === 0) return 'must be an IPv4 or IPv6 address';
+  if (address.includes('%')) return 'must not carry a zone id (%…): SDP has no place for it';
+  // RFC 3264 8.4: c=0.0.0.0 tells the peer not to send at all.
+  if (isNullAddress(address)) return 'must not be the unspecified address (0.0.0.0 or ::)';
+  return undefined;
 }
 
 function mirror(direction: MediaDirection): MediaDirection {

@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
-import { runCli } from '../helpers/cli.js';
-import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { type CliRun, runCli } from '../helpers/cli.js';
+import { tempDir, UNWRITABLE_REASON, unwritableDir } from '../helpers/dirs.js';
+import { freePort, freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { startRawRegistrar } from '../helpers/raw-registrar.js';
 import { readWav } from '../helpers/wav.js';
 
@@ -28,6 +29,14 @@ async function pbx() {
   const p = await LocalPbx.listen({ users: [USER] });
   cleanups.push(() => p.close());
   return p;
+}
+
+/** The exit code, or 'registered' if the CLI reached the registrar first. */
+function exitOrRegister(r: CliRun, p: LocalPbx): Promise<number | null | 'registered'> {
+  return Promise.race([
+    r.exit,
+    new Promise<'registered'>((res) => p.once('register', () => res('registered'))),
+  ]);
 }
 
 function sipEnv(p: LocalPbx, password = USER.password): Record<string, string> {
@@ -53,6 +62,30 @@ describe('rc-softphone listen', () => {
     ]) {
       expect(r.stderr()).toContain(name);
     }
+  });
+
+  it('--dotenv FILE: reads variables from FILE; a missing FILE exits 2 naming the flag', async () => {
+    const dir = tempDir(cleanups);
+    const file = path.join(dir, 'prod.env');
+    writeFileSync(file, 'SIP_INFO_USERNAME=16505550100\nSIP_INFO_DOMAIN=sip.ringcentral.com\n');
+    const r = run(['listen', '--dotenv', file]);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toContain('SIP_INFO_PASSWORD');
+    expect(r.stderr()).not.toContain('SIP_INFO_DOMAIN');
+    const missing = run(['listen', '--dotenv', path.join(dir, 'nope.env')]);
+    expect(await missing.exit).toBe(2);
+    expect(missing.stderr()).toContain(`--dotenv ${path.join(dir, 'nope.env')}: no such file`);
+  });
+
+  // Node.js 20 takes --env-file for itself anywhere on its command line (a missing
+  // file stops node with exit 9 before the CLI runs); where the CLI sees it, it points to --dotenv.
+  it('--env-file: exits 2 pointing to --dotenv', async () => {
+    const file = path.join(tempDir(cleanups), '.env');
+    writeFileSync(file, 'SIP_INFO_USERNAME=16505550100\n');
+    const r = run(['listen', '--env-file', file]);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toContain('--env-file');
+    expect(r.stderr()).toContain('--dotenv');
   });
 
   it('exits 2 for a bad flag value, naming the flag', async () => {
@@ -154,6 +187,27 @@ describe('rc-softphone listen', () => {
     const p = await pbx();
     const r = run(['listen', '--log-format', 'json', '--debug'], sipEnv(p));
     await waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 15_000 });
+    // A request whose Proxy-Authorization is folded over three lines (RFC 3261 7.3.1).
+    p.binding(USER.username)?.socket.write(
+      [
+        'OPTIONS sip:16506668888@device.invalid;transport=tcp SIP/2.0',
+        'Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-folded-1',
+        'Max-Forwards: 70',
+        'From: <sip:15550100@test.invalid>;tag=folded',
+        'To: <sip:16506668888@test.invalid>',
+        'Call-ID: folded-authorization-1',
+        'CSeq: 1 OPTIONS',
+        'Proxy-Authorization: Digest username="802398",',
+        '  realm="local.rc-softphone.test", nonce="abc", uri="sip:16506668888@device.invalid",',
+        '\tresponse="0123456789abcdef0123456789abcdef", cnonce="folded-secret"',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    await waitFor(() =>
+      r.events().some((e) => e.event === 'sip.trace' && String(e.text).includes('folded-authorization-1')),
+    );
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
     const events = r.events();
@@ -164,15 +218,20 @@ describe('rc-softphone listen', () => {
     expect(traces.some((t) => String(t.text).includes('Authorization: <redacted>'))).toBe(true);
     const all = r.stdout() + r.stderr();
     expect(all).not.toContain(USER.password);
-    expect(all).not.toMatch(/response="[0-9a-f]{32}"/);
+    // JSON lines escape the quotes.
+    expect(all).not.toMatch(/response=\\?"[0-9a-f]{32}/);
+    expect(all).not.toContain('folded-secret');
+    const folded = traces.find((t) => String(t.text).includes('folded-authorization-1'));
+    expect(String(folded?.text)).toContain('Proxy-Authorization: <redacted>\r\nContent-Length: 0');
     expect(p.binding(USER.username)).toBeUndefined();
   });
 
-  it('records a call and exits 0 after --exit-after 1', async () => {
+  it('records a call and exits 0 after --exit-after 1; a media stream that fails is reported and the recording goes on', async () => {
     const p = await pbx();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-cli-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const min = await freeUdpPortRange(4);
+    const nobodyListens = await freePort('tcp');
     const r = run(
       [
         'listen',
@@ -184,6 +243,8 @@ describe('rc-softphone listen', () => {
         `${min}-${min + 3}`,
         '--media-ip',
         '127.0.0.1',
+        '--stream-url',
+        `ws://127.0.0.1:${nobodyListens}/media`,
       ],
       sipEnv(p),
       dir,
@@ -195,6 +256,7 @@ describe('rc-softphone listen', () => {
     const offer = `v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${rtp.address().port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n`;
     const call = await p.invite(USER.username, offer);
     await waitFor(() => r.events().some((e) => e.event === 'call.answered'));
+    await waitFor(() => r.events().some((e) => e.event === 'call.sink.error'));
     await call.bye();
     expect(await r.exit).toBe(0);
     const events = r.events();
@@ -218,7 +280,65 @@ describe('rc-softphone listen', () => {
       remoteMedia: `127.0.0.1:${rtp.address().port}`,
       direction: 'sendrecv',
     });
+    expect(events.find((e) => e.event === 'call.sink.error')).toMatchObject({
+      callId: call.callId,
+      code: 'STREAM_FAILED',
+    });
     expect(readWav(path.resolve(dir, ended.wav)).sampleRate).toBe(8000);
     expect(names.at(-1)).toBe('unregistered');
+  });
+});
+
+/** Runs listen with working credentials and expects exit 2 before it ever reaches the registrar. */
+async function refused(args: string[]): Promise<string> {
+  const p = await pbx();
+  const r = run(['listen', ...args], sipEnv(p));
+  expect(await exitOrRegister(r, p)).toBe(2);
+  expect(p.registerCount(USER.username)).toBe(0);
+  return r.stderr();
+}
+
+describe('rc-softphone listen: a place recordings cannot go is refused at start, before any network I/O', () => {
+  async function refusedDir(recordDir: string) {
+    const stderr = await refused(['--record-dir', recordDir]);
+    expect(stderr).toContain(`--record-dir ${recordDir}: `);
+    return stderr;
+  }
+
+  it('a file', async () => {
+    const file = path.join(tempDir(cleanups), 'recordings');
+    writeFileSync(file, '');
+    expect(await refusedDir(file)).toContain('is a file');
+  });
+
+  it('a directory it cannot write to', async () => {
+    expect(await refusedDir(unwritableDir(cleanups))).toMatch(UNWRITABLE_REASON);
+  });
+
+  it('a missing directory it cannot create', async () => {
+    expect(await refusedDir(path.join(unwritableDir(cleanups), 'calls'))).toMatch(
+      /cannot be created \((EACCES|EPERM)\)|read-only filesystem/,
+    );
+  });
+
+  it('an empty --record-dir (which used to turn recording off silently)', async () => {
+    const stderr = await refused(['--record-dir', '']);
+    expect(stderr).toContain('--record-dir needs a directory');
+    expect(stderr).toContain('--no-record');
+  });
+});
+
+describe('rc-softphone listen: flag values that cannot work exit 2 naming the flag, before any network I/O', () => {
+  it.each([
+    ['--stream-url', 'ws://a b', 'must not contain whitespace'],
+    ['--stream-url', 'ws://localhost:99999/media', 'port must be 1-65535'],
+    ['--stream-url', 'http://localhost:8080/media', 'must start with ws:// or wss://'],
+    ['--media-ip', 'not-an-ip', 'must be an IPv4 or IPv6 address'],
+    ['--media-ip', '0.0.0.0', 'must not be the unspecified address'],
+  ])('%s %j', async (flag, value, reason) => {
+    const stderr = await refused([flag, value]);
+    expect(stderr).toContain(`${flag} ${reason}`);
+    expect(stderr).toContain(`got "${value}"`);
+    expect(stderr).toContain(`(example: ${flag} `);
   });
 });

@@ -300,14 +300,13 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       socket,
       negotiated: negotiated ?? placeholderMedia(),
       t0: call.answeredAt,
-      ...(wav && { wav }),
       // Even with a late offer: sending starts once the ACK's answer says where to (the
       // placeholder media below holds it until then).
       sendSilence: this.#options.sendSilence,
       inactivityTimeoutMs: this.#options.mediaTimeoutMs,
       ...(this.#options.outboundFor && { outbound: this.#outboundFor(call) }),
     });
-    call.attachMedia(session, wav !== undefined);
+    call.attachMedia(session, wav);
     session.on('inactive', () => void this.#hangup(call, 'media-timeout'));
     call.once('ended', (info) => {
       this.emit('ended', call, info);

@@ -3,13 +3,17 @@
  * media session (RTP socket, jitter buffer, WAV) and its live sinks; ending
  * the call closes all of them, once, and writes the sidecar.
  */
-import { ErrorCodes, type SoftphoneError } from '../errors.js';
+import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
+import type { FrameSink } from '../media/frame-sink.js';
 import type { DtmfEvent, MediaSession, MediaStats } from '../media/session.js';
 import { SafeEmitter } from '../safe-emitter.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { DtmfRecord } from '../sinks/sidecar.js';
 import { writeSidecar } from '../sinks/sidecar.js';
+import type { WavWriter } from '../sinks/wav.js';
+import { WavSink } from '../sinks/wav-sink.js';
 import type { Dialog } from '../sip/dialog/dialog.js';
+import { FrameFanOut } from './frame-fanout.js';
 
 export type CallEndReason =
   | 'remote-bye'
@@ -112,8 +116,13 @@ export class Call extends SafeEmitter<CallEvents> {
   });
   /** Installed by the call manager: sends BYE (when confirmed) and ends the call. */
   hangupHandler: ((reason: CallEndReason) => Promise<void>) | undefined;
-  /** Extra closers run at the end (live sinks); each may take time (engine grace). */
+  /** Extra closers run at the end; each may take time. */
   readonly #closers: (() => Promise<unknown> | unknown)[] = [];
+  /** The call's frames to the WAV first, then the live sinks, then 'frame' listeners. */
+  readonly #fanOut = new FrameFanOut(
+    (err) => this.emit('sinkError', asSinkError(err)),
+    (frame) => this.emit('frame', frame),
+  );
   readonly #statSources: (() => Record<string, number>)[] = [];
 
   constructor(init: CallInit) {
@@ -151,6 +160,11 @@ export class Call extends SafeEmitter<CallEvents> {
     this.#closers.push(closer);
   }
 
+  /** Adds a live sink (engine pipe, media stream): it gets every frame after the WAV; closed at the end. */
+  addSink(sink: FrameSink): void {
+    this.#fanOut.add(sink);
+  }
+
   /** Adds counters (e.g. frames a live sink dropped) to the call's final stats and sidecar. */
   addStats(source: () => Record<string, number>): void {
     this.#statSources.push(source);
@@ -174,15 +188,21 @@ export class Call extends SafeEmitter<CallEvents> {
     this.#recordingError ??= error;
   }
 
-  attachMedia(media: MediaSession, recording: boolean): void {
-    this.#recording = recording;
+  /** Connects the media: its frames go to the recording (when there is one), the live sinks and listeners. */
+  attachMedia(media: MediaSession, wav: WavWriter | undefined): void {
+    this.#recording = wav !== undefined;
     this.media = media;
+    if (wav) {
+      this.#fanOut.setRecording(
+        new WavSink(wav, (err) => {
+          this.recordingFailed(err);
+          this.emit('sinkError', err);
+        }),
+      );
+    }
     media.on('dtmf', (e) => this.recordDtmf(e.digit, e.atMs, 'rfc4733'));
-    media.on('frame', (frame) => this.emit('frame', frame));
-    media.on('error', (err) => {
-      if (err.code === ErrorCodes.SINK_WRITE_FAILED) this.recordingFailed(err);
-      this.emit('sinkError', err);
-    });
+    media.on('frame', (frame, info) => this.#fanOut.write(frame, info));
+    media.on('error', (err) => this.emit('sinkError', err));
   }
 
   recordDtmf(digit: string, atMs: number, source: 'rfc4733' | 'info'): void {
@@ -199,7 +219,13 @@ export class Call extends SafeEmitter<CallEvents> {
   finish(reason: CallEndReason): CallEndInfo {
     if (this.#ended) return this.#ended;
     const mediaStats = this.media?.stop();
-    const extra = Object.assign({}, ...this.#statSources.map((source) => source())) as Record<string, number>;
+    // The WAV is final (header patched) before the sidecar that names it is written.
+    this.#fanOut.closeRecording();
+    const extra = Object.assign(
+      {},
+      this.#fanOut.stats(),
+      ...this.#statSources.map((source) => source()),
+    ) as Record<string, number>;
     const stats = mediaStats ? { ...mediaStats, ...extra } : undefined;
     const durationMs = Math.round(this.durationMs);
     const wav = this.#recording ? this.wavPath : undefined;
@@ -237,7 +263,8 @@ export class Call extends SafeEmitter<CallEvents> {
       ...(recordingError && { recordingError }),
     };
     const info = this.#ended;
-    void Promise.allSettled(this.#closers.map(async (close) => close())).then((results) => {
+    const closing = [this.#fanOut.close(), ...this.#closers.map(async (close) => close())];
+    void Promise.allSettled(closing).then((results) => {
       for (const r of results) {
         if (r.status === 'rejected') this.emit('sinkError', r.reason as SoftphoneError);
       }
@@ -265,6 +292,14 @@ function sidecarStats(stats: MediaStats | undefined) {
       packetsSent: s.packetsSent,
     }),
   };
+}
+
+function asSinkError(err: unknown): SoftphoneError {
+  return err instanceof SoftphoneError
+    ? err
+    : new SoftphoneError(ErrorCodes.SINK_WRITE_FAILED, `a sink failed: ${describeError(err)}`, {
+        cause: err,
+      });
 }
 
 function hostPort(address: string, port: number): string {

@@ -25,6 +25,7 @@
  */
 import { seqDiff, tsDiff } from '../rtp/seq.js';
 import { FRAME_MS, FRAME_SAMPLES, JITTER_DELAY_MS } from './frame.js';
+import type { FrameInfo } from './frame-sink.js';
 
 export interface JitterBufferOptions {
   /** Samples per output frame (20 ms at 8 kHz). */
@@ -63,14 +64,10 @@ export interface JitterStats {
   ssrcChange: number;
 }
 
-export interface FrameInfo {
-  /** Timeline position of the frame's first sample. */
-  position: number;
-  /** False when nothing arrived for any part of this frame (silence fill). */
-  audio: boolean;
-}
+export type { FrameInfo };
 
-export type FrameSink = (frame: Int16Array, info: FrameInfo) => void;
+/** Where pull/flush put the frames they emit (the session's adapter). */
+export type FrameCallback = (frame: Int16Array, info: FrameInfo) => void;
 
 export type PushOutcome = 'placed' | 'duplicate' | 'late' | 'event';
 
@@ -236,7 +233,7 @@ export class JitterBuffer {
   }
 
   /** Emits every frame whose time has come (`delay` behind `now`). */
-  pull(now: number, sink: FrameSink): number {
+  pull(now: number, sink: FrameCallback): number {
     let emitted = 0;
     const f = this.frameSamples;
     while (this.#played + f + this.delaySamples - this.#lead <= now) {
@@ -251,12 +248,12 @@ export class JitterBuffer {
    * audio, whichever is later, so no received audio is lost. The last frame
    * may be short.
    */
-  flush(end: number, sink: FrameSink): void {
+  flush(end: number, sink: FrameCallback): void {
     const stop = Math.max(Math.floor(end), this.#lastEnd);
     while (this.#played < stop) this.#emit(Math.min(this.frameSamples, stop - this.#played), sink);
   }
 
-  #emit(length: number, sink: FrameSink): void {
+  #emit(length: number, sink: FrameCallback): void {
     const index = Math.floor(this.#played / this.frameSamples);
     const frame = this.#frames.get(index);
     const position = this.#played;

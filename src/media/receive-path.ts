@@ -14,7 +14,7 @@ import type { Codec } from '../sdp/negotiate.js';
 import type { PacketStats } from '../sinks/sidecar.js';
 import { codecOf, TELEPHONE_EVENT_PT } from './codec.js';
 import { DtmfDeduper, type DtmfDigit, parseTelephoneEvent } from './dtmf.js';
-import { type FrameSink, JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
+import { type FrameCallback, JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
 
 export interface Endpoint {
   address: string;
@@ -182,12 +182,12 @@ export class ReceivePath {
   }
 
   /** Emits the frames whose playout time has come (see JitterBuffer.pull). */
-  pull(now: number, sink: FrameSink): number {
+  pull(now: number, sink: FrameCallback): number {
     return this.jitter.pull(now, sink);
   }
 
   /** Ends the timeline at `end` (or the end of the newest audio, if later). */
-  flush(end: number, sink: FrameSink): void {
+  flush(end: number, sink: FrameCallback): void {
     this.jitter.flush(end, sink);
   }
 

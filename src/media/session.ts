@@ -7,7 +7,8 @@
  *   RTP to wherever the device's first packet came from (latching). Then
  *   silence (or talk-back audio) at the negotiated ptime, unless told not to.
  * - Receiving: datagrams go through ReceivePath (parse, latch, jitter buffer,
- *   DTMF); one 20 ms tick pulls frames to the WAV and the 'frame' listeners.
+ *   DTMF); one 20 ms tick pulls frames out as 'frame' events (the call's fan-out
+ *   hands them to the WAV and the live sinks; media never imports sinks).
  * - The recording's timeline is the call's wall clock from t0 (the answer) to
  *   stop(), on the monotonic clock (performance.now): every send and pull
  *   time is computed from t0, never accumulated, so nothing drifts.
@@ -19,11 +20,10 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
-import type { WavWriter } from '../sinks/wav.js';
 import type { DtmfDigit } from './dtmf.js';
 import type { DtmfSendOptions } from './dtmf-sender.js';
 import { FRAME_MS, JITTER_DELAY_MS } from './frame.js';
-import type { FrameInfo } from './jitter-buffer.js';
+import type { FrameInfo } from './frame-sink.js';
 import { type Endpoint, type ReceiveMedia, ReceivePath, type ReceiveStats } from './receive-path.js';
 import { type OutboundSource, type SendMedia, SendPath } from './send-path.js';
 
@@ -35,8 +35,6 @@ export interface MediaSessionOptions {
   negotiated: NegotiatedMedia;
   /** performance.now() when the call was answered: position 0 of the recording. */
   t0: number;
-  /** Recording sink; closed by stop(). */
-  wav?: WavWriter;
   /** Send RTP silence after priming (keeps NAT bindings and media servers happy). Default true. */
   sendSilence?: boolean;
   /** Audio to send instead of silence. */
@@ -61,7 +59,7 @@ export interface DtmfEvent {
 }
 
 export interface MediaStats extends ReceiveStats {
-  /** 20 ms frames delivered to the WAV and 'frame' listeners (the last may be short). */
+  /** 20 ms frames emitted as 'frame' events (the last may be short). */
   framesWritten: number;
   /** Length of the recorded timeline. */
   durationMs: number;
@@ -100,7 +98,6 @@ const LEVEL_FRAMES = 5;
 export class MediaSession extends EventEmitter<MediaSessionEvents> {
   readonly t0: number;
   readonly #socket: dgram.Socket;
-  readonly #wav: WavWriter | undefined;
   readonly #send: SendPath;
   readonly #inactivityMs: number;
   readonly #receive: ReceivePath;
@@ -121,7 +118,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   #lastHeardMs: number;
   #quietMs = 0;
   #inactiveEmitted = false;
-  #errorReported = false;
   #framesWritten = 0;
   #samplesWritten = 0;
   #sumSquares = 0;
@@ -138,7 +134,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.t0 = options.t0;
     this.#socket = options.socket;
     this.#negotiated = { ...options.negotiated };
-    this.#wav = options.wav;
     this.#send = new SendPath({
       media: sendMedia(this.#negotiated),
       sendSilence: options.sendSilence ?? true,
@@ -267,7 +262,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
 
   /**
    * Ends the media: writes the jitter buffer's tail up to the wall clock now,
-   * closes the WAV and the socket (its port returns to the pool), clears the
+   * closes the socket (its port returns to the pool), clears the
    * timer. Idempotent; returns the final statistics.
    */
   stop(): MediaStats {
@@ -278,8 +273,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#socket.off('message', this.#onMessage);
     this.#send.close();
     this.#receive.flush(this.#nowSamples(), this.#onFrame);
-    this.#wav?.close();
-    this.#reportSinkError();
     try {
       this.#socket.close();
     } catch {
@@ -307,10 +300,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#sendErrors++;
   };
 
-  /** Delivers one frame: WAV first, then listeners, so both see the same samples in the same order. */
+  /** Emits one frame (the call's fan-out gives it to the WAV first, then the live sinks). */
   readonly #onFrame = (frame: Int16Array, info: FrameInfo): void => {
-    const wav = this.#wav;
-    if (wav !== undefined && !wav.closed) wav.write(frame);
     this.#framesWritten++;
     this.#samplesWritten += frame.length;
     let energy = 0;
@@ -331,14 +322,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#recentIndex = (this.#recentIndex + 1) % LEVEL_FRAMES;
     this.emit('frame', frame, info);
   };
-
-  #reportSinkError(): void {
-    const error = this.#wav?.error;
-    if (error === undefined || this.#errorReported) return;
-    this.#errorReported = true;
-    // Emitting 'error' with no listener would throw; the failure stays visible in wav.error.
-    if (this.listenerCount('error') > 0) this.emit('error', error);
-  }
 
   // --- the tick --------------------------------------------------------------
 
@@ -372,7 +355,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   readonly #playout = (): void => {
     if (this.stopped) return;
     this.#receive.pull(this.#nowSamplesAt(this.#playoutUntilMs), this.#onFrame);
-    this.#reportSinkError();
     this.#checkInactivity(performance.now());
     this.#arm();
   };

@@ -10,6 +10,7 @@ import { ErrorCodes, SoftphoneError } from '../../errors.js';
 import { type ParseResult, parseMessage } from '../message/parse.js';
 import { serialize } from '../message/serialize.js';
 import type { SipMessage } from '../message/types.js';
+import type { SipConnection } from './connection.js';
 import { StreamFramer } from './framer.js';
 
 export type TransportName = 'tcp' | 'tls';
@@ -62,7 +63,7 @@ const SPLIT_PING_MS = 1000;
 
 let nextFlowId = 1;
 
-export class SipFlow extends EventEmitter<FlowEvents> {
+export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
   readonly id = nextFlowId++;
   readonly transport: TransportName;
   readonly remote: FlowTarget;

@@ -15,6 +15,7 @@ import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import { ClientTransactions } from '../transaction/client.js';
 import { type ServerTransaction, ServerTransactions } from '../transaction/server.js';
 import { type BackoffOptions, backoffDelay } from '../transport/backoff.js';
+import type { SipConnection } from '../transport/connection.js';
 import { type FlowTarget, SipFlow, type TraceDirection, type TransportName } from '../transport/flow.js';
 import {
   ALLOW,
@@ -223,7 +224,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   /** Sends a request in a client transaction over `flow` (default: the registration flow). */
   request(
     request: SipRequest,
-    flow: SipFlow | undefined = this.flow,
+    flow: SipConnection | undefined = this.flow,
     timeoutMs?: number,
   ): Promise<SipResponse> {
     if (!flow || flow.closed) {

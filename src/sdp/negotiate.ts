@@ -28,6 +28,12 @@ export interface LocalMedia {
   sessionVersion: number;
   /** o= username, default 'rc-softphone' (no spaces) */
   username?: string;
+  /**
+   * What we want to do (RFC 3264 6.1, 8.4): sendrecv by default; sendonly
+   * while we hold the call; inactive to stop both ways. Offers carry it;
+   * answers never exceed it.
+   */
+  direction?: MediaDirection;
 }
 
 export interface NegotiatedMedia {
@@ -278,6 +284,21 @@ function mirror(direction: MediaDirection): MediaDirection {
   return direction === 'sendonly' ? 'recvonly' : direction === 'recvonly' ? 'sendonly' : direction;
 }
 
+/** The most both sides allow: sending needs both to allow it, and so does receiving. */
+function intersect(a: MediaDirection, b: MediaDirection): MediaDirection {
+  const send = allowsSend(a) && allowsSend(b);
+  const recv = allowsRecv(a) && allowsRecv(b);
+  return send ? (recv ? 'sendrecv' : 'sendonly') : recv ? 'recvonly' : 'inactive';
+}
+
+function allowsSend(d: MediaDirection): boolean {
+  return d === 'sendrecv' || d === 'sendonly';
+}
+
+function allowsRecv(d: MediaDirection): boolean {
+  return d === 'sendrecv' || d === 'recvonly';
+}
+
 /** Our direction when we must not send (RFC 3264 8.4: c=0.0.0.0 means send neither RTP nor RTCP). */
 function withoutSend(direction: MediaDirection): MediaDirection {
   return direction === 'sendrecv' ? 'recvonly' : direction === 'sendonly' ? 'inactive' : direction;
@@ -351,7 +372,7 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
   const nullAddress = isNullAddress(remoteAddress);
   const telephoneEvent = pickTelephoneEvent(offer);
 
-  let direction = mirror(offer.direction);
+  let direction = intersect(mirror(offer.direction), local.direction ?? 'sendrecv');
   if (disabled) direction = 'inactive';
   else if (nullAddress) direction = withoutSend(direction);
 
@@ -470,7 +491,7 @@ export function createOffer(local: LocalMedia): string {
   // 0-15: the sixteen keys; we do not act on flash (16).
   lines.push(`a=fmtp:${te} 0-15`);
   lines.push(`a=ptime:${DEFAULT_PTIME}`);
-  lines.push('a=sendrecv');
+  lines.push(`a=${local.direction ?? 'sendrecv'}`);
   return lines.join('\r\n') + '\r\n';
 }
 

@@ -20,6 +20,10 @@ export const ErrorCodes = {
   SIP_AUTH_REJECTED: 'SIP_AUTH_REJECTED',
   SIP_AUTH_UNSUPPORTED: 'SIP_AUTH_UNSUPPORTED',
   SIP_REGISTRATION_REJECTED: 'SIP_REGISTRATION_REJECTED',
+  /** A challenge to a call from a realm other than the registrar's: never answered. */
+  SIP_AUTH_REALM: 'SIP_AUTH_REALM',
+  /** A verb the call's state does not allow (hold before the answer, …). */
+  CALL_STATE: 'CALL_STATE',
   // Media
   RTP_INVALID_PACKET: 'RTP_INVALID_PACKET',
   RTP_NO_PORT: 'RTP_NO_PORT',

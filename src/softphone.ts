@@ -4,7 +4,7 @@
  * around this class.
  */
 import type { Call, CallEndInfo } from './call/call.js';
-import { CallManager } from './call/call-manager.js';
+import { CallManager, type DialOptions } from './call/call-manager.js';
 import {
   attachPipe,
   attachStream,
@@ -170,35 +170,16 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
         }
         return options.outboundFor?.(call);
       },
+      // Called after the callAnswered listeners, so a sink that fails as it starts
+      // (a refused stream URL or header) reaches the sinkError listeners they added.
+      liveSinks: (call, port) => {
+        if (options.pipe) attachPipe(call, port, options.pipe);
+        const client = this.#streams.get(call);
+        if (client && options.stream) attachStream(call, port, client, options.stream);
+      },
     });
-    this.calls.on('incoming', (call) => {
-      call.setListenerErrorHandler(({ event, error }) =>
-        this.emit('warning', {
-          code: ErrorCodes.LISTENER_FAILED,
-          message: `a call '${event}' listener threw (further failures of it are only counted; the call goes on): ${describeError(error)}`,
-          callId: call.id,
-        }),
-      );
-      call.addStats(
-        (): Record<string, number> =>
-          call.listenerErrors > 0 ? { listenerErrors: call.listenerErrors } : {},
-      );
-      this.emit('incomingCall', call);
-    });
-    this.calls.on('answered', (call) => {
-      try {
-        this.emit('callAnswered', call);
-      } finally {
-        // After the listeners, so a sink that fails as it starts (a refused
-        // stream URL or header) reaches the sinkError listeners they added.
-        // A call a listener already finished would never close them: none start.
-        if (!call.ended) {
-          if (options.pipe) attachPipe(call, options.pipe);
-          const client = this.#streams.get(call);
-          if (client && options.stream) attachStream(call, client, options.stream);
-        }
-      }
-    });
+    this.calls.on('incoming', (call) => this.emit('incomingCall', call));
+    this.calls.on('answered', (call) => this.emit('callAnswered', call));
     this.calls.on('rejected', (info) => this.emit('callRejected', info));
     this.calls.on('ended', (call, info) => this.emit('callEnded', call, info));
     this.calls.on('warning', (w) => this.emit('warning', w));
@@ -207,6 +188,29 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
   /** Calls in progress. */
   get activeCalls(): Call[] {
     return this.calls.active;
+  }
+
+  /** True while the device is registered. */
+  get registered(): boolean {
+    return this.ua.registered;
+  }
+
+  /**
+   * Calls `target` (a number, an extension or a SIP URI) over the registered
+   * connection. Resolves with the Call once the INVITE is out; its events say
+   * the rest (`progress`, `answered`, `failed`, `ended`). Rejects when not
+   * registered or the target is not a valid number or URI.
+   */
+  call(target: string, options: DialOptions = {}): Promise<Call> {
+    return this.calls.dial(target, options);
+  }
+
+  /**
+   * Ends every call at once without signalling, every recording finished
+   * synchronously: for a forced exit (a second Ctrl-C). Prefer stop().
+   */
+  stopNow(): void {
+    this.calls.abortAll();
   }
 
   /**

@@ -1,24 +1,27 @@
 /**
- * One answered (or being answered) inbound call. It owns its dialog, its
- * media session (RTP socket, jitter buffer, WAV) and its live sinks; ending
- * the call closes all of them, once, and writes the sidecar.
+ * A call as the user sees it, inbound or outbound: read-only facts and
+ * getters, verbs (hangup, play, sendDtmf, hold, transfer, …) and typed
+ * events. Everything it does is done by its owner (CallSession), the one
+ * object that holds the call's dialog usage, media and sinks and closes them
+ * once; the facade keeps user code away from those internals.
  */
-import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
-import type { FrameSink } from '../media/frame-sink.js';
-import type { DtmfEvent, MediaSession, MediaStats } from '../media/session.js';
+import type { SoftphoneError } from '../errors.js';
+import type { DtmfDigit } from '../media/dtmf.js';
+import type { DtmfSendOptions } from '../media/dtmf-sender.js';
+import type { DtmfEvent, MediaStats } from '../media/session.js';
 import { SafeEmitter } from '../safe-emitter.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { DtmfRecord } from '../sinks/sidecar.js';
-import { writeSidecar } from '../sinks/sidecar.js';
-import type { WavWriter } from '../sinks/wav.js';
-import { WavSink } from '../sinks/wav-sink.js';
-import type { Dialog } from '../sip/dialog/dialog.js';
-import { FrameFanOut } from './frame-fanout.js';
 
 export type CallEndReason =
   | 'remote-bye'
   | 'local-hangup'
+  /** Inbound: the caller cancelled before the answer. Outbound: we cancelled (hangup, Ctrl-C). */
   | 'cancelled'
+  /** Outbound: the callee refused (3xx-6xx: `status` says which), or a challenge we could not answer. */
+  | 'rejected'
+  /** Outbound: nobody answered within the ring timeout (CANCEL sent). */
+  | 'no-answer'
   | 'no-ack'
   | 'media-timeout'
   | 'max-duration'
@@ -26,8 +29,10 @@ export type CallEndReason =
   | 'flow-lost'
   | 'error';
 
+export type CallDirection = 'inbound' | 'outbound';
+
 export interface CallParty {
-  /** The From/To header value as received. */
+  /** The From/To header value as received (or sent). */
   header: string;
   /** The URI's user part (the phone number), when there is one. */
   user: string | undefined;
@@ -42,6 +47,11 @@ export interface CallEndInfo {
   /** Media statistics plus live-sink counters (engineFramesDropped, streamFramesDropped, …). */
   stats: (MediaStats & Record<string, number>) | undefined;
   dtmf: DtmfRecord[];
+  /** The final SIP status of a call that never got established (outbound 486, 404, …; 487 when cancelled). */
+  status?: number;
+  statusReason?: string;
+  /** A stable error code where one applies (SIP_AUTH_REALM, SDP_NOT_ACCEPTABLE, …). */
+  code?: string;
   /**
    * Why the recording failed, when it did: the WAV could not be created
    * (`wav` is then undefined) or a write failed mid-call (`wav` holds what
@@ -63,11 +73,33 @@ export interface CallMediaInfo {
   onHold: boolean;
 }
 
+/** RingCentral's ids for the call (the `P-Rc-Api-Ids` header), to join with its REST API and webhooks. */
+export interface RingCentralIds {
+  partyId?: string;
+  sessionId?: string;
+}
+
+export interface TransferResult {
+  /** True when the transferee reported a 2xx for the new call. */
+  ok: boolean;
+  /** The final status from the NOTIFY sipfrag (or the REFER's refusal; 408 when none came). */
+  status: number;
+  reason: string;
+}
+
+export type CallState = 'ringing' | 'early' | 'answered' | 'ended';
+
 export interface CallEvents {
+  /** Outbound: the callee is ringing (180) or sent progress (183, with early media when it has SDP). */
+  progress: [info: { status: number; reason: string; earlyMedia: boolean }];
   answered: [];
   /** The media were negotiated (at the answer, or at the ACK of a late offer) or changed (re-INVITE). */
   media: [info: CallMediaInfo];
+  /** RingCentral's party and telephony session ids arrived (P-Rc-Api-Ids). */
+  ids: [ids: RingCentralIds];
   dtmf: [event: DtmfEvent & { source: 'rfc4733' | 'info' }];
+  /** A key we sent went out (its first RFC 4733 packet). */
+  dtmfSent: [event: { digit: DtmfDigit }];
   /** Decoded audio as it plays out of the jitter buffer: the WAV's samples, 20 ms at a time (reused array). */
   frame: [frame: Int16Array];
   /** A sink failed (WAV write, engine, stream); the call goes on. */
@@ -78,11 +110,43 @@ export interface CallEvents {
   engineExit: [info: { code: number | null; signal: string | null; duringCall: boolean }];
   /** The media stream (WebSocket) opened or closed. */
   stream: [info: { state: 'open' | 'closed'; code?: number; reason?: string }];
+  /** The far end asked us to transfer the call (REFER); declined unless you opted in. */
+  refer: [info: { referTo: string; referredBy: string | undefined; accepted: boolean }];
+  /** The far end sent INFO with a body other than DTMF (e.g. application/json). */
+  info: [info: { contentType: string; body: string }];
+  /** Outbound: the call could not be established (the callee's status, a timeout, …); `ended` follows. */
+  failed: [info: { status: number | undefined; reason: string; code: string | undefined }];
   ended: [info: CallEndInfo];
 }
 
+/** @internal The owner's side of a call, as the facade sees it. */
+export interface CallOwner {
+  readonly state: CallState;
+  readonly negotiated: NegotiatedMedia | undefined;
+  readonly localMedia: { address: string; port: number } | undefined;
+  readonly answeredAt: number | undefined;
+  readonly level: number;
+  readonly endInfo: CallEndInfo | undefined;
+  readonly done: Promise<CallEndInfo>;
+  readonly rcIds: RingCentralIds;
+  hangup(): Promise<void>;
+  play(source: PlaySource): Promise<void>;
+  sendDtmf(digits: string, options?: DtmfSendOptions): Promise<void>;
+  hold(): Promise<void>;
+  unhold(): Promise<void>;
+  transfer(target: string): Promise<TransferResult>;
+  sendInfo(body: unknown, contentType?: string): Promise<{ status: number; reason: string }>;
+  accept(): Promise<void>;
+  reject(status: number, reason?: string): void;
+  redirect(target: string): void;
+}
+
+/** Audio to play into a call: a WAV file path, or 16-bit mono PCM at the call's rate. */
+export type PlaySource = string | Int16Array;
+
 export interface CallInit {
   callId: string;
+  direction: CallDirection;
   from: CallParty;
   to: CallParty;
   startedAt: Date;
@@ -92,218 +156,131 @@ export interface CallInit {
 
 export class Call extends SafeEmitter<CallEvents> {
   readonly id: string;
+  readonly direction: CallDirection;
   readonly from: CallParty;
   readonly to: CallParty;
   readonly startedAt: Date;
   readonly wavPath: string | undefined;
   readonly sidecarPath: string | undefined;
-  dialog: Dialog | undefined;
-  media: MediaSession | undefined;
-  negotiated: NegotiatedMedia | undefined;
-  /** The address and port our SDP announces (not the socket's bind address). */
-  localMedia: { address: string; port: number } | undefined;
-  /** performance.now() when the 200 OK went out. */
-  answeredAt: number | undefined;
-  readonly dtmf: DtmfRecord[] = [];
-  #ended: CallEndInfo | undefined;
-  #recordingError: SoftphoneError | undefined;
-  /** True once a WAV file was created for this call. */
-  #recording = false;
-  #resolveDone: (info: CallEndInfo) => void = () => {};
-  /** Resolves with the end info once the call has ended and its sinks are closed (after 'ended'). */
-  readonly done: Promise<CallEndInfo> = new Promise((resolve) => {
-    this.#resolveDone = resolve;
-  });
-  /** Installed by the call manager: sends BYE (when confirmed) and ends the call. */
-  hangupHandler: ((reason: CallEndReason) => Promise<void>) | undefined;
-  /** Extra closers run at the end; each may take time. */
-  readonly #closers: (() => Promise<unknown> | unknown)[] = [];
-  /** The call's frames to the WAV first, then the live sinks, then 'frame' listeners. */
-  readonly #fanOut = new FrameFanOut(
-    (err) => this.emit('sinkError', asSinkError(err)),
-    (frame) => this.emit('frame', frame),
-  );
-  readonly #statSources: (() => Record<string, number>)[] = [];
+  readonly #owner: CallOwner;
 
-  constructor(init: CallInit) {
+  /** @internal Calls are made by the Softphone (incoming) or `softphone.call()`. */
+  constructor(init: CallInit, owner: CallOwner) {
     super();
     this.id = init.callId;
+    this.direction = init.direction;
     this.from = init.from;
     this.to = init.to;
     this.startedAt = init.startedAt;
     this.wavPath = init.wavPath;
     this.sidecarPath = init.sidecarPath;
+    this.#owner = owner;
+  }
+
+  get state(): CallState {
+    return this.#owner.state;
   }
 
   get ended(): boolean {
-    return this.#ended !== undefined;
+    return this.#owner.state === 'ended';
   }
 
   get endInfo(): CallEndInfo | undefined {
-    return this.#ended;
+    return this.#owner.endInfo;
+  }
+
+  /** Resolves with the end info once the call has ended and its sinks are closed (after 'ended'). */
+  get done(): Promise<CallEndInfo> {
+    return this.#owner.done;
+  }
+
+  /** What was negotiated; undefined until the SDP answer (a late offer's ACK, an outbound call's 183/200). */
+  get negotiated(): Readonly<NegotiatedMedia> | undefined {
+    return this.#owner.negotiated;
+  }
+
+  /** The address and port our SDP announces (not the socket's bind address). */
+  get localMedia(): Readonly<{ address: string; port: number }> | undefined {
+    return this.#owner.localMedia;
+  }
+
+  /** RingCentral's party and telephony session ids, when its edge sent them. */
+  get ringCentralIds(): Readonly<RingCentralIds> {
+    return this.#owner.rcIds;
+  }
+
+  /** performance.now() when the call was answered. */
+  get answeredAt(): number | undefined {
+    return this.#owner.answeredAt;
   }
 
   /** Milliseconds since the answer (0 before it). */
   get durationMs(): number {
-    return this.answeredAt === undefined ? 0 : performance.now() - this.answeredAt;
+    const at = this.#owner.answeredAt;
+    return at === undefined ? 0 : performance.now() - at;
   }
 
-  /** Hangs up: BYE to the caller, recording finished. Resolves when the call has ended. */
-  async hangup(): Promise<void> {
-    if (this.ended) return;
-    if (this.hangupHandler) await this.hangupHandler('local-hangup');
-    else this.finish('local-hangup');
+  /** RMS of the last 100 ms of received audio, dBFS (-100 for silence): for a live level meter. */
+  get level(): number {
+    return this.#owner.level;
   }
 
-  /** Registers something to close when the call ends (after the media stops). */
-  onClose(closer: () => Promise<unknown> | unknown): void {
-    this.#closers.push(closer);
-  }
-
-  /** Adds a live sink (engine pipe, media stream): it gets every frame after the WAV; closed at the end. */
-  addSink(sink: FrameSink): void {
-    this.#fanOut.add(sink);
-  }
-
-  /** Adds counters (e.g. frames a live sink dropped) to the call's final stats and sidecar. */
-  addStats(source: () => Record<string, number>): void {
-    this.#statSources.push(source);
-  }
-
-  /** Records newly negotiated media and reports them (`media` event). */
-  setNegotiated(negotiated: NegotiatedMedia): void {
-    this.negotiated = negotiated;
-    const local = this.localMedia;
-    this.emit('media', {
-      codec: negotiated.codec,
-      localMedia: local ? hostPort(local.address, local.port) : '',
-      remoteMedia: hostPort(negotiated.remoteAddress, negotiated.remotePort),
-      direction: negotiated.direction,
-      onHold: negotiated.onHold,
-    });
-  }
-
-  /** The WAV could not be created or written (the first failure is kept). */
-  recordingFailed(error: SoftphoneError): void {
-    this.#recordingError ??= error;
-  }
-
-  /** Connects the media: its frames go to the recording (when there is one), the live sinks and listeners. */
-  attachMedia(media: MediaSession, wav: WavWriter | undefined): void {
-    this.#recording = wav !== undefined;
-    this.media = media;
-    if (wav) {
-      this.#fanOut.setRecording(
-        new WavSink(wav, (err) => {
-          this.recordingFailed(err);
-          this.emit('sinkError', err);
-        }),
-      );
-    }
-    media.on('dtmf', (e) => this.recordDtmf(e.digit, e.atMs, 'rfc4733'));
-    media.on('frame', (frame, info) => this.#fanOut.write(frame, info));
-    media.on('error', (err) => this.emit('sinkError', err));
-  }
-
-  recordDtmf(digit: string, atMs: number, source: 'rfc4733' | 'info'): void {
-    const record: DtmfRecord = { digit, atMs: Math.round(atMs), source };
-    this.dtmf.push(record);
-    this.emit('dtmf', { digit: digit as DtmfEvent['digit'], atMs: record.atMs, source });
+  /** Hangs up: BYE (or CANCEL before the answer), recording finished. Resolves when the call has ended. */
+  hangup(): Promise<void> {
+    return this.#owner.hangup();
   }
 
   /**
-   * Ends the call locally: stops the media (flushing the jitter buffer's tail
-   * into the WAV), writes the sidecar, closes live sinks. Idempotent; returns
-   * the end info. Signalling (BYE) is the call manager's job.
+   * Plays a WAV file (any rate and channel count; converted) or PCM into the
+   * call, mixed with any other audio being sent. Resolves when it has played.
    */
-  finish(reason: CallEndReason): CallEndInfo {
-    if (this.#ended) return this.#ended;
-    const mediaStats = this.media?.stop();
-    // The WAV is final (header patched) before the sidecar that names it is written.
-    this.#fanOut.closeRecording();
-    const extra = Object.assign(
-      {},
-      this.#fanOut.stats(),
-      ...this.#statSources.map((source) => source()),
-    ) as Record<string, number>;
-    const stats = mediaStats ? { ...mediaStats, ...extra } : undefined;
-    const durationMs = Math.round(this.durationMs);
-    const wav = this.#recording ? this.wavPath : undefined;
-    const failure = this.#recordingError;
-    const recordingError = failure && { code: failure.code, message: failure.message };
-    let sidecar = this.sidecarPath;
-    if (this.sidecarPath) {
-      try {
-        writeSidecar(this.sidecarPath, {
-          callId: this.id,
-          from: this.from.header,
-          to: this.to.header,
-          startedAt: this.startedAt.toISOString(),
-          endedAt: new Date().toISOString(),
-          durationMs,
-          codec: this.negotiated?.codec ?? null,
-          wav: wav ?? null,
-          ...(recordingError && { recordingError }),
-          endReason: reason,
-          stats: { ...sidecarStats(mediaStats), ...extra },
-          dtmf: this.dtmf,
-        });
-      } catch (err) {
-        sidecar = undefined;
-        this.emit('sinkError', err as SoftphoneError);
-      }
-    }
-    this.#ended = {
-      reason,
-      durationMs,
-      wav,
-      sidecar,
-      stats,
-      dtmf: [...this.dtmf],
-      ...(recordingError && { recordingError }),
-    };
-    const info = this.#ended;
-    const closing = [this.#fanOut.close(), ...this.#closers.map(async (close) => close())];
-    void Promise.allSettled(closing).then((results) => {
-      for (const r of results) {
-        if (r.status === 'rejected') this.emit('sinkError', r.reason as SoftphoneError);
-      }
-      this.emit('ended', info);
-      this.#resolveDone(info);
-    });
-    return info;
+  play(source: PlaySource): Promise<void> {
+    return this.#owner.play(source);
   }
-}
 
-function sidecarStats(stats: MediaStats | undefined) {
-  const s = stats;
-  return {
-    received: s?.received ?? 0,
-    lost: s?.lost ?? 0,
-    late: s?.late ?? 0,
-    duplicate: s?.duplicate ?? 0,
-    reordered: s?.reordered ?? 0,
-    foreignSource: s?.foreignSource ?? 0,
-    invalid: s?.invalid ?? 0,
-    ...(s && {
-      resync: s.resync,
-      ssrcChange: s.ssrcChange,
-      framesWritten: s.framesWritten,
-      packetsSent: s.packetsSent,
-    }),
-  };
-}
+  /** Sends DTMF (0-9 * # A-D, ',' pauses) as RFC 4733 events; SIP INFO when none were negotiated. */
+  sendDtmf(digits: string, options?: DtmfSendOptions): Promise<void> {
+    return this.#owner.sendDtmf(digits, options);
+  }
 
-function asSinkError(err: unknown): SoftphoneError {
-  return err instanceof SoftphoneError
-    ? err
-    : new SoftphoneError(ErrorCodes.SINK_WRITE_FAILED, `a sink failed: ${describeError(err)}`, {
-        cause: err,
-      });
-}
+  /** Puts the far end on hold (re-INVITE, sendonly); the recording goes on, on the same timeline. */
+  hold(): Promise<void> {
+    return this.#owner.hold();
+  }
 
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  unhold(): Promise<void> {
+    return this.#owner.unhold();
+  }
+
+  /** Blind transfer (REFER): resolves with the outcome the transferee reports; the call then ends with BYE. */
+  transfer(target: string): Promise<TransferResult> {
+    return this.#owner.transfer(target);
+  }
+
+  /** Sends SIP INFO in the call's dialog (an object goes as application/json). */
+  sendInfo(body: unknown, contentType?: string): Promise<{ status: number; reason: string }> {
+    return this.#owner.sendInfo(body, contentType);
+  }
+
+  /** Inbound, when the Softphone does not auto-answer: answer the call. */
+  accept(): Promise<void> {
+    return this.#owner.accept();
+  }
+
+  /** Inbound, not yet answered: 603 Decline. */
+  decline(): void {
+    this.#owner.reject(603, 'Decline');
+  }
+
+  /** Inbound, not yet answered: refuse with any 4xx-6xx status (486 Busy Here, 480, …). */
+  reject(status: number, reason?: string): void {
+    this.#owner.reject(status, reason);
+  }
+
+  /** Inbound, not yet answered: 302 Moved Temporarily to `target` (a SIP URI or number). */
+  redirect(target: string): void {
+    this.#owner.redirect(target);
+  }
 }
 
 export function describeEnd(info: CallEndInfo): string {

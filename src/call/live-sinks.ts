@@ -7,6 +7,7 @@
 import { EnginePipe } from '../sinks/engine-pipe.js';
 import { MediaStreamClient } from '../sinks/media-stream.js';
 import type { Call } from './call.js';
+import type { LiveSinkPort } from './call-manager.js';
 
 export interface PipeOptions {
   /** Run with `sh -c` per answered call; audio (s16le, 8 kHz, mono) on its stdin. */
@@ -27,14 +28,14 @@ export interface StreamOptions {
 }
 
 /** Starts the engine for an answered call and feeds it the call's frames. */
-export function attachPipe(call: Call, options: PipeOptions): void {
+export function attachPipe(call: Call, port: LiveSinkPort, options: PipeOptions): void {
   const pipe = EnginePipe.start({
     command: options.command,
     call: { callId: call.id, from: call.from.header, to: call.to.header, wavPath: call.wavPath },
     ...(options.graceMs !== undefined && { graceMs: options.graceMs }),
     ...(options.maxBufferMs !== undefined && { maxBufferMs: options.maxBufferMs }),
   });
-  call.addSink({
+  port.addSink({
     write: (frame) => pipe.write(frame),
     close: async () => {
       await pipe.close();
@@ -58,8 +59,13 @@ export function createStream(options: StreamOptions): MediaStreamClient {
   return new MediaStreamClient(options.ca !== undefined ? { ca: options.ca } : {});
 }
 
-export function attachStream(call: Call, client: MediaStreamClient, options: StreamOptions): void {
-  call.addSink({
+export function attachStream(
+  call: Call,
+  port: LiveSinkPort,
+  client: MediaStreamClient,
+  options: StreamOptions,
+): void {
+  port.addSink({
     write: (frame) => client.sendFrame(frame),
     close: () => client.stop(),
     stats: () => ({

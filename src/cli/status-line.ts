@@ -29,7 +29,7 @@ export function startStatusLine(
   const render = (): string => {
     const calls = phone.activeCalls.map((call) => {
       const seconds = Math.floor(call.durationMs / 1000);
-      const level = call.media?.level ?? -100;
+      const level = call.level;
       return `${call.from.user ?? '?'} ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')} ${meter(level)}`;
     });
     const text = `● ${state} │ ${calls.length === 0 ? 'no calls' : `${calls.length} call${calls.length > 1 ? 's' : ''}: ${calls.join(', ')}`}`;

@@ -76,18 +76,18 @@ export class SdpSession {
     return offer;
   }
 
-  /** The answer to our pending offer (RFC 3264 7). The offer is settled either way. */
-  accept(answer: string): AnswerAcceptance {
+  /**
+   * The answer to our pending offer (RFC 3264 7). The offer is settled, except
+   * with `keepOffer` (an answer in an unreliable 18x, RFC 3261 13.2.1: the
+   * 2xx may still bring the final one).
+   */
+  accept(answer: string, options: { keepOffer?: boolean } = {}): AnswerAcceptance {
     const pending = this.#pending;
-    if (!pending)
-      return {
-        ok: false,
-        code: 'SDP_PARSE_ERROR',
-        reason: 'no offer of ours is pending',
-        warning: 'no offer pending',
-        warnCode: 399,
-      };
-    this.#pending = undefined;
+    if (!pending) {
+      const reason = 'no offer of ours is pending';
+      return { ok: false, code: 'SDP_PARSE_ERROR', reason, warning: reason, warnCode: 399 };
+    }
+    if (!options.keepOffer) this.#pending = undefined;
     return acceptAnswer(pending.offer, answer);
   }
 

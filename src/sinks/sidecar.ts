@@ -26,6 +26,8 @@ export interface DtmfRecord {
 
 export interface CallSidecar {
   callId: string;
+  /** inbound (we answered) or outbound (we called). */
+  direction?: 'inbound' | 'outbound';
   from: string;
   to: string;
   /** ISO 8601 */
@@ -35,6 +37,10 @@ export interface CallSidecar {
   durationMs: number;
   codec: string | null;
   wav: string | null;
+  /** RingCentral's ids for the call (P-Rc-Api-Ids), to join with its REST API and webhooks. */
+  ringCentral?: { partyId?: string; sessionId?: string };
+  /** The final SIP status of an outbound call that was never established. */
+  status?: number;
   /** Present when the recording failed: why (the WAV was not created, or a write failed). */
   recordingError?: { code: string; message: string };
   endReason: string;
@@ -97,6 +103,7 @@ function ordered(d: CallSidecar): CallSidecar {
   for (const [k, v] of Object.entries(d.stats)) if (!Object.hasOwn(stats, k)) stats[k] = v;
   return {
     callId: d.callId,
+    ...(d.direction && { direction: d.direction }),
     from: d.from,
     to: d.to,
     startedAt: d.startedAt,
@@ -104,10 +111,12 @@ function ordered(d: CallSidecar): CallSidecar {
     durationMs: d.durationMs,
     codec: d.codec,
     wav: d.wav,
+    ...(d.ringCentral && { ringCentral: { ...d.ringCentral } }),
     ...(d.recordingError && {
       recordingError: { code: d.recordingError.code, message: d.recordingError.message },
     }),
     endReason: d.endReason,
+    ...(d.status !== undefined && { status: d.status }),
     stats: stats as PacketStats & Record<string, number>,
     dtmf: d.dtmf.map((e) => ({ digit: e.digit, atMs: e.atMs, source: e.source })),
   };

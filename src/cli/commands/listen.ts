@@ -237,7 +237,7 @@ async function listen(flags: ListenFlags): Promise<number> {
         return;
       }
       // Second signal: exit now, but finish every recording synchronously first so WAVs stay valid.
-      for (const call of phone.activeCalls) call.finish('shutdown');
+      phone.stopNow();
       log.warn('shutdown.forced', { signal }, `${signal} again: exiting without unregistering`);
       process.exit(128 + (os.constants.signals[signal] ?? 2));
     };

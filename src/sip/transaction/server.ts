@@ -6,9 +6,19 @@
  * processed twice (17.2.3 matching: top Via branch + sent-by + method, ACK
  * matching the INVITE).
  */
+import type { CreateResponseOptions } from '../message/build.js';
 import type { SipRequest, SipResponse } from '../message/types.js';
 import type { SipConnection } from '../transport/connection.js';
 import { TIMER_J } from './timers.js';
+
+/** A request in its server transaction, as the layers above see it. */
+export interface IncomingRequest {
+  readonly request: SipRequest;
+  /** The connection it came on; every response goes back over it (RFC 3261 18.2.2). */
+  readonly flow: SipConnection;
+  /** Sends a response; the first final response completes the transaction. */
+  respond(status: number, reason?: string, options?: CreateResponseOptions): SipResponse;
+}
 
 export interface ServerTransaction {
   readonly key: string;

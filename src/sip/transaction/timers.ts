@@ -5,6 +5,11 @@ export const T2 = 4000;
 export const TIMER_F = 64 * T1;
 /** Timer B: INVITE client transaction timeout. */
 export const TIMER_B = 64 * T1;
+/**
+ * Timer M (RFC 6026 7.2): how long an INVITE client transaction that got a
+ * 2xx keeps passing further 2xx (retransmissions, other forks) to the dialog.
+ */
+export const TIMER_M = 64 * T1;
 /** Timer H: how long a UAS waits for the ACK of its final response (also 13.3.1.4 for 2xx). */
 export const TIMER_H = 64 * T1;
 /** Timer J: how long a non-INVITE server transaction absorbs retransmissions (unreliable transports). */

@@ -3,6 +3,7 @@
  * REGISTER request, our Contact, reading the granted expiry, and when to
  * refresh. The UserAgent drives them with sockets and timers.
  */
+import { ALLOW } from '../capabilities.js';
 import { generateBranch } from '../message/build.js';
 import { Headers } from '../message/headers.js';
 import type { SipRequest, SipResponse } from '../message/types.js';
@@ -17,8 +18,7 @@ export interface RegistrationIdentity {
   instanceId: string;
 }
 
-/** Allowed methods, advertised in REGISTER and OPTIONS answers. */
-export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, MESSAGE, UPDATE';
+export { ALLOW } from '../capabilities.js';
 
 /**
  * Our Contact: RingCentral never routes to it (requests come over the flow),

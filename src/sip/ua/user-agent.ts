@@ -9,11 +9,16 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
-import { DigestSession } from '../auth/digest.js';
-import { type CreateResponseOptions, createResponse, generateCallId, generateTag } from '../message/build.js';
+import { DigestSession, parseChallenge } from '../auth/digest.js';
+import { USER_AGENT } from '../capabilities.js';
+import { createResponse, generateCallId, generateTag } from '../message/build.js';
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
-import { ClientTransactions } from '../transaction/client.js';
-import { type ServerTransaction, ServerTransactions } from '../transaction/server.js';
+import {
+  ClientTransactions,
+  type InviteClientHandlers,
+  type InviteClientTransaction,
+} from '../transaction/client.js';
+import { type IncomingRequest, type ServerTransaction, ServerTransactions } from '../transaction/server.js';
 import { type BackoffOptions, backoffDelay } from '../transport/backoff.js';
 import type { SipConnection } from '../transport/connection.js';
 import { type FlowTarget, SipFlow, type TraceDirection, type TransportName } from '../transport/flow.js';
@@ -98,12 +103,7 @@ export interface ReconnectingEvent {
   reason: string;
 }
 
-export interface IncomingRequest {
-  readonly request: SipRequest;
-  readonly flow: SipFlow;
-  /** Sends a response over the request's flow; the first final response completes the transaction. */
-  respond(status: number, reason?: string, options?: CreateResponseOptions): SipResponse;
-}
+export type { IncomingRequest };
 
 /** Returns true when the request was taken (and will be, or was, answered). */
 export type RequestHandler = (incoming: IncomingRequest) => boolean;
@@ -125,7 +125,6 @@ export interface UserAgentEvents {
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 const DEFAULT_EXPIRES = 600;
-const USER_AGENT = 'rc-softphone/0.1';
 
 export class UserAgent extends EventEmitter<UserAgentEvents> {
   readonly identity: RegistrationIdentity;
@@ -134,6 +133,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   readonly #client = new ClientTransactions();
   readonly #server = new ServerTransactions();
   readonly #digest = new DigestSession();
+  /** The realm the registrar challenged us in: the only one calls may answer challenges for. */
+  #registrarRealm: string | undefined;
   readonly #callId = generateCallId();
   readonly #fromTag = generateTag();
   #cseq = 1;
@@ -194,6 +195,70 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
 
   get userAgent(): string {
     return this.#options.userAgent ?? USER_AGENT;
+  }
+
+  /** The digest realm of the registrar (its REGISTER challenge), else the SIP domain. */
+  get registrarRealm(): string {
+    return this.#registrarRealm ?? this.identity.domain;
+  }
+
+  /**
+   * Credentials for a 401/407 to a request of ours other than REGISTER (an
+   * INVITE), with the device's credentials and only for the registrar's
+   * realm: a challenge from anywhere else is never answered (the digest would
+   * let a stranger try the password offline).
+   */
+  answerChallenge(
+    response: SipResponse,
+    request: SipRequest,
+    digest: DigestSession,
+  ): { ok: true; name: string; value: string } | { ok: false; code: ErrorCode; reason: string } {
+    const proxy = response.status === 407;
+    const headerName = proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate';
+    const value = response.headers.get(headerName);
+    if (!value) {
+      return {
+        ok: false,
+        code: ErrorCodes.SIP_AUTH_REJECTED,
+        reason: `${response.status} without ${headerName}`,
+      };
+    }
+    const parsed = parseChallenge(value);
+    if (!parsed.ok) {
+      const code = parsed.unsupported ? ErrorCodes.SIP_AUTH_UNSUPPORTED : ErrorCodes.SIP_AUTH_REJECTED;
+      return { ok: false, code, reason: parsed.reason };
+    }
+    const realm = parsed.challenge.realm;
+    if (realm !== this.registrarRealm) {
+      return {
+        ok: false,
+        code: ErrorCodes.SIP_AUTH_REALM,
+        reason: `challenged for realm "${realm}", not the registrar's "${this.registrarRealm}": credentials not sent`,
+      };
+    }
+    const c = this.#options.credentials;
+    const answer = digest.respond(
+      value,
+      { username: c.authorizationId, password: c.password, method: request.method, uri: request.uri },
+      realm,
+    );
+    if (!answer.ok) {
+      const code = answer.unsupported ? ErrorCodes.SIP_AUTH_UNSUPPORTED : ErrorCodes.SIP_AUTH_REJECTED;
+      return { ok: false, code, reason: answer.reason };
+    }
+    return { ok: true, name: proxy ? 'Proxy-Authorization' : 'Authorization', value: answer.header };
+  }
+
+  /** An INVITE client transaction over `connection` (calls and re-INVITEs). */
+  invite(
+    connection: SipConnection,
+    request: SipRequest,
+    handlers: InviteClientHandlers,
+    timeoutMs?: number,
+  ): InviteClientTransaction {
+    return this.#client.invite(connection, request, handlers, {
+      ...(timeoutMs !== undefined && { timeoutMs }),
+    });
   }
 
   /** Installs the handler for requests other than OPTIONS (the call layer). */
@@ -575,6 +640,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
             retryAfter,
           };
         }
+        const realm = parseChallenge(challenge);
+        if (realm.ok) this.#registrarRealm = realm.challenge.realm;
         const answer = this.#digest.respond(challenge, {
           username: c.authorizationId,
           password: c.password,

@@ -380,7 +380,7 @@ for (const transport of ['tcp', 'tls'] as const) {
         calls.set(call.id, {
           call,
           answeredAt: performance.now(),
-          rtpPort: call.media?.localAddress.port ?? -1,
+          rtpPort: call.localMedia?.port ?? -1,
           ended: new Promise((resolve) => onEnd.set(call, resolve)),
         });
       });

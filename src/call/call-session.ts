@@ -1,0 +1,1024 @@
+/**
+ * One call's owner, inbound or outbound: the INVITE dialog usage, the SDP
+ * session, the RTP media, the recording and the live sinks, and the call's
+ * timers. Everything that ends a call goes through one path: hangup (BYE or
+ * CANCEL first, while the recording still runs) then finish: timers → media
+ * (the jitter buffer's tail into the sinks) → the WAV closed → stats →
+ * sidecar → live sinks closed → `ended`. The Call facade is what users see.
+ */
+import type dgram from 'node:dgram';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
+import { loadAudioFile } from '../media/audio-file.js';
+import { codecOf, TELEPHONE_EVENT_PT } from '../media/codec.js';
+import { parseDtmfRelay } from '../media/dtmf.js';
+import { DTMF_DEFAULTS, type DtmfSendOptions } from '../media/dtmf-sender.js';
+import { FRAME_SAMPLES } from '../media/frame.js';
+import type { RtpPortPool } from '../media/port-pool.js';
+import { MediaSession, type MediaStats, MIN_DBFS, type OutboundSource } from '../media/session.js';
+import type { MediaDirection, NegotiatedMedia } from '../sdp/negotiate.js';
+import { SdpSession } from '../sdp/session.js';
+import { recordingPaths } from '../sinks/recording-path.js';
+import { type DtmfRecord, writeSidecar } from '../sinks/sidecar.js';
+import { WavWriter } from '../sinks/wav.js';
+import { WavSink } from '../sinks/wav-sink.js';
+import { DigestSession } from '../sip/auth/digest.js';
+import {
+  type DialogHost,
+  InviteSession,
+  type OutgoingInit,
+  type SessionDescriptionHandler,
+  type Termination,
+} from '../sip/dialog/invite-session.js';
+import { warningHeader } from '../sip/message/build.js';
+import type { IncomingRequest } from '../sip/transaction/server.js';
+import type { SipConnection } from '../sip/transport/connection.js';
+import {
+  Call,
+  type CallEndInfo,
+  type CallEndReason,
+  type CallOwner,
+  type CallParty,
+  type CallState,
+  type PlaySource,
+  type RingCentralIds,
+  type TransferResult,
+} from './call.js';
+import { FrameFanOut } from './frame-fanout.js';
+
+/** What every call of a Softphone shares (options resolved once, the UA, the port pool). */
+export interface CallContext {
+  readonly host: DialogHost;
+  readonly ports: RtpPortPool;
+  /** Address for our SDP; default: the local address of the call's connection. */
+  readonly mediaIp: string | undefined;
+  readonly recordDir: string | undefined;
+  readonly recordPath:
+    | ((call: { callId: string; from: CallParty; to: CallParty; startedAt: Date }) => string | undefined)
+    | undefined;
+  readonly mediaTimeoutMs: number;
+  readonly maxDurationMs: number;
+  readonly sendSilence: boolean;
+  readonly ackTimeoutMs: number | undefined;
+  readonly outboundFor: ((call: Call) => OutboundSource | undefined) | undefined;
+  /** Our address of record, for From and Referred-By: `<sip:user@domain>`. */
+  readonly aor: string;
+  readonly domain: string;
+  /** Answers a digest challenge to one of our INVITEs (registrar realm only). */
+  /** Live sinks for an answered call (engine pipe, media stream), attached after its listeners ran. */
+  readonly liveSinks:
+    | ((call: Call, port: { addSink: CallSession['addSink']; addStats: CallSession['addStats'] }) => void)
+    | undefined;
+  readonly answerChallenge: (
+    response: Parameters<NonNullable<DialogHost['authorize']>>[0],
+    request: Parameters<NonNullable<DialogHost['authorize']>>[1],
+    digest: DigestSession,
+  ) => ReturnType<NonNullable<DialogHost['authorize']>>;
+  warn(message: string, callId?: string, code?: string): void;
+}
+
+/** What the registry hears from a session. */
+export interface SessionEvents {
+  incoming(call: Call): void;
+  answered(call: Call): void;
+  rejected(info: { callId: string; from: string; status: number; reason: string }): void;
+  ended(call: Call, info: CallEndInfo): void;
+  /** The dialog exists (register it for routing) or is gone (forget it). */
+  dialog(session: CallSession, key: string | undefined): void;
+  /** The session is over: drop it from every table. */
+  removed(session: CallSession): void;
+}
+
+/**
+ * How long a call we hang up keeps recording while its BYE awaits an answer:
+ * a round trip is plenty for the far end's last packets; a silent peer must
+ * not hold the recording (and shutdown) open for the whole BYE transaction.
+ */
+export const BYE_RECORDING_TAIL_MS = 2000;
+/** BYE transaction timeout for a hang-up (the result only decides a warning). */
+const BYE_TIMEOUT_MS = 5000;
+
+export class CallSession implements CallOwner {
+  readonly call: Call;
+  readonly callId: string;
+  readonly #ctx: CallContext;
+  readonly #events: SessionEvents;
+  readonly #fanOut: FrameFanOut;
+  readonly #dtmf: DtmfRecord[] = [];
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #statSources: (() => Record<string, number>)[] = [];
+  readonly #rcIds: RingCentralIds = {};
+  readonly #sdh: SessionDescriptionHandler;
+  #invite: InviteSession | undefined;
+  #sdp: SdpSession | undefined;
+  #socket: dgram.Socket | undefined;
+  #media: MediaSession | undefined;
+  #negotiated: NegotiatedMedia | undefined;
+  /** Media negotiated by the last offer/answer, applied on the usage's 'media' event. */
+  #pendingMedia: NegotiatedMedia | undefined;
+  #state: CallState = 'ringing';
+  #answeredAt: number | undefined;
+  /** The call's media events may go out (it was answered and announced). */
+  #announced = false;
+  /** 'incoming' was emitted: the user knows this call, so it must also hear how it ends. */
+  #incomingEmitted = false;
+  #recording = false;
+  #recordingError: SoftphoneError | undefined;
+  #closing: CallEndReason | undefined;
+  #endInfo: CallEndInfo | undefined;
+  #failure: { status?: number; reason?: string; code?: string } | undefined;
+  #resolveDone: (info: CallEndInfo) => void = () => {};
+  readonly done: Promise<CallEndInfo> = new Promise((resolve) => {
+    this.#resolveDone = resolve;
+  });
+  readonly #wavPath: string | undefined;
+  readonly #sidecarPath: string | undefined;
+
+  private constructor(
+    ctx: CallContext,
+    events: SessionEvents,
+    init: { callId: string; direction: 'inbound' | 'outbound'; from: CallParty; to: CallParty },
+  ) {
+    this.#ctx = ctx;
+    this.#events = events;
+    this.callId = init.callId;
+    const startedAt = new Date();
+    const paths = this.#recordingPaths(init.callId, init.from, init.to, startedAt, init.direction);
+    this.#wavPath = paths?.wav;
+    this.#sidecarPath = paths?.json;
+    this.call = new Call(
+      {
+        callId: init.callId,
+        direction: init.direction,
+        from: init.from,
+        to: init.to,
+        startedAt,
+        wavPath: paths?.wav,
+        sidecarPath: paths?.json,
+      },
+      this,
+    );
+    // A listener of the user's that throws is reported (once per event) and counted, never fatal.
+    this.call.setListenerErrorHandler(({ event, error }) =>
+      ctx.warn(
+        `a call '${event}' listener threw (further failures of it are only counted; the call goes on): ${describeError(error)}`,
+        init.callId,
+        ErrorCodes.LISTENER_FAILED,
+      ),
+    );
+    this.#fanOut = new FrameFanOut(
+      (err) => this.call.emit('sinkError', asSinkError(err)),
+      (frame) => this.call.emit('frame', frame),
+    );
+    this.#sdh = {
+      getOffer: () => this.#sdpSession().offer(),
+      onOffer: (sdp) => {
+        const result = this.#sdpSession().answer(sdp);
+        if (!result.ok) {
+          return {
+            ok: false,
+            status: result.status,
+            reason: result.reason,
+            warning: warningHeader(result.warnCode, result.warning),
+          };
+        }
+        this.#pendingMedia = result.media;
+        return { ok: true, answer: result.answer };
+      },
+      onAnswer: (sdp, info) => {
+        const result = this.#sdpSession().accept(sdp, { keepOffer: info.early });
+        if (!result.ok) return { ok: false, reason: result.reason };
+        this.#pendingMedia = result.media;
+        return { ok: true };
+      },
+      rollback: () => this.#sdp?.rollback(),
+    };
+  }
+
+  // ── creating calls ────────────────────────────────────────────────────
+
+  /**
+   * An INVITE for us (admission already done by the registry). With
+   * `autoAnswer` it is answered as soon as its RTP port is ready; otherwise
+   * it rings (180) until call.accept()/reject() or `ringTimeoutMs` (480).
+   */
+  static inbound(
+    ctx: CallContext,
+    events: SessionEvents,
+    incoming: IncomingRequest,
+    options: { autoAnswer: boolean; ringTimeoutMs: number },
+  ): CallSession {
+    const { request } = incoming;
+    const s = new CallSession(ctx, events, {
+      callId: request.headers.callId() ?? '',
+      direction: 'inbound',
+      from: partyOf(request.headers.from(), request.headers.get('From')),
+      to: partyOf(request.headers.to(), request.headers.get('To')),
+    });
+    s.#noteRcIds(request.headers.get('P-Rc-Api-Ids'));
+    const invite = InviteSession.incoming(incoming, ctx.host, s.#sdh, {
+      ...(ctx.ackTimeoutMs !== undefined && { ackTimeoutMs: ctx.ackTimeoutMs }),
+    });
+    s.#attach(invite);
+    void s.#prepareInbound(incoming.flow, options).catch((err) => {
+      ctx.warn(`INVITE handling failed: ${describeError(err)}`, s.callId);
+      invite.reject(500, 'Server Internal Error');
+    });
+    return s;
+  }
+
+  /** Places a call to `target` (a SIP URI) over `connection`. Resolves once the INVITE is sent. */
+  static async outbound(
+    ctx: CallContext,
+    events: SessionEvents,
+    connection: SipConnection,
+    init: {
+      requestUri: string;
+      to: string;
+      callId: string;
+      ringTimeoutMs: number;
+      headers?: [string, string][];
+    },
+  ): Promise<CallSession> {
+    const s = new CallSession(ctx, events, {
+      callId: init.callId,
+      direction: 'outbound',
+      from: partyOf(undefined, ctx.aor, ctx.aor),
+      to: partyOf(undefined, init.to, init.to),
+    });
+    await s.#prepareMedia(connection);
+    const digest = new DigestSession();
+    const host: DialogHost = {
+      userAgent: ctx.host.userAgent,
+      contact: (c) => ctx.host.contact(c),
+      request: (r, c, t) => ctx.host.request(r, c, t),
+      invite: (c, r, h) => ctx.host.invite(c, r, h),
+      authorize: (response, request) => ctx.answerChallenge(response, request, digest),
+    };
+    const outgoing: OutgoingInit = {
+      target: init.requestUri,
+      from: ctx.aor,
+      to: init.to,
+      callId: init.callId,
+      ...(init.headers && { headers: init.headers }),
+    };
+    const invite = InviteSession.outgoing(outgoing, connection, host, s.#sdh);
+    s.#attach(invite);
+    if (init.ringTimeoutMs > 0) {
+      s.#timer(init.ringTimeoutMs, () => {
+        if (s.#state === 'ringing' || s.#state === 'early') void s.#hangup('no-answer');
+      });
+    }
+    return s;
+  }
+
+  // ── CallOwner (what the facade reads and asks) ─────────────────────────
+
+  get state(): CallState {
+    return this.#state;
+  }
+
+  get negotiated(): NegotiatedMedia | undefined {
+    return this.#negotiated;
+  }
+
+  get localMedia(): { address: string; port: number } | undefined {
+    return this.#sdp?.address;
+  }
+
+  get answeredAt(): number | undefined {
+    return this.#answeredAt;
+  }
+
+  get level(): number {
+    return this.#media?.level ?? MIN_DBFS;
+  }
+
+  get endInfo(): CallEndInfo | undefined {
+    return this.#endInfo;
+  }
+
+  get rcIds(): RingCentralIds {
+    return this.#rcIds;
+  }
+
+  /** The dialog's connection (for flow-loss handling). */
+  get connection(): SipConnection | undefined {
+    return this.#invite?.dialog?.flow;
+  }
+
+  /** Counters a live sink adds to the call's final stats (engine, stream). */
+  addStats(source: () => Record<string, number>): void {
+    this.#statSources.push(source);
+  }
+
+  /** A live sink: every frame after the WAV; closed when the call ends. */
+  addSink(sink: Parameters<FrameFanOut['add']>[0]): void {
+    this.#fanOut.add(sink);
+  }
+
+  /** An in-dialog request the registry routed here. */
+  receive(incoming: IncomingRequest): void {
+    this.#invite?.receive(incoming);
+  }
+
+  /** A CANCEL for this call's INVITE (RFC 3261 9.2). */
+  cancelReceived(incoming: IncomingRequest): void {
+    if (this.#invite && this.call.direction === 'inbound') this.#invite.cancelReceived(incoming);
+    else incoming.respond(481, 'Call/Transaction Does Not Exist');
+  }
+
+  hangup(): Promise<void> {
+    return this.#hangup(this.#state === 'answered' ? 'local-hangup' : 'cancelled');
+  }
+
+  async play(source: PlaySource): Promise<void> {
+    const media = this.#requireMedia('play audio');
+    const rate = codecOf(media.negotiated.codec).clockRate;
+    const pcm = typeof source === 'string' ? await loadAudioFile(source, rate) : source;
+    if (this.#state === 'ended') return;
+    await new Promise<void>((resolve) => {
+      let offset = 0;
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        media.removeSource(player);
+        resolve();
+      };
+      const player: OutboundSource = {
+        nextFrame: () => {
+          if (offset >= pcm.length) {
+            // Asked again after the last frame: that frame has gone out.
+            queueMicrotask(finish);
+            return undefined;
+          }
+          const frame = pcm.subarray(offset, offset + FRAME_SAMPLES);
+          offset += FRAME_SAMPLES;
+          return frame;
+        },
+      };
+      media.addSource(player);
+      void this.done.then(finish);
+    });
+  }
+
+  async sendDtmf(digits: string, options: DtmfSendOptions = {}): Promise<void> {
+    const media = this.#requireMedia('send DTMF');
+    if (media.negotiated.telephoneEventPt !== undefined) return media.sendDtmf(digits, options);
+    // No telephone-event negotiated: SIP INFO application/dtmf-relay, one key at a time.
+    const o = { ...DTMF_DEFAULTS, ...options };
+    for (const ch of digits) {
+      if (ch === ',') {
+        await delay(o.pauseMs);
+        continue;
+      }
+      await this.sendInfo(
+        `Signal=${ch.toUpperCase()}\r\nDuration=${o.durationMs}\r\n`,
+        'application/dtmf-relay',
+      );
+      this.call.emit('dtmfSent', { digit: ch.toUpperCase() as never });
+      await delay(o.durationMs + o.gapMs);
+    }
+  }
+
+  hold(): Promise<void> {
+    return this.#changeDirection('sendonly', 'hold');
+  }
+
+  unhold(): Promise<void> {
+    return this.#changeDirection('sendrecv', 'unhold');
+  }
+
+  async transfer(target: string): Promise<TransferResult> {
+    const invite = this.#requireAnswered('transfer');
+    const outcome = await invite.refer(target, this.#ctx.aor);
+    const ok = outcome.status >= 200 && outcome.status < 300;
+    // RFC 5589 6: once the transferee reports success, the transferor hangs up.
+    if (ok) await this.#hangup('local-hangup');
+    return { ok, status: outcome.status, reason: outcome.reason };
+  }
+
+  async sendInfo(body: unknown, contentType?: string): Promise<{ status: number; reason: string }> {
+    const invite = this.#requireAnswered('send INFO');
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
+    const type = contentType ?? (typeof body === 'string' ? 'text/plain' : 'application/json');
+    const response = await invite.info(type, text);
+    return { status: response.status, reason: response.reason };
+  }
+
+  async accept(): Promise<void> {
+    if (this.call.direction !== 'inbound' || this.#state !== 'ringing') {
+      throw new SoftphoneError(ErrorCodes.CALL_STATE, `cannot accept: the call is ${this.#state}`);
+    }
+    if (!this.#sdp) await this.#ready;
+    this.#answerNow();
+  }
+
+  reject(status: number, reason?: string): void {
+    if (!Number.isInteger(status) || status < 400 || status > 699) {
+      throw new RangeError(`reject() takes a 4xx-6xx status, got ${status}`);
+    }
+    this.#refuse(status, reason);
+  }
+
+  redirect(target: string): void {
+    const uri = target.includes(':') ? target : `sip:${target}@${this.#ctx.domain}`;
+    this.#refuse(302, 'Moved Temporarily', [['Contact', `<${uri}>`]]);
+  }
+
+  // ── ending ────────────────────────────────────────────────────────────
+
+  /**
+   * Hangs up for `reason`: BYE (answered), CANCEL (outbound, unanswered) or
+   * 480 (inbound, unanswered), recording on until it is answered (at most
+   * BYE_RECORDING_TAIL_MS), then finish. Every trigger comes here.
+   */
+  async #hangup(reason: CallEndReason): Promise<void> {
+    if (this.#state === 'ended' || this.#closing !== undefined) {
+      await this.done;
+      return;
+    }
+    this.#closing = reason;
+    this.#clearTimers();
+    const invite = this.#invite;
+    if (invite && invite.state !== 'terminated') {
+      if (invite.state === 'calling' || invite.state === 'early') {
+        await invite.cancel();
+      } else if (invite.state === 'incoming') {
+        invite.reject(480, 'Temporarily Unavailable');
+      } else {
+        let tail: NodeJS.Timeout | undefined;
+        await Promise.race([
+          invite.bye(BYE_TIMEOUT_MS).then(
+            (response) => {
+              if (response && response.status >= 300 && response.status !== 481) {
+                this.#ctx.warn(`BYE answered ${response.status} ${response.reason}`, this.callId);
+              }
+            },
+            (err) => {
+              if (!isSoftphoneError(err, ErrorCodes.CLOSED))
+                this.#ctx.warn(`BYE failed: ${describeError(err)}`, this.callId);
+            },
+          ),
+          new Promise<void>((resolve) => {
+            tail = setTimeout(resolve, BYE_RECORDING_TAIL_MS);
+          }),
+        ]);
+        clearTimeout(tail);
+      }
+    }
+    this.#finish(reason);
+  }
+
+  /** The registry's shutdown and flow loss: hang up (shutdown), or end now without signalling. */
+  close(reason: CallEndReason, options: { signal: boolean } = { signal: true }): Promise<void> {
+    if (options.signal) return this.#hangup(reason);
+    this.#closing ??= reason;
+    this.#finish(reason);
+    return this.done.then(() => {});
+  }
+
+  /**
+   * Ends the call locally, once: timers, media (the jitter buffer's tail into
+   * the WAV), the WAV closed, stats, sidecar; then the live sinks close (an
+   * engine's grace may take seconds) and `ended` fires.
+   */
+  #finish(reason: CallEndReason): CallEndInfo {
+    if (this.#endInfo) return this.#endInfo;
+    const final = this.#closing ?? reason;
+    this.#clearTimers();
+    this.#invite?.dispose();
+    const wasAnswered = this.#answeredAt !== undefined;
+    this.#state = 'ended';
+    const mediaStats = this.#media?.stop();
+    if (!this.#media) this.#releaseSocket();
+    // The WAV is final (header patched) before the sidecar that names it is written.
+    this.#fanOut.closeRecording();
+    const extra = Object.assign(
+      {},
+      this.#fanOut.stats(),
+      ...this.#statSources.map((source) => source()),
+      this.call.listenerErrors > 0 ? { listenerErrors: this.call.listenerErrors } : {},
+    ) as Record<string, number>;
+    const stats = mediaStats ? { ...mediaStats, ...extra } : undefined;
+    const durationMs = Math.round(this.#answeredAt === undefined ? 0 : performance.now() - this.#answeredAt);
+    const wav = this.#recording ? this.#wavPath : undefined;
+    const failure = this.#recordingError;
+    const recordingError = failure && { code: failure.code, message: failure.message };
+    let sidecar = this.#sidecarPath;
+    if (this.#sidecarPath && (wasAnswered || this.#recording)) {
+      try {
+        writeSidecar(this.#sidecarPath, {
+          callId: this.callId,
+          direction: this.call.direction,
+          from: this.call.from.header,
+          to: this.call.to.header,
+          startedAt: this.call.startedAt.toISOString(),
+          endedAt: new Date().toISOString(),
+          durationMs,
+          codec: this.#negotiated?.codec ?? null,
+          wav: wav ?? null,
+          ...(recordingError && { recordingError }),
+          ...(this.#rcIds.partyId !== undefined || this.#rcIds.sessionId !== undefined
+            ? { ringCentral: { ...this.#rcIds } }
+            : {}),
+          endReason: final,
+          ...(this.#failure?.status !== undefined && { status: this.#failure.status }),
+          stats: { ...sidecarStats(mediaStats), ...extra },
+          dtmf: this.#dtmf,
+        });
+      } catch (err) {
+        sidecar = undefined;
+        this.call.emit('sinkError', asSinkError(err));
+      }
+    } else {
+      sidecar = undefined;
+    }
+    const info: CallEndInfo = {
+      reason: final,
+      durationMs,
+      wav,
+      sidecar,
+      stats,
+      dtmf: [...this.#dtmf],
+      ...(this.#failure?.status !== undefined && { status: this.#failure.status }),
+      ...(this.#failure?.reason !== undefined && { statusReason: this.#failure.reason }),
+      ...(this.#failure?.code !== undefined && { code: this.#failure.code }),
+      ...(recordingError && { recordingError }),
+    };
+    this.#endInfo = info;
+    this.#events.dialog(this, undefined);
+    this.#events.removed(this);
+    void this.#fanOut.close().then(() => {
+      this.call.emit('ended', info);
+      this.#events.ended(this.call, info);
+      this.#resolveDone(info);
+    });
+    return info;
+  }
+
+  // ── inbound internals ─────────────────────────────────────────────────
+
+  #resolveReady: () => void = () => {};
+  readonly #ready = new Promise<void>((resolve) => {
+    this.#resolveReady = resolve;
+  });
+
+  async #prepareInbound(
+    connection: SipConnection,
+    options: { autoAnswer: boolean; ringTimeoutMs: number },
+  ): Promise<void> {
+    try {
+      await this.#prepareMedia(connection);
+    } catch (err) {
+      if (this.#invite?.state !== 'incoming') return; // cancelled meanwhile
+      this.#ctx.warn(describeError(err), this.callId);
+      this.#refuse(503, 'No RTP port available', [['Retry-After', '5']]);
+      return;
+    }
+    // CANCEL may have arrived while we were allocating.
+    if (this.#invite?.state !== 'incoming') {
+      this.#releaseSocket();
+      return;
+    }
+    this.#resolveReady();
+    if (options.autoAnswer) {
+      this.#answerNow();
+      return;
+    }
+    this.#invite.progress(180);
+    this.#emitIncoming();
+    if (options.ringTimeoutMs > 0) {
+      this.#timer(options.ringTimeoutMs, () => {
+        if (this.#state === 'ringing') this.#refuse(480, 'Temporarily Unavailable');
+      });
+    }
+  }
+
+  /** 200 OK (our answer or our offer), then the recording and the media start. */
+  #answerNow(): void {
+    const invite = this.#invite as InviteSession;
+    if (!invite.accept()) {
+      // 400/488: the offer cannot be taken. The usage answered; the session ended 'rejected'.
+      return;
+    }
+    this.#answeredAt = performance.now();
+    this.#state = 'answered';
+    this.#events.dialog(this, invite.dialog?.key);
+    if (!this.#incomingEmitted) this.#emitIncoming();
+    this.#startMedia();
+    if (this.#ctx.maxDurationMs > 0)
+      this.#timer(this.#ctx.maxDurationMs, () => void this.#hangup('max-duration'));
+    this.#announce();
+  }
+
+  /**
+   * The call is answered: 'answered' to the user, then the live sinks (after
+   * the listeners, so a sink that fails at once reaches the sinkError
+   * listeners they added), then the media as negotiated.
+   */
+  #announce(): void {
+    this.#announced = true;
+    this.call.emit('answered');
+    try {
+      this.#events.answered(this.call);
+    } finally {
+      if (this.#state === 'answered' && this.#closing === undefined) {
+        this.#ctx.liveSinks?.(this.call, {
+          addSink: (sink) => this.addSink(sink),
+          addStats: (source) => this.addStats(source),
+        });
+      }
+    }
+    this.#applyMedia();
+  }
+
+  #emitIncoming(): void {
+    this.#incomingEmitted = true;
+    this.#events.incoming(this.call);
+  }
+
+  #refuse(status: number, reason?: string, headers: [string, string][] = []): void {
+    const invite = this.#invite;
+    if (invite?.state !== 'incoming') {
+      throw new SoftphoneError(ErrorCodes.CALL_STATE, `cannot refuse: the call is ${this.#state}`);
+    }
+    invite.reject(status, reason, headers);
+  }
+
+  // ── media ─────────────────────────────────────────────────────────────
+
+  async #prepareMedia(connection: SipConnection): Promise<void> {
+    const mediaIp = this.#ctx.mediaIp;
+    this.#socket = await this.#ctx.ports.allocate(mediaIp ? { address: bindAddressFor(mediaIp) } : {});
+    this.#sdp = new SdpSession({
+      address: mediaIp ?? connection.localAddress,
+      port: this.#socket.address().port,
+      sessionId: String(Date.now()),
+    });
+  }
+
+  /** Opens the WAV and starts RTP (the recording begins now: the answer, or early media). */
+  #startMedia(): void {
+    if (this.#media || !this.#socket) return;
+    const wav = this.#wavPath ? this.#openRecording(this.#wavPath) : undefined;
+    const media = new MediaSession({
+      socket: this.#socket,
+      negotiated: this.#pendingMedia ?? placeholderMedia(),
+      t0: performance.now(),
+      sendSilence: this.#ctx.sendSilence,
+      inactivityTimeoutMs: this.#ctx.mediaTimeoutMs,
+      ...(this.#ctx.outboundFor && { outbound: this.#outboundFor() }),
+    });
+    this.#media = media;
+    this.#recording = wav !== undefined;
+    if (wav) {
+      this.#fanOut.setRecording(
+        new WavSink(wav, (err) => {
+          this.#recordingError ??= err;
+          this.call.emit('sinkError', err);
+        }),
+      );
+    }
+    media.on('dtmf', (e) => this.#recordDtmf(e.digit, e.atMs, 'rfc4733'));
+    media.on('dtmfSent', (e) => this.call.emit('dtmfSent', e));
+    media.on('frame', (frame, info) => this.#fanOut.write(frame, info));
+    media.on('error', (err) => this.call.emit('sinkError', err));
+    media.on('inactive', () => void this.#hangup('media-timeout'));
+  }
+
+  /** The usage finished an offer/answer: apply what was negotiated to the media and report it. */
+  #applyMedia(): void {
+    const next = this.#pendingMedia;
+    if (!next || this.#state === 'ended') return;
+    if (this.call.direction === 'outbound' && !this.#media) this.#startMedia();
+    const media = this.#media;
+    if (!media || !this.#announced) return;
+    const first = this.#negotiated === undefined;
+    this.#negotiated = next;
+    media.update(next);
+    if (first)
+      media.prime().catch((err) => this.#ctx.warn(`priming failed: ${describeError(err)}`, this.callId));
+    const local = this.#sdp?.address;
+    this.call.emit('media', {
+      codec: next.codec,
+      localMedia: local ? hostPort(local.address, local.port) : '',
+      remoteMedia: hostPort(next.remoteAddress, next.remotePort),
+      direction: next.direction,
+      onHold: next.onHold,
+    });
+  }
+
+  async #changeDirection(direction: MediaDirection, verb: string): Promise<void> {
+    const invite = this.#requireAnswered(verb);
+    const sdp = this.#sdp as SdpSession;
+    const before = sdp.direction;
+    if (before === direction) return;
+    sdp.setDirection(direction);
+    const result = await invite.reinvite();
+    if (!result.ok) {
+      sdp.setDirection(before);
+      throw new SoftphoneError(
+        ErrorCodes.CALL_STATE,
+        `${verb} failed: re-INVITE answered ${result.status} ${result.reason}`,
+        {
+          details: { status: result.status },
+        },
+      );
+    }
+  }
+
+  #openRecording(path: string): WavWriter | undefined {
+    try {
+      try {
+        return WavWriter.open(path);
+      } catch (err) {
+        if (!isSoftphoneError(err, ErrorCodes.SINK_WRITE_FAILED) || err.details.errno !== 'ENOENT') throw err;
+        // A record directory deleted while we run is made again.
+        mkdirSync(dirname(path), { recursive: true });
+        this.#ctx.warn(
+          `the record directory ${dirname(path)} had disappeared; created it again`,
+          this.callId,
+        );
+        return WavWriter.open(path);
+      }
+    } catch (err) {
+      const error = isSoftphoneError(err)
+        ? err
+        : new SoftphoneError(ErrorCodes.SINK_WRITE_FAILED, `cannot create ${path}: ${describeError(err)}`);
+      this.#recordingError ??= error;
+      this.#ctx.warn(`this call is not recorded: ${describeError(err)}`, this.callId);
+      return undefined;
+    }
+  }
+
+  /** The talk-back source comes from user code (`outboundFor`): a throw means none. */
+  #outboundFor(): OutboundSource | undefined {
+    try {
+      return this.#ctx.outboundFor?.(this.call);
+    } catch (err) {
+      this.#ctx.warn(
+        `outboundFor threw; the call has no talk-back audio: ${describeError(err)}`,
+        this.callId,
+        ErrorCodes.LISTENER_FAILED,
+      );
+      return undefined;
+    }
+  }
+
+  #releaseSocket(): void {
+    try {
+      this.#socket?.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  // ── the usage's events ────────────────────────────────────────────────
+
+  #attach(invite: InviteSession): void {
+    this.#invite = invite;
+    invite.on('media', () => this.#applyMedia());
+    invite.on('progress', (response) => {
+      this.#noteRcIds(response.headers.get('P-Rc-Api-Ids'));
+      if (this.#state === 'ringing') this.#state = 'early';
+      this.call.emit('progress', {
+        status: response.status,
+        reason: response.reason,
+        earlyMedia: response.body.byteLength > 0,
+      });
+    });
+    invite.on('confirmed', () => {
+      if (this.call.direction !== 'outbound') return;
+      this.#answeredAt = performance.now();
+      this.#state = 'answered';
+      this.#events.dialog(this, invite.dialog?.key);
+      if (!this.#media) this.#startMedia();
+      if (this.#ctx.maxDurationMs > 0)
+        this.#timer(this.#ctx.maxDurationMs, () => void this.#hangup('max-duration'));
+      this.#announce();
+    });
+    invite.on('ackTimeout', () => void this.#hangup('no-ack'));
+    invite.on('info', (info) => this.#onInfo(info));
+    invite.on('refer', (info) => this.call.emit('refer', info));
+    invite.on('terminated', (t) => this.#onTerminated(t));
+  }
+
+  #onTerminated(t: Termination): void {
+    if (this.#state === 'ended') return;
+    switch (t.cause) {
+      case 'remote-bye':
+        this.#finish('remote-bye');
+        return;
+      case 'local-bye':
+        return; // our own hangup: #hangup finishes
+      case 'bad-answer':
+        this.#ctx.warn(`unusable SDP answer: ${t.reason ?? ''}`, this.callId);
+        void this.#hangup('error');
+        return;
+      case 'ack-timeout':
+        void this.#hangup('no-ack');
+        return;
+      default:
+        break;
+    }
+    // The call was never established.
+    this.#releaseMediaIfUnused();
+    if (this.call.direction === 'inbound') {
+      const status = t.status ?? 487;
+      const reason = t.cause === 'cancelled' ? 'cancelled by the caller' : (t.reason ?? '');
+      this.#events.rejected({ callId: this.callId, from: this.call.from.header, status, reason });
+      if (this.#incomingEmitted) {
+        this.#failure = { status, reason };
+        this.#finish(t.cause === 'cancelled' ? 'cancelled' : 'rejected');
+      } else {
+        this.#state = 'ended';
+        this.#events.removed(this);
+      }
+      return;
+    }
+    this.#failure = {
+      ...(t.status !== undefined && { status: t.status }),
+      reason: t.reason ?? t.cause,
+      ...(t.code !== undefined && { code: t.code }),
+    };
+    const reason: CallEndReason =
+      this.#closing ??
+      (t.cause === 'cancelled' ? 'cancelled' : t.cause === 'connection-lost' ? 'flow-lost' : 'rejected');
+    if (reason === 'rejected' || reason === 'flow-lost') {
+      this.call.emit('failed', { status: t.status, reason: t.reason ?? t.cause, code: t.code });
+    }
+    this.#finish(reason);
+  }
+
+  #releaseMediaIfUnused(): void {
+    if (!this.#media) this.#releaseSocket();
+  }
+
+  #onInfo(info: { contentType: string; body: Uint8Array }): void {
+    const text = Buffer.from(info.body).toString('utf8');
+    if (info.contentType === 'application/dtmf-relay') {
+      const relay = parseDtmfRelay(text);
+      if (relay)
+        this.#recordDtmf(
+          relay.digit,
+          this.#answeredAt === undefined ? 0 : performance.now() - this.#answeredAt,
+          'info',
+        );
+      return;
+    }
+    if (text.length > 0) this.call.emit('info', { contentType: info.contentType, body: text });
+  }
+
+  #recordDtmf(digit: string, atMs: number, source: 'rfc4733' | 'info'): void {
+    const record: DtmfRecord = { digit, atMs: Math.round(atMs), source };
+    this.#dtmf.push(record);
+    this.call.emit('dtmf', { digit: digit as never, atMs: record.atMs, source });
+  }
+
+  /** RingCentral's P-Rc-Api-Ids: `party-id=p-…;session-id=s-…` (names vary in case and separators). */
+  #noteRcIds(value: string | undefined): void {
+    if (!value) return;
+    const found: RingCentralIds = {};
+    for (const part of value.split(/[;,]/)) {
+      const eq = part.indexOf('=');
+      if (eq < 0) continue;
+      const name = part.slice(0, eq).trim().toLowerCase().replace(/[_-]/g, '');
+      const v = part
+        .slice(eq + 1)
+        .trim()
+        .replace(/^"|"$/g, '');
+      if (!v) continue;
+      if (name === 'partyid') found.partyId = v;
+      else if (name === 'sessionid' || name === 'telephonysessionid') found.sessionId = v;
+    }
+    if (found.partyId === this.#rcIds.partyId && found.sessionId === this.#rcIds.sessionId) return;
+    if (found.partyId === undefined && found.sessionId === undefined) return;
+    Object.assign(this.#rcIds, found);
+    this.call.emit('ids', { ...this.#rcIds });
+  }
+
+  // ── helpers ───────────────────────────────────────────────────────────
+
+  #sdpSession(): SdpSession {
+    if (!this.#sdp) throw new SoftphoneError(ErrorCodes.CALL_STATE, 'no media port yet');
+    return this.#sdp;
+  }
+
+  #requireMedia(what: string): MediaSession {
+    if (this.#state === 'ended' || !this.#media || !this.#negotiated) {
+      throw new SoftphoneError(
+        ErrorCodes.CALL_STATE,
+        `cannot ${what}: the call has no media (${this.#state})`,
+      );
+    }
+    return this.#media;
+  }
+
+  #requireAnswered(what: string): InviteSession {
+    const invite = this.#invite;
+    if (this.#state !== 'answered' || !invite || this.#closing !== undefined) {
+      throw new SoftphoneError(
+        ErrorCodes.CALL_STATE,
+        `cannot ${what}: the call is ${this.#closing ? 'ending' : this.#state}`,
+      );
+    }
+    return invite;
+  }
+
+  #timer(ms: number, fn: () => void): void {
+    this.#timers.push(setTimeout(fn, ms));
+  }
+
+  #clearTimers(): void {
+    for (const t of this.#timers.splice(0)) clearTimeout(t);
+  }
+
+  #recordingPaths(
+    callId: string,
+    from: CallParty,
+    to: CallParty,
+    startedAt: Date,
+    direction: 'inbound' | 'outbound',
+  ) {
+    try {
+      const custom = this.#ctx.recordPath?.({ callId, from, to, startedAt });
+      if (custom) return { wav: custom, json: `${custom.replace(/\.wav$/i, '')}.json` };
+      if (!this.#ctx.recordDir) return undefined;
+      // The file is named after the other party: the caller inbound, the callee outbound.
+      const other = direction === 'inbound' ? from : to;
+      return recordingPaths(this.#ctx.recordDir, { startedAt, callerUser: other.user, callId });
+    } catch (err) {
+      this.#ctx.warn(`recording disabled for this call: ${describeError(err)}`, callId);
+      return undefined;
+    }
+  }
+}
+
+function partyOf(
+  parsed: { uri: unknown; displayName?: string | undefined } | undefined,
+  header: string | undefined,
+  uriText?: string,
+): CallParty {
+  const uri = parsed?.uri as { user?: string } | undefined;
+  let user = uri && typeof uri === 'object' && 'user' in uri ? uri.user : undefined;
+  if (user === undefined && uriText) user = /sips?:([^@;>]+)@/i.exec(uriText)?.[1];
+  return { header: header ?? '', user, displayName: parsed?.displayName };
+}
+
+/** Bind RTP to the media IP when it is a local address; a public (NAT) address is announced but not bound. */
+function bindAddressFor(mediaIp: string): string {
+  return mediaIp.includes(':') ? '::' : '0.0.0.0';
+}
+
+/** Until an answer says where to send, the session records but sends nothing. */
+function placeholderMedia(): NegotiatedMedia {
+  return {
+    codec: 'PCMU',
+    payloadType: 0,
+    clockRate: 8000,
+    telephoneEventPt: TELEPHONE_EVENT_PT,
+    remoteAddress: '0.0.0.0',
+    remotePort: 0,
+    ptime: 20,
+    direction: 'inactive',
+    onHold: true,
+  };
+}
+
+function sidecarStats(stats: MediaStats | undefined) {
+  const s = stats;
+  return {
+    received: s?.received ?? 0,
+    lost: s?.lost ?? 0,
+    late: s?.late ?? 0,
+    duplicate: s?.duplicate ?? 0,
+    reordered: s?.reordered ?? 0,
+    foreignSource: s?.foreignSource ?? 0,
+    invalid: s?.invalid ?? 0,
+    ...(s && {
+      resync: s.resync ?? 0,
+      ssrcChange: s.ssrcChange ?? 0,
+      framesWritten: s.framesWritten ?? 0,
+      packetsSent: s.packetsSent ?? 0,
+    }),
+  };
+}
+
+function asSinkError(err: unknown): SoftphoneError {
+  return err instanceof SoftphoneError
+    ? err
+    : new SoftphoneError(ErrorCodes.SINK_WRITE_FAILED, `a sink failed: ${describeError(err)}`, {
+        cause: err,
+      });
+}
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

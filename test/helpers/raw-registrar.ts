@@ -12,6 +12,8 @@ export interface RawRegistrar {
   port: number;
   responses: SipResponse[];
   requests: SipRequest[];
+  /** Every message the device sent, as framed, whether our parser takes it or not. */
+  raw: Buffer[];
   write(text: string): void;
   close(): Promise<void>;
 }
@@ -19,6 +21,7 @@ export interface RawRegistrar {
 export async function startRawRegistrar(): Promise<RawRegistrar> {
   const responses: SipResponse[] = [];
   const requests: SipRequest[] = [];
+  const raw: Buffer[] = [];
   const sockets = new Set<net.Socket>();
   let device: net.Socket | undefined;
   const server = net.createServer((s) => {
@@ -29,6 +32,7 @@ export async function startRawRegistrar(): Promise<RawRegistrar> {
       for (const ev of framer.push(chunk)) {
         if (ev.type === 'ping') s.write('\r\n');
         if (ev.type !== 'message') continue;
+        raw.push(Buffer.from(ev.bytes));
         const parsed = parseMessage(ev.bytes);
         if (!parsed.ok) continue;
         const m = parsed.message;
@@ -54,6 +58,7 @@ export async function startRawRegistrar(): Promise<RawRegistrar> {
     port: (server.address() as net.AddressInfo).port,
     responses,
     requests,
+    raw,
     write: (text) => device?.write(text),
     close: () => {
       for (const s of sockets) s.destroy();

@@ -185,3 +185,23 @@ function needsTag(to: string): boolean {
 function sanitizeReason(reason: string): string {
   return reason.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
 }
+
+/**
+ * The answer to a request that failed to parse (RFC 3261 8.2, 21.4.1): `status`
+ * (400, 505, 513) built from the header fields exactly as received, with a
+ * reason phrase that says what is wrong. Undefined when nothing may or can be
+ * sent: an ACK is never answered (RFC 3261 17.2.1), whether its Request-Line
+ * or its CSeq says ACK; and without a Via no client transaction could match
+ * the response (RFC 3261 17.1.3), so there is nothing worth copying.
+ */
+export function createErrorResponse(
+  request: SipRequest,
+  status: number,
+  detail: string,
+): SipResponse | undefined {
+  if (request.method === 'ACK' || /(?:^|[ \t])ACK[ \t]*$/.test(request.headers.get('CSeq') ?? ''))
+    return undefined;
+  if (!request.headers.has('Via')) return undefined;
+  const reason = status === 400 ? `Bad Request (${detail})` : detail;
+  return createResponse(request, status, reason.length > 120 ? `${reason.slice(0, 117)}...` : reason);
+}

@@ -9,7 +9,13 @@
 import { EventEmitter } from 'node:events';
 import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
 import { DigestSession } from '../auth/digest.js';
-import { type CreateResponseOptions, createResponse, generateCallId, generateTag } from '../message/build.js';
+import {
+  type CreateResponseOptions,
+  createErrorResponse,
+  createResponse,
+  generateCallId,
+  generateTag,
+} from '../message/build.js';
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import { ClientTransactions } from '../transaction/client.js';
 import { type ServerTransaction, ServerTransactions } from '../transaction/server.js';
@@ -289,19 +295,19 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     flow.on('message', (message) => this.#onMessage(flow, message));
     flow.on('malformed', (result) => {
       const partial = result.message;
-      if (partial?.type === 'request' && partial.method !== 'ACK' && result.status) {
-        // RFC 3261 8.2 / 21.4.1: a framed but malformed request gets a 400 (505, 513) with the reason.
-        try {
-          flow.send(
-            createResponse(partial, result.status, badRequestReason(result.status, result.error.message)),
-          );
-        } catch {
-          // Could not even build a response (no usable Via etc.); the warning below still tells.
-        }
-      }
+      // RFC 3261 8.2 / 21.4.1: a framed but malformed request gets a 400 (505,
+      // 513) saying what is wrong; on a stream it goes back over this
+      // connection whatever its Via says (RFC 3261 18.2.2).
+      const response =
+        partial?.type === 'request' && result.status !== undefined
+          ? createErrorResponse(partial, result.status, result.error.message)
+          : undefined;
+      if (response) flow.send(response);
       this.emit('warning', {
         code: result.error.code,
-        message: `dropped a malformed ${partial?.type ?? 'message'}: ${result.error.message}`,
+        message: response
+          ? `answered a malformed request with ${response.status}: ${result.error.message}`
+          : `dropped a malformed ${partial?.type ?? 'message'}: ${result.error.message}`,
       });
     });
     flow.once('close', (error) => {
@@ -518,6 +524,11 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     }
     const transaction = match.kind === 'new' ? match.transaction : undefined;
     const incoming = this.#incoming(message, flow, transaction);
+    if (!SUPPORTED_SCHEMES.has(uriScheme(message.uri))) {
+      // RFC 3261 8.2.2.1: a Request-URI scheme we do not serve (RFC 4475 3.3.2).
+      if (message.method !== 'ACK') incoming.respond(416, undefined, { toTag: generateTag() });
+      return;
+    }
     if (message.method === 'OPTIONS') {
       incoming.respond(200, undefined, {
         toTag: generateTag(),
@@ -572,12 +583,15 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   }
 }
 
+/** Request-URI schemes this UA serves: its Contact is a sip: URI, sips: over TLS. */
+const SUPPORTED_SCHEMES: ReadonlySet<string> = new Set(['sip', 'sips']);
+
+/** The lowercased scheme of a Request-URI the parser accepted (RFC 3261 19.1.1, RFC 3986 3.1). */
+function uriScheme(uri: string): string {
+  const colon = uri.indexOf(':');
+  return colon === -1 ? '' : uri.slice(0, colon).toLowerCase();
+}
+
 type RegisterOutcome =
   | { ok: true; expires: number }
   | { ok: false; status: number | undefined; reason: string; code: ErrorCode };
-
-function badRequestReason(status: number, message: string): string {
-  if (status !== 400) return message.length > 100 ? message.slice(0, 100) : message;
-  const text = `Bad Request (${message})`;
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-}

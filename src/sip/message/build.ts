@@ -178,12 +178,23 @@ function needsTag(to: string): boolean {
   return parsed !== undefined && !parsed.params.has('tag');
 }
 
+/** Longest Reason-Phrase we send, in UTF-16 code units. */
+export const MAX_REASON_LENGTH = 200;
+
 /**
  * Reason-Phrase may hold UTF-8 text, SP and HTAB but no other control
- * characters (RFC 3261 25.1); parser error texts and caller strings end up here.
+ * characters (RFC 3261 25.1); parser error texts and caller strings end up
+ * here, and they can quote what a peer sent (an SDP codec name of 22 000
+ * bytes in PROTOS), so the phrase is also cut short: a response must not grow
+ * with its request past what a proxy takes.
  */
 function sanitizeReason(reason: string): string {
-  return reason.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
+  const clean = reason.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
+  if (clean.length <= MAX_REASON_LENGTH) return clean;
+  let cut = MAX_REASON_LENGTH - 3;
+  const last = clean.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--; // never split a surrogate pair
+  return `${clean.slice(0, cut)}...`;
 }
 
 /**
@@ -202,6 +213,5 @@ export function createErrorResponse(
   if (request.method === 'ACK' || /(?:^|[ \t])ACK[ \t]*$/.test(request.headers.get('CSeq') ?? ''))
     return undefined;
   if (!request.headers.has('Via')) return undefined;
-  const reason = status === 400 ? `Bad Request (${detail})` : detail;
-  return createResponse(request, status, reason.length > 120 ? `${reason.slice(0, 117)}...` : reason);
+  return createResponse(request, status, status === 400 ? `Bad Request (${detail})` : detail);
 }

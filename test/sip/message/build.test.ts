@@ -5,6 +5,7 @@ import {
   generateBranch,
   generateCallId,
   generateTag,
+  MAX_REASON_LENGTH,
   reasonPhrase,
 } from '../../../src/sip/message/build.js';
 import { parseMessage } from '../../../src/sip/message/parse.js';
@@ -127,6 +128,18 @@ Content-Length: 0
     );
   });
 
+  it('keeps reason phrases short, whatever the text quotes', () => {
+    // PROTOS c07-sip: an SDP codec name of 22 000 bytes came back in a 488's
+    // reason phrase, making a response no proxy takes.
+    const res = createResponse(INVITE, 488, `incompatible media format: offered ${'a'.repeat(22_000)}`);
+    expect(res.reason).toHaveLength(MAX_REASON_LENGTH);
+    expect(res.reason).toMatch(/^incompatible media format: offered a+\.\.\.$/);
+    expect(createResponse(INVITE, 488, `${'x'.repeat(196)}\u{1F600}tail`).reason).toBe(
+      `${'x'.repeat(196)}...`,
+    );
+    expect(createResponse(INVITE, 488, 'y'.repeat(200)).reason).toBe('y'.repeat(200));
+  });
+
   it('keeps reason phrases on one line', () => {
     expect(createResponse(INVITE, 400, 'bad\r\nVia: evil\u0000').reason).toBe('bad  Via: evil ');
     expect(createResponse(INVITE, 400, 'tab\tkept').reason).toBe('tab\tkept');
@@ -184,7 +197,7 @@ describe('createErrorResponse', () => {
     expect(createErrorResponse(request, 505, 'SIP version SIP/3.0 not supported')?.reason).toBe(
       'SIP version SIP/3.0 not supported',
     );
-    expect(createErrorResponse(request, 400, 'x'.repeat(500))?.reason).toHaveLength(120);
+    expect(createErrorResponse(request, 400, 'x'.repeat(500))?.reason).toHaveLength(MAX_REASON_LENGTH);
   });
 
   it('answers nothing to an ACK (by Request-Line or CSeq) or to a request without a Via', () => {

@@ -15,6 +15,8 @@ export interface RawRegistrar {
   /** Every message the device sent, as framed, whether our parser takes it or not. */
   raw: Buffer[];
   write(text: string): void;
+  /** Writes bytes as they are (write() takes text). */
+  socketWrite(bytes: Uint8Array): void;
   close(): Promise<void>;
 }
 
@@ -60,6 +62,7 @@ export async function startRawRegistrar(): Promise<RawRegistrar> {
     requests,
     raw,
     write: (text) => device?.write(text),
+    socketWrite: (bytes) => device?.write(bytes),
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise<void>((r) => server.close(() => r()));

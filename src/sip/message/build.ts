@@ -3,6 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Headers } from './headers.js';
+import { toWellFormed } from './text.js';
 import type { SipRequest, SipResponse } from './types.js';
 import { isToken, parseNameAddr } from './uri.js';
 
@@ -189,7 +190,8 @@ export const MAX_REASON_LENGTH = 200;
  * with its request past what a proxy takes.
  */
 function sanitizeReason(reason: string): string {
-  const clean = reason.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
+  // An error text can quote malformed bytes (text.ts); the phrase itself stays valid UTF-8.
+  const clean = toWellFormed(reason).replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
   if (clean.length <= MAX_REASON_LENGTH) return clean;
   let cut = MAX_REASON_LENGTH - 3;
   const last = clean.charCodeAt(cut - 1);

@@ -4,8 +4,9 @@
  *
  * Design:
  * - The blank line is found on the bytes; only the header section is decoded
- *   (as UTF-8, RFC 3261 7.3.1 TEXT-UTF8) and scanned with indexOf, so the body
- *   stays bytes and Content-Length is counted in bytes.
+ *   (as UTF-8, RFC 3261 7.3.1 TEXT-UTF8; malformed bytes escaped, see text.ts)
+ *   and scanned with indexOf, so the body stays bytes and Content-Length is
+ *   counted in bytes.
  * - Header values are stored unfolded and trimmed; typed values (Via, From,
  *   To, CSeq, …) are parsed on demand by Headers and memoized. Validation
  *   parses the ones every UA needs, so they are cached when the caller reads them.
@@ -23,6 +24,7 @@
  */
 import { type ErrorCode, ErrorCodes, SoftphoneError } from '../../errors.js';
 import { appendParsedField, Headers, splitHeaderList } from './headers.js';
+import { decodeHeaderText } from './text.js';
 import type { SipMessage, SipRequest, SipResponse } from './types.js';
 import {
   isSipUri,
@@ -150,7 +152,8 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
     return failure(ErrorCodes.SIP_PARSE_ERROR, `Header section exceeds ${maxHeader} bytes`);
   }
 
-  const text = buf.toString('utf8', start, headEnd);
+  // Malformed UTF-8 survives as escaped bytes, so copies of it go back as received (text.ts).
+  const text = decodeHeaderText(buf, start, headEnd);
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd === -1) lineEnd = text.length;
   // Lines end with CRLF only (see parseFields).

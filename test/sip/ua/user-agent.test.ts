@@ -345,6 +345,27 @@ describe('UserAgent answers malformed requests on the flow they came on', () => 
     },
   );
 
+  it('copies bytes that are not UTF-8 back as they came, without growing (PROTOS c07-sip)', async () => {
+    const { srv } = await started();
+    // A 2000-byte latin1 Call-ID (PROTOS has 12 000) and a malformed CSeq: a 400 copies both.
+    const callId = Buffer.from('\u00e5\u00e4\u00f6'.repeat(667).slice(0, 2000), 'latin1');
+    const text = bad(INVITE, { 'Call-ID': 'CALLID', CSeq: 'one INVITE' });
+    const [before, after] = text.split('CALLID') as [string, string];
+    const request = Buffer.concat([Buffer.from(before, 'latin1'), callId, Buffer.from(after, 'latin1')]);
+    const probe = `probe-${Math.random()}`;
+    const first = srv.raw.length;
+    srv.socketWrite(request);
+    srv.write(
+      bad('OPTIONS sip:dev@x SIP/2.0', { 'Call-ID': probe, CSeq: '1 OPTIONS', Via: `${VIA}-${probe}` }),
+    );
+    await waitFor(() => srv.raw.slice(first).length >= 2);
+    const response = srv.raw[first] as Buffer;
+    expect(response.toString('latin1')).toMatch(/^SIP\/2\.0 400 /);
+    const line = Buffer.concat([Buffer.from('\r\nCall-ID: '), callId, Buffer.from('\r\n')]);
+    expect(response.indexOf(line)).toBeGreaterThan(0);
+    expect(response.length).toBeLessThan(request.length + 200);
+  });
+
   it('answers a request for a URI scheme it does not support with 416 (RFC 3261 8.2.2.1)', async () => {
     const { srv } = await started();
     const [response, ...more] = await exchange(srv, bad('INVITE http://example.com/dev SIP/2.0'));

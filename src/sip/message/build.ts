@@ -200,9 +200,9 @@ function sanitizeReason(reason: string): string {
 }
 
 /**
- * The answer to a request that failed to parse (RFC 3261 8.2, 21.4.1): `status`
- * (400, 505, 513) built from the header fields exactly as received, with a
- * reason phrase that says what is wrong. Undefined when nothing may or can be
+ * The answer to a request that failed to parse or was too large to (RFC 3261
+ * 8.2, 21.4.1, 21.5.14): `status` (400, 505, 513) built from the header fields
+ * exactly as received, with a reason phrase that says what is wrong. Undefined when nothing may or can be
  * sent: an ACK is never answered (RFC 3261 17.2.1), whether its Request-Line
  * or its CSeq says ACK; and without a Via no client transaction could match
  * the response (RFC 3261 17.1.3), so there is nothing worth copying.
@@ -215,5 +215,6 @@ export function createErrorResponse(
   if (request.method === 'ACK' || /(?:^|[ \t])ACK[ \t]*$/.test(request.headers.get('CSeq') ?? ''))
     return undefined;
   if (!request.headers.has('Via')) return undefined;
-  return createResponse(request, status, status === 400 ? `Bad Request (${detail})` : detail);
+  // 400 and 513 say which; 505's detail names the version and reads well alone.
+  return createResponse(request, status, status === 505 ? detail : `${reasonPhrase(status)} (${detail})`);
 }

@@ -366,6 +366,24 @@ describe('UserAgent answers malformed requests on the flow they came on', () => 
     expect(response.length).toBeLessThan(request.length + 200);
   });
 
+  it('answers a request over the size limits with 513 and keeps the flow (PROTOS c07-sip)', async () => {
+    const { srv, agent, warnings } = await started();
+    const disconnected: string[] = [];
+    agent.on('disconnected', (d) => disconnected.push(d.reason));
+    const huge = bad(INVITE, { Subject: 'x'.repeat(33_000) });
+    const [response, ...more] = await exchange(srv, huge);
+    expect(more).toEqual([]);
+    expect(response).toMatch(
+      /^SIP\/2\.0 513 Message Too Large \(SIP header section of \d+ bytes exceeds 16384 bytes\)\r\n/,
+    );
+    expect(response).toContain(`\r\nVia: ${VIA}\r\n`);
+    expect(response).toContain('\r\nCall-ID: bad-1\r\n');
+    expect(warnings).toEqual([expect.stringMatching(/^answered a malformed request with 513: /)]);
+    expect(disconnected).toEqual([]);
+    expect(agent.registered).toBe(true);
+    expect(srv.requests.filter((r) => r.method === 'REGISTER')).toHaveLength(1);
+  });
+
   it('answers a request for a URI scheme it does not support with 416 (RFC 3261 8.2.2.1)', async () => {
     const { srv } = await started();
     const [response, ...more] = await exchange(srv, bad('INVITE http://example.com/dev SIP/2.0'));

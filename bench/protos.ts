@@ -30,11 +30,13 @@
  *    (the suite's Content-Length cases: -1, 2^128, …) is replaced by one
  *    field with the body's byte count (those cases then test nothing more).
  * The result is checked with the bot's own StreamFramer (case + probe must
- * come out as two messages, the first being the case); a case that still does
- * not frame (header section over the 16 KiB limit) is sent anyway and is
- * expected to cost the flow: the bot cannot find where the next message
- * starts, closes the connection and registers again. Those are counted apart
- * ("flow closed"), and the run waits for the new registration.
+ * come out as two events, the first being the case) and the figures say how
+ * many cases are over the bot's size limits (16 KiB header section, 64 KiB
+ * body: the framer skips them and the bot answers 513) or still do not frame
+ * at all. Those are sent anyway; a case that costs the flow (the bot cannot
+ * find where the next message starts, closes the connection and registers
+ * again) is counted apart ("flow closed"), and the run waits for the new
+ * registration.
  *
  * Per case: the case, then an OPTIONS probe. The bot handles one flow's
  * messages in order and sends its first response to a request (100 Trying,
@@ -42,13 +44,18 @@
  * before the probe's 200 means the case got no response at all. A case
  * answered 1xx only is then given --final-ms for its final response.
  * Outcomes: answered (2xx: then ACK + BYE), rejected (3xx-6xx: then ACK),
- * provisional only (then CANCEL), unanswered, flow closed. A response belongs
- * to a case by its Call-ID, or, when the Call-ID is not one we sent (the case
- * mangles it), by arriving between the case and its probe.
+ * provisional only (then CANCEL), unanswered, flow closed; a second probe
+ * after the teardown keeps its answers out of the next case. A response
+ * belongs to a case by the case's tag in its Via branch or its Call-ID, or,
+ * when the case mangles both, by arriving between the case and its probe.
+ * Responses are read whatever their size and whether or not our own parser
+ * accepts them; how many our parser refuses is reported too (a 400 that
+ * copies a malformed Via is as malformed as the request was).
  *
  * At the end a normal call is placed (LocalPbx.invite, then BYE) to show the
- * bot is still up and answering; the bot's warnings about malformed messages
- * are counted. Prints the figures; exits 1 if the normal call fails.
+ * bot is still up and answering; the bot's warnings during the cases and its
+ * reconnects are counted. Prints the figures (--list adds the cases without a
+ * final answer, --all every case); exits 1 if the normal call fails.
  */
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -118,10 +125,18 @@ export function frameCase(raw: Buffer, values: Record<string, string>): Framed {
   return { bytes: Buffer.from(out.join(CRLF) + CRLF + CRLF + body, 'latin1'), repairs };
 }
 
-/** True when the bot's framer sees `bytes` followed by a probe as exactly those two messages. */
-function framesAlone(bytes: Buffer, probe: Buffer): boolean {
+/**
+ * How the bot's framer (default limits) sees `bytes` followed by a probe:
+ * the case as one message, the case as one message over the size limits,
+ * or neither (the case would cost the flow).
+ */
+function framing(bytes: Buffer, probe: Buffer): 'message' | 'over the size limits' | 'unframeable' {
   const events = new StreamFramer().push(Buffer.concat([bytes, probe]));
-  return events.length === 2 && events[0]?.type === 'message' && Buffer.compare(events[0].bytes, bytes) === 0;
+  if (events.length !== 2 || events[1]?.type !== 'message') return 'unframeable';
+  if (events[0]?.type === 'oversized') return 'over the size limits';
+  return events[0]?.type === 'message' && Buffer.compare(events[0].bytes, bytes) === 0
+    ? 'message'
+    : 'unframeable';
 }
 
 interface Seen {
@@ -304,7 +319,9 @@ async function main(): Promise<number> {
   const counts = new Map<Outcome, number>();
   const repairs = new Map<string, number>();
   const listed: string[] = [];
-  let unframeable = 0;
+  const framings = new Map<string, number>();
+  /** Bot warnings during the cases themselves (the teardown's are not counted). */
+  const caseWarnings: string[] = [];
   let strictlyUnreadable = 0;
   let reader = new Reader(await deviceSocket(pbx));
 
@@ -327,7 +344,8 @@ async function main(): Promise<number> {
     for (const r of framed.repairs) repairs.set(r, (repairs.get(r) ?? 0) + 1);
     const probeId = `probe-${n}-${run}`;
     const probe = options(user, host, port, probeId);
-    if (!framesAlone(framed.bytes, probe)) unframeable++;
+    const seenAs = framing(framed.bytes, probe);
+    if (seenAs !== 'message') framings.set(seenAs, (framings.get(seenAs) ?? 0) + 1);
 
     if (reader.socket.destroyed) reader = new Reader(await deviceSocket(pbx));
     const mine: Seen[] = [];
@@ -353,6 +371,8 @@ async function main(): Promise<number> {
     const finalOf = () => mine.find((r) => r.status >= 200);
     if (mine.length > 0 && !finalOf()) await reader.until(() => finalOf() !== undefined, finalMs);
     const final = finalOf();
+    const said = warnings.slice(warningsBefore);
+    caseWarnings.push(...said);
     let outcome: Outcome;
     if (mine.length === 0) outcome = reader.socket.destroyed ? 'flow closed' : 'unanswered';
     else if (!final) outcome = 'provisional only';
@@ -395,10 +415,10 @@ async function main(): Promise<number> {
       outcome === 'unanswered' || outcome === 'flow closed' || outcome === 'provisional only';
     if (flags.all || (flags.list && unanswered)) {
       const firstLine = invite.toString('latin1', 0, Math.min(invite.indexOf(0x0d), 60));
-      const said = warnings.slice(warningsBefore).join(' | ') || '-';
+
       const statuses = mine.map((r) => r.status).join(',');
       listed.push(
-        `${file} ${outcome} ${statuses} [${framed.repairs.join(', ')}] ${JSON.stringify(firstLine)}: ${said.slice(0, 300)}`,
+        `${file} ${outcome} ${statuses} [${framed.repairs.join(', ')}] ${JSON.stringify(firstLine)}: ${(said.join(' | ') || '-').slice(0, 300)}`,
       );
     }
   }
@@ -422,15 +442,16 @@ async function main(): Promise<number> {
     const k = counts.get(o) ?? 0;
     console.log(`  ${o.padEnd(17)} ${String(k).padStart(4)}  ${pct(k)}`);
   }
+  const list = (m: Map<string, number>) => [...m].map(([r, k]) => `${r} ${k}`).join(', ') || 'none';
   console.log(
-    `  framing: ${[...repairs].map(([r, k]) => `${r} ${k}`).join(', ') || 'no repairs'}; ${unframeable} do not frame as one message within the bot's limits`,
+    `  framing repairs: ${list(repairs)}; not one plain message to the bot's framer: ${list(framings)}`,
   );
   console.log(
     `  cases whose response our own parser refuses (it copies what was malformed): ${strictlyUnreadable}`,
   );
-  const dropped = warnings.filter((w) => /^dropped a malformed/.test(w));
+  const dropped = caseWarnings.filter((w) => /^dropped a malformed/.test(w));
   console.log(
-    `  bot warnings: ${warnings.length}, of which "dropped a malformed …" ${dropped.length}; ${reconnects} reconnects`,
+    `  bot warnings during the cases: ${caseWarnings.length}, of which "dropped a malformed …" ${dropped.length}; ${reconnects} reconnects`,
   );
   console.log(`  normal call afterwards: ${normal}; registered: ${phone.ua.registered}`);
   if (listed.length) console.log(listed.map((l) => `  ${l}`).join('\n'));

@@ -200,12 +200,13 @@ function sanitizeReason(reason: string): string {
 }
 
 /**
- * The answer to a request that failed to parse or was too large to (RFC 3261
- * 8.2, 21.4.1, 21.5.14): `status` (400, 505, 513) built from the header fields
- * exactly as received, with a reason phrase that says what is wrong. Undefined when nothing may or can be
- * sent: an ACK is never answered (RFC 3261 17.2.1), whether its Request-Line
- * or its CSeq says ACK; and without a Via no client transaction could match
- * the response (RFC 3261 17.1.3), so there is nothing worth copying.
+ * The answer to a request that failed to parse or was too large to parse
+ * (RFC 3261 8.2, 21.4.1, 21.5.14): `status` (400, 505, 513) built from the
+ * header fields exactly as received, with a reason phrase that says what is
+ * wrong. Undefined when nothing may or can be sent: an ACK has no response of
+ * its own (RFC 3261 17), whether its Request-Line or its CSeq says ACK; and
+ * without a Via no client transaction could match the response (RFC 3261
+ * 17.1.3), so there is nothing worth copying.
  */
 export function createErrorResponse(
   request: SipRequest,

@@ -41,6 +41,7 @@ import { createOffer, negotiateAnswer } from '../src/sdp/negotiate.js';
 import { EnginePipe } from '../src/sinks/engine-pipe.js';
 import { MediaStreamClient } from '../src/sinks/media-stream.js';
 import { WavWriter } from '../src/sinks/wav.js';
+import { WavSink } from '../src/sinks/wav-sink.js';
 
 export interface LatencyFigures {
   p50Ms: number;
@@ -591,10 +592,11 @@ async function benchEndToEnd(
       socket: rtp,
       negotiated: answer.media,
       t0,
-      wav: WavWriter.open(path.join(dir, 'e2e.wav')),
       outbound: stream.outbound,
     });
     session = call;
+    const recording = new WavSink(WavWriter.open(path.join(dir, 'e2e.wav')));
+    call.on('frame', (frame, info) => recording.write(frame, info));
     // Emission stamps first, then the sinks in the order live calls attach them (pipe, then stream).
     const emitted = new Map<number, { at: bigint; position: number }>();
     call.on('frame', (frame, info) => {
@@ -618,6 +620,7 @@ async function benchEndToEnd(
     // The last packet plays out the jitter delay after it arrived.
     await wait(JITTER_DELAY_MS + 2 * PACKET_MS + 200);
     const stats = call.stop();
+    recording.close();
     const wsReported = wsLine();
     const [engineResult] = await Promise.all([engine.close(), stream.stop()]);
     const wsReport = JSON.parse(await wsReported) as Array<[number, string]>;

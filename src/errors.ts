@@ -13,6 +13,8 @@ export const ErrorCodes = {
   // SIP transport, transactions, auth, registration
   SIP_TRANSPORT_CLOSED: 'SIP_TRANSPORT_CLOSED',
   SIP_TRANSPORT_CONNECT_FAILED: 'SIP_TRANSPORT_CONNECT_FAILED',
+  /** The proxy's host name does not exist (DNS NXDOMAIN, ENOTFOUND): a setting to fix. */
+  SIP_PROXY_NOT_FOUND: 'SIP_PROXY_NOT_FOUND',
   SIP_TLS_CERTIFICATE: 'SIP_TLS_CERTIFICATE',
   SIP_TRANSACTION_TIMEOUT: 'SIP_TRANSACTION_TIMEOUT',
   SIP_AUTH_REJECTED: 'SIP_AUTH_REJECTED',
@@ -23,6 +25,7 @@ export const ErrorCodes = {
   RTP_NO_PORT: 'RTP_NO_PORT',
   SDP_NOT_ACCEPTABLE: 'SDP_NOT_ACCEPTABLE',
   SDP_PARSE_ERROR: 'SDP_PARSE_ERROR',
+  AUDIO_FILE_INVALID: 'AUDIO_FILE_INVALID',
   // Sinks
   SINK_WRITE_FAILED: 'SINK_WRITE_FAILED',
   ENGINE_FAILED: 'ENGINE_FAILED',
@@ -37,6 +40,8 @@ export const ErrorCodes = {
   REST_RATE_LIMITED: 'REST_RATE_LIMITED',
   REST_NETWORK: 'REST_NETWORK',
   REST_ERROR: 'REST_ERROR',
+  // User code: a listener or callback of ours that threw (reported, never fatal)
+  LISTENER_FAILED: 'LISTENER_FAILED',
   // Lifecycle
   CLOSED: 'CLOSED',
 } as const;

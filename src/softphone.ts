@@ -3,7 +3,6 @@
  * answers inbound calls and records them. The CLI's `listen` is a thin shell
  * around this class.
  */
-import { EventEmitter } from 'node:events';
 import type { Call, CallEndInfo } from './call/call.js';
 import { CallManager } from './call/call-manager.js';
 import {
@@ -14,8 +13,13 @@ import {
   type StreamOptions,
 } from './call/live-sinks.js';
 import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
+import { describeError, ErrorCodes, SoftphoneError } from './errors.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
+import { SafeEmitter } from './safe-emitter.js';
+import { localAddressProblem } from './sdp/negotiate.js';
+import { streamUrlProblem } from './sinks/media-stream.js';
+import { prepareRecordDir, type RecordDirProblem } from './sinks/record-dir.js';
 import type { BackoffOptions } from './sip/transport/backoff.js';
 import {
   type ReconnectingEvent,
@@ -26,6 +30,11 @@ import {
 
 export type { SipInfo };
 
+/**
+ * Option values the constructor cannot work with (a malformed mediaIp or
+ * stream URL, an empty recordDir) throw CONFIG_INVALID with `details.option`
+ * naming the option; a recordDir that cannot be written makes `start()` reject.
+ */
 export interface SoftphoneOptions {
   sipInfo: SipInfo;
   /**
@@ -42,9 +51,18 @@ export interface SoftphoneOptions {
   tlsInsecure?: boolean;
   /** Extra CA certificates (PEM) to trust for TLS. */
   tlsCa?: string | string[];
+  /**
+   * How errors name where each proxy was set (the CLI passes
+   * `resolveSipInfo().proxySettingNames`). Default `sipInfo.outboundProxy`
+   * and `sipInfo.outboundProxyBackup`.
+   */
+  proxySettingNames?: { outboundProxy?: string; outboundProxyBackup?: string };
   /** Reconnect backoff. */
   backoff?: BackoffOptions;
-  /** Record every call as WAV + JSON sidecar into this directory. */
+  /**
+   * Record every call as WAV + JSON sidecar into this directory, created if
+   * missing. `start()` rejects (CONFIG_INVALID) when it cannot be written.
+   */
   recordDir?: string;
   /** Choose the WAV path per call yourself (return undefined to not record that call). */
   recordPath?: (call: {
@@ -57,7 +75,7 @@ export interface SoftphoneOptions {
   maxCalls?: number;
   /** UDP port range for RTP, one port per call. Default 20000-29999. */
   rtpPorts?: { min: number; max: number };
-  /** Address put in our SDP; default: the local address of the SIP connection. */
+  /** IPv4 or IPv6 address put in our SDP; default: the local address of the SIP connection. */
   mediaIp?: string;
   /** Send RTP silence like a phone does after priming. Default true. */
   sendSilence?: boolean;
@@ -85,14 +103,18 @@ export interface SoftphoneEvents {
   warning: [info: { code: string; message: string; callId?: string }];
   /** An INVITE is being answered (the Call records from the 200 OK on). */
   incomingCall: [call: Call];
-  /** The 200 OK went out and the media path is being primed. */
+  /**
+   * The 200 OK went out and the media path is being primed. The live sinks
+   * (pipe, stream) start right after the listeners ran, so a listener that
+   * subscribes to the call's sink events here sees every one of them.
+   */
   callAnswered: [call: Call];
   /** An INVITE we did not take: busy, no acceptable codec, cancelled, … */
   callRejected: [info: { callId: string; from: string; status: number; reason: string }];
   callEnded: [call: Call, info: CallEndInfo];
 }
 
-export class Softphone extends EventEmitter<SoftphoneEvents> {
+export class Softphone extends SafeEmitter<SoftphoneEvents> {
   readonly options: Readonly<SoftphoneOptions>;
   readonly ua: UserAgent;
   readonly calls: CallManager;
@@ -100,7 +122,15 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
 
   constructor(options: SoftphoneOptions) {
     super();
+    validateOptions(options);
     this.options = options;
+    // A listener of the user's that throws is reported, never fatal (see SafeEmitter).
+    this.setListenerErrorHandler(({ event, error }) =>
+      this.emit('warning', {
+        code: ErrorCodes.LISTENER_FAILED,
+        message: `a '${event}' listener threw (further failures of it are only counted): ${describeError(error)}`,
+      }),
+    );
     this.ua = new UserAgent({
       credentials: options.sipInfo,
       instanceId: options.instanceId ?? options.sipInfo.instanceId ?? deriveInstanceId(options.sipInfo),
@@ -108,6 +138,11 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
       ...(options.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: options.keepAliveIntervalMs }),
       ...(options.tlsInsecure && { tlsVerify: false }),
       ...(options.tlsCa !== undefined && { tlsCa: options.tlsCa }),
+      proxySettingNames: {
+        outboundProxy: 'sipInfo.outboundProxy',
+        outboundProxyBackup: 'sipInfo.outboundProxyBackup',
+        ...options.proxySettingNames,
+      },
       ...(options.backoff !== undefined && { backoff: options.backoff }),
     });
     this.ua.on('registered', (e) => this.emit('registered', e));
@@ -136,12 +171,33 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
         return options.outboundFor?.(call);
       },
     });
-    this.calls.on('incoming', (call) => this.emit('incomingCall', call));
+    this.calls.on('incoming', (call) => {
+      call.setListenerErrorHandler(({ event, error }) =>
+        this.emit('warning', {
+          code: ErrorCodes.LISTENER_FAILED,
+          message: `a call '${event}' listener threw (further failures of it are only counted; the call goes on): ${describeError(error)}`,
+          callId: call.id,
+        }),
+      );
+      call.addStats(
+        (): Record<string, number> =>
+          call.listenerErrors > 0 ? { listenerErrors: call.listenerErrors } : {},
+      );
+      this.emit('incomingCall', call);
+    });
     this.calls.on('answered', (call) => {
-      if (options.pipe) attachPipe(call, options.pipe);
-      const client = this.#streams.get(call);
-      if (client && options.stream) attachStream(call, client, options.stream);
-      this.emit('callAnswered', call);
+      try {
+        this.emit('callAnswered', call);
+      } finally {
+        // After the listeners, so a sink that fails as it starts (a refused
+        // stream URL or header) reaches the sinkError listeners they added.
+        // A call a listener already finished would never close them: none start.
+        if (!call.ended) {
+          if (options.pipe) attachPipe(call, options.pipe);
+          const client = this.#streams.get(call);
+          if (client && options.stream) attachStream(call, client, options.stream);
+        }
+      }
     });
     this.calls.on('rejected', (info) => this.emit('callRejected', info));
     this.calls.on('ended', (call, info) => this.emit('callEnded', call, info));
@@ -153,8 +209,18 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
     return this.calls.active;
   }
 
-  /** Registers; resolves at the first registration, rejects if it is rejected. */
-  start(): Promise<void> {
+  /**
+   * Checks recordDir (creating it if missing), then registers; resolves at
+   * the first registration. Rejects with CONFIG_INVALID (details.option
+   * 'recordDir') before any network I/O when recordings cannot be written
+   * there, or with the registrar's refusal.
+   */
+  async start(): Promise<void> {
+    const dir = this.options.recordDir;
+    if (dir !== undefined) {
+      const problem = prepareRecordDir(dir);
+      if (problem) throw recordDirError(dir, problem);
+    }
     return this.ua.start();
   }
 
@@ -166,4 +232,38 @@ export class Softphone extends EventEmitter<SoftphoneEvents> {
     await this.calls.closeAll();
     await this.ua.stop();
   }
+}
+
+/** Throws CONFIG_INVALID for option values that can never work. */
+function validateOptions(options: SoftphoneOptions): void {
+  const invalid = (option: string, message: string, details: Record<string, unknown> = {}) =>
+    new SoftphoneError(ErrorCodes.CONFIG_INVALID, message, { details: { option, ...details } });
+  if (options.mediaIp !== undefined) {
+    const problem = localAddressProblem(options.mediaIp);
+    if (problem) {
+      throw invalid('mediaIp', `mediaIp ${problem}, got "${options.mediaIp}"`, { reason: problem });
+    }
+  }
+  if (options.stream !== undefined) {
+    const problem = streamUrlProblem(options.stream.url);
+    // Not echoed: a stream URL may carry credentials.
+    if (problem) throw invalid('stream.url', `stream.url ${problem}`, { reason: problem });
+  }
+  if (options.recordDir !== undefined && options.recordDir.trim() === '') {
+    throw invalid('recordDir', 'recordDir is empty: give a directory, or leave recordDir out to not record', {
+      reason: 'is empty',
+    });
+  }
+}
+
+function recordDirError(dir: string, problem: RecordDirProblem): SoftphoneError {
+  return new SoftphoneError(ErrorCodes.CONFIG_INVALID, `recordDir ${dir}: ${problem.reason}`, {
+    cause: problem.cause,
+    details: {
+      option: 'recordDir',
+      path: dir,
+      reason: problem.reason,
+      ...(problem.errno !== undefined && { errno: problem.errno }),
+    },
+  });
 }

@@ -6,7 +6,9 @@
 
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { describeError, ErrorCodes, isSoftphoneError } from '../errors.js';
+import { dirname } from 'node:path';
+import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
+import { TELEPHONE_EVENT_PT } from '../media/codec.js';
 import { parseDtmfRelay } from '../media/dtmf.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import { MediaSession, type OutboundSource } from '../media/session.js';
@@ -20,7 +22,7 @@ import {
 import { recordingPaths } from '../sinks/recording-path.js';
 import { WavWriter } from '../sinks/wav.js';
 import { Dialog, requestDialogKey } from '../sip/dialog/dialog.js';
-import { generateTag } from '../sip/message/build.js';
+import { generateTag, warningHeader } from '../sip/message/build.js';
 import type { NameAddr, SipRequest, SipResponse } from '../sip/message/types.js';
 import { T1, T2, TIMER_H } from '../sip/transaction/timers.js';
 import type { SipFlow } from '../sip/transport/flow.js';
@@ -84,12 +86,13 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   /** Calls whose 2xx has been ACKed. */
   readonly #acked = new WeakSet<Call>();
   readonly #timers = new WeakMap<Call, NodeJS.Timeout[]>();
+  /** Calls whose hang-up (BYE) is under way, with the reason it was started for. */
+  readonly #closing = new WeakMap<Call, CallEndReason>();
 
   constructor(ua: UserAgent, options: CallManagerOptions) {
     super();
     this.#ua = ua;
     this.#options = options;
-    if (options.recordDir) mkdirSync(options.recordDir, { recursive: true });
     ua.onRequest((incoming) => this.#handle(incoming));
   }
 
@@ -127,6 +130,12 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
         return true;
       }
       if (request.method === 'ACK') return true;
+      // RFC 3261 15.1.2 (and 12.2.2 for the other in-dialog-only methods): a BYE,
+      // UPDATE or PRACK that matches no dialog is 481, not an unknown method (501).
+      if (DIALOG_ONLY.has(request.method)) {
+        incoming.respond(481, 'Call/Transaction Does Not Exist', { toTag: generateTag() });
+        return true;
+      }
       // Out-of-dialog INFO/NOTIFY/MESSAGE: accept politely (RingCentral sends some).
       if (request.method === 'INFO' || request.method === 'NOTIFY' || request.method === 'MESSAGE') {
         incoming.respond(200, undefined, { toTag: generateTag() });
@@ -231,7 +240,9 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       const result = negotiateAnswer(offer, media);
       if (!result.ok) {
         socket.close();
-        return reject(result.status, result.reason, [['Warning', result.warning]]);
+        return reject(result.status, result.reason, [
+          ['Warning', warningHeader(result.warnCode, result.warning)],
+        ]);
       }
       negotiated = result.media;
       body = result.answer;
@@ -255,6 +266,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const dialog = new Dialog(request, localTag, flow);
     call.dialog = dialog;
     call.negotiated = negotiated;
+    call.localMedia = { address: media.address, port: media.port };
     call.hangupHandler = (reason) => this.#hangup(call, reason);
     this.#sdp.set(call, { media, sdp: body, pendingOffer });
     this.#calls.set(callId, call);
@@ -282,25 +294,19 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
     // Opened after the 200 is on its way (file creation is synchronous disk
     // I/O), before the media session starts: the recording still begins at the answer.
-    let wav: WavWriter | undefined;
-    if (paths) {
-      try {
-        wav = WavWriter.open(paths.wav);
-      } catch (err) {
-        this.#warn(`recording disabled for this call: ${describeError(err)}`, callId);
-      }
-    }
+    const wav = paths ? this.#openRecording(call, paths.wav) : undefined;
 
     const session = new MediaSession({
       socket,
       negotiated: negotiated ?? placeholderMedia(),
       t0: call.answeredAt,
-      ...(wav && { wav }),
-      sendSilence: this.#options.sendSilence && negotiated !== undefined,
+      // Even with a late offer: sending starts once the ACK's answer says where to (the
+      // placeholder media below holds it until then).
+      sendSilence: this.#options.sendSilence,
       inactivityTimeoutMs: this.#options.mediaTimeoutMs,
-      ...(this.#options.outboundFor && { outbound: this.#options.outboundFor(call) }),
+      ...(this.#options.outboundFor && { outbound: this.#outboundFor(call) }),
     });
-    call.attachMedia(session);
+    call.attachMedia(session, wav);
     session.on('inactive', () => void this.#hangup(call, 'media-timeout'));
     call.once('ended', (info) => {
       this.emit('ended', call, info);
@@ -315,6 +321,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     }
     this.#watchFlow(flow);
     this.emit('answered', call);
+    // After 'answered', so listeners attached there hear it; a late offer reports at the ACK.
+    if (negotiated) call.setNegotiated(negotiated);
   }
 
   /**
@@ -364,7 +372,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       return;
     }
     const first = call.negotiated === undefined;
-    call.negotiated = result.media;
+    call.setNegotiated(result.media);
     call.media?.update(result.media);
     if (first) this.#prime(call);
   }
@@ -379,8 +387,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const contact: [string, string][] = [['Contact', `<${this.#ua.contactUri}>`]];
     if (request.body.byteLength === 0) {
       if (request.method === 'UPDATE') return void incoming.respond(200, undefined, { headers: contact });
-      local.media.sessionVersion++;
-      const offer = createOffer(local.media);
+      const offer = nextSdp(local, () => createOffer(local.media));
       local.sdp = offer;
       local.pendingOffer = offer;
       incoming.respond(200, undefined, {
@@ -390,21 +397,24 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       });
       return;
     }
-    local.media.sessionVersion++;
-    const result = negotiateAnswer(Buffer.from(request.body).toString('utf8'), local.media);
+    const reoffer = Buffer.from(request.body).toString('utf8');
+    const result = negotiateAnswer(reoffer, local.media);
     if (!result.ok) {
       // RFC 3261 14.2: a rejected re-INVITE leaves the session as it was.
-      incoming.respond(result.status, result.reason, { headers: [['Warning', result.warning]] });
+      incoming.respond(result.status, result.reason, {
+        headers: [['Warning', warningHeader(result.warnCode, result.warning)]],
+      });
       return;
     }
-    local.sdp = result.answer;
+    const answer = nextSdp(local, () => (negotiateAnswer(reoffer, local.media) as typeof result).answer);
+    local.sdp = answer;
     const first = call.negotiated === undefined;
-    call.negotiated = result.media;
+    call.setNegotiated(result.media);
     call.media?.update(result.media);
     if (first) this.#prime(call);
     incoming.respond(200, undefined, {
       headers: contact,
-      body: Buffer.from(result.answer),
+      body: Buffer.from(answer),
       contentType: 'application/sdp',
     });
   }
@@ -437,33 +447,58 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
   // ── ending ────────────────────────────────────────────────────────────
 
-  /** Sends BYE over the dialog's flow (if it still lives) and ends the call. */
+  /**
+   * Hangs up: the BYE goes out first, and the call keeps recording until the
+   * far end answers it (its last packets are still in flight, and it keeps
+   * sending until it has our BYE), at most BYE_RECORDING_TAIL_MS; only then
+   * are the media stopped and the sidecar written. Nothing slow (disk I/O)
+   * happens between deciding to hang up and the BYE leaving.
+   */
   async #hangup(call: Call, reason: CallEndReason): Promise<void> {
-    if (call.ended) return;
+    if (call.ended || this.#closing.has(call)) return call.done.then(() => {});
+    this.#closing.set(call, reason);
+    this.#clearTimers(call);
     const dialog = call.dialog;
-    this.#end(call, reason);
-    if (!dialog || dialog.flow.closed) return;
-    const bye = dialog.createRequest(
-      'BYE',
-      { transport: dialog.flow.transport, address: dialog.flow.localAddress, port: dialog.flow.localPort },
-      this.#ua.userAgent,
-    );
-    try {
-      const response = await this.#ua.request(bye, dialog.flow, 5000);
-      if (response.status >= 300 && response.status !== 481) {
-        this.#warn(`BYE answered ${response.status} ${response.reason}`, call.id);
-      }
-    } catch (err) {
-      if (!isSoftphoneError(err, ErrorCodes.CLOSED)) this.#warn(`BYE failed: ${describeError(err)}`, call.id);
+    if (dialog && !dialog.flow.closed) {
+      const bye = dialog.createRequest(
+        'BYE',
+        { transport: dialog.flow.transport, address: dialog.flow.localAddress, port: dialog.flow.localPort },
+        this.#ua.userAgent,
+      );
+      const answered = this.#ua.request(bye, dialog.flow, 5000).then(
+        (response) => {
+          if (response.status >= 300 && response.status !== 481) {
+            this.#warn(`BYE answered ${response.status} ${response.reason}`, call.id);
+          }
+        },
+        (err) => {
+          if (!isSoftphoneError(err, ErrorCodes.CLOSED))
+            this.#warn(`BYE failed: ${describeError(err)}`, call.id);
+        },
+      );
+      let tail: NodeJS.Timeout | undefined;
+      await Promise.race([
+        answered,
+        new Promise<void>((resolve) => {
+          tail = setTimeout(resolve, BYE_RECORDING_TAIL_MS);
+        }),
+      ]);
+      clearTimeout(tail);
     }
+    this.#end(call, reason);
   }
 
+  /** Ends the call now (the reason of a hang-up already under way wins over a crossing BYE). */
   #end(call: Call, reason: CallEndReason): CallEndInfo {
-    for (const t of this.#timers.get(call) ?? []) clearTimeout(t);
-    this.#timers.delete(call);
+    this.#clearTimers(call);
     if (call.dialog) this.#dialogs.delete(call.dialog.key);
     this.#calls.delete(call.id);
-    return call.finish(reason);
+    return call.finish(this.#closing.get(call) ?? reason);
+  }
+
+  #clearTimers(call: Call): void {
+    for (const t of this.#timers.get(call) ?? []) clearTimeout(t);
+    this.#timers.delete(call);
   }
 
   #timer(call: Call, ms: number, fn: () => void): void {
@@ -471,6 +506,45 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const list = this.#timers.get(call) ?? [];
     list.push(t);
     this.#timers.set(call, list);
+  }
+
+  /**
+   * Creates the call's WAV. A record directory deleted while we run is made
+   * again; anything else that stops the recording is kept on the call
+   * (`recordingError`), so call.ended and the sidecar say so.
+   */
+  #openRecording(call: Call, path: string): WavWriter | undefined {
+    try {
+      try {
+        return WavWriter.open(path);
+      } catch (err) {
+        if (!isSoftphoneError(err, ErrorCodes.SINK_WRITE_FAILED) || err.details.errno !== 'ENOENT') throw err;
+        mkdirSync(dirname(path), { recursive: true });
+        this.#warn(`the record directory ${dirname(path)} had disappeared; created it again`, call.id);
+        return WavWriter.open(path);
+      }
+    } catch (err) {
+      const error = isSoftphoneError(err)
+        ? err
+        : new SoftphoneError(ErrorCodes.SINK_WRITE_FAILED, `cannot create ${path}: ${describeError(err)}`);
+      call.recordingFailed(error);
+      this.#warn(`this call is not recorded: ${describeError(err)}`, call.id);
+      return undefined;
+    }
+  }
+
+  /** The talk-back source comes from user code (`outboundFor`): a throw means none. */
+  #outboundFor(call: Call): OutboundSource | undefined {
+    try {
+      return this.#options.outboundFor?.(call);
+    } catch (err) {
+      this.emit('warning', {
+        code: ErrorCodes.LISTENER_FAILED,
+        message: `outboundFor threw; the call has no talk-back audio: ${describeError(err)}`,
+        callId: call.id,
+      });
+      return undefined;
+    }
   }
 
   #recordingPaths(callId: string, from: CallParty, to: CallParty, startedAt: Date) {
@@ -490,6 +564,28 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   }
 }
 
+/**
+ * How long a call we hang up keeps recording while its BYE awaits an answer:
+ * a round trip is plenty for the far end's last packets; a silent peer must
+ * not hold the recording (and shutdown) open for the whole BYE transaction.
+ */
+const BYE_RECORDING_TAIL_MS = 2000;
+
+/**
+ * RFC 3264 8: a new SDP of ours carries the next o= version only when it
+ * differs from the previous one; an unchanged one keeps the version (and must
+ * then be identical). `build` renders at local.media.sessionVersion.
+ */
+function nextSdp(local: LocalSdp, build: () => string): string {
+  const same = build();
+  if (same === local.sdp) return same;
+  local.media.sessionVersion++;
+  return build();
+}
+
+/** Methods that only exist inside a dialog (RFC 3261 15, RFC 3311, RFC 3262). */
+const DIALOG_ONLY = new Set(['BYE', 'UPDATE', 'PRACK']);
+
 function party(parsed: NameAddr | undefined, header: string | undefined): CallParty {
   const uri = parsed?.uri;
   const user = uri && 'user' in uri ? uri.user : undefined;
@@ -507,7 +603,7 @@ function placeholderMedia(): NegotiatedMedia {
     codec: 'PCMU',
     payloadType: 0,
     clockRate: 8000,
-    telephoneEventPt: 101,
+    telephoneEventPt: TELEPHONE_EVENT_PT,
     remoteAddress: '0.0.0.0',
     remotePort: 0,
     ptime: 20,

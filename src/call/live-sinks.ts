@@ -34,16 +34,20 @@ export function attachPipe(call: Call, options: PipeOptions): void {
     ...(options.graceMs !== undefined && { graceMs: options.graceMs }),
     ...(options.maxBufferMs !== undefined && { maxBufferMs: options.maxBufferMs }),
   });
-  call.on('frame', (frame) => pipe.write(frame));
+  call.addSink({
+    write: (frame) => pipe.write(frame),
+    close: async () => {
+      await pipe.close();
+    },
+    stats: () => ({
+      engineFramesWritten: pipe.stats.framesWritten,
+      engineFramesDropped: pipe.stats.framesDropped,
+    }),
+  });
   pipe.on('line', (text, json) => call.emit('engine', { text, json }));
   pipe.on('stderr', (line) => call.emit('engineStderr', line));
   pipe.on('exit', (info) => call.emit('engineExit', info));
   pipe.on('error', (err) => call.emit('sinkError', err));
-  call.addStats(() => ({
-    engineFramesWritten: pipe.stats.framesWritten,
-    engineFramesDropped: pipe.stats.framesDropped,
-  }));
-  call.onClose(() => pipe.close());
 }
 
 /**
@@ -55,19 +59,21 @@ export function createStream(options: StreamOptions): MediaStreamClient {
 }
 
 export function attachStream(call: Call, client: MediaStreamClient, options: StreamOptions): void {
-  call.on('frame', (frame) => client.sendFrame(frame));
+  call.addSink({
+    write: (frame) => client.sendFrame(frame),
+    close: () => client.stop(),
+    stats: () => ({
+      streamFramesSent: client.stats.sent,
+      streamFramesDropped: client.stats.dropped,
+      streamFramesPlayed: client.stats.played,
+    }),
+  });
   call.on('dtmf', (d) => client.sendDtmf(d.digit));
   client.on('error', (err) => call.emit('sinkError', err));
   client.on('open', () => call.emit('stream', { state: 'open' }));
   client.on('close', (info) =>
     call.emit('stream', { state: 'closed', code: info.code, reason: info.reason }),
   );
-  call.addStats(() => ({
-    streamFramesSent: client.stats.sent,
-    streamFramesDropped: client.stats.dropped,
-    streamFramesPlayed: client.stats.played,
-  }));
-  call.onClose(() => client.stop());
   // Failures arrive as the 'error' event above; the call does not wait for the socket.
   client
     .connect(options.url, {

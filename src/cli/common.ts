@@ -1,10 +1,11 @@
 /** What every command shares: exit codes, output options, .env loading, usage errors. */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import dotenv from 'dotenv';
 import { type LogFormat, Logger } from '../log/logger.js';
 import { SecretScrubber } from '../log/redact.js';
+import { prepareRecordDir } from '../sinks/record-dir.js';
 
 export const ExitCode = {
   OK: 0,
@@ -35,8 +36,17 @@ export function addOutputOptions(command: Command): Command {
     .option('--debug', 'also print the SIP trace (secrets redacted)');
 }
 
-export function addEnvFileOption(command: Command): Command {
-  return command.option('--env-file <path>', 'read variables from this file instead of ./.env');
+export function addDotenvOption(command: Command): Command {
+  return command.option('--dotenv <path>', 'read variables from this file instead of ./.env').addOption(
+    // Node.js 20 reads --env-file anywhere on its command line, even after the
+    // script, and exits 9 on a missing file before we run; we see it only when
+    // the file exists (or on a Node.js that leaves it alone), so it gets no meaning here.
+    new Option('--env-file <path>').hideHelp().argParser((): never => {
+      throw new UsageError(
+        '--env-file is taken by Node.js itself (a missing file stops node with exit 9 before rc-softphone runs); use --dotenv (example: --dotenv ./prod.env)',
+      );
+    }),
+  );
 }
 
 export function createLogger(options: OutputOptions, secrets: (string | undefined)[] = []): Logger {
@@ -56,13 +66,15 @@ export function createLogger(options: OutputOptions, secrets: (string | undefine
 }
 
 /**
- * Loads `.env` from the working directory (or --env-file) into a copy of the
+ * Loads `.env` from the working directory (or --dotenv) into a copy of the
  * environment; real environment variables win over the file, as dotenv does.
  */
-export function loadEnv(envFile: string | undefined, cwd = process.cwd()): NodeJS.ProcessEnv {
+export function loadEnv(dotenvFile: string | undefined, cwd = process.cwd()): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  const file = envFile ? path.resolve(cwd, envFile) : path.join(cwd, '.env');
-  if (envFile && !existsSync(file)) throw new UsageError(`--env-file ${envFile}: no such file`);
+  const file = dotenvFile ? path.resolve(cwd, dotenvFile) : path.join(cwd, '.env');
+  if (dotenvFile && !existsSync(file)) {
+    throw new UsageError(`--dotenv ${dotenvFile}: no such file (example: --dotenv ./prod.env)`);
+  }
   if (existsSync(file)) dotenv.config({ path: file, processEnv: env as Record<string, string>, quiet: true });
   return env;
 }
@@ -80,4 +92,22 @@ export function intOption(
     }
     return n;
   };
+}
+
+/**
+ * Creates the --record-dir directory if missing and proves it takes files;
+ * exit 2 naming the flag if not. `noRecord`: the command has --no-record.
+ */
+export function checkRecordDirFlag(dir: string, noRecord: boolean): void {
+  const problem = prepareRecordDir(dir);
+  if (problem) throw recordDirUsage(dir, problem.reason, noRecord);
+}
+
+export function recordDirUsage(dir: string, reason: string, noRecord: boolean): UsageError {
+  const example = `(example: --record-dir ./recordings${noRecord ? ', or --no-record to answer without recording' : ''})`;
+  return new UsageError(
+    dir.trim() === ''
+      ? `--record-dir needs a directory ${example}`
+      : `--record-dir ${dir}: ${reason} ${example}`,
+  );
 }

@@ -22,8 +22,15 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
   phone.on('registrationFailed', (e) =>
     log.error(
       'registration.failed',
-      { status: e.status ?? null, reason: e.reason, code: e.code, willRetry: e.willRetry },
-      `registration failed: ${e.status ?? ''} ${e.reason}${e.willRetry ? ' (will retry)' : ''}`,
+      {
+        status: e.status ?? null,
+        reason: e.reason,
+        code: e.code,
+        willRetry: e.willRetry,
+        retryInMs: e.retryInMs ?? null,
+        retryAfter: e.retryAfter ?? null,
+      },
+      `registration failed: ${e.status ?? ''} ${e.reason}${e.retryInMs !== undefined ? ` (retrying in ${(e.retryInMs / 1000).toFixed(1)} s${e.retryAfter !== undefined ? `, Retry-After ${e.retryAfter} s` : ''})` : ''}`,
     ),
   );
   phone.on('reconnecting', (e) =>
@@ -52,7 +59,7 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
     ),
   );
   phone.on('callAnswered', (call) => {
-    const local = call.media?.localAddress;
+    const local = call.localMedia;
     const n = call.negotiated;
     log.info(
       'call.answered',
@@ -64,6 +71,13 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
         wav: call.wavPath ?? null,
       },
       `answered ${caller(call)} (${n?.codec ?? 'offer sent'}, RTP ${local?.port ?? '?'} ⇄ ${n ? `${n.remoteAddress}:${n.remotePort}` : 'pending ACK'})`,
+    );
+    call.on('media', (m) =>
+      log.info(
+        'call.media',
+        { callId: call.id, ...m },
+        `${caller(call)}: ${m.codec}, RTP ${m.localMedia} ⇄ ${m.remoteMedia} (${m.onHold ? 'held' : m.direction})`,
+      ),
     );
     call.on('dtmf', (d) =>
       log.info(
@@ -117,6 +131,7 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
         sidecar: info.sidecar ?? null,
         stats: info.stats ?? null,
         dtmf: info.dtmf.map((d) => d.digit).join(''),
+        ...(info.recordingError && { recordingError: info.recordingError }),
       },
       `call from ${caller(call)} ended (${info.reason}) after ${(info.durationMs / 1000).toFixed(1)} s${info.wav ? ` → ${info.wav}` : ''}${info.stats ? ` [received ${info.stats.received}, lost ${info.stats.lost}]` : ''}`,
     ),

@@ -314,6 +314,11 @@ function validateSipInfoFields(values: SipInfoFieldValues, naming: FieldNaming):
   return { ok: true, sipInfo: Object.freeze(sipInfo) };
 }
 
+/** A field's path in a file whose credentials sit at `path` ('' for the top level). */
+function fieldPath(path: string, field: Field): string {
+  return path === '' ? field : `${path}.${field}`;
+}
+
 /**
  * Validates one entry of RingCentral's `sipInfo[]` (strings `host:port`,
  * transport `TCP`/`TLS`). `path` prefixes field names in problems, e.g.
@@ -341,8 +346,7 @@ export function sipInfoFromRingCentral(
       instanceId: extras.instanceId,
     },
     {
-      label: (field) =>
-        field === 'deviceId' || field === 'instanceId' || path === '' ? field : `${path}.${field}`,
+      label: (field) => (field === 'deviceId' || field === 'instanceId' ? field : fieldPath(path, field)),
       example: (field) => `"${field}": "${EXAMPLE_VALUES[field]}"`,
     },
   );
@@ -542,8 +546,11 @@ function deviceIdIn(root: Record<string, unknown>): unknown {
   return undefined;
 }
 
-/** SipInfo from a parsed file in any accepted shape; problems name the field. */
-function sipInfoFromFileObject(root: Record<string, unknown>): FieldsResult {
+/**
+ * SipInfo from a parsed file in any accepted shape; problems name the field.
+ * `path` is where in the file the credentials were (e.g. `sipInfo[0]`).
+ */
+function sipInfoFromFileObject(root: Record<string, unknown>): { fields: FieldsResult; path: string } {
   const extras = { deviceId: deviceIdIn(root), instanceId: root.instanceId };
   const entries = root.sipInfo;
   if (Array.isArray(entries)) {
@@ -553,13 +560,26 @@ function sipInfoFromFileObject(root: Record<string, unknown>): FieldsResult {
       return typeof transport === 'string' && /^(tcp|tls)$/i.test(transport.trim());
     });
     if (index < 0) {
-      return { ok: false, problems: ['sipInfo has no entry with transport TCP or TLS'], missing: [] };
+      return {
+        fields: { ok: false, problems: ['sipInfo has no entry with transport TCP or TLS'], missing: [] },
+        path: 'sipInfo',
+      };
     }
-    return sipInfoFromRingCentral(entries[index], extras, `sipInfo[${index}]`);
+    const path = `sipInfo[${index}]`;
+    return { fields: sipInfoFromRingCentral(entries[index], extras, path), path };
   }
-  if (entries !== undefined) return sipInfoFromRingCentral(entries, extras, 'sipInfo');
+  if (entries !== undefined)
+    return { fields: sipInfoFromRingCentral(entries, extras, 'sipInfo'), path: 'sipInfo' };
   // The bare RingCentral sipInfo object (or our internal shape, host/port objects).
-  return sipInfoFromRingCentral(root, extras, '');
+  return { fields: sipInfoFromRingCentral(root, extras, ''), path: '' };
+}
+
+/** loadSipInfoFile, plus where in the file the credentials were. */
+async function readSipInfoFile(path: string): Promise<{ sipInfo: SipInfo; fieldPath: string }> {
+  const root = await readJsonObject(path);
+  const { fields, path: inFile } = sipInfoFromFileObject(root);
+  if (!fields.ok) throw invalidFile(path, fields.problems);
+  return { sipInfo: fields.sipInfo, fieldPath: inFile };
 }
 
 /**
@@ -572,10 +592,7 @@ function sipInfoFromFileObject(root: Record<string, unknown>): FieldsResult {
  * the file and each bad field otherwise.
  */
 export async function loadSipInfoFile(path: string): Promise<SipInfo> {
-  const root = await readJsonObject(path);
-  const result = sipInfoFromFileObject(root);
-  if (!result.ok) throw invalidFile(path, result.problems);
-  return result.sipInfo;
+  return (await readSipInfoFile(path)).sipInfo;
 }
 
 function newInstanceId(): string {
@@ -773,8 +790,25 @@ export interface ResolvedSipInfo {
   description: string;
   /** The file read or written, if any. */
   path?: string;
+  /**
+   * Where the user set each proxy, for an error that asks them to fix it:
+   * `SIP_INFO_OUTBOUND_PROXY`, `sipInfo.outboundProxy in ./sip-info.json`, …
+   */
+  proxySettingNames: ProxySettingNames;
   /** Non-fatal notes for the log (never containing secrets). */
   warnings: string[];
+}
+
+export interface ProxySettingNames {
+  readonly outboundProxy: string;
+  readonly outboundProxyBackup: string;
+}
+
+function fileProxySettingNames(fieldPathInFile: string, shown: string): ProxySettingNames {
+  return {
+    outboundProxy: `${fieldPath(fieldPathInFile, 'outboundProxy')} in ${shown}`,
+    outboundProxyBackup: `${fieldPath(fieldPathInFile, 'outboundProxyBackup')} in ${shown}`,
+  };
 }
 
 function shownPath(path: string, cwd: string): string {
@@ -820,7 +854,8 @@ async function fromFile(
   description: string,
 ): Promise<ResolvedSipInfo> {
   const warnings: string[] = [];
-  let sipInfo = await loadSipInfoFile(path);
+  const read = await readSipInfoFile(path);
+  let sipInfo = read.sipInfo;
   const warning = await modeWarning(path, shown);
   if (warning) warnings.push(warning);
   if (sipInfo.instanceId === undefined) {
@@ -834,7 +869,14 @@ async function fromFile(
       sipInfo = Object.freeze({ ...sipInfo, instanceId });
     }
   }
-  return { sipInfo, source, description, path, warnings };
+  return {
+    sipInfo,
+    source,
+    description,
+    path,
+    proxySettingNames: fileProxySettingNames(read.fieldPath, shown),
+    warnings,
+  };
 }
 
 const NOTHING_FOUND = [
@@ -895,7 +937,16 @@ export async function resolveSipInfo(options: ResolveSipInfoOptions): Promise<Re
     const sipInfo = result.sipInfo.instanceId
       ? result.sipInfo
       : Object.freeze({ ...result.sipInfo, instanceId: deriveInstanceId(result.sipInfo) });
-    return { sipInfo, source: 'environment', description: 'environment (SIP_INFO_*)', warnings: [] };
+    return {
+      sipInfo,
+      source: 'environment',
+      description: 'environment (SIP_INFO_*)',
+      proxySettingNames: {
+        outboundProxy: SIP_INFO_ENV.outboundProxy,
+        outboundProxyBackup: SIP_INFO_ENV.outboundProxyBackup,
+      },
+      warnings: [],
+    };
   }
 
   const defaultPath = join(cwd, DEFAULT_SIP_INFO_FILE);
@@ -921,6 +972,8 @@ export async function resolveSipInfo(options: ResolveSipInfoOptions): Promise<Re
         source: 'provisioned',
         description: `RingCentral provisioning (cached to ${defaultShown})`,
         path: defaultPath,
+        // Saved in our own format: the credentials sit under `sipInfo`.
+        proxySettingNames: fileProxySettingNames('sipInfo', defaultShown),
         warnings,
       };
     } catch (err) {
@@ -932,6 +985,10 @@ export async function resolveSipInfo(options: ResolveSipInfoOptions): Promise<Re
         sipInfo,
         source: 'provisioned',
         description: 'RingCentral provisioning (not cached)',
+        proxySettingNames: {
+          outboundProxy: 'outboundProxy from RingCentral provisioning',
+          outboundProxyBackup: 'outboundProxyBackup from RingCentral provisioning',
+        },
         warnings,
       };
     }

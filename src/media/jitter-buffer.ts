@@ -23,7 +23,9 @@
  * audio at 8 kHz); RTP timestamps are only ever compared as signed 32-bit
  * differences against a recent anchor, so their wrap is harmless (RFC 3550 5.1).
  */
+import { seqDiff, tsDiff } from '../rtp/seq.js';
 import { FRAME_MS, FRAME_SAMPLES, JITTER_DELAY_MS } from './frame.js';
+import type { FrameInfo } from './frame-sink.js';
 
 export interface JitterBufferOptions {
   /** Samples per output frame (20 ms at 8 kHz). */
@@ -62,14 +64,10 @@ export interface JitterStats {
   ssrcChange: number;
 }
 
-export interface FrameInfo {
-  /** Timeline position of the frame's first sample. */
-  position: number;
-  /** False when nothing arrived for any part of this frame (silence fill). */
-  audio: boolean;
-}
+export type { FrameInfo };
 
-export type FrameSink = (frame: Int16Array, info: FrameInfo) => void;
+/** Where pull/flush put the frames they emit (the session's adapter). */
+export type FrameCallback = (frame: Int16Array, info: FrameInfo) => void;
 
 export type PushOutcome = 'placed' | 'duplicate' | 'late' | 'event';
 
@@ -177,7 +175,7 @@ export class JitterBuffer {
       fresh = true;
     } else {
       const prev = stream.maxExt;
-      const diff = seqDiff16(packet.sequenceNumber, prev);
+      const diff = seqDiff(packet.sequenceNumber, prev);
       if (diff > MAX_DROPOUT || diff < -MAX_MISORDER) {
         // The sender restarted its sequence (RFC 3550 A.1): a new segment, not 3000 lost packets.
         this.#endSegment(stream);
@@ -207,7 +205,7 @@ export class JitterBuffer {
     if (!decode) return 'event';
 
     const n = packet.payload.length;
-    let position = stream.posBase + tsDiff32(packet.timestamp, stream.tsBase);
+    let position = stream.posBase + tsDiff(packet.timestamp, stream.tsBase);
     if (newest) {
       const overlapsOrPast = position < this.#lastEnd || position + n <= this.#played;
       const jumpsAhead = position > this.#lastEnd && position - now > this.#leadLimit;
@@ -235,7 +233,7 @@ export class JitterBuffer {
   }
 
   /** Emits every frame whose time has come (`delay` behind `now`). */
-  pull(now: number, sink: FrameSink): number {
+  pull(now: number, sink: FrameCallback): number {
     let emitted = 0;
     const f = this.frameSamples;
     while (this.#played + f + this.delaySamples - this.#lead <= now) {
@@ -250,12 +248,12 @@ export class JitterBuffer {
    * audio, whichever is later, so no received audio is lost. The last frame
    * may be short.
    */
-  flush(end: number, sink: FrameSink): void {
+  flush(end: number, sink: FrameCallback): void {
     const stop = Math.max(Math.floor(end), this.#lastEnd);
     while (this.#played < stop) this.#emit(Math.min(this.frameSamples, stop - this.#played), sink);
   }
 
-  #emit(length: number, sink: FrameSink): void {
+  #emit(length: number, sink: FrameCallback): void {
     const index = Math.floor(this.#played / this.frameSamples);
     const frame = this.#frames.get(index);
     const position = this.#played;
@@ -330,14 +328,4 @@ export class JitterBuffer {
       i += count;
     }
   }
-}
-
-/** Signed distance a−b between 16-bit sequence numbers (RFC 3550 A.1). */
-function seqDiff16(a: number, b: number): number {
-  return ((((a - b) & 0xffff) + 0x8000) & 0xffff) - 0x8000;
-}
-
-/** Signed distance a−b between 32-bit timestamps. */
-function tsDiff32(a: number, b: number): number {
-  return (a - b) | 0;
 }

@@ -12,9 +12,9 @@
 import { isRtpInvalid, parseRtp } from '../rtp/packet.js';
 import type { Codec } from '../sdp/negotiate.js';
 import type { PacketStats } from '../sinks/sidecar.js';
+import { codecOf, TELEPHONE_EVENT_PT } from './codec.js';
 import { DtmfDeduper, type DtmfDigit, parseTelephoneEvent } from './dtmf.js';
-import { ALAW_TO_LINEAR, ULAW_TO_LINEAR } from './g711.js';
-import { type FrameSink, JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
+import { type FrameCallback, JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
 
 export interface Endpoint {
   address: string;
@@ -64,9 +64,6 @@ export interface ReceivePathOptions extends JitterBufferOptions {
   expected?: Endpoint;
   onDtmf?: DtmfListener;
 }
-
-/** RFC 4733 telephone-event when nothing was negotiated (the de-facto dynamic number). */
-export const DEFAULT_TELEPHONE_EVENT_PT = 101;
 
 export class ReceivePath {
   readonly jitter: JitterBuffer;
@@ -168,7 +165,7 @@ export class ReceivePath {
     // RFC 3389 4): they count for loss and duplicates, leave silence in place and
     // never move the timeline (an event's timestamp is its start, RFC 4733 2.5.1.2).
     const outcome = this.jitter.push(packet, now, undefined);
-    if (pt !== (this.#media.telephoneEventPt ?? DEFAULT_TELEPHONE_EVENT_PT)) {
+    if (pt !== (this.#media.telephoneEventPt ?? TELEPHONE_EVENT_PT)) {
       this.#other++;
       return 'other';
     }
@@ -185,12 +182,12 @@ export class ReceivePath {
   }
 
   /** Emits the frames whose playout time has come (see JitterBuffer.pull). */
-  pull(now: number, sink: FrameSink): number {
+  pull(now: number, sink: FrameCallback): number {
     return this.jitter.pull(now, sink);
   }
 
   /** Ends the timeline at `end` (or the end of the newest audio, if later). */
-  flush(end: number, sink: FrameSink): void {
+  flush(end: number, sink: FrameCallback): void {
     this.jitter.flush(end, sink);
   }
 
@@ -211,7 +208,7 @@ export class ReceivePath {
 }
 
 export function decodeTable(codec: Codec): Int16Array {
-  return codec === 'PCMA' ? ALAW_TO_LINEAR : ULAW_TO_LINEAR;
+  return codecOf(codec).decodeTable;
 }
 
 function same(a: Endpoint, b: Endpoint): boolean {

@@ -16,9 +16,9 @@ import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { serializeRtp } from '../rtp/packet.js';
 import type { Codec } from '../sdp/negotiate.js';
+import { codecOf, TELEPHONE_EVENT_PT } from './codec.js';
 import { type DtmfDigit, digitToEvent, encodeTelephoneEvent } from './dtmf.js';
 import { FRAME_MS, FRAME_SAMPLES } from './frame.js';
-import { ALAW_SILENCE, encodeAlawFrame, encodeUlawFrame, ULAW_SILENCE } from './g711.js';
 
 export interface SenderTarget {
   address: string;
@@ -309,8 +309,8 @@ interface Draft {
 function plan(options: RtpSenderOptions): { steps: Step[]; frames: PlannedFrame[] } {
   const codec = options.codec ?? 'PCMU';
   const audio = options.payload ?? encode(options.pcm!, codec);
-  const audioPt = options.payloadType ?? (codec === 'PCMA' ? 8 : 0);
-  const eventPt = options.telephoneEventPt ?? 101;
+  const audioPt = options.payloadType ?? codecOf(codec).payloadType;
+  const eventPt = options.telephoneEventPt ?? TELEPHONE_EVENT_PT;
   const impairments = options.impairments;
   const planOf =
     impairments === undefined
@@ -320,7 +320,7 @@ function plan(options: RtpSenderOptions): { steps: Step[]; frames: PlannedFrame[
         : framePlans(impairments);
 
   const frameCount = Math.ceil(audio.length / FRAME_SAMPLES);
-  const silence = codec === 'PCMA' ? ALAW_SILENCE : ULAW_SILENCE;
+  const silence = codecOf(codec).silence;
   let ssrc = (options.ssrc ?? random32()) >>> 0;
   let ts = (options.timestamp ?? random32()) >>> 0;
   /** First sequence number of each SSRC's stream. */
@@ -516,8 +516,7 @@ function frameBytes(audio: Uint8Array, k: number, silence: number): Uint8Array {
 
 function encode(pcm: Int16Array, codec: Codec): Uint8Array {
   const out = new Uint8Array(pcm.length);
-  if (codec === 'PCMA') encodeAlawFrame(pcm, out);
-  else encodeUlawFrame(pcm, out);
+  codecOf(codec).encodeFrame(pcm, out);
   return out;
 }
 

@@ -7,38 +7,27 @@
  *   RTP to wherever the device's first packet came from (latching). Then
  *   silence (or talk-back audio) at the negotiated ptime, unless told not to.
  * - Receiving: datagrams go through ReceivePath (parse, latch, jitter buffer,
- *   DTMF); one 20 ms tick pulls frames to the WAV and the 'frame' listeners.
+ *   DTMF); one 20 ms tick pulls frames out as 'frame' events (the call's fan-out
+ *   hands them to the WAV and the live sinks; media never imports sinks).
  * - The recording's timeline is the call's wall clock from t0 (the answer) to
  *   stop(), on the monotonic clock (performance.now): every send and pull
  *   time is computed from t0, never accumulated, so nothing drifts.
  */
-import { randomBytes } from 'node:crypto';
 import type dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
-import { serializeRtp } from '../rtp/packet.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
-import type { WavWriter } from '../sinks/wav.js';
 import type { DtmfDigit } from './dtmf.js';
-import { encodeTelephoneEvent } from './dtmf.js';
+import type { DtmfSendOptions } from './dtmf-sender.js';
 import { FRAME_MS, JITTER_DELAY_MS } from './frame.js';
-import { ALAW_SILENCE, encodeAlawFrame, encodeUlawFrame, ULAW_SILENCE } from './g711.js';
-import type { FrameInfo } from './jitter-buffer.js';
-import {
-  DEFAULT_TELEPHONE_EVENT_PT,
-  type Endpoint,
-  type ReceiveMedia,
-  ReceivePath,
-  type ReceiveStats,
-} from './receive-path.js';
+import type { FrameInfo } from './frame-sink.js';
+import { type Endpoint, type ReceiveMedia, ReceivePath, type ReceiveStats } from './receive-path.js';
+import { type OutboundSource, type SendMedia, SendPath } from './send-path.js';
 
-/** Talk-back audio: 20 ms frames of 8 kHz PCM (160 samples); undefined when there is none right now. */
-export interface OutboundSource {
-  nextFrame(): Int16Array | undefined;
-}
+export type { OutboundSource };
 
 export interface MediaSessionOptions {
   /** Bound UDP socket for this call (from RtpPortPool); closed by stop(). */
@@ -46,8 +35,6 @@ export interface MediaSessionOptions {
   negotiated: NegotiatedMedia;
   /** performance.now() when the call was answered: position 0 of the recording. */
   t0: number;
-  /** Recording sink; closed by stop(). */
-  wav?: WavWriter;
   /** Send RTP silence after priming (keeps NAT bindings and media servers happy). Default true. */
   sendSilence?: boolean;
   /** Audio to send instead of silence. */
@@ -72,7 +59,7 @@ export interface DtmfEvent {
 }
 
 export interface MediaStats extends ReceiveStats {
-  /** 20 ms frames delivered to the WAV and 'frame' listeners (the last may be short). */
+  /** 20 ms frames emitted as 'frame' events (the last may be short). */
   framesWritten: number;
   /** Length of the recorded timeline. */
   durationMs: number;
@@ -93,6 +80,8 @@ export interface MediaSessionEvents {
   frame: [frame: Int16Array, info: FrameInfo];
   /** One per key press (RFC 4733). */
   dtmf: [event: DtmfEvent];
+  /** A key we send: its first RFC 4733 packet just went out. */
+  dtmfSent: [event: { digit: DtmfDigit }];
   /** Packets are now taken from this source only. */
   latched: [source: Endpoint];
   /** No valid RTP for inactivityTimeoutMs (hold time excluded); emitted once. */
@@ -105,40 +94,21 @@ export interface MediaSessionEvents {
 export const MIN_DBFS = -100;
 /** Level is the RMS of this many recent frames (100 ms). */
 const LEVEL_FRAMES = 5;
-/** After a stall longer than this, sending skips ahead instead of bursting the backlog. */
-const MAX_CATCH_UP_MS = 100;
-/** RFC 4733 priming event: digit 0, end bit, -10 dBm0, one 20 ms frame long. */
-const PRIME_EVENT = { event: 0, end: true, volume: 10, duration: 160 };
 
 export class MediaSession extends EventEmitter<MediaSessionEvents> {
   readonly t0: number;
   readonly #socket: dgram.Socket;
-  readonly #wav: WavWriter | undefined;
-  readonly #sendSilence: boolean;
-  readonly #outbound: OutboundSource | undefined;
+  readonly #send: SendPath;
   readonly #inactivityMs: number;
   readonly #receive: ReceivePath;
   readonly #rate: number;
   #negotiated: NegotiatedMedia;
 
-  // Sending (RFC 3550 5.1: random SSRC, initial sequence number and timestamp).
-  readonly #ssrc = random32();
-  readonly #seq0 = random32() & 0xffff;
-  readonly #ts0 = random32();
-  #packetsSent = 0;
   #sendErrors = 0;
   /** Resolved destination; undefined until known or when the SDP gives none. */
   #target: Endpoint | undefined;
   #targetGeneration = 0;
   #primed = false;
-  /** Index of the next frame to send; frame n is due at t0 + n·ptime. */
-  #sendIndex = 0;
-  #marker = true;
-  #ptime = FRAME_MS;
-  #frameSamples = 160;
-  #pcm = new Int16Array(160);
-  #payload = new Uint8Array(160);
-  #leftover: Int16Array | undefined;
 
   // Receiving.
   #timer: NodeJS.Timeout | undefined;
@@ -148,7 +118,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   #lastHeardMs: number;
   #quietMs = 0;
   #inactiveEmitted = false;
-  #errorReported = false;
   #framesWritten = 0;
   #samplesWritten = 0;
   #sumSquares = 0;
@@ -165,9 +134,13 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.t0 = options.t0;
     this.#socket = options.socket;
     this.#negotiated = { ...options.negotiated };
-    this.#wav = options.wav;
-    this.#sendSilence = options.sendSilence ?? true;
-    this.#outbound = options.outbound;
+    this.#send = new SendPath({
+      media: sendMedia(this.#negotiated),
+      sendSilence: options.sendSilence ?? true,
+      onSourceError: (err) => this.#sourceFailed(err),
+      onDtmfSent: (digit) => this.emit('dtmfSent', { digit }),
+    });
+    if (options.outbound) this.#send.addSource(options.outbound);
     this.#inactivityMs = Math.max(0, options.inactivityTimeoutMs ?? 0);
     this.#rate = this.#negotiated.clockRate;
     const perMs = this.#rate / 1000;
@@ -182,7 +155,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       ...(options.maxGapMs === undefined ? {} : { leadLimitSamples: Math.round(options.maxGapMs * perMs) }),
       onDtmf: (digit, at) => this.emit('dtmf', { digit, atMs: at / perMs }),
     });
-    this.#setPtime(this.#negotiated.ptime);
     const now = performance.now();
     this.#lastTickMs = now;
     this.#lastHeardMs = now;
@@ -219,7 +191,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       ...this.#receive.stats,
       framesWritten: this.#framesWritten,
       durationMs: (this.#samplesWritten / this.#rate) * 1000,
-      packetsSent: this.#packetsSent,
+      packetsSent: this.#send.packetsSent,
       sendErrors: this.#sendErrors,
       rmsDbfs: dbfs(Math.sqrt(this.#sumSquares / Math.max(1, this.#audioSamples))),
       peakDbfs: dbfs(this.#peak),
@@ -271,7 +243,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     const before = this.#negotiated;
     const wasSending = this.#canSend();
     this.#negotiated = { ...negotiated };
-    if (negotiated.ptime !== before.ptime) this.#setPtime(negotiated.ptime);
+    this.#send.update(sendMedia(negotiated), this.#nowMs());
     const moved =
       negotiated.remoteAddress !== before.remoteAddress || negotiated.remotePort !== before.remotePort;
     if (moved) {
@@ -284,13 +256,13 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     }
     this.#receive.update(receiveMedia(negotiated), this.#target);
     if (moved) this.#primeAgain();
-    if (!wasSending && this.#canSend()) this.#skipToNow();
+    if (!wasSending && this.#canSend()) this.#send.skipTo(this.#nowMs());
     this.#arm();
   }
 
   /**
    * Ends the media: writes the jitter buffer's tail up to the wall clock now,
-   * closes the WAV and the socket (its port returns to the pool), clears the
+   * closes the socket (its port returns to the pool), clears the
    * timer. Idempotent; returns the final statistics.
    */
   stop(): MediaStats {
@@ -299,9 +271,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#socket.off('message', this.#onMessage);
+    this.#send.close();
     this.#receive.flush(this.#nowSamples(), this.#onFrame);
-    this.#wav?.close();
-    this.#reportSinkError();
     try {
       this.#socket.close();
     } catch {
@@ -329,10 +300,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#sendErrors++;
   };
 
-  /** Delivers one frame: WAV first, then listeners, so both see the same samples in the same order. */
+  /** Emits one frame (the call's fan-out gives it to the WAV first, then the live sinks). */
   readonly #onFrame = (frame: Int16Array, info: FrameInfo): void => {
-    const wav = this.#wav;
-    if (wav !== undefined && !wav.closed) wav.write(frame);
     this.#framesWritten++;
     this.#samplesWritten += frame.length;
     let energy = 0;
@@ -354,14 +323,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.emit('frame', frame, info);
   };
 
-  #reportSinkError(): void {
-    const error = this.#wav?.error;
-    if (error === undefined || this.#errorReported) return;
-    this.#errorReported = true;
-    // Emitting 'error' with no listener would throw; the failure stays visible in wav.error.
-    if (this.listenerCount('error') > 0) this.emit('error', error);
-  }
-
   // --- the tick --------------------------------------------------------------
 
   /** One timer for the call, re-armed to the next due time (send or playout). */
@@ -371,7 +332,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     const perMs = this.#rate / 1000;
     const j = this.#receive.jitter;
     let due = this.t0 + j.nextFrameDue / perMs;
-    if (this.#canSend()) due = Math.min(due, this.t0 + this.#sendIndex * this.#ptime);
+    if (this.#canSend()) due = Math.min(due, this.t0 + this.#send.nextDueMs);
     // Timers may fire a little early; the tick then finds nothing due and re-arms.
     const delay = Math.max(0, Math.ceil(due - performance.now()));
     this.#timer = setTimeout(this.#tick, delay);
@@ -381,7 +342,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#timer = undefined;
     if (this.stopped) return;
     const nowMs = performance.now();
-    if (this.#canSend()) this.#sendDue(nowMs);
+    if (this.#canSend()) this.#send.due(nowMs - this.t0, this.#transmit);
     // Play out up to this moment, but only after the event loop's poll phase has
     // read every datagram that arrived by now. A stall before this tick (GC, a
     // busy callback) or between it and the playout (a slow callback in the same
@@ -394,7 +355,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   readonly #playout = (): void => {
     if (this.stopped) return;
     this.#receive.pull(this.#nowSamplesAt(this.#playoutUntilMs), this.#onFrame);
-    this.#reportSinkError();
     this.#checkInactivity(performance.now());
     this.#arm();
   };
@@ -431,90 +391,54 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     return (
       this.#primed &&
       this.#target !== undefined &&
-      (this.#sendSilence || this.#outbound !== undefined) &&
+      (this.#send.sendsSilence || this.#send.hasContent) &&
       !n.onHold &&
       (n.direction === 'sendrecv' || n.direction === 'sendonly')
     );
   }
 
-  #sendDue(nowMs: number): void {
-    if (nowMs - (this.t0 + this.#sendIndex * this.#ptime) > MAX_CATCH_UP_MS) this.#skipToNow();
-    while (this.t0 + this.#sendIndex * this.#ptime <= nowMs) {
-      this.#sendFrame();
-      this.#sendIndex++;
+  /**
+   * Plays a source into the call (mixed with any other): resolves when it has
+   * no more audio. Talk-back streams are added with the constructor's `outbound`.
+   */
+  addSource(source: OutboundSource): void {
+    if (this.stopped) return;
+    const wasSending = this.#canSend();
+    this.#send.addSource(source);
+    if (!wasSending && this.#canSend()) this.#send.skipTo(this.#nowMs());
+    this.#arm();
+  }
+
+  removeSource(source: OutboundSource): void {
+    this.#send.removeSource(source);
+  }
+
+  /**
+   * Sends DTMF as RFC 4733 events (see DtmfSender): resolves once the last
+   * packet is out; rejects with SDP_NOT_ACCEPTABLE when no telephone-event
+   * was negotiated (the caller may fall back to SIP INFO).
+   */
+  sendDtmf(digits: string, options: DtmfSendOptions = {}): Promise<void> {
+    if (this.#negotiated.telephoneEventPt === undefined) {
+      return Promise.reject(
+        new SoftphoneError(ErrorCodes.SDP_NOT_ACCEPTABLE, 'the far end did not negotiate telephone-event'),
+      );
     }
+    return new Promise((resolve, reject) => {
+      try {
+        const wasSending = this.#canSend();
+        this.#send.sendDtmf(digits, options, resolve);
+        if (!wasSending && this.#canSend()) this.#send.skipTo(this.#nowMs());
+        this.#arm();
+      } catch (err) {
+        reject(err);
+      }
+    });
   }
 
-  /** Next frame is the one due now; the timestamp jump tells the receiver time passed. */
-  #skipToNow(): void {
-    const index = Math.ceil((performance.now() - this.t0) / this.#ptime);
-    if (index > this.#sendIndex) this.#sendIndex = index;
-    this.#marker = true;
-  }
-
-  #sendFrame(): void {
-    const n = this.#frameSamples;
-    let haveAudio = false;
-    if (this.#outbound) haveAudio = this.#fillOutbound();
-    if (!haveAudio && !this.#sendSilence) return;
-    const pcma = this.#negotiated.codec === 'PCMA';
-    if (haveAudio) {
-      if (pcma) encodeAlawFrame(this.#pcm, this.#payload);
-      else encodeUlawFrame(this.#pcm, this.#payload);
-    } else {
-      this.#payload.fill(pcma ? ALAW_SILENCE : ULAW_SILENCE);
-    }
-    this.#send(
-      this.#negotiated.payloadType,
-      this.#timestampOf(this.#sendIndex),
-      this.#payload.subarray(0, n),
-    );
-  }
-
-  /** Fills #pcm with one ptime of talk-back audio; false when the source had none. */
-  #fillOutbound(): boolean {
-    const source = this.#outbound!;
-    const pcm = this.#pcm;
-    let filled = 0;
-    while (filled < pcm.length) {
-      let chunk = this.#leftover;
-      this.#leftover = undefined;
-      chunk ??= source.nextFrame();
-      if (chunk === undefined) break;
-      const take = Math.min(chunk.length, pcm.length - filled);
-      pcm.set(chunk.subarray(0, take), filled);
-      filled += take;
-      // A ptime that is not 20 ms splits frames; keep a copy, the source may reuse its array.
-      if (take < chunk.length) this.#leftover = chunk.slice(take);
-    }
-    if (filled === 0) return false;
-    pcm.fill(0, filled);
-    return true;
-  }
-
-  #sendPrime(): void {
-    if (this.#target === undefined) return;
-    // The event and the first frame after it must not share a timestamp.
-    const index = Math.max(this.#sendIndex, Math.floor((performance.now() - this.t0) / this.#ptime));
-    const pt = this.#negotiated.telephoneEventPt ?? DEFAULT_TELEPHONE_EVENT_PT;
-    this.#marker = true; // RFC 4733 2.5.1.1: M bit on the first packet of an event
-    this.#send(pt, this.#timestampOf(index), encodeTelephoneEvent(PRIME_EVENT));
-    this.#sendIndex = index + 1;
-  }
-
-  #send(payloadType: number, timestamp: number, payload: Uint8Array): void {
+  readonly #transmit = (packet: Buffer): void => {
     const target = this.#target;
     if (target === undefined) return;
-    const packet = serializeRtp({
-      marker: this.#marker,
-      payloadType,
-      sequenceNumber: (this.#seq0 + this.#packetsSent) & 0xffff,
-      timestamp,
-      ssrc: this.#ssrc,
-      payload,
-    });
-    this.#marker = false;
-    this.#packetsSent++;
     try {
       this.#socket.send(packet, target.port, target.address, (err) => {
         if (err) this.#sendErrors++;
@@ -523,27 +447,25 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       // The socket was closed under us (ERR_SOCKET_DGRAM_NOT_RUNNING).
       this.#sendErrors++;
     }
+  };
+
+  /** The user's source threw: reported once; it is skipped for that frame. */
+  #sourceFailed(err: unknown): void {
+    const error = new SoftphoneError(
+      ErrorCodes.LISTENER_FAILED,
+      `the talk-back source threw (sending silence for now): ${describeError(err)}`,
+      { cause: err },
+    );
+    if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 
-  #timestampOf(index: number): number {
-    return (this.#ts0 + index * this.#frameSamples) >>> 0;
+  #sendPrime(): void {
+    if (this.#target === undefined) return;
+    this.#transmit(this.#send.prime(this.#nowMs()));
   }
 
-  #setPtime(ptime: number): void {
-    // Sanity bounds for a remote-supplied value (RFC 4566 a=ptime).
-    const ms = Number.isFinite(ptime) ? Math.min(120, Math.max(10, Math.round(ptime))) : FRAME_MS;
-    if (this.#primed) {
-      // Keep the timestamp running at the clock rate across the change of frame size.
-      const elapsed = this.#sendIndex * this.#ptime;
-      this.#ptime = ms;
-      this.#sendIndex = Math.ceil(elapsed / ms);
-    } else {
-      this.#ptime = ms;
-    }
-    this.#frameSamples = (ms * this.#rate) / 1000;
-    this.#pcm = new Int16Array(this.#frameSamples);
-    this.#payload = new Uint8Array(this.#frameSamples);
-    this.#leftover = undefined;
+  #nowMs(): number {
+    return performance.now() - this.t0;
   }
 
   /** Takes the SDP address as the destination when it is an IP; hostnames go through #resolve. */
@@ -578,8 +500,17 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
    * there, prime it again so a latching media server learns where we are.
    */
   #primeAgain(): void {
-    if (this.#primed && !this.#sendSilence && this.#target !== undefined) this.#sendPrime();
+    if (this.#primed && !this.#send.sendsSilence && this.#target !== undefined) this.#sendPrime();
   }
+}
+
+function sendMedia(n: NegotiatedMedia): SendMedia {
+  return {
+    codec: n.codec,
+    payloadType: n.payloadType,
+    telephoneEventPt: n.telephoneEventPt,
+    ptime: n.ptime,
+  };
 }
 
 function receiveMedia(n: NegotiatedMedia): ReceiveMedia {
@@ -599,8 +530,4 @@ function isNullAddress(address: string): boolean {
 
 function dbfs(amplitude: number): number {
   return amplitude <= 0 ? MIN_DBFS : Math.max(MIN_DBFS, 20 * Math.log10(amplitude / 32768));
-}
-
-function random32(): number {
-  return randomBytes(4).readUInt32BE(0);
 }

@@ -4,6 +4,7 @@ export {
   type Codec,
   createOffer,
   type LocalMedia,
+  localAddressProblem,
   type MediaDirection,
   type NegotiatedMedia,
   type NegotiationResult,

@@ -6,10 +6,13 @@
  * (numbers may be strings, required fields may be missing).
  */
 
+import { isIP } from 'node:net';
 import { type MediaDescription, parse, type SessionDescription } from 'sdp-transform';
 import type { ErrorCodes } from '../errors.js';
+import { CODECS, type CodecName, DEFAULT_CODECS, TELEPHONE_EVENT_PT } from '../media/codec.js';
 
-export type Codec = 'PCMU' | 'PCMA';
+/** A codec by name (the codec table is media/codec.ts). */
+export type Codec = CodecName;
 export type MediaDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
 export interface LocalMedia {
@@ -25,6 +28,12 @@ export interface LocalMedia {
   sessionVersion: number;
   /** o= username, default 'rc-softphone' (no spaces) */
   username?: string;
+  /**
+   * What we want to do (RFC 3264 6.1, 8.4): sendrecv by default; sendonly
+   * while we hold the call; inactive to stop both ways. Offers carry it;
+   * answers never exceed it.
+   */
+  direction?: MediaDirection;
 }
 
 export interface NegotiatedMedia {
@@ -49,9 +58,16 @@ export interface SdpFailure {
   ok: false;
   code: typeof ErrorCodes.SDP_NOT_ACCEPTABLE | typeof ErrorCodes.SDP_PARSE_ERROR;
   reason: string;
-  /** text for a `Warning: 399 <host> "<text>"` header: no quotes, no control characters */
+  /** text for a `Warning: <warnCode> <agent> "<text>"` header: no quotes, no control characters */
   warning: string;
+  /**
+   * RFC 3261 20.43 warn-code: 302 incompatible transport protocol, 304 media
+   * type not available, 305 incompatible media format, 399 anything else.
+   */
+  warnCode: WarnCode;
 }
+
+export type WarnCode = 302 | 304 | 305 | 399;
 
 export type NegotiationResult =
   | { ok: true; answer: string; media: NegotiatedMedia }
@@ -59,9 +75,7 @@ export type NegotiationResult =
 
 export type AnswerAcceptance = { ok: true; media: NegotiatedMedia } | SdpFailure;
 
-const DEFAULT_CODECS: readonly Codec[] = ['PCMU', 'PCMA'];
 const DEFAULT_PTIME = 20;
-const DEFAULT_TELEPHONE_EVENT_PT = 101;
 /** SIP messages carrying SDP are bounded by the transport; this is a second fence. */
 const MAX_SDP_LENGTH = 65_536;
 const MAX_NAMED_FORMATS = 8;
@@ -198,12 +212,12 @@ function resolveFormat(m: MediaDescription, pt: number): Format {
     format.name = rate === undefined ? rtpmap.codec : `${rtpmap.codec}/${String(rate)}`;
     const rateOk = rate === undefined || rate === 8000;
     const mono = channels === undefined || channels === 1 || channels === '1';
-    if ((name === 'PCMU' || name === 'PCMA') && rateOk && mono) format.codec = name;
+    const known = (Object.keys(CODECS) as Codec[]).find((c) => c === name);
+    if (known !== undefined && rateOk && mono) format.codec = known;
     else if (name === 'TELEPHONE-EVENT' && rateOk) format.telephoneEvent = true;
-  } else if (pt === 0) {
-    format.codec = 'PCMU'; // RFC 3551 6: static payload types need no rtpmap
-  } else if (pt === 8) {
-    format.codec = 'PCMA';
+  } else {
+    // RFC 3551 6: static payload types need no rtpmap.
+    format.codec = (Object.keys(CODECS) as Codec[]).find((c) => CODECS[c].payloadType === pt);
   }
   return format;
 }
@@ -253,8 +267,36 @@ function isNullAddress(address: string): boolean {
   return address === '0.0.0.0' || address === '::';
 }
 
+/**
+ * Why `address` cannot be our c= address (a configured media IP), or
+ * undefined. Only IP literals: a hostname would be resolved by every peer on
+ * its own (RFC 4566 5.7), and our RTP socket binds to an IP family.
+ */
+export function localAddressProblem(address: string): string | undefined {
+  if (isIP(address) === 0) return 'must be an IPv4 or IPv6 address';
+  if (address.includes('%')) return 'must not carry a zone id (%…): SDP has no place for it';
+  // RFC 3264 8.4: c=0.0.0.0 tells the peer not to send at all.
+  if (isNullAddress(address)) return 'must not be the unspecified address (0.0.0.0 or ::)';
+  return undefined;
+}
+
 function mirror(direction: MediaDirection): MediaDirection {
   return direction === 'sendonly' ? 'recvonly' : direction === 'recvonly' ? 'sendonly' : direction;
+}
+
+/** The most both sides allow: sending needs both to allow it, and so does receiving. */
+function intersect(a: MediaDirection, b: MediaDirection): MediaDirection {
+  const send = allowsSend(a) && allowsSend(b);
+  const recv = allowsRecv(a) && allowsRecv(b);
+  return send ? (recv ? 'sendrecv' : 'sendonly') : recv ? 'recvonly' : 'inactive';
+}
+
+function allowsSend(d: MediaDirection): boolean {
+  return d === 'sendrecv' || d === 'sendonly';
+}
+
+function allowsRecv(d: MediaDirection): boolean {
+  return d === 'sendrecv' || d === 'recvonly';
 }
 
 /** Our direction when we must not send (RFC 3264 8.4: c=0.0.0.0 means send neither RTP nor RTCP). */
@@ -321,7 +363,7 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
     }
   }
   if (chosen < 0 || chosenFormat === undefined)
-    return notAcceptable(explainRejection(parsed.media, preference));
+    return notAcceptable(...explainRejection(parsed.media, preference));
 
   const offer = parsed.media[chosen]!;
   const disabled = offer.port === 0;
@@ -330,7 +372,7 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
   const nullAddress = isNullAddress(remoteAddress);
   const telephoneEvent = pickTelephoneEvent(offer);
 
-  let direction = mirror(offer.direction);
+  let direction = intersect(mirror(offer.direction), local.direction ?? 'sendrecv');
   if (disabled) direction = 'inactive';
   else if (nullAddress) direction = withoutSend(direction);
 
@@ -373,15 +415,15 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
   return { ok: true, answer: lines.join('\r\n') + '\r\n', media };
 }
 
-function explainRejection(media: readonly MediaLine[], preference: readonly Codec[]): string {
+function explainRejection(media: readonly MediaLine[], preference: readonly Codec[]): [string, WarnCode] {
   const audio = media.filter((m) => m.type.toLowerCase() === 'audio');
   const plain = audio.filter((m) => isPlainRtpProfile(m.proto));
   if (plain.length === 0) {
     if (audio.some((m) => isSecureRtpProfile(m.proto))) {
-      return 'SRTP (RTP/SAVP) is not supported yet; offer RTP/AVP audio';
+      return ['SRTP (RTP/SAVP) is not supported yet; offer RTP/AVP audio', 302];
     }
-    if (audio.length === 0) return 'no audio stream offered';
-    return `unsupported audio transport ${audio.map((m) => m.proto).join(', ')}`;
+    if (audio.length === 0) return ['no audio stream offered', 304];
+    return [`unsupported audio transport ${audio.map((m) => m.proto).join(', ')}`, 302];
   }
   const names: string[] = [];
   for (const line of plain) {
@@ -393,15 +435,32 @@ function explainRejection(media: readonly MediaLine[], preference: readonly Code
     names.length > MAX_NAMED_FORMATS
       ? `${names.slice(0, MAX_NAMED_FORMATS).join(', ')}, ...`
       : names.join(', ');
-  return `incompatible media format: offered ${offered}; supported ${preference.map((c) => `${c}/8000`).join(', ')}`;
+  return [
+    `incompatible media format: offered ${offered}; supported ${preference.map((c) => `${c}/8000`).join(', ')}`,
+    305,
+  ];
 }
 
 function badRequest(reason: string): NegotiationResult {
-  return { ok: false, status: 400, code: 'SDP_PARSE_ERROR', reason, warning: warningText(reason) };
+  return {
+    ok: false,
+    status: 400,
+    code: 'SDP_PARSE_ERROR',
+    reason,
+    warning: warningText(reason),
+    warnCode: 399,
+  };
 }
 
-function notAcceptable(reason: string): NegotiationResult {
-  return { ok: false, status: 488, code: 'SDP_NOT_ACCEPTABLE', reason, warning: warningText(reason) };
+function notAcceptable(reason: string, warnCode: WarnCode): NegotiationResult {
+  return {
+    ok: false,
+    status: 488,
+    code: 'SDP_NOT_ACCEPTABLE',
+    reason,
+    warning: warningText(reason),
+    warnCode,
+  };
 }
 
 function sessionHeader(local: LocalMedia): string[] {
@@ -421,8 +480,8 @@ function sessionHeader(local: LocalMedia): string[] {
 /** Our offer: one sendrecv audio stream with our codecs and telephone-event 0-15. */
 export function createOffer(local: LocalMedia): string {
   const preference = preferenceOf(local);
-  const te = local.telephoneEventPt ?? DEFAULT_TELEPHONE_EVENT_PT;
-  const pts = preference.map((c) => (c === 'PCMU' ? 0 : 8));
+  const te = local.telephoneEventPt ?? TELEPHONE_EVENT_PT;
+  const pts = preference.map((c) => CODECS[c].payloadType);
   const lines = sessionHeader(local);
   lines.push(`m=audio ${local.port} RTP/AVP ${pts.join(' ')} ${te}`);
   preference.forEach((codec, i) => {
@@ -432,7 +491,7 @@ export function createOffer(local: LocalMedia): string {
   // 0-15: the sixteen keys; we do not act on flash (16).
   lines.push(`a=fmtp:${te} 0-15`);
   lines.push(`a=ptime:${DEFAULT_PTIME}`);
-  lines.push('a=sendrecv');
+  lines.push(`a=${local.direction ?? 'sendrecv'}`);
   return lines.join('\r\n') + '\r\n';
 }
 
@@ -487,5 +546,5 @@ export function acceptAnswer(ourOfferSdp: string, answerSdp: string): AnswerAcce
 }
 
 function failure(code: SdpFailure['code'], reason: string): SdpFailure {
-  return { ok: false, code, reason, warning: warningText(reason) };
+  return { ok: false, code, reason, warning: warningText(reason), warnCode: 399 };
 }

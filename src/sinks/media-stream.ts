@@ -152,6 +152,29 @@ function safeOrigin(url: string): string {
   }
 }
 
+/**
+ * Why `url` cannot be a media stream URL, or undefined. Checked once, up
+ * front, so a URL that can never connect is refused at start instead of
+ * failing on every call. Pure.
+ */
+export function streamUrlProblem(url: string): string | undefined {
+  if (/\s/.test(url)) return 'must not contain whitespace';
+  if (!/^wss?:\/\//i.test(url)) return 'must start with ws:// or wss://';
+  // The WHATWG parser only says "Invalid URL"; name the usual culprit first.
+  const port = /^wss?:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):(\d+)(?:[/?#]|$)/i.exec(url)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return 'port must be 1-65535';
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'is not a valid URL';
+  }
+  if (/^wss?:\/\/[/?#]/i.test(url) || parsed.hostname === '') return 'needs a host';
+  // ws refuses fragments (RFC 6455 3).
+  if (parsed.hash !== '') return 'must not have a #fragment';
+  return undefined;
+}
+
 export function newStreamSid(): string {
   return `MZ${randomBytes(16).toString('hex')}`;
 }
@@ -258,14 +281,10 @@ export class MediaStreamClient extends EventEmitter<MediaStreamEvents> {
         return;
       }
       this.#state = 'connecting';
-      let protocol: string;
-      try {
-        protocol = new URL(url).protocol;
-      } catch {
-        protocol = '';
-      }
-      if (protocol !== 'ws:' && protocol !== 'wss:') {
-        reject(this.#fail(`media stream URL must be ws:// or wss:// (got ${this.#origin})`));
+      const problem = streamUrlProblem(url);
+      if (problem !== undefined) {
+        // The URL itself is not repeated: it may hold credentials.
+        reject(this.#fail(`media stream URL ${problem}`));
         return;
       }
       const wsOptions: ClientOptions = {

@@ -35,6 +35,8 @@ export interface CallSidecar {
   durationMs: number;
   codec: string | null;
   wav: string | null;
+  /** Present when the recording failed: why (the WAV was not created, or a write failed). */
+  recordingError?: { code: string; message: string };
   endReason: string;
   stats: PacketStats & Record<string, number>;
   dtmf: DtmfRecord[];
@@ -102,6 +104,9 @@ function ordered(d: CallSidecar): CallSidecar {
     durationMs: d.durationMs,
     codec: d.codec,
     wav: d.wav,
+    ...(d.recordingError && {
+      recordingError: { code: d.recordingError.code, message: d.recordingError.message },
+    }),
     endReason: d.endReason,
     stats: stats as PacketStats & Record<string, number>,
     dtmf: d.dtmf.map((e) => ({ digit: e.digit, atMs: e.atMs, source: e.source })),

@@ -173,6 +173,21 @@ describe('live sinks on real calls', () => {
     expect(readWav(info.wav as string).samples.length).toBeGreaterThanOrEqual(1600);
   });
 
+  it('--stream-url: a stream that fails as it starts reaches a sinkError listener added on callAnswered', async () => {
+    // An upgrade header the HTTP client refuses makes the connect fail synchronously.
+    const errors: string[] = [];
+    const { phone, pbx } = await startRig(cleanups, {
+      stream: { url: 'ws://127.0.0.1:9/media', headers: { 'X-Token': 'a\r\nb' } },
+    });
+    phone.on('callAnswered', (call) => call.on('sinkError', (e) => errors.push(e.code)));
+    const { socket } = await callerSocket(cleanups);
+    const ended = new Promise<CallEndInfo>((r) => phone.once('callEnded', (_c, info) => r(info)));
+    const call = await pbx.invite(RIG_USER.username, sdpOffer(socket.address().port));
+    await call.bye();
+    await ended;
+    expect(errors).toEqual(['STREAM_FAILED']);
+  });
+
   it("--stream-url wss:// with the server's CA given: the call's audio streams over TLS", async () => {
     const server = https.createServer(localhostCertificate());
     const wss = new WebSocketServer({ server });

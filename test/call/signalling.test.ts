@@ -106,6 +106,12 @@ describe('INVITE server edge cases', () => {
     peer.write(rawRequest('BYE', { callId: 'nobody', toTag: 'not-ours' }));
     await waitFor(() => statuses('nobody').length === 1);
     expect(statuses('nobody')).toEqual(['481 BYE']);
+    // RFC 3261 15.1.2: a BYE outside any dialog (no To tag) is 481 too; 501 is for unknown methods only.
+    for (const method of ['BYE', 'UPDATE', 'PRACK']) {
+      peer.write(rawRequest(method, { callId: `no-tag-${method}` }));
+      await waitFor(() => statuses(`no-tag-${method}`).length === 1);
+      expect(statuses(`no-tag-${method}`)).toEqual([`481 ${method}`]);
+    }
 
     peer.write(rawRequest('INVITE', { callId: 'dlg-1', body: OFFER }));
     await waitFor(() => statuses('dlg-1').includes('200 INVITE'));
@@ -138,6 +144,18 @@ describe('INVITE server edge cases', () => {
       '200 INFO',
       '200 BYE',
     ]);
+  });
+
+  it('488 carries an RFC 3261 20.43 Warning (code, agent, quoted text) that list parsing cannot split', async () => {
+    const { peer } = await setup();
+    const g729 = OFFER.replace('RTP/AVP 0', 'RTP/AVP 18') + 'a=rtpmap:18 G729/8000\r\n';
+    peer.write(rawRequest('INVITE', { callId: 'warn-1', body: g729 }));
+    await waitFor(() => peer.responses.some((r) => r.headers.callId() === 'warn-1' && r.status === 488));
+    const response = peer.responses.find((r) => r.headers.callId() === 'warn-1' && r.status === 488);
+    const warning = response?.headers.get('Warning') ?? '';
+    // 305 Incompatible media format; the text names what was offered and what we support.
+    expect(warning).toMatch(/^305 rc-softphone "[^"]*G729\/8000[^"]*PCMU\/8000, PCMA\/8000[^"]*"$/);
+    expect(response?.headers.getAll('Warning')).toHaveLength(1);
   });
 
   it('a request with a lower CSeq than the last one in the dialog gets 500', async () => {

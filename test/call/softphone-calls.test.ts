@@ -197,6 +197,101 @@ describe('Softphone answering calls', () => {
     });
   });
 
+  it('a listener that throws is reported as a warning; the call, its recording and the process go on', async () => {
+    const { pbx, phone, ended } = await setup();
+    const warnings: { code: string; message: string; callId?: string }[] = [];
+    phone.on('warning', (w) => warnings.push(w));
+    phone.on('callAnswered', (call) => {
+      call.on('frame', () => {
+        throw new Error('frame boom');
+      });
+      call.on('dtmf', () => {
+        throw new Error('dtmf boom');
+      });
+      throw new Error('answered boom');
+    });
+    phone.on('callEnded', () => {
+      throw new Error('ended boom');
+    });
+    const caller = await callerSocket();
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const sender = new RtpSender({
+      socket: caller.socket,
+      target: { address: '127.0.0.1', port: answerPort(call.answer) },
+      pcm: signal(4000),
+      impairments: [{ kind: 'dtmf', frame: 5, digit: '3', frames: 3 }],
+    });
+    const report = await sender.start();
+    await call.bye();
+    await waitFor(() => ended.has(call.callId));
+    const info = ended.get(call.callId) as CallEndInfo;
+    expect(info.reason).toBe('remote-bye');
+    expect(info.dtmf.map((d) => d.digit)).toEqual(['3']);
+    // Every frame the caller sent is in the WAV: the throwing frame listener cost nothing.
+    const sent = report.frames.filter((f) => f.fate === 'sent').length;
+    expect(info.stats?.framesWritten).toBeGreaterThanOrEqual(sent);
+    expect(info.stats?.listenerErrors).toBeGreaterThan(sent / 2);
+    const codes = warnings.filter((w) => w.code === 'LISTENER_FAILED');
+    // Reported once per event name, not once per frame.
+    expect(codes.map((w) => /'(\w+)'/.exec(w.message)?.[1]).sort()).toEqual([
+      'callAnswered',
+      'callEnded',
+      'dtmf',
+      'frame',
+    ]);
+    expect(codes.find((w) => w.message.includes("'frame'"))?.callId).toBe(call.callId);
+    // The phone still takes calls.
+    const next = await pbx.invite(USER.username, offer(caller.port));
+    await next.bye();
+    await waitFor(() => ended.has(next.callId));
+  });
+
+  it('re-creates a record directory deleted while running, and reports a call it cannot record (wav null, the reason)', async () => {
+    const { pbx, ended, recordDir } = await setup();
+    const caller = await callerSocket();
+    rmSync(recordDir, { recursive: true, force: true });
+    const a = await pbx.invite(USER.username, offer(caller.port));
+    await a.bye();
+    await waitFor(() => ended.has(a.callId));
+    const recorded = ended.get(a.callId) as CallEndInfo;
+    expect(readWav(recorded.wav as string).sampleRate).toBe(8000);
+    expect(JSON.parse(readFileSync(recorded.sidecar as string, 'utf8')).wav).toBe(recorded.wav);
+    expect(recorded.recordingError).toBeUndefined();
+
+    // Now the directory's place is taken by a file: nothing can be recorded there.
+    rmSync(recordDir, { recursive: true, force: true });
+    writeFileSync(recordDir, 'not a directory');
+    const b = await pbx.invite(USER.username, offer(caller.port));
+    await b.bye();
+    await waitFor(() => ended.has(b.callId));
+    const lost = ended.get(b.callId) as CallEndInfo;
+    expect(lost.reason).toBe('remote-bye');
+    expect(lost.wav).toBeUndefined();
+    expect(lost.sidecar).toBeUndefined();
+    expect(lost.recordingError).toMatchObject({ code: 'SINK_WRITE_FAILED' });
+    expect(lost.recordingError?.message).toContain(recordDir);
+    rmSync(recordDir, { force: true });
+  });
+
+  it('without a negotiated telephone-event, primes with a silence frame in the codec, never PT 101', async () => {
+    const { pbx } = await setup({ sendSilence: false });
+    const caller = await callerSocket();
+    // As linphone offers: PT 101 is G726-16 here, not telephone-event.
+    const linphoneLike = offer(caller.port, 'RTP/AVP', '8 101').replace(
+      'a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15',
+      'a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 G726-16/8000',
+    );
+    const call = await pbx.invite(USER.username, linphoneLike);
+    expect(call.answer).not.toMatch(/telephone-event/);
+    await waitFor(() => caller.packets.length >= 1);
+    const first = parseRtp(caller.packets[0] as Buffer);
+    if (typeof first === 'string') throw new Error(first);
+    expect(first.payloadType).toBe(8);
+    expect(first.marker).toBe(true);
+    expect([...first.payload]).toEqual(new Array(160).fill(0xd5));
+    await call.bye();
+  });
+
   it('rejects an SRTP-only offer with 488 and a Warning', async () => {
     const { pbx, phone } = await setup();
     const rejected = new Promise<{ status: number }>((r) => phone.once('callRejected', r));
@@ -223,11 +318,19 @@ describe('Softphone answering calls', () => {
     });
     expect(call.answer).toMatch(/m=audio \d+ RTP\/AVP 0 8 101/);
     const phoneCall = await answered;
+    // The codec is only known once the ACK brings the answer: a 'media' event says so.
+    expect(phoneCall.negotiated).toBeUndefined();
+    const media = await new Promise<{ codec: string }>((r) => phoneCall.once('media', r));
+    expect(media).toMatchObject({ codec: 'PCMU', remoteMedia: `127.0.0.1:${caller.port}` });
     await waitFor(() => phoneCall.negotiated !== undefined);
     // Priming follows the ACK's answer.
     await waitFor(() => caller.packets.length >= 1);
     const first = parseRtp(caller.packets[0] as Buffer);
     expect(typeof first === 'string' ? first : first.payloadType).toBe(101);
+    // After the ACK the call sends like any other: silence every 20 ms, in the answered codec.
+    await waitFor(() => caller.packets.length >= 15, { timeoutMs: 5000 });
+    const later = parseRtp(caller.packets[14] as Buffer);
+    expect(typeof later === 'string' ? later : later.payloadType).toBe(0);
     await call.bye();
   });
 
@@ -252,6 +355,24 @@ describe('Softphone answering calls', () => {
     expect(ended.get(call.callId)?.dtmf.map((d) => d.digit)).toEqual(['5']);
   });
 
+  it('our SDP version grows only when our SDP changes: not for a rejected or an unchanged re-INVITE (RFC 3264 8)', async () => {
+    const { pbx } = await setup();
+    const caller = await callerSocket();
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const version = (sdp: string | Uint8Array) =>
+      Number(/^o=\S+ \S+ (\d+) /m.exec(typeof sdp === 'string' ? sdp : Buffer.from(sdp).toString())?.[1]);
+    expect(version(call.answer)).toBe(1);
+    const rejected = await call.request('INVITE', offer(caller.port, 'RTP/AVP', '18'));
+    expect(rejected.status).toBe(488);
+    const same = await call.request('INVITE', offer(caller.port).replace('o=caller 1 1', 'o=caller 1 2'));
+    expect(same.status).toBe(200);
+    expect(version(same.body)).toBe(1);
+    expect(Buffer.from(same.body).toString()).toBe(call.answer);
+    const hold = await call.request('INVITE', offer(caller.port).replace('t=0 0', 't=0 0\r\na=sendonly'));
+    expect(version(hold.body)).toBe(2);
+    await call.bye();
+  });
+
   it.each([
     ['no RTP arrives within the media timeout', { mediaTimeoutMs: 300 }, 'media-timeout'],
     ['the maximum call duration is reached', { maxCallDurationMs: 300 }, 'max-duration'],
@@ -266,6 +387,36 @@ describe('Softphone answering calls', () => {
     await waitFor(() => ended.has(call.callId), { timeoutMs: 10_000 });
     expect(ended.get(call.callId)?.reason).toBe(reason);
     await waitFor(() => byes.includes(call.callId));
+  });
+
+  it('when the bot hangs up, the BYE goes out while the call is still recording; the sidecar comes after', async () => {
+    const { pbx, phone, ended } = await setup({ maxCallDurationMs: 300 });
+    const caller = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const stillRecordingAtBye: boolean[] = [];
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const phoneCall = await answered;
+    pbx.on('request', (r) => {
+      if (r.method === 'BYE') stillRecordingAtBye.push(!phoneCall.ended);
+    });
+    await waitFor(() => ended.has(call.callId), { timeoutMs: 10_000 });
+    expect(stillRecordingAtBye).toEqual([true]);
+    expect(ended.get(call.callId)?.reason).toBe('max-duration');
+  });
+
+  it("stop(): every BYE is sent before any call is finished (no BYE waits for another call's sidecar)", async () => {
+    const { pbx, phone } = await setup();
+    const caller = await callerSocket();
+    const answered: Call[] = [];
+    phone.on('callAnswered', (c) => answered.push(c));
+    await pbx.invite(USER.username, offer(caller.port));
+    await pbx.invite(USER.username, offer(caller.port));
+    const endedAtBye: number[] = [];
+    pbx.on('request', (r) => {
+      if (r.method === 'BYE') endedAtBye.push(answered.filter((c) => c.ended).length);
+    });
+    await phone.stop();
+    expect(endedAtBye).toEqual([0, 0]);
   });
 
   it('stop() sends BYE for every call, finishes the recordings and unregisters', async () => {

@@ -1,8 +1,10 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { DEMO_SPEECH_WAV, readPcmWav } from '../../src/demo/speech-sample.js';
 import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../src/media/g711.js';
 import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/dirs.js';
 import { readWav } from '../helpers/wav.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -45,4 +47,14 @@ it('demo: registers, receives a call with speech, records it and exits 0 within 
   expect(at).toBeGreaterThanOrEqual(0);
   const compared = expected.length - 5 * 160; // the last frames carry the DTMF press instead
   expect(Array.from(wav.subarray(at, at + compared))).toEqual(Array.from(expected.subarray(0, compared)));
+});
+
+it('demo: a --record-dir that is a file exits 2 naming the flag', async () => {
+  const file = path.join(tempDir(cleanups), 'out');
+  writeFileSync(file, '');
+  const r = runCli(['demo', '--log-format', 'json', '--record-dir', file], { cleanups });
+  expect(await r.exit).toBe(2);
+  expect(r.stderr()).toContain(`--record-dir ${file}: is a file`);
+  expect(r.stderr()).not.toContain('--no-record');
+  expect(r.events().map((e) => e.event)).not.toContain('demo.start');
 });

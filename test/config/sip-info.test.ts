@@ -518,6 +518,29 @@ describe('resolveSipInfo', () => {
     expect(never).not.toHaveBeenCalled();
   });
 
+  it('names where each proxy was set (variable, or field and file), for errors that ask to fix it', async () => {
+    const names = async (options: Parameters<typeof resolveSipInfo>[0]) =>
+      (await resolveSipInfo(options)).proxySettingNames;
+    const dot = `.${path.sep}`;
+    expect(await names({ env: FULL_ENV, cwd: dir })).toEqual({
+      outboundProxy: 'SIP_INFO_OUTBOUND_PROXY',
+      outboundProxyBackup: 'SIP_INFO_OUTBOUND_PROXY_BACKUP',
+    });
+    file('bare.json', RAW_ENTRY);
+    expect(await names({ sipInfoPath: 'bare.json', env: {}, cwd: dir })).toEqual({
+      outboundProxy: `outboundProxy in ${dot}bare.json`,
+      outboundProxyBackup: `outboundProxyBackup in ${dot}bare.json`,
+    });
+    file('answer.json', { sipInfo: [{ ...RAW_ENTRY, transport: 'UDP' }, RAW_ENTRY], device: { id: '1' } });
+    expect((await names({ sipInfoPath: 'answer.json', env: {}, cwd: dir })).outboundProxy).toBe(
+      `sipInfo[1].outboundProxy in ${dot}answer.json`,
+    );
+    file('sip-info.json', { version: 1, sipInfo: RAW_ENTRY });
+    expect((await names({ env: {}, cwd: dir })).outboundProxyBackup).toBe(
+      `sipInfo.outboundProxyBackup in ${dot}sip-info.json`,
+    );
+  });
+
   it('1. a missing --sip-info file is CONFIG_MISSING naming the flag', async () => {
     const err = await failure(resolveSipInfo({ sipInfoPath: 'nope.json', env: FULL_ENV, cwd: dir }));
     expect(err.code).toBe(ErrorCodes.CONFIG_MISSING);
@@ -629,6 +652,9 @@ describe('resolveSipInfo', () => {
     expect(provision).toHaveBeenCalledTimes(1);
     expect(resolved.source).toBe('provisioned');
     expect(resolved.description).toBe(`RingCentral provisioning (cached to .${path.sep}sip-info.json)`);
+    expect(resolved.proxySettingNames.outboundProxy).toBe(
+      `sipInfo.outboundProxy in .${path.sep}sip-info.json`,
+    );
     expect(resolved.sipInfo.instanceId).toMatch(UUID_URN);
     const p = path.join(dir, 'sip-info.json');
     expect(resolved.path).toBe(p);

@@ -1,7 +1,9 @@
 /**
  * A raw SIP peer for signalling edge cases LocalPbx does not script: it
- * accepts the device's REGISTER without a challenge, then lets a test write
- * any bytes to the device's flow and see every response and request it sends.
+ * accepts the device's REGISTER without a challenge (or answers it as the
+ * test's `register` script says: 503 with Retry-After, …), then lets a test
+ * write any bytes to the device's flow and see every response and request it
+ * sends, with the time each request arrived.
  */
 import net from 'node:net';
 import { parseMessage } from '../../src/sip/message/parse.js';
@@ -14,16 +16,35 @@ export interface RawRegistrar {
   requests: SipRequest[];
   /** Every message the device sent, as framed, whether our parser takes it or not. */
   raw: Buffer[];
+  /** performance.now() when each of `requests` arrived (the answer went out in the same tick). */
+  requestTimes: number[];
   write(text: string): void;
   /** Writes bytes as they are (write() takes text). */
   socketWrite(bytes: Uint8Array): void;
   close(): Promise<void>;
 }
 
-export async function startRawRegistrar(): Promise<RawRegistrar> {
+/** A final answer to a REGISTER: status line and extra header lines (without CRLF). */
+export interface RegisterAnswer {
+  status: number;
+  reason: string;
+  headers?: string[];
+}
+
+export interface RawRegistrarOptions {
+  /**
+   * Answers the `n`-th REGISTER (0-based, counted over every connection);
+   * undefined (and the default) is 200 OK binding the Contact for 300 s.
+   */
+  register?: (request: SipRequest, n: number) => RegisterAnswer | undefined;
+}
+
+export async function startRawRegistrar(options: RawRegistrarOptions = {}): Promise<RawRegistrar> {
   const responses: SipResponse[] = [];
   const requests: SipRequest[] = [];
   const raw: Buffer[] = [];
+  const requestTimes: number[] = [];
+  let registers = 0;
   const sockets = new Set<net.Socket>();
   let device: net.Socket | undefined;
   const server = net.createServer((s) => {
@@ -43,13 +64,21 @@ export async function startRawRegistrar(): Promise<RawRegistrar> {
           continue;
         }
         requests.push(m);
+        requestTimes.push(performance.now());
         const h = m.headers;
-        const ok = (extra = '') =>
+        const answer = (status: string, extra = '') =>
           s.write(
-            `SIP/2.0 200 OK\r\nVia: ${h.get('Via')}\r\nFrom: ${h.get('From')}\r\nTo: ${h.get('To')}${h.to()?.params.has('tag') ? '' : ';tag=reg'}\r\nCall-ID: ${h.get('Call-ID')}\r\nCSeq: ${h.get('CSeq')}\r\n${extra}Content-Length: 0\r\n\r\n`,
+            `SIP/2.0 ${status}\r\nVia: ${h.get('Via')}\r\nFrom: ${h.get('From')}\r\nTo: ${h.get('To')}${h.to()?.params.has('tag') ? '' : ';tag=reg'}\r\nCall-ID: ${h.get('Call-ID')}\r\nCSeq: ${h.get('CSeq')}\r\n${extra}Content-Length: 0\r\n\r\n`,
           );
-        if (m.method === 'REGISTER') ok(`Contact: ${h.get('Contact')};expires=300\r\n`);
-        else if (m.method === 'BYE') ok();
+        if (m.method === 'REGISTER') {
+          const scripted = options.register?.(m, registers++);
+          if (scripted) {
+            const extra = (scripted.headers ?? []).map((line) => `${line}\r\n`).join('');
+            answer(`${scripted.status} ${scripted.reason}`, extra);
+          } else {
+            answer('200 OK', `Contact: ${h.get('Contact')};expires=300\r\n`);
+          }
+        } else if (m.method === 'BYE') answer('200 OK');
       }
     });
     s.on('error', () => {});
@@ -61,6 +90,7 @@ export async function startRawRegistrar(): Promise<RawRegistrar> {
     responses,
     requests,
     raw,
+    requestTimes,
     write: (text) => device?.write(text),
     socketWrite: (bytes) => device?.write(bytes),
     close: () => {

@@ -17,6 +17,7 @@ import { type Impairment, RtpSender, type SendReport } from '../../src/media/rtp
 import { type DtmfEvent, MediaSession, type MediaStats } from '../../src/media/session.js';
 import type { NegotiatedMedia } from '../../src/sdp/negotiate.js';
 import { WavWriter } from '../../src/sinks/wav.js';
+import { WavSink } from '../../src/sinks/wav-sink.js';
 import { waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
 
@@ -112,7 +113,9 @@ describe('impaired call end to end', () => {
       onHold: false,
     };
     t0 = performance.now();
-    const session = new MediaSession({ socket: local, negotiated, t0, wav: WavWriter.open(path) });
+    const session = new MediaSession({ socket: local, negotiated, t0 });
+    const recording = new WavSink(WavWriter.open(path));
+    session.on('frame', (f, info) => recording.write(f, info));
     // Listeners run in order: this one sees each datagram right after the session did.
     local.on('message', (msg) => {
       if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
@@ -137,6 +140,7 @@ describe('impaired call end to end', () => {
     });
     stopAt = performance.now();
     stats = session.stop();
+    recording.close();
     wav = readWav(path).samples;
   }, 60_000);
 

@@ -22,6 +22,7 @@ import { type DtmfEvent, MediaSession, type MediaSessionOptions } from '../../sr
 import { isRtpInvalid, parseRtp, type RtpPacket, serializeRtp } from '../../src/rtp/packet.js';
 import type { NegotiatedMedia } from '../../src/sdp/negotiate.js';
 import { WavWriter } from '../../src/sinks/wav.js';
+import { WavSink, type WavTarget } from '../../src/sinks/wav-sink.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { readWav } from '../helpers/wav.js';
 
@@ -93,14 +94,28 @@ function media(remote: dgram.Socket | number, over: Partial<NegotiatedMedia> = {
 
 async function session(
   negotiated: NegotiatedMedia,
-  over: Partial<MediaSessionOptions> = {},
-): Promise<{ s: MediaSession; local: number; frames: Int16Array[] }> {
-  const socket = over.socket ?? (await udp());
-  const s = new MediaSession({ socket, negotiated, t0: performance.now(), ...over });
+  over: Partial<MediaSessionOptions> & { wav?: WavTarget; onWavError?: (e: SoftphoneError) => void } = {},
+): Promise<{
+  s: MediaSession;
+  local: number;
+  frames: Int16Array[];
+  stop: () => ReturnType<MediaSession['stop']>;
+}> {
+  const { wav, onWavError, ...options } = over;
+  const socket = options.socket ?? (await udp());
+  const s = new MediaSession({ socket, negotiated, t0: performance.now(), ...options });
   sessions.push(s);
+  // As the call's fan-out does: the recording gets each frame first.
+  const sink = wav && new WavSink(wav, onWavError);
+  if (sink) s.on('frame', (f, info) => sink.write(f, info));
   const frames: Int16Array[] = [];
   s.on('frame', (f) => frames.push(f.slice()));
-  return { s, local: socket.address().port, frames };
+  const stop = () => {
+    const stats = s.stop();
+    sink?.close();
+    return stats;
+  };
+  return { s, local: socket.address().port, frames, stop };
 }
 
 /** A recognisable µ-law payload for frame k (never silence). */
@@ -182,7 +197,7 @@ describe('MediaSession priming and sending', () => {
     expect(s.stats.packetsSent).toBeGreaterThanOrEqual(51);
   });
 
-  it('uses telephone-event PT 101 when none was negotiated, and sends nothing more without silence', async () => {
+  it('primes with a silence frame in the codec when no telephone-event was negotiated, then sends nothing more without silence', async () => {
     const remote = await udp();
     const heard = capture(remote);
     const negotiated = media(remote);
@@ -190,7 +205,8 @@ describe('MediaSession priming and sending', () => {
     const { s, frames } = await session(negotiated, { sendSilence: false });
     await s.prime();
     await waitFor(() => heard.length >= 1 && frames.length >= 10, { ...WAIT, message: 'prime + 200 ms' });
-    expect(heard[0]!.packet.payloadType).toBe(101);
+    expect(heard[0]!.packet.payloadType).toBe(negotiated.payloadType);
+    expect(heard[0]!.packet.payload.every((b) => b === 0xff)).toBe(true);
     expect(heard.length).toBe(1);
     expect(s.stats.packetsSent).toBe(1);
   });
@@ -257,11 +273,11 @@ describe('MediaSession receiving', () => {
     const remote = await udp();
     const path = join(dir, 'call.wav');
     const wav = WavWriter.open(path);
-    const { s, local, frames } = await session(media(remote), { wav });
+    const { s, local, frames, stop } = await session(media(remote), { wav });
     await s.prime();
     for (let k = 0; k < 10; k++) await sendTo(remote, local, rtp(100 + k, 5000 + k * F, payloadFor(k)));
     await waitFor(() => s.stats.received === 10, { ...WAIT, message: '10 packets' });
-    const stats = s.stop();
+    const stats = stop();
     const { samples } = readWav(path);
     expect(Array.from(concat(frames))).toEqual(Array.from(samples));
     const expected = concat(Array.from({ length: 10 }, (_, k) => decode(payloadFor(k))));
@@ -324,7 +340,7 @@ describe('MediaSession receiving', () => {
   it('reports one DTMF digit per key press despite three end retransmissions, never in the WAV', async () => {
     const remote = await udp();
     const path = join(dir, 'dtmf.wav');
-    const { s, local } = await session(media(remote), { wav: WavWriter.open(path) });
+    const { s, local, stop } = await session(media(remote), { wav: WavWriter.open(path) });
     const digits: DtmfEvent[] = [];
     s.on('dtmf', (d) => digits.push(d));
     await s.prime();
@@ -342,7 +358,7 @@ describe('MediaSession receiving', () => {
     // A second press of the same key is a new digit (new timestamp).
     await sendTo(remote, local, rtp(15, ts + 800, ev(true, 160), 101));
     await waitFor(() => digits.length === 2, { ...WAIT, message: 'second digit' });
-    const stats = s.stop();
+    const stats = stop();
     expect(digits.map((d) => d.digit)).toEqual(['5', '5']);
     expect(digits[0]!.atMs).toBeGreaterThanOrEqual(0);
     expect(stats.dtmf).toBe(2);
@@ -432,14 +448,14 @@ describe('MediaSession lifecycle', () => {
     const socket = await pool.allocate();
     const path = join(dir, 'tail.wav');
     const t0 = performance.now();
-    const { s, local } = await session(media(remote), { socket, wav: WavWriter.open(path), t0 });
+    const { s, local, stop } = await session(media(remote), { socket, wav: WavWriter.open(path), t0 });
     await s.prime();
     await waitFor(() => s.stats.framesWritten >= 10, WAIT);
     // The last packet arrives just before stop(): still within the jitter delay, it must be written.
     await sendTo(remote, local, rtp(7, 7000, payloadFor(7)));
     await waitFor(() => s.stats.received === 1, WAIT);
     const stopAt = performance.now();
-    const stats = s.stop();
+    const stats = stop();
     expect(s.stop()).toEqual(stats);
     expect(s.stopped).toBe(true);
     const { samples } = readWav(path);
@@ -466,14 +482,13 @@ describe('MediaSession lifecycle', () => {
         this.closed = true;
       },
     };
-    const { s, frames } = await session(media(remote), { wav: wav as unknown as WavWriter });
     const errors: SoftphoneError[] = [];
-    s.on('error', (e) => errors.push(e));
+    const { s, frames, stop } = await session(media(remote), { wav, onWavError: (e) => errors.push(e) });
     await s.prime();
     await waitFor(() => frames.length >= 15, WAIT);
     expect(errors).toEqual([failure]);
     expect(errors[0]!.code).toBe(ErrorCodes.SINK_WRITE_FAILED);
-    s.stop();
+    stop();
     expect(errors.length).toBe(1);
     expect(wav.closed).toBe(true);
   });

@@ -4,6 +4,7 @@ import {
   acceptAnswer,
   createOffer,
   type LocalMedia,
+  localAddressProblem,
   type NegotiatedMedia,
   type NegotiationResult,
   negotiateAnswer,
@@ -568,5 +569,21 @@ describe('createOffer / acceptAnswer (offer in our 200 OK, answer in the ACK)', 
     expect(result.code).toBe(code);
     expect(result.reason.length).toBeGreaterThan(0);
     expect(result.warning).not.toMatch(/["\\\r\n]/);
+  });
+});
+
+describe('localAddressProblem (a configured media IP)', () => {
+  it.each([
+    ['203.0.113.7', undefined],
+    ['2001:db8::7', undefined],
+    ['not-an-ip', 'must be an IPv4 or IPv6 address'],
+    ['media.example.com', 'must be an IPv4 or IPv6 address'],
+    ['203.0.113', 'must be an IPv4 or IPv6 address'],
+    ['', 'must be an IPv4 or IPv6 address'],
+    ['fe80::1%eth0', 'must not carry a zone id (%…): SDP has no place for it'],
+    ['0.0.0.0', 'must not be the unspecified address (0.0.0.0 or ::)'],
+    ['::', 'must not be the unspecified address (0.0.0.0 or ::)'],
+  ])('%j: %s', (address, problem) => {
+    expect(localAddressProblem(address)).toBe(problem);
   });
 });

@@ -7,7 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { isSoftphoneError, type SoftphoneError } from '../../src/errors.js';
 import { decodeUlaw, encodeUlawFrame } from '../../src/media/g711.js';
-import { MediaStreamClient, type MediaStreamCloseInfo } from '../../src/sinks/media-stream.js';
+import {
+  MediaStreamClient,
+  type MediaStreamCloseInfo,
+  streamUrlProblem,
+} from '../../src/sinks/media-stream.js';
 import { localhostCertificate } from '../helpers/tls-cert.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: test peer inspects arbitrary JSON
@@ -507,5 +511,26 @@ describe('MediaStreamClient (Twilio Media Streams)', () => {
     await c.stop();
     expect(c.stats.dropped).toBe(1);
     await expect(c.connect('ws://127.0.0.1:1/', CALL)).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});
+
+describe('streamUrlProblem', () => {
+  it.each([
+    ['ws://localhost:8080/media', undefined],
+    ['wss://bot.example.com/media?token=abc', undefined],
+    ['WSS://user:pw@[::1]:443/m', undefined],
+    ['ws://a b', 'must not contain whitespace'],
+    ['ws://host/a b', 'must not contain whitespace'],
+    [' ws://host/', 'must not contain whitespace'],
+    ['http://host/media', 'must start with ws:// or wss://'],
+    ['ws:host', 'must start with ws:// or wss://'],
+    ['ws://host:99999/media', 'port must be 1-65535'],
+    ['ws://[::1]:65536/', 'port must be 1-65535'],
+    ['ws://host:0/', 'port must be 1-65535'],
+    ['ws://ho%st/', 'is not a valid URL'],
+    ['ws:///media', 'needs a host'],
+    ['ws://host/media#x', 'must not have a #fragment'],
+  ])('%j: %s', (url, problem) => {
+    expect(streamUrlProblem(url)).toBe(problem);
   });
 });

@@ -12,7 +12,13 @@ import { DEMO_SPEECH_WAV, readPcmWav } from '../../demo/speech-sample.js';
 import { describeError } from '../../errors.js';
 import { RtpSender } from '../../media/rtp-sender.js';
 import { Softphone } from '../../softphone.js';
-import { addOutputOptions, createLogger, ExitCode, type OutputOptions } from '../common.js';
+import {
+  addOutputOptions,
+  checkRecordDirFlag,
+  createLogger,
+  ExitCode,
+  type OutputOptions,
+} from '../common.js';
 import { wireEvents } from '../events.js';
 
 interface DemoFlags extends OutputOptions {
@@ -40,6 +46,8 @@ export function demoCommand(setExitCode: (code: number) => void): Command {
 }
 
 async function demo(flags: DemoFlags): Promise<number> {
+  // Before the registrar starts: nothing to clean up yet.
+  checkRecordDirFlag(flags.recordDir, false);
   const user = {
     username: '15550001111',
     authorizationId: '15550001111',

@@ -4,15 +4,19 @@ import { Command } from 'commander';
 import { resolveSipInfo } from '../../config/sip-info.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
 import { provisionFromEnv } from '../../rest/provision.js';
+import { localAddressProblem } from '../../sdp/negotiate.js';
+import { streamUrlProblem } from '../../sinks/media-stream.js';
 import { Softphone, type SoftphoneOptions } from '../../softphone.js';
 import {
-  addEnvFileOption,
+  addDotenvOption,
   addOutputOptions,
+  checkRecordDirFlag,
   createLogger,
   ExitCode,
   intOption,
   loadEnv,
   type OutputOptions,
+  recordDirUsage,
   UsageError,
 } from '../common.js';
 import { wireEvents } from '../events.js';
@@ -20,7 +24,7 @@ import { startStatusLine } from '../status-line.js';
 
 interface ListenFlags extends OutputOptions {
   sipInfo?: string;
-  envFile?: string;
+  dotenv?: string;
   recordDir: string;
   record: boolean;
   maxCalls: number;
@@ -61,7 +65,10 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
     )
     .option('--exit-after <n>', 'exit 0 after this many calls have ended', intOption('--exit-after', 1))
     .option('--rtp-ports <range>', 'UDP port range for RTP, one port per call', '20000-29999')
-    .option('--media-ip <ip>', 'address to put in the SDP (default: the local address of the SIP connection)')
+    .option(
+      '--media-ip <ip>',
+      'IPv4 or IPv6 address to put in the SDP (default: the local address of the SIP connection)',
+    )
     .option('--no-silence', 'do not send RTP silence after the priming packet')
     .option(
       '--media-timeout <seconds>',
@@ -99,7 +106,7 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
     )
     .addHelpText('after', EXAMPLES)
     .exitOverride();
-  addEnvFileOption(command);
+  addDotenvOption(command);
   addOutputOptions(command);
   command.action(async (flags: ListenFlags) => {
     setExitCode(await listen(flags));
@@ -119,15 +126,32 @@ function parsePortRange(value: string): { min: number; max: number } {
   return { min, max };
 }
 
+/**
+ * Runs before provisioning or registering: a bot that answers calls it cannot
+ * record is worse than one that does not start.
+ */
+function checkRecordDir(flags: ListenFlags): void {
+  if (flags.record) checkRecordDirFlag(flags.recordDir, true);
+}
+
 async function listen(flags: ListenFlags): Promise<number> {
   // Everything that can be wrong with the configuration is found before any network I/O.
-  const env = loadEnv(flags.envFile);
+  const env = loadEnv(flags.dotenv);
   const rtpPorts = parsePortRange(flags.rtpPorts);
-  if (flags.streamUrl !== undefined && !/^wss?:\/\/[^/\s]+/i.test(flags.streamUrl)) {
+  const streamUrlIssue = flags.streamUrl === undefined ? undefined : streamUrlProblem(flags.streamUrl);
+  if (streamUrlIssue) {
     throw new UsageError(
-      `--stream-url must be a ws:// or wss:// URL, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
+      `--stream-url ${streamUrlIssue}, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
     );
   }
+  const mediaIpIssue = flags.mediaIp === undefined ? undefined : localAddressProblem(flags.mediaIp);
+  if (mediaIpIssue) {
+    throw new UsageError(
+      `--media-ip ${mediaIpIssue}, got "${flags.mediaIp}" (example: --media-ip 203.0.113.7)`,
+    );
+  }
+  // '' used to turn recording off without a word; --no-record says it.
+  if (flags.record && flags.recordDir.trim() === '') throw recordDirUsage(flags.recordDir, 'is empty', true);
   if (flags.pipe !== undefined && flags.pipe.trim() === '')
     throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
   const provisioningLog = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
@@ -138,6 +162,7 @@ async function listen(flags: ListenFlags): Promise<number> {
       env,
       cwd: process.cwd(),
       provision: async () => {
+        checkRecordDir(flags);
         provisioningLog.info('provisioning', {}, 'provisioning a SIP device with the RingCentral REST API…');
         const transport = env.SIP_INFO_TRANSPORT?.toLowerCase() === 'tls' ? 'tls' : 'tcp';
         const result = await provisionFromEnv(env, { transport, computerName: os.hostname() });
@@ -151,6 +176,7 @@ async function listen(flags: ListenFlags): Promise<number> {
     }
     throw err;
   }
+  checkRecordDir(flags);
   const { sipInfo } = resolved;
   const log = createLogger(flags, [
     sipInfo.password,
@@ -165,6 +191,7 @@ async function listen(flags: ListenFlags): Promise<number> {
     registrationExpires: flags.expires,
     keepAliveIntervalMs: flags.keepalive * 1000,
     tlsInsecure: flags.tlsInsecure ?? false,
+    proxySettingNames: resolved.proxySettingNames,
     maxCalls: flags.maxCalls,
     rtpPorts,
     sendSilence: flags.silence,
@@ -223,6 +250,14 @@ async function listen(flags: ListenFlags): Promise<number> {
   } catch (err) {
     // A signal while still connecting is a normal stop, not a failure.
     if (stopping) return done;
+    // The record dir checked above can change before start() checks it again.
+    if (isSoftphoneError(err, 'CONFIG_INVALID')) {
+      await phone.stop();
+      stopStatus();
+      throw err.details.option === 'recordDir'
+        ? recordDirUsage(flags.recordDir, String(err.details.reason), true)
+        : new UsageError(err.message);
+    }
     log.error('fatal', { message: describeError(err) }, `cannot register: ${describeError(err)}`);
     await phone.stop();
     stopStatus();

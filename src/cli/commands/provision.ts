@@ -7,7 +7,7 @@ import { redactSipInfo, ringCentralCredentialsFromEnv, saveSipInfoFile } from '.
 import { describeError, isSoftphoneError } from '../../errors.js';
 import { provisionFromEnv } from '../../rest/provision.js';
 import {
-  addEnvFileOption,
+  addDotenvOption,
   addOutputOptions,
   createLogger,
   ExitCode,
@@ -21,7 +21,7 @@ interface ProvisionFlags extends OutputOptions {
   out: string;
   force?: boolean;
   computerName?: string;
-  envFile?: string;
+  dotenv?: string;
 }
 
 const EXAMPLES = `
@@ -44,7 +44,7 @@ export function provisionCommand(setExitCode: (code: number) => void): Command {
     .option('--computer-name <name>', 'device name shown in RingCentral (default: this host name)')
     .addHelpText('after', EXAMPLES)
     .exitOverride();
-  addEnvFileOption(command);
+  addDotenvOption(command);
   addOutputOptions(command);
   command.action(async (flags: ProvisionFlags) => {
     setExitCode(await provision(flags));
@@ -59,7 +59,7 @@ async function provision(flags: ProvisionFlags): Promise<number> {
       `--transport must be tcp or tls, got "${flags.transport}" (example: --transport tls)`,
     );
   }
-  const env = loadEnv(flags.envFile);
+  const env = loadEnv(flags.dotenv);
   const log = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
   const out = path.resolve(flags.out);
   // Everything checkable is checked before the network is touched.

@@ -7,7 +7,7 @@ import { generateBranch } from '../message/build.js';
 import { Headers } from '../message/headers.js';
 import type { SipRequest } from '../message/types.js';
 import { formatUri } from '../message/uri.js';
-import type { SipFlow } from '../transport/flow.js';
+import type { SipConnection } from '../transport/connection.js';
 
 export interface DialogId {
   callId: string;
@@ -40,9 +40,9 @@ export class Dialog {
   remoteCSeq: number;
   #localCSeq = randomInt(1, 2 ** 16);
   /** The flow the dialog's requests arrive on and ours leave on. */
-  flow: SipFlow;
+  flow: SipConnection;
 
-  constructor(invite: SipRequest, localTag: string, flow: SipFlow) {
+  constructor(invite: SipRequest, localTag: string, flow: SipConnection) {
     const h = invite.headers;
     this.id = { callId: h.callId() ?? '', localTag, remoteTag: String(h.from()?.params.get('tag') ?? '') };
     this.localUri = `${h.get('To') ?? ''};tag=${localTag}`;

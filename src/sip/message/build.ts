@@ -104,6 +104,19 @@ export function generateCallId(): string {
   return randomBytes(16).toString('hex');
 }
 
+/** Our warn-agent (RFC 3261 20.43 allows a pseudonym): stable, and no internal address leaks. */
+export const WARN_AGENT = 'rc-softphone';
+
+/**
+ * A Warning header value, `warn-code SP warn-agent SP warn-text` (RFC 3261
+ * 20.43): the text becomes a quoted-string, so commas in it cannot split the
+ * header into list elements; quotes and backslashes are escaped.
+ */
+export function warningHeader(code: number, text: string): string {
+  const escaped = text.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/["\\]/g, (c) => `\\${c}`);
+  return `${code} ${WARN_AGENT} "${escaped}"`;
+}
+
 export interface CreateResponseOptions {
   /**
    * Added to To as `;tag=` when the request's To has no tag; an existing tag is

@@ -6,12 +6,12 @@
 import { ErrorCodes, SoftphoneError } from '../../errors.js';
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { parseCSeq, parseVia } from '../message/uri.js';
-import type { SipFlow } from '../transport/flow.js';
+import type { SipConnection } from '../transport/connection.js';
 import { TIMER_F } from './timers.js';
 
 interface Pending {
   key: string;
-  flow: SipFlow;
+  flow: SipConnection;
   resolve: (response: SipResponse) => void;
   reject: (error: SoftphoneError) => void;
   timer: NodeJS.Timeout;
@@ -36,7 +36,7 @@ export class ClientTransactions {
   }
 
   /** Sends `request` on `flow` and resolves with its final response. */
-  send(flow: SipFlow, request: SipRequest, options: ClientRequestOptions = {}): Promise<SipResponse> {
+  send(flow: SipConnection, request: SipRequest, options: ClientRequestOptions = {}): Promise<SipResponse> {
     const via = parseVia(request.headers.getAll('Via')[0] ?? '');
     const branch = via?.params.get('branch');
     if (!branch) throw new Error('client request without a Via branch');
@@ -83,7 +83,7 @@ export class ClientTransactions {
   }
 
   /** A flow died: every transaction that used it fails now rather than at Timer F. */
-  flowClosed(flow: SipFlow, error?: SoftphoneError): void {
+  flowClosed(flow: SipConnection, error?: SoftphoneError): void {
     for (const p of [...this.#pending.values()]) {
       if (p.flow !== flow) continue;
       this.#settle(p.key, (q) =>

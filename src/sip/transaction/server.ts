@@ -7,13 +7,13 @@
  * matching the INVITE).
  */
 import type { SipRequest, SipResponse } from '../message/types.js';
-import type { SipFlow } from '../transport/flow.js';
+import type { SipConnection } from '../transport/connection.js';
 import { TIMER_J } from './timers.js';
 
 export interface ServerTransaction {
   readonly key: string;
   readonly request: SipRequest;
-  readonly flow: SipFlow;
+  readonly flow: SipConnection;
   lastResponse: SipResponse | undefined;
   /** performance.now() when the final response was sent. */
   completedAt: number | undefined;
@@ -47,7 +47,7 @@ export class ServerTransactions {
     return this.#live.size;
   }
 
-  match(request: SipRequest, flow: SipFlow): ServerMatch {
+  match(request: SipRequest, flow: SipConnection): ServerMatch {
     this.#sweep();
     if (request.method === 'ACK') {
       const inviteKey = keyOf(request, 'INVITE');

@@ -10,6 +10,7 @@ import { ErrorCodes, SoftphoneError } from '../../errors.js';
 import { type ParseResult, parseMessage } from '../message/parse.js';
 import { serialize } from '../message/serialize.js';
 import type { SipMessage } from '../message/types.js';
+import type { SipConnection } from './connection.js';
 import { type FramerLimits, StreamFramer } from './framer.js';
 
 export type TransportName = 'tcp' | 'tls';
@@ -27,6 +28,8 @@ export interface FlowOptions extends FlowTarget {
   tlsCa?: string | string[];
   /** SNI and certificate name check; defaults to the host when it is a name. */
   tlsServername?: string;
+  /** Resolves the host (default: the system resolver, dns.lookup); tests inject failures. */
+  lookup?: net.LookupFunction;
   connectTimeoutMs?: number;
   /** RFC 5626 4.4.1 keep-alive: send CRLFCRLF when nothing was sent for this long. 0 disables. */
   keepAliveIntervalMs?: number;
@@ -66,7 +69,7 @@ const SPLIT_PING_MS = 1000;
 
 let nextFlowId = 1;
 
-export class SipFlow extends EventEmitter<FlowEvents> {
+export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
   readonly id = nextFlowId++;
   readonly transport: TransportName;
   readonly remote: FlowTarget;
@@ -118,7 +121,11 @@ export class SipFlow extends EventEmitter<FlowEvents> {
     this.#armKeepAlive();
   }
 
-  /** Opens a flow; rejects with SIP_TRANSPORT_CONNECT_FAILED or SIP_TLS_CERTIFICATE. */
+  /**
+   * Opens a flow; rejects with SIP_TRANSPORT_CONNECT_FAILED, SIP_TLS_CERTIFICATE,
+   * or SIP_PROXY_NOT_FOUND when the host name does not exist (ENOTFOUND; a
+   * resolver that could not answer, EAI_AGAIN, is a connect failure like any).
+   */
   static connect(options: FlowOptions): Promise<SipFlow> {
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
@@ -131,12 +138,17 @@ export class SipFlow extends EventEmitter<FlowEvents> {
           port: options.port,
           rejectUnauthorized: options.tlsVerify !== false,
         };
+        if (options.lookup) tlsOptions.lookup = options.lookup;
         if (servername) tlsOptions.servername = servername;
         // Extra CAs are added to the system's, not put in their place.
         if (options.tlsCa) tlsOptions.ca = [...tls.rootCertificates, ...[options.tlsCa].flat()];
         socket = tls.connect(tlsOptions);
       } else {
-        socket = net.connect({ host: options.host, port: options.port });
+        socket = net.connect({
+          host: options.host,
+          port: options.port,
+          ...(options.lookup && { lookup: options.lookup }),
+        });
       }
       const readyEvent = options.transport === 'tls' ? 'secureConnect' : 'connect';
       const timer = setTimeout(() => {
@@ -161,7 +173,15 @@ export class SipFlow extends EventEmitter<FlowEvents> {
           'HOSTNAME_MISMATCH',
         ];
         const isCert = typeof err.code === 'string' && certCodes.some((c) => err.code?.includes(c));
-        if (isCert) {
+        if (err.code === 'ENOTFOUND') {
+          reject(
+            new SoftphoneError(
+              ErrorCodes.SIP_PROXY_NOT_FOUND,
+              `${target}: the name ${options.host} does not resolve (ENOTFOUND)`,
+              { cause: err },
+            ),
+          );
+        } else if (isCert) {
           reject(
             new SoftphoneError(
               ErrorCodes.SIP_TLS_CERTIFICATE,

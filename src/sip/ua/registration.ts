@@ -112,3 +112,57 @@ export function refreshDelayMs(granted: number): number {
   const seconds = granted <= 64 ? granted / 2 : granted - 32;
   return Math.max(1000, Math.round(seconds * 1000));
 }
+
+/**
+ * The longest Retry-After we wait. RFC 3261 20.33 allows up to 2^32-1
+ * seconds; a server asking for hours is more likely misconfigured than
+ * meaning it, and one REGISTER every 10 minutes is no storm.
+ */
+export const MAX_RETRY_AFTER_S = 600;
+
+/**
+ * Retry-After of a response in seconds, cut to MAX_RETRY_AFTER_S; undefined
+ * when absent or unreadable. RFC 3261 20.33: `delta-seconds [ comment ]
+ * *( SEMI retry-param )`; only the delta-seconds matter to us.
+ */
+export function retryAfterSeconds(response: SipResponse): number | undefined {
+  const value = response.headers.get('Retry-After');
+  if (value === undefined) return undefined;
+  const digits = /^\s*(\d+)\s*(?:[(;]|$)/.exec(value)?.[1];
+  const seconds = digits === undefined ? undefined : parseBoundedInt(digits, 0xffffffff);
+  return seconds === undefined ? undefined : Math.min(seconds, MAX_RETRY_AFTER_S);
+}
+
+/** What a final non-2xx answer to REGISTER means for the device. */
+export interface RegisterFailurePolicy {
+  /** True when it ends start() if it answers the run's first registration (exit 1). */
+  fatalFirst: boolean;
+  /** True when another outbound proxy may do better (RFC 3261 21.5.4, RFC 3263 4.3). */
+  failover: boolean;
+}
+
+/**
+ * Which REGISTER failures are fatal for the first registration: only those
+ * that say the credentials or the user are wrong (401/407 we could not
+ * answer, 403, 404, 604), where the same REGISTER would get the same answer
+ * and retrying could lock the account. The server's own conditions are
+ * waited out: 408 and 5xx (another proxy is tried first: the one we asked
+ * may be overloaded, down, or unable to reach the registrar) and 480
+ * Temporarily Unavailable. Any other refusal (a 4xx about our request, a 6xx
+ * such as RingCentral's 603 Too Many Contacts) is retried only when the
+ * server said when (Retry-After). After a first registration everything is
+ * retried, never faster than Retry-After and backoff allow.
+ * `status` undefined is our own give-up (too many REGISTER rounds).
+ */
+export function registerFailurePolicy(
+  status: number | undefined,
+  retryAfter: number | undefined,
+): RegisterFailurePolicy {
+  if (status === undefined) return { fatalFirst: true, failover: false };
+  if (status === 401 || status === 403 || status === 404 || status === 407 || status === 604) {
+    return { fatalFirst: true, failover: false };
+  }
+  if (status === 408 || (status >= 500 && status < 600)) return { fatalFirst: false, failover: true };
+  if (status === 480) return { fatalFirst: false, failover: false };
+  return { fatalFirst: retryAfter === undefined, failover: false };
+}

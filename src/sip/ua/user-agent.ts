@@ -7,6 +7,7 @@
  * request came on: RingCentral never uses the Contact address.
  */
 import { EventEmitter } from 'node:events';
+import type net from 'node:net';
 import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
 import { DigestSession } from '../auth/digest.js';
 import {
@@ -20,6 +21,7 @@ import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import { ClientTransactions } from '../transaction/client.js';
 import { type ServerTransaction, ServerTransactions } from '../transaction/server.js';
 import { type BackoffOptions, backoffDelay } from '../transport/backoff.js';
+import type { SipConnection } from '../transport/connection.js';
 import { type FlowTarget, SipFlow, type TraceDirection, type TransportName } from '../transport/flow.js';
 import {
   ALLOW,
@@ -30,6 +32,8 @@ import {
   minExpires,
   type RegistrationIdentity,
   refreshDelayMs,
+  registerFailurePolicy,
+  retryAfterSeconds,
 } from './registration.js';
 
 export interface SipCredentials {
@@ -56,6 +60,15 @@ export interface UserAgentOptions {
   /** TLS certificate verification; only `false` (the user's explicit opt-out) disables it. */
   tlsVerify?: boolean;
   tlsCa?: string | string[];
+  /**
+   * Where each proxy was configured, for errors that ask the user to fix it:
+   * a variable (`SIP_INFO_OUTBOUND_PROXY`) or a file field
+   * (`sipInfo.outboundProxy in ./sip-info.json`). Default: the credential's
+   * field name.
+   */
+  proxySettingNames?: { outboundProxy?: string; outboundProxyBackup?: string };
+  /** Host name resolver for the proxies (default: the system's); tests inject failures. */
+  lookup?: net.LookupFunction;
   backoff?: BackoffOptions;
   /** Timer F override (tests). */
   transactionTimeoutMs?: number;
@@ -78,6 +91,10 @@ export interface RegistrationFailedEvent {
   code: ErrorCode;
   /** False when this rejection ends start() (the first registration of the run). */
   willRetry: boolean;
+  /** When the next REGISTER goes out (ms from now; to the backup proxy if `reconnecting` names it). */
+  retryInMs: number | undefined;
+  /** The server's Retry-After in seconds (bounded, see MAX_RETRY_AFTER_S), when it gave one. */
+  retryAfter: number | undefined;
 }
 
 export interface ReconnectingEvent {
@@ -133,8 +150,18 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   #attempt = 0;
   #registered = false;
   #everRegistered = false;
-  /** Targets whose certificate failed verification before the first registration. */
-  readonly #certificateRejected = new Set<number>();
+  /** performance.now() when the current binding expires (undefined while unregistered). */
+  #bindingExpiresAt: number | undefined;
+  /**
+   * Per target, performance.now() before which it gets no request: the
+   * Retry-After of its last refusal (RFC 3261 21.5.4).
+   */
+  readonly #unavailableUntil: number[] = [];
+  /**
+   * Targets that failed for a setting to fix before the first registration
+   * (a certificate we cannot verify, a name that does not exist), by index.
+   */
+  readonly #misconfigured = new Map<number, SoftphoneError>();
   #timer: NodeJS.Timeout | undefined;
   #handler: RequestHandler | undefined;
   #startResolve: (() => void) | undefined;
@@ -182,10 +209,13 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
 
   /**
    * Connects and registers. Resolves at the first successful registration;
-   * rejects when that first registration is rejected (wrong password, 403, …),
-   * since retrying would only hammer the registrar with the same mistake.
-   * Connection failures are retried with backoff meanwhile, except a TLS
-   * certificate that fails verification on every proxy (SIP_TLS_CERTIFICATE).
+   * rejects when that first registration is refused for the credentials or
+   * the user (wrong password, 403, 404, …; see registerFailurePolicy), since
+   * retrying would only hammer the registrar with the same mistake. A server
+   * that is unavailable (408, 5xx, Retry-After) is waited out, on the backup
+   * proxy first. Connection failures are retried with backoff meanwhile,
+   * except a TLS certificate that fails verification on every proxy
+   * (SIP_TLS_CERTIFICATE).
    */
   start(): Promise<void> {
     if (this.#state !== 'idle') return Promise.reject(new Error('UserAgent.start() called twice'));
@@ -200,7 +230,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   /** Sends a request in a client transaction over `flow` (default: the registration flow). */
   request(
     request: SipRequest,
-    flow: SipFlow | undefined = this.flow,
+    flow: SipConnection | undefined = this.flow,
     timeoutMs?: number,
   ): Promise<SipResponse> {
     if (!flow || flow.closed) {
@@ -248,7 +278,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
 
   async #connectAndRegister(): Promise<void> {
     if (!this.#active) return;
-    const target = this.#targets[this.#targetIndex % this.#targets.length] as FlowTarget;
+    const index = this.#targetIndex % this.#targets.length;
+    const target = this.#targets[index] as FlowTarget;
     let flow: SipFlow;
     try {
       const o = this.#options;
@@ -257,24 +288,34 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         transport: this.identity.transport,
         ...(o.tlsVerify !== undefined && { tlsVerify: o.tlsVerify }),
         ...(o.tlsCa !== undefined && { tlsCa: o.tlsCa }),
+        ...(o.lookup !== undefined && { lookup: o.lookup }),
         ...(o.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: o.keepAliveIntervalMs }),
         ...(o.pongTimeoutMs !== undefined && { pongTimeoutMs: o.pongTimeoutMs }),
         ...(o.connectTimeoutMs !== undefined && { connectTimeoutMs: o.connectTimeoutMs }),
       });
     } catch (err) {
-      if (!this.#everRegistered && isSoftphoneError(err, ErrorCodes.SIP_TLS_CERTIFICATE)) {
-        this.#certificateRejected.add(this.#targetIndex % this.#targets.length);
-        if (this.#certificateRejected.size === this.#targets.length) {
-          // Every proxy presented a certificate we cannot verify: a setting to
-          // fix (CA, --tls-insecure), not a network hiccup to wait out.
-          this.#settleStart(err);
+      const setting = this.#everRegistered ? undefined : this.#settingProblem(err, index);
+      if (setting) {
+        const known = this.#misconfigured.has(index);
+        this.#misconfigured.set(index, setting);
+        if (this.#misconfigured.size === this.#targets.length) {
+          // No proxy is usable as configured (CA, --tls-insecure, a host name
+          // that does not exist): a setting to fix, not a hiccup to wait out.
+          this.#settleStart(this.#settingsError());
           void this.stop();
           return;
         }
+        if (!known)
+          this.emit('warning', { code: setting.code, message: `${setting.message}; trying the next proxy` });
+      } else {
+        // Not (or no longer) a setting problem. After the first registration
+        // even a name that does not resolve is retried: DNS may be flapping.
+        this.#misconfigured.delete(index);
       }
       this.#scheduleReconnect(err instanceof Error ? err.message : String(err), true);
       return;
     }
+    this.#misconfigured.delete(index);
     if (!this.#active) {
       flow.close();
       return;
@@ -286,6 +327,46 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       local: `${flow.localAddress}:${flow.localPort}`,
     });
     await this.#registerLoop(flow);
+  }
+
+  /**
+   * A connect failure that no retry fixes, as its error for the user, or
+   * undefined: a certificate we cannot verify (SIP_TLS_CERTIFICATE), or a
+   * proxy name that does not exist (SIP_PROXY_NOT_FOUND, named by the setting
+   * it came from). A resolver that cannot answer (EAI_AGAIN) is not one.
+   */
+  #settingProblem(err: unknown, index: number): SoftphoneError | undefined {
+    if (isSoftphoneError(err, ErrorCodes.SIP_TLS_CERTIFICATE)) return err;
+    if (!isSoftphoneError(err, ErrorCodes.SIP_PROXY_NOT_FOUND)) return undefined;
+    const target = this.#targets[index] as FlowTarget;
+    const names = this.#options.proxySettingNames;
+    const setting =
+      index === 0
+        ? (names?.outboundProxy ?? 'outboundProxy')
+        : (names?.outboundProxyBackup ?? 'outboundProxyBackup');
+    return new SoftphoneError(
+      ErrorCodes.SIP_PROXY_NOT_FOUND,
+      `${setting} names ${target.host}, which does not resolve (ENOTFOUND)`,
+      { cause: err, details: { setting, host: target.host } },
+    );
+  }
+
+  /** The error start() rejects with once every proxy has a setting problem. */
+  #settingsError(): SoftphoneError {
+    const errors = [...this.#misconfigured.entries()].sort(([a], [b]) => a - b).map(([, e]) => e);
+    const notFound = errors.filter((e) => e.code === ErrorCodes.SIP_PROXY_NOT_FOUND);
+    const names = notFound.map((e) => e.message).join('; ');
+    const certificate = errors.findLast((e) => e.code !== ErrorCodes.SIP_PROXY_NOT_FOUND);
+    if (certificate === undefined) {
+      const plural = notFound.length > 1 ? 's' : '';
+      return new SoftphoneError(ErrorCodes.SIP_PROXY_NOT_FOUND, `${names}; check the host name${plural}`, {
+        details: { settings: notFound.map((e) => e.details.setting) },
+      });
+    }
+    if (notFound.length === 0) return certificate;
+    return new SoftphoneError(certificate.code, `${certificate.message}; and ${names}`, {
+      cause: certificate,
+    });
   }
 
   #wireFlow(flow: SipFlow): void {
@@ -316,6 +397,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       this.#flow = undefined;
       const wasRegistered = this.#registered;
       this.#registered = false;
+      this.#bindingExpiresAt = undefined;
       this.#clearTimer();
       if (!this.#active) return;
       const reason = error?.message ?? 'flow closed';
@@ -332,10 +414,21 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     if (!this.#active) return;
     if (switchTarget) this.#targetIndex++; // RFC 5626 4.5: try the backup proxy when the primary fails
     this.#attempt++;
-    const delayMs = backoffDelay(this.#attempt, this.#options.backoff);
+    const delayMs = this.#retryDelayMs();
+    this.#announceReconnect(delayMs, reason);
+    this.#setTimer(delayMs, () => void this.#connectAndRegister());
+  }
+
+  /** The backoff of this attempt, or longer while the current target's Retry-After runs. */
+  #retryDelayMs(): number {
+    const index = this.#targetIndex % this.#targets.length;
+    const blockedMs = Math.ceil((this.#unavailableUntil[index] ?? 0) - performance.now());
+    return Math.max(backoffDelay(this.#attempt, this.#options.backoff), blockedMs);
+  }
+
+  #announceReconnect(delayMs: number, reason: string): void {
     const target = this.#targets[this.#targetIndex % this.#targets.length] as FlowTarget;
     this.emit('reconnecting', { attempt: this.#attempt, delayMs, target: this.#targetName(target), reason });
-    this.#setTimer(delayMs, () => void this.#connectAndRegister());
   }
 
   // ── registration ──────────────────────────────────────────────────────
@@ -350,10 +443,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       if (!this.#active || flow.closed) return;
       // No answer within Timer F: the flow is as good as dead (RFC 5626 4.4).
       const reason = isSoftphoneError(err) ? err.message : String(err);
-      this.emit('disconnected', { target: this.#targetName(flow.remote), reason });
-      this.#flow = undefined;
-      this.#registered = false;
-      flow.close();
+      this.#dropFlow(flow, reason);
       this.#scheduleReconnect(reason, true);
       return;
     }
@@ -363,6 +453,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       this.#everRegistered = true;
       this.#registered = true;
       this.#attempt = 0;
+      this.#bindingExpiresAt = performance.now() + outcome.expires * 1000;
       const refreshInMs = refreshDelayMs(outcome.expires);
       this.#state = 'running';
       this.emit('registered', {
@@ -375,15 +466,25 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       this.#setTimer(refreshInMs, () => void this.#registerLoop(flow));
       return;
     }
+    this.#registrationRefused(flow, outcome);
+  }
+
+  /**
+   * A final non-2xx to REGISTER. Only a refusal of the credentials or the
+   * user ends the first registration (registerFailurePolicy); anything else
+   * is retried, never before the server's Retry-After and the backoff allow.
+   */
+  #registrationRefused(flow: SipFlow, outcome: RegisterRefusal): void {
     this.#registered = false;
-    const willRetry = this.#everRegistered;
-    this.emit('registrationFailed', {
+    const policy = registerFailurePolicy(outcome.status, outcome.retryAfter);
+    const event = {
       status: outcome.status,
       reason: outcome.reason,
       code: outcome.code,
-      willRetry,
-    });
-    if (!willRetry) {
+      retryAfter: outcome.retryAfter,
+    };
+    if (!this.#everRegistered && policy.fatalFirst) {
+      this.emit('registrationFailed', { ...event, willRetry: false, retryInMs: undefined });
       const err = new SoftphoneError(
         outcome.code,
         `registration rejected: ${outcome.status ?? ''} ${outcome.reason}`.replace('  ', ' '),
@@ -393,16 +494,39 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       void this.stop();
       return;
     }
-    // Later rejections retry on the same flow with backoff: never a storm.
+    const now = performance.now();
+    const index = this.#targetIndex % this.#targets.length;
+    if (outcome.retryAfter !== undefined) this.#unavailableUntil[index] = now + outcome.retryAfter * 1000;
+    const reason = `${outcome.status ?? ''} ${outcome.reason}`.trim();
     this.#attempt++;
-    const delayMs = backoffDelay(this.#attempt, this.#options.backoff);
-    this.emit('reconnecting', {
-      attempt: this.#attempt,
-      delayMs,
-      target: this.#targetName(flow.remote),
-      reason: outcome.reason,
-    });
-    this.#setTimer(delayMs, () => void this.#registerLoop(flow));
+    const sameFlowDelayMs = this.#retryDelayMs();
+    // RFC 3261 21.5.4 / RFC 3263 4.3: an unavailable proxy is left for the
+    // next one. Before the first registration at once; after it only when
+    // the binding would lapse before this proxy takes requests again, since
+    // the flow carries the calls in progress, which end with it.
+    const lapses = now + sameFlowDelayMs >= (this.#bindingExpiresAt ?? 0);
+    if (policy.failover && this.#targets.length > 1 && (!this.#everRegistered || lapses)) {
+      this.#targetIndex++;
+      const delayMs = this.#retryDelayMs();
+      this.emit('registrationFailed', { ...event, willRetry: true, retryInMs: delayMs });
+      this.#dropFlow(flow, `${reason}: trying the next proxy`);
+      this.#announceReconnect(delayMs, reason);
+      this.#setTimer(delayMs, () => void this.#connectAndRegister());
+      return;
+    }
+    // Retried on the same flow: its binding (if any) stays valid meanwhile.
+    this.emit('registrationFailed', { ...event, willRetry: true, retryInMs: sameFlowDelayMs });
+    this.#announceReconnect(sameFlowDelayMs, reason);
+    this.#setTimer(sameFlowDelayMs, () => void this.#registerLoop(flow));
+  }
+
+  /** Closes a flow we give up on ourselves; no reconnect follows from its close. */
+  #dropFlow(flow: SipFlow, reason: string): void {
+    this.emit('disconnected', { target: this.#targetName(flow.remote), reason });
+    if (this.#flow === flow) this.#flow = undefined;
+    this.#registered = false;
+    this.#bindingExpiresAt = undefined;
+    flow.close();
   }
 
   /**
@@ -429,6 +553,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         timeoutMs: timeoutMs ?? this.#options.transactionTimeoutMs,
       });
       const status = response.status;
+      const retryAfter = retryAfterSeconds(response);
       if (status >= 200 && status < 300) {
         this.#digest.succeeded();
         if (requested === 0) return { ok: true, expires: 0 };
@@ -439,6 +564,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
             status,
             reason: 'registrar granted 0 seconds',
             code: ErrorCodes.SIP_REGISTRATION_REJECTED,
+            retryAfter,
           };
         }
         return { ok: true, expires: granted };
@@ -452,6 +578,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
             status,
             reason: `${status} without ${headerName}`,
             code: ErrorCodes.SIP_AUTH_REJECTED,
+            retryAfter,
           };
         }
         const answer = this.#digest.respond(challenge, {
@@ -466,6 +593,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
             status,
             reason: `${response.reason} (${answer.reason}; check the password and authorization id)`,
             code: answer.unsupported ? ErrorCodes.SIP_AUTH_UNSUPPORTED : ErrorCodes.SIP_AUTH_REJECTED,
+            retryAfter,
           };
         }
         authorization = {
@@ -483,6 +611,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
             status,
             reason: '423 without a usable Min-Expires',
             code: ErrorCodes.SIP_REGISTRATION_REJECTED,
+            retryAfter,
           };
         }
         requested = min;
@@ -494,6 +623,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         status,
         reason: response.reason || `status ${status}`,
         code: status === 403 ? ErrorCodes.SIP_AUTH_REJECTED : ErrorCodes.SIP_REGISTRATION_REJECTED,
+        retryAfter,
       };
     }
     return {
@@ -501,6 +631,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       status: undefined,
       reason: 'too many REGISTER rounds',
       code: ErrorCodes.SIP_REGISTRATION_REJECTED,
+      retryAfter: undefined,
     };
   }
 
@@ -592,6 +723,13 @@ function uriScheme(uri: string): string {
   return colon === -1 ? '' : uri.slice(0, colon).toLowerCase();
 }
 
-type RegisterOutcome =
-  | { ok: true; expires: number }
-  | { ok: false; status: number | undefined; reason: string; code: ErrorCode };
+interface RegisterRefusal {
+  ok: false;
+  status: number | undefined;
+  reason: string;
+  code: ErrorCode;
+  /** Retry-After of the refusal, seconds (bounded). */
+  retryAfter: number | undefined;
+}
+
+type RegisterOutcome = { ok: true; expires: number } | RegisterRefusal;

@@ -2,12 +2,14 @@
  * The device's registration against a real registrar (Debian kamailio with the
  * project's kamailio.cfg): binding with our instance id, refresh under a short
  * max_expires, a registrar restart survived, a wrong password without a
- * REGISTER storm, and OPTIONS answered over the registration flow.
+ * REGISTER storm, failover to Kamailio as the backup when the primary answers
+ * 503, and OPTIONS answered over the registration flow.
  */
 import { afterEach, expect, it } from 'vitest';
 import { isSoftphoneError } from '../../../src/errors.js';
 import { type SipCredentials, UserAgent, type UserAgentOptions } from '../../../src/sip/ua/user-agent.js';
 import { waitFor } from '../../helpers/ports.js';
+import { startRawRegistrar } from '../../helpers/raw-registrar.js';
 import { describeInterop } from '../../helpers/tools.js';
 import { DEFAULT_USER, type Kamailio, startKamailio } from './harness.js';
 
@@ -104,6 +106,27 @@ describeInterop('registration against Kamailio', ['kamailio', 'kamcmd'], () => {
     expect(kam.registerCount(DEFAULT_USER.username)).toBe(2);
     expect(ua.registered).toBe(false);
     expect(await kam.ulDump()).toHaveLength(0);
+  });
+
+  it('a primary that answers 503 with Retry-After is left for Kamailio, the backup, where the device binds', async () => {
+    const kam = await kamailio();
+    const primary = await startRawRegistrar({
+      register: () => ({ status: 503, reason: 'Service Unavailable', headers: ['Retry-After: 30'] }),
+    });
+    cleanups.push(() => primary.close());
+    const ua = device(kam, {
+      outboundProxy: { host: '127.0.0.1', port: primary.port },
+      outboundProxyBackup: { host: kam.host, port: kam.port },
+    });
+    const failures: { status: number | undefined; willRetry: boolean }[] = [];
+    ua.on('registrationFailed', (e) => failures.push(e));
+    const registered = new Promise<string>((r) => ua.once('registered', (e) => r(e.target)));
+    await ua.start();
+    expect(await registered).toBe(`TCP ${kam.host}:${kam.port}`);
+    expect(failures).toEqual([expect.objectContaining({ status: 503, willRetry: true })]);
+    expect(primary.requests.filter((m) => m.method === 'REGISTER')).toHaveLength(1);
+    const [binding] = await kam.ulDump();
+    expect(binding?.instance).toBe(`<${INSTANCE}>`);
   });
 
   it('a restarted device (same instance id) replaces its binding instead of adding one', async () => {

@@ -7,6 +7,7 @@ import {
   generateTag,
   MAX_REASON_LENGTH,
   reasonPhrase,
+  warningHeader,
 } from '../../../src/sip/message/build.js';
 import { parseMessage } from '../../../src/sip/message/parse.js';
 import { serialize } from '../../../src/sip/message/serialize.js';
@@ -256,5 +257,14 @@ describe('identifiers', () => {
     }
     for (const t of tags) expect(isToken(t) && t.length >= 8).toBe(true);
     for (const c of callIds) expect(c).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('warningHeader', () => {
+  it('is warn-code SP warn-agent SP quoted warn-text, with quotes, backslashes and controls made safe', () => {
+    expect(warningHeader(305, 'offered G729/8000, GSM/8000')).toBe(
+      '305 rc-softphone "offered G729/8000, GSM/8000"',
+    );
+    expect(warningHeader(399, 'say "hi"\\\r\n')).toBe('399 rc-softphone "say \\"hi\\"\\\\  "');
   });
 });

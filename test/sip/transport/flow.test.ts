@@ -14,6 +14,7 @@ import { type ParseResult, parseMessage } from '../../../src/sip/message/parse.j
 import { serialize } from '../../../src/sip/message/serialize.js';
 import type { SipMessage } from '../../../src/sip/message/types.js';
 import { type FlowOptions, SipFlow, type TraceDirection } from '../../../src/sip/transport/flow.js';
+import { scriptedLookup } from '../../helpers/dns.js';
 import { freePort } from '../../helpers/ports.js';
 import { localhostCertificate } from '../../helpers/tls-cert.js';
 
@@ -890,6 +891,39 @@ describe('SipFlow.connect failures', () => {
     // The half-open connection is torn down, not left behind.
     const peer = await server.peer();
     await peer.closed();
+  });
+});
+
+describe('SipFlow.connect name resolution', () => {
+  it.each(['tcp', 'tls'] as const)(
+    'rejects with SIP_PROXY_NOT_FOUND over %s when the name does not exist (.invalid, RFC 6761)',
+    async (transport) => {
+      const error = await connectFails({ host: 'proxy.invalid', port: 5090, transport });
+      expect(error.code).toBe(ErrorCodes.SIP_PROXY_NOT_FOUND);
+      expect(error.message).toContain('proxy.invalid');
+      expect(error.message).toContain('ENOTFOUND');
+    },
+  );
+
+  it('a resolver that cannot answer now (EAI_AGAIN) is a connect failure, not a missing name', async () => {
+    const dns = scriptedLookup(() => ({ error: 'EAI_AGAIN' }));
+    const error = await connectFails({
+      host: 'proxy.example.com',
+      port: 5090,
+      transport: 'tcp',
+      lookup: dns.lookup,
+    });
+    expect(error.code).toBe(ErrorCodes.SIP_TRANSPORT_CONNECT_FAILED);
+    expect(error.message).toContain('EAI_AGAIN');
+    expect(dns.calls).toEqual(['proxy.example.com']);
+  });
+
+  it('connects to the address the injected lookup gives', async () => {
+    const server = await FakeServer.start('tcp');
+    const dns = scriptedLookup(() => ({ address: HOST }));
+    const { flow } = await open(server, { host: 'registrar.example.com', lookup: dns.lookup });
+    expect(flow.remote.host).toBe('registrar.example.com');
+    expect(dns.calls).toEqual(['registrar.example.com']);
   });
 });
 

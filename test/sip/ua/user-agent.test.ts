@@ -3,9 +3,19 @@ import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalPbx } from '../../../src/demo/local-pbx.js';
 import { isSoftphoneError } from '../../../src/errors.js';
-import { type SipCredentials, UserAgent } from '../../../src/sip/ua/user-agent.js';
+import {
+  type RegistrationFailedEvent,
+  type SipCredentials,
+  UserAgent,
+  type UserAgentOptions,
+} from '../../../src/sip/ua/user-agent.js';
+import { scriptedLookup } from '../../helpers/dns.js';
 import { waitFor } from '../../helpers/ports.js';
-import { type RawRegistrar, startRawRegistrar } from '../../helpers/raw-registrar.js';
+import {
+  type RawRegistrar,
+  type RawRegistrarOptions,
+  startRawRegistrar,
+} from '../../helpers/raw-registrar.js';
 import { localhostCertificate } from '../../helpers/tls-cert.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
@@ -140,6 +150,236 @@ describe('UserAgent registration', () => {
     p.rejectUsers.delete(USER.username);
     const again = new Promise<void>((r) => agent.once('registered', () => r()));
     await again;
+  });
+});
+
+describe('UserAgent when the registrar is unavailable (503, Retry-After)', () => {
+  const UNAVAILABLE = (seconds: number) => ({
+    status: 503,
+    reason: 'Service Unavailable',
+    headers: [`Retry-After: ${seconds}`],
+  });
+  /** A 200 that binds our Contact for `seconds`. */
+  const OK = (contact: string | undefined, seconds: number) => ({
+    status: 200,
+    reason: 'OK',
+    headers: [`Contact: ${contact};expires=${seconds}`],
+  });
+  /** Timers may fire a few ms early against performance.now(); this slack only errs towards passing late retries. */
+  const EARLY_MS = 20;
+
+  async function registrar(options: RawRegistrarOptions = {}) {
+    const r = await startRawRegistrar(options);
+    cleanups.push(() => r.close());
+    return { ...r, address: { host: '127.0.0.1', port: r.port } };
+  }
+
+  function device(primary: { host: string; port: number }, backup?: { host: string; port: number }) {
+    const agent = new UserAgent({
+      credentials: {
+        ...USER,
+        domain: 'x.invalid',
+        outboundProxy: primary,
+        ...(backup && { outboundProxyBackup: backup }),
+        transport: 'tcp',
+      },
+      instanceId: INSTANCE,
+      backoff: { baseMs: 50, maxMs: 200 },
+    });
+    cleanups.push(() => agent.stop());
+    const log: string[] = [];
+    const failures: RegistrationFailedEvent[] = [];
+    agent.on('registrationFailed', (e) => {
+      failures.push(e);
+      log.push(`failed ${e.status} willRetry=${e.willRetry}`);
+    });
+    agent.on('reconnecting', (e) => log.push(`reconnecting ${e.target}`));
+    agent.on('registered', (e) => log.push(`registered ${e.target}`));
+    return { agent, log, failures };
+  }
+
+  const registers = (r: { requests: { method: string }[] }) =>
+    r.requests.filter((m) => m.method === 'REGISTER').length;
+
+  it('a 503 on the first REGISTER fails over to the backup, which registers (start() resolves)', async () => {
+    const primary = await registrar({ register: () => UNAVAILABLE(30) });
+    const backup = await registrar();
+    const { agent, log, failures } = device(primary.address, backup.address);
+    await agent.start();
+    expect(log).toEqual([
+      'failed 503 willRetry=true',
+      `reconnecting TCP 127.0.0.1:${backup.port}`,
+      `registered TCP 127.0.0.1:${backup.port}`,
+    ]);
+    expect(failures[0]).toMatchObject({ code: 'SIP_REGISTRATION_REJECTED', retryAfter: 30 });
+    expect(failures[0]?.retryInMs).toBeGreaterThanOrEqual(0);
+    expect(registers(primary)).toBe(1);
+    expect(registers(backup)).toBe(1);
+    expect(agent.registered).toBe(true);
+  });
+
+  it('without a backup, the first REGISTER is repeated no sooner than Retry-After', async () => {
+    const only = await registrar({
+      register: (m, n) => (n === 0 ? UNAVAILABLE(1) : OK(m.headers.get('Contact'), 300)),
+    });
+    const { agent, failures } = device(only.address);
+    await agent.start();
+    expect(failures).toEqual([expect.objectContaining({ status: 503, willRetry: true, retryAfter: 1 })]);
+    expect(failures[0]?.retryInMs).toBeGreaterThanOrEqual(1000);
+    expect(registers(only)).toBe(2);
+    const [sent503, retried] = only.requestTimes;
+    expect(retried! - sent503!).toBeGreaterThanOrEqual(1000 - EARLY_MS);
+  });
+
+  it('a proxy that answered 503 gets nothing until its Retry-After ends, even when the backup fails too', async () => {
+    const primary = await registrar({
+      register: (m, n) => (n === 0 ? UNAVAILABLE(2) : OK(m.headers.get('Contact'), 300)),
+    });
+    const backup = await registrar({ register: () => UNAVAILABLE(30) });
+    const { agent, log } = device(primary.address, backup.address);
+    await agent.start();
+    expect(log.at(-1)).toBe(`registered TCP 127.0.0.1:${primary.port}`);
+    expect(registers(backup)).toBe(1);
+    expect(registers(primary)).toBe(2);
+    expect(primary.requestTimes[1]! - primary.requestTimes[0]!).toBeGreaterThanOrEqual(2000 - EARLY_MS);
+  });
+
+  it('a refresh answered 503 is repeated no sooner than Retry-After, on the same connection', async () => {
+    // Granted 2 s: refreshed after 1 s; that refresh gets 503 with Retry-After 2.
+    const only = await registrar({
+      register: (m, n) => (n === 1 ? UNAVAILABLE(2) : OK(m.headers.get('Contact'), n === 0 ? 2 : 300)),
+    });
+    const { agent, failures } = device(only.address);
+    await agent.start();
+    const flow = agent.flow;
+    await waitFor(() => registers(only) >= 3, { timeoutMs: 10_000 });
+    expect(failures).toEqual([expect.objectContaining({ status: 503, willRetry: true, retryAfter: 2 })]);
+    const [, refused, retried] = only.requestTimes;
+    expect(retried! - refused!).toBeGreaterThanOrEqual(2000 - EARLY_MS);
+    await waitFor(() => agent.registered);
+    expect(agent.flow).toBe(flow);
+  });
+
+  it('a refresh answered 503 fails over to the backup when the binding would lapse before Retry-After', async () => {
+    const primary = await registrar({
+      register: (m, n) => (n === 0 ? OK(m.headers.get('Contact'), 2) : UNAVAILABLE(30)),
+    });
+    const backup = await registrar();
+    const { agent, log } = device(primary.address, backup.address);
+    await agent.start();
+    await waitFor(() => log.includes(`registered TCP 127.0.0.1:${backup.port}`), { timeoutMs: 10_000 });
+    expect(registers(primary)).toBe(2);
+    expect(log).toEqual([
+      `registered TCP 127.0.0.1:${primary.port}`,
+      'failed 503 willRetry=true',
+      `reconnecting TCP 127.0.0.1:${backup.port}`,
+      `registered TCP 127.0.0.1:${backup.port}`,
+    ]);
+  });
+
+  it('a 603 without Retry-After still ends the first registration', async () => {
+    const only = await registrar({ register: () => ({ status: 603, reason: 'Too Many Contacts' }) });
+    const { agent, failures } = device(only.address);
+    const err = await agent.start().catch((e: unknown) => e);
+    expect(isSoftphoneError(err, 'SIP_REGISTRATION_REJECTED')).toBe(true);
+    expect(failures).toEqual([expect.objectContaining({ status: 603, willRetry: false })]);
+    expect(registers(only)).toBe(1);
+  });
+});
+
+describe('UserAgent when a proxy name does not resolve', () => {
+  const NAMES = {
+    outboundProxy: 'SIP_INFO_OUTBOUND_PROXY',
+    outboundProxyBackup: 'SIP_INFO_OUTBOUND_PROXY_BACKUP',
+  };
+
+  function device(
+    credentials: Pick<SipCredentials, 'outboundProxy'> & Partial<SipCredentials>,
+    options: Partial<UserAgentOptions> = {},
+  ) {
+    const agent = new UserAgent({
+      credentials: { ...USER, domain: 'x.invalid', transport: 'tcp', ...credentials },
+      instanceId: INSTANCE,
+      backoff: { baseMs: 50, maxMs: 200 },
+      proxySettingNames: NAMES,
+      ...options,
+    });
+    cleanups.push(() => agent.stop());
+    const reconnects: string[] = [];
+    const warnings: string[] = [];
+    agent.on('reconnecting', (e) => reconnects.push(e.reason));
+    agent.on('warning', (w) => warnings.push(`${w.code}: ${w.message}`));
+    return { agent, reconnects, warnings };
+  }
+
+  /** start()'s outcome, or 'still retrying' once it has reconnected `n` times without settling. */
+  function outcome(agent: UserAgent, reconnects: string[], n = 5) {
+    return Promise.race([
+      agent.start().then(
+        () => 'registered',
+        (e: unknown) => e,
+      ),
+      waitFor(() => reconnects.length >= n, { timeoutMs: 20_000 }).then(() => 'still retrying'),
+    ]);
+  }
+
+  it('names that do not exist (.invalid, RFC 6761) for primary and backup end start() at once, naming both settings', async () => {
+    const { agent, reconnects, warnings } = device({
+      outboundProxy: { host: 'primary.invalid', port: 5090 },
+      outboundProxyBackup: { host: 'backup.invalid', port: 5090 },
+    });
+    const err = await outcome(agent, reconnects);
+    expect(isSoftphoneError(err, 'SIP_PROXY_NOT_FOUND')).toBe(true);
+    const message = String((err as Error).message);
+    expect(message).toContain('SIP_INFO_OUTBOUND_PROXY names primary.invalid');
+    expect(message).toContain('SIP_INFO_OUTBOUND_PROXY_BACKUP names backup.invalid');
+    // The primary, then the backup, then nothing more.
+    expect(reconnects).toHaveLength(1);
+    expect(warnings).toEqual([expect.stringMatching(/^SIP_PROXY_NOT_FOUND: SIP_INFO_OUTBOUND_PROXY names/)]);
+    expect(agent.registered).toBe(false);
+  });
+
+  it('a primary name that does not exist is reported, and the backup registers', async () => {
+    const backup = await startRawRegistrar();
+    cleanups.push(() => backup.close());
+    const { agent, reconnects, warnings } = device({
+      outboundProxy: { host: 'primary.invalid', port: 5090 },
+      outboundProxyBackup: { host: '127.0.0.1', port: backup.port },
+    });
+    expect(await outcome(agent, reconnects)).toBe('registered');
+    expect(warnings).toEqual([expect.stringContaining('SIP_INFO_OUTBOUND_PROXY names primary.invalid')]);
+  });
+
+  it('a resolver that cannot answer (EAI_AGAIN) is retried until it can', async () => {
+    const registrar = await startRawRegistrar();
+    cleanups.push(() => registrar.close());
+    const dns = scriptedLookup((_, n) => (n < 2 ? { error: 'EAI_AGAIN' } : { address: '127.0.0.1' }));
+    const { agent, reconnects } = device(
+      { outboundProxy: { host: 'registrar.invalid', port: registrar.port } },
+      { lookup: dns.lookup },
+    );
+    expect(await outcome(agent, reconnects)).toBe('registered');
+    expect(reconnects).toEqual([expect.stringContaining('EAI_AGAIN'), expect.stringContaining('EAI_AGAIN')]);
+    expect(dns.calls).toEqual(['registrar.invalid', 'registrar.invalid', 'registrar.invalid']);
+  });
+
+  it('after a first registration, a name that stops resolving is retried with backoff (DNS may flap)', async () => {
+    const p = await pbx();
+    // Resolves for the first registration, then not twice, then again.
+    const dns = scriptedLookup((_, n) =>
+      n === 1 || n === 2 ? { error: 'ENOTFOUND' } : { address: '127.0.0.1' },
+    );
+    const { agent, reconnects } = device(
+      { ...USER, domain: p.domain, outboundProxy: { host: 'pbx.invalid', port: p.address.port } },
+      { lookup: dns.lookup },
+    );
+    let registrations = 0;
+    agent.on('registered', () => registrations++);
+    await agent.start();
+    p.dropConnections();
+    await waitFor(() => registrations >= 2, { timeoutMs: 10_000 });
+    expect(reconnects.filter((r) => r.includes('ENOTFOUND'))).toHaveLength(2);
+    expect(dns.calls).toHaveLength(4);
   });
 });
 

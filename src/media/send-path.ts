@@ -1,0 +1,278 @@
+/**
+ * What a call sends, as a pure processor beside ReceivePath (no socket, no
+ * clock): the packet clock, the priming packet, DTMF events, and the audio
+ * of the call's sources (talk-back, files being played), mixed, encoded in
+ * the negotiated codec, or silence. MediaSession drives it from its timer;
+ * the media benchmark can drive it without sockets.
+ *
+ * Times are milliseconds on the call's timeline (since the answer, t0).
+ * Frame n of the stream is due at n·ptime and carries timestamp
+ * ts0 + n·(samples per ptime); every due time and timestamp is computed
+ * from n, never accumulated, so nothing drifts over hours (RFC 3550 5.1:
+ * random SSRC, initial sequence number and timestamp).
+ */
+import { randomBytes } from 'node:crypto';
+import { serializeRtp } from '../rtp/packet.js';
+import { type CodecName, codecOf } from './codec.js';
+import type { DtmfDigit } from './dtmf.js';
+import { encodeTelephoneEvent } from './dtmf.js';
+import { DtmfSender, type DtmfSendOptions } from './dtmf-sender.js';
+import { FRAME_MS } from './frame.js';
+
+/** Audio to send: 20 ms frames of PCM at the codec's rate; undefined when there is none right now. */
+export interface OutboundSource {
+  nextFrame(): Int16Array | undefined;
+}
+
+export interface SendMedia {
+  codec: CodecName;
+  /** Payload type to send the codec with (the remote side's number). */
+  payloadType: number;
+  /** RFC 4733 telephone-event payload type, when negotiated. */
+  telephoneEventPt?: number | undefined;
+  /** Packetization, ms (a=ptime; bounded to 10..120). */
+  ptime: number;
+}
+
+export interface SendPathOptions {
+  media: SendMedia;
+  /** Send silence when no source has audio (keeps NAT bindings and media servers happy). Default true. */
+  sendSilence?: boolean;
+  /** Reported once when a source throws (it is then skipped for that frame). */
+  onSourceError?: (error: unknown) => void;
+  /** Each DTMF key as its first packet goes out. */
+  onDtmfSent?: (digit: DtmfDigit) => void;
+}
+
+/** After a stall longer than this, sending skips ahead instead of bursting the backlog. */
+export const MAX_CATCH_UP_MS = 100;
+/** RFC 4733 priming event: digit 0, end bit, -10 dBm0, one 20 ms frame long. */
+export const PRIME_EVENT = { event: 0, end: true, volume: 10, duration: 160 };
+
+export class SendPath {
+  readonly ssrc = randomBytes(4).readUInt32BE(0);
+  readonly #seq0 = randomBytes(2).readUInt16BE(0);
+  readonly #ts0 = randomBytes(4).readUInt32BE(0);
+  readonly #sources = new Set<OutboundSource>();
+  readonly #sendSilence: boolean;
+  readonly #onSourceError: ((error: unknown) => void) | undefined;
+  readonly #onDtmfSent: ((digit: DtmfDigit) => void) | undefined;
+  #media: SendMedia;
+  #clockRate: number;
+  #dtmf: DtmfSender;
+  #packetsSent = 0;
+  /** Index of the next frame to send; frame n is due at n·ptime. */
+  #index = 0;
+  #marker = true;
+  #ptime = FRAME_MS;
+  #frameSamples = 160;
+  #pcm = new Int16Array(160);
+  #mix = new Int32Array(160);
+  #payload = new Uint8Array(160);
+  /** Per source: the rest of a frame that did not fit this ptime. */
+  readonly #leftover = new Map<OutboundSource, Int16Array>();
+  #sourceFailed = false;
+
+  constructor(options: SendPathOptions) {
+    this.#media = { ...options.media };
+    this.#clockRate = codecOf(options.media.codec).clockRate;
+    this.#sendSilence = options.sendSilence ?? true;
+    this.#onSourceError = options.onSourceError;
+    this.#onDtmfSent = options.onDtmfSent;
+    this.#setPtime(options.media.ptime, false);
+    this.#dtmf = new DtmfSender(this.#ptime, this.#clockRate);
+  }
+
+  get packetsSent(): number {
+    return this.#packetsSent;
+  }
+
+  get ptime(): number {
+    return this.#ptime;
+  }
+
+  /** When (ms on the timeline) the next frame is due. */
+  get nextDueMs(): number {
+    return this.#index * this.#ptime;
+  }
+
+  /** True when there is something to send besides silence (a source, DTMF). */
+  get hasContent(): boolean {
+    return this.#sources.size > 0 || this.#dtmf.busy;
+  }
+
+  /** Whether frames without audio are sent as silence. */
+  get sendsSilence(): boolean {
+    return this.#sendSilence;
+  }
+
+  addSource(source: OutboundSource): void {
+    this.#sources.add(source);
+  }
+
+  removeSource(source: OutboundSource): void {
+    this.#sources.delete(source);
+    this.#leftover.delete(source);
+  }
+
+  /** Queues DTMF; `done` when its last packet has gone out (see DtmfSender). */
+  sendDtmf(digits: string, options: DtmfSendOptions, done: () => void): void {
+    this.#dtmf.enqueue(digits, options, done);
+  }
+
+  /** A re-INVITE changed the codec, payload types or ptime. */
+  update(media: SendMedia, nowMs: number): void {
+    const ptimeChanged = media.ptime !== this.#media.ptime;
+    this.#media = { ...media };
+    this.#clockRate = codecOf(media.codec).clockRate;
+    if (ptimeChanged) {
+      this.#setPtime(media.ptime, true);
+      this.#dtmf.clear();
+      this.#dtmf = new DtmfSender(this.#ptime, this.#clockRate);
+      this.skipTo(nowMs);
+    }
+  }
+
+  /**
+   * The priming packet, sent right after answering (a latching media server
+   * learns our address from it). It takes the frame slot due now, so the
+   * first frame after it never shares its timestamp.
+   */
+  prime(nowMs: number): Buffer {
+    const index = Math.max(this.#index, Math.floor(nowMs / this.#ptime));
+    const m = this.#media;
+    // RFC 4733 2.5.1.1 / RFC 3550 5.1: M bit on the first packet of an event or talkspurt.
+    this.#marker = true;
+    let packet: Buffer;
+    if (m.telephoneEventPt === undefined) {
+      // No telephone-event was negotiated, so no event may be sent (the offer's
+      // 101 may even be another codec): one frame of silence in the codec primes as well.
+      this.#payload.fill(codecOf(m.codec).silence);
+      packet = this.#packet(m.payloadType, index, this.#payload.subarray(0, this.#frameSamples));
+    } else {
+      packet = this.#packet(m.telephoneEventPt, index, encodeTelephoneEvent(PRIME_EVENT));
+    }
+    this.#index = index + 1;
+    return packet;
+  }
+
+  /** Sending resumes at `nowMs` (after hold, a stall): the timestamp jump tells the receiver time passed. */
+  skipTo(nowMs: number): void {
+    const index = Math.ceil(nowMs / this.#ptime);
+    if (index > this.#index) this.#index = index;
+    this.#marker = true;
+  }
+
+  /** Builds every frame due by `nowMs` and hands each packet to `send`. */
+  due(nowMs: number, send: (packet: Buffer) => void): void {
+    if (nowMs - this.#index * this.#ptime > MAX_CATCH_UP_MS) this.skipTo(nowMs);
+    while (this.#index * this.#ptime <= nowMs) {
+      const packet = this.#frame();
+      if (packet !== undefined) send(packet);
+      this.#index++;
+    }
+  }
+
+  /** Drops DTMF still queued (completing its promises): the call is over. */
+  close(): void {
+    this.#dtmf.clear();
+    this.#sources.clear();
+    this.#leftover.clear();
+  }
+
+  #frame(): Buffer | undefined {
+    const plan = this.#dtmf.next(this.#onDtmfSent);
+    const m = this.#media;
+    const codec = codecOf(m.codec);
+    const n = this.#frameSamples;
+    if (plan?.kind === 'event' && m.telephoneEventPt !== undefined) {
+      if (plan.marker) this.#marker = true;
+      return this.#packet(m.telephoneEventPt, this.#index - plan.startOffset, plan.payload);
+    }
+    // DTMF mutes the sources (they are still read, so talk-back keeps its pace).
+    const haveAudio = this.#fillFromSources() && plan === undefined;
+    if (!haveAudio && !this.#sendSilence && plan === undefined) return undefined;
+    if (haveAudio) codec.encodeFrame(this.#pcm, this.#payload);
+    else this.#payload.fill(codec.silence);
+    return this.#packet(m.payloadType, this.#index, this.#payload.subarray(0, n));
+  }
+
+  /** Mixes one ptime of every source into #pcm (clipped sum); false when none had audio. */
+  #fillFromSources(): boolean {
+    if (this.#sources.size === 0) return false;
+    const mix = this.#mix;
+    mix.fill(0);
+    let any = false;
+    for (const source of this.#sources) {
+      if (this.#addSource(source, mix)) any = true;
+    }
+    if (!any) return false;
+    const pcm = this.#pcm;
+    for (let i = 0; i < pcm.length; i++) {
+      const v = mix[i]!;
+      pcm[i] = Math.min(32767, Math.max(-32768, v));
+    }
+    return true;
+  }
+
+  #addSource(source: OutboundSource, mix: Int32Array): boolean {
+    let filled = 0;
+    while (filled < mix.length) {
+      let chunk = this.#leftover.get(source);
+      this.#leftover.delete(source);
+      chunk ??= this.#read(source);
+      if (chunk === undefined) break;
+      const take = Math.min(chunk.length, mix.length - filled);
+      for (let i = 0; i < take; i++) mix[filled + i]! += chunk[i]!;
+      filled += take;
+      // A ptime that is not 20 ms splits frames; keep a copy, the source may reuse its array.
+      if (take < chunk.length) this.#leftover.set(source, chunk.slice(take));
+    }
+    return filled > 0;
+  }
+
+  /** A source is user code: a throw means "no audio now" (reported once), never a dead tick. */
+  #read(source: OutboundSource): Int16Array | undefined {
+    try {
+      return source.nextFrame();
+    } catch (err) {
+      if (!this.#sourceFailed) {
+        this.#sourceFailed = true;
+        this.#onSourceError?.(err);
+      }
+      return undefined;
+    }
+  }
+
+  #packet(payloadType: number, index: number, payload: Uint8Array): Buffer {
+    const packet = serializeRtp({
+      marker: this.#marker,
+      payloadType,
+      sequenceNumber: (this.#seq0 + this.#packetsSent) & 0xffff,
+      timestamp: (this.#ts0 + index * this.#frameSamples) >>> 0,
+      ssrc: this.ssrc,
+      payload,
+    });
+    this.#marker = false;
+    this.#packetsSent++;
+    return packet;
+  }
+
+  #setPtime(ptime: number, keepClock: boolean): void {
+    // Sanity bounds for a remote-supplied value (RFC 4566 a=ptime).
+    const ms = Number.isFinite(ptime) ? Math.min(120, Math.max(10, Math.round(ptime))) : FRAME_MS;
+    if (keepClock) {
+      // Keep the timestamp running at the clock rate across the change of frame size.
+      const elapsed = this.#index * this.#ptime;
+      this.#ptime = ms;
+      this.#index = Math.ceil(elapsed / ms);
+    } else {
+      this.#ptime = ms;
+    }
+    this.#frameSamples = (ms * this.#clockRate) / 1000;
+    this.#pcm = new Int16Array(this.#frameSamples);
+    this.#mix = new Int32Array(this.#frameSamples);
+    this.#payload = new Uint8Array(this.#frameSamples);
+    this.#leftover.clear();
+  }
+}

@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 
 /** The project root, wherever the checkout lives. */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** `../shared` beside the project, as on every developer machine and in CI. */
-export const sharedDir = path.resolve(projectRoot, '../shared');
-export const testdataDir = path.join(sharedDir, 'testdata');
+/**
+ * The test vectors the suite reads (RFC 4475 corpus, digest known answers).
+ * They live inside the repository so a clone alone passes its tests.
+ */
+export const fixturesDir = path.join(projectRoot, 'test', 'fixtures');

@@ -14,9 +14,13 @@ export interface RawRegistrar {
   port: number;
   responses: SipResponse[];
   requests: SipRequest[];
+  /** Every message the device sent, as framed, whether our parser takes it or not. */
+  raw: Buffer[];
   /** performance.now() when each of `requests` arrived (the answer went out in the same tick). */
   requestTimes: number[];
   write(text: string): void;
+  /** Writes bytes as they are (write() takes text). */
+  socketWrite(bytes: Uint8Array): void;
   close(): Promise<void>;
 }
 
@@ -38,6 +42,7 @@ export interface RawRegistrarOptions {
 export async function startRawRegistrar(options: RawRegistrarOptions = {}): Promise<RawRegistrar> {
   const responses: SipResponse[] = [];
   const requests: SipRequest[] = [];
+  const raw: Buffer[] = [];
   const requestTimes: number[] = [];
   let registers = 0;
   const sockets = new Set<net.Socket>();
@@ -50,6 +55,7 @@ export async function startRawRegistrar(options: RawRegistrarOptions = {}): Prom
       for (const ev of framer.push(chunk)) {
         if (ev.type === 'ping') s.write('\r\n');
         if (ev.type !== 'message') continue;
+        raw.push(Buffer.from(ev.bytes));
         const parsed = parseMessage(ev.bytes);
         if (!parsed.ok) continue;
         const m = parsed.message;
@@ -83,8 +89,10 @@ export async function startRawRegistrar(options: RawRegistrarOptions = {}): Prom
     port: (server.address() as net.AddressInfo).port,
     responses,
     requests,
+    raw,
     requestTimes,
     write: (text) => device?.write(text),
+    socketWrite: (bytes) => device?.write(bytes),
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise<void>((r) => server.close(() => r()));

@@ -3,6 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Headers } from './headers.js';
+import { toWellFormed } from './text.js';
 import type { SipRequest, SipResponse } from './types.js';
 import { isToken, parseNameAddr } from './uri.js';
 
@@ -191,10 +192,43 @@ function needsTag(to: string): boolean {
   return parsed !== undefined && !parsed.params.has('tag');
 }
 
+/** Longest Reason-Phrase we send, in UTF-16 code units. */
+export const MAX_REASON_LENGTH = 200;
+
 /**
  * Reason-Phrase may hold UTF-8 text, SP and HTAB but no other control
- * characters (RFC 3261 25.1); parser error texts and caller strings end up here.
+ * characters (RFC 3261 25.1); parser error texts and caller strings end up
+ * here, and they can quote what a peer sent (an SDP codec name of 22 000
+ * bytes in PROTOS), so the phrase is also cut short: a response must not grow
+ * with its request past what a proxy takes.
  */
 function sanitizeReason(reason: string): string {
-  return reason.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
+  // An error text can quote malformed bytes (text.ts); the phrase itself stays valid UTF-8.
+  const clean = toWellFormed(reason).replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ');
+  if (clean.length <= MAX_REASON_LENGTH) return clean;
+  let cut = MAX_REASON_LENGTH - 3;
+  const last = clean.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--; // never split a surrogate pair
+  return `${clean.slice(0, cut)}...`;
+}
+
+/**
+ * The answer to a request that failed to parse or was too large to parse
+ * (RFC 3261 8.2, 21.4.1, 21.5.14): `status` (400, 505, 513) built from the
+ * header fields exactly as received, with a reason phrase that says what is
+ * wrong. Undefined when nothing may or can be sent: an ACK has no response of
+ * its own (RFC 3261 17), whether its Request-Line or its CSeq says ACK; and
+ * without a Via no client transaction could match the response (RFC 3261
+ * 17.1.3), so there is nothing worth copying.
+ */
+export function createErrorResponse(
+  request: SipRequest,
+  status: number,
+  detail: string,
+): SipResponse | undefined {
+  if (request.method === 'ACK' || /(?:^|[ \t])ACK[ \t]*$/.test(request.headers.get('CSeq') ?? ''))
+    return undefined;
+  if (!request.headers.has('Via')) return undefined;
+  // 400 and 513 say which; 505's detail names the version and reads well alone.
+  return createResponse(request, status, status === 505 ? detail : `${reasonPhrase(status)} (${detail})`);
 }

@@ -2,10 +2,12 @@
 
 export {
   type CreateResponseOptions,
+  createErrorResponse,
   createResponse,
   generateBranch,
   generateCallId,
   generateTag,
+  MAX_REASON_LENGTH,
   reasonPhrase,
 } from './build.js';
 export { canonicalHeaderName, Headers, isListHeader, splitHeaderList } from './headers.js';

@@ -4,14 +4,18 @@
  *
  * Design:
  * - The blank line is found on the bytes; only the header section is decoded
- *   (as UTF-8, RFC 3261 7.3.1 TEXT-UTF8) and scanned with indexOf, so the body
- *   stays bytes and Content-Length is counted in bytes.
+ *   (as UTF-8, RFC 3261 7.3.1 TEXT-UTF8; malformed bytes escaped, see text.ts)
+ *   and scanned with indexOf, so the body stays bytes and Content-Length is
+ *   counted in bytes.
  * - Header values are stored unfolded and trimmed; typed values (Via, From,
  *   To, CSeq, …) are parsed on demand by Headers and memoized. Validation
  *   parses the ones every UA needs, so they are cached when the caller reads them.
  * - A request that fails validation still yields `message` (start line and
  *   the header fields that parsed) plus the `status` to answer, so the UA can
- *   send `400 Bad Request` / `505` with the error text as reason phrase.
+ *   send `400 Bad Request` / `505` with the error text as reason phrase. That
+ *   includes an unreadable Request-Line (a method that is not a token, no
+ *   SIP-Version) when the fields carry a Via: a proxy's transaction waits for
+ *   the answer. Without a Via such bytes are not taken for SIP at all.
  *   Responses that fail are reported too, for the UA to drop.
  *
  * Datagram semantics (RFC 3261 18.3): with a Content-Length, exactly that many
@@ -20,6 +24,7 @@
  */
 import { type ErrorCode, ErrorCodes, SoftphoneError } from '../../errors.js';
 import { appendParsedField, Headers, splitHeaderList } from './headers.js';
+import { decodeHeaderText } from './text.js';
 import type { SipMessage, SipRequest, SipResponse } from './types.js';
 import {
   isSipUri,
@@ -48,7 +53,11 @@ export type ParseResult =
       ok: false;
       /** SIP_PARSE_ERROR, or SIP_BAD_REQUEST for a request that parsed structurally but fails validation. */
       error: SoftphoneError;
-      /** Present when start line and header fields parsed well enough to build a response. */
+      /**
+       * Present when start line and header fields parsed well enough to build a
+       * response. Its fields are as received: method and Request-URI may be
+       * anything but CR/LF when the Request-Line was the problem.
+       */
       message?: SipMessage;
       /** For requests: the status to answer (400, 505, 513). */
       status?: number;
@@ -107,7 +116,15 @@ export function parseMessage(bytes: Uint8Array, limits: ParseLimits = {}): Parse
 export const INTERNAL_ERROR = 'Unparseable SIP message (internal parser error)';
 
 type StartLine =
-  | { kind: 'request'; method: string; uri: string; error?: string; status?: number }
+  | {
+      kind: 'request';
+      method: string;
+      uri: string;
+      error?: string;
+      status?: number;
+      /** Not recognisably SIP: taken for a request only if a Via says it came through SIP. */
+      unrecognised?: boolean;
+    }
   | { kind: 'response'; status: number; reason: string }
   | { kind: 'invalid'; error: string };
 
@@ -135,7 +152,8 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
     return failure(ErrorCodes.SIP_PARSE_ERROR, `Header section exceeds ${maxHeader} bytes`);
   }
 
-  const text = buf.toString('utf8', start, headEnd);
+  // Malformed UTF-8 survives as escaped bytes, so copies of it go back as received (text.ts).
+  const text = decodeHeaderText(buf, start, headEnd);
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd === -1) lineEnd = text.length;
   // Lines end with CRLF only (see parseFields).
@@ -179,6 +197,11 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
     body,
   };
   if (startLine.error !== undefined) {
+    // Binary noise or an HTTP request has nothing a response could be matched
+    // by; a request with a Via has a transaction waiting for our answer.
+    if (startLine.unrecognised && !headers.has('Via')) {
+      return failure(ErrorCodes.SIP_PARSE_ERROR, 'Malformed start line');
+    }
     return failure(ErrorCodes.SIP_BAD_REQUEST, startLine.error, message, startLine.status ?? 400);
   }
   if (structural !== undefined) return failure(ErrorCodes.SIP_PARSE_ERROR, structural, message, 400);
@@ -220,10 +243,14 @@ function parseStartLine(line: string): StartLine {
   // Request-Line = Method SP Request-URI SP SIP-Version CRLF
   const sp1 = line.indexOf(' ');
   const method = sp1 === -1 ? line : line.slice(0, sp1);
-  // Not recognisably SIP (binary noise, an HTTP request…): nothing to answer.
-  if (!isToken(method) || !SIP_VERSION_ANYWHERE.test(line))
-    return { kind: 'invalid', error: 'Malformed start line' };
-  // From here on it is a request we can answer; problems become a 400/505.
+  // Anything else is a request, answered 400/505 with what is wrong. When it
+  // is not recognisably SIP either (binary noise, an HTTP request…), parse()
+  // answers it only if it carries a Via; method and URI stay as received.
+  const unrecognised = !isToken(method) || !SIP_VERSION_ANYWHERE.test(line);
+  if (!isToken(method)) {
+    const uri = sp1 === -1 ? '' : line.slice(sp1 + 1, Math.max(sp1 + 1, line.lastIndexOf(' ')));
+    return { kind: 'request', method, uri, error: 'Malformed Method in Request-Line', unrecognised };
+  }
   const spLast = line.lastIndexOf(' ');
   if (sp1 === -1 || spLast === sp1) {
     return {
@@ -231,11 +258,12 @@ function parseStartLine(line: string): StartLine {
       method,
       uri: sp1 === -1 ? '' : line.slice(sp1 + 1),
       error: 'Request-Line must be Method SP Request-URI SP SIP-Version',
+      unrecognised,
     };
   }
   const uri = line.slice(sp1 + 1, spLast);
   const version = line.slice(spLast + 1);
-  const request = requestLine.bind(undefined, method, uri);
+  const request = requestLine.bind(undefined, method, uri, unrecognised);
   if (version !== 'SIP/2.0') {
     // RFC 4475 3.1.2.10: trailing SP after the version.
     if (version === '') return request('Request-Line has trailing whitespace');
@@ -262,10 +290,17 @@ function parseStartLine(line: string): StartLine {
   return request();
 }
 
-function requestLine(method: string, uri: string, error?: string, status?: number): StartLine {
+function requestLine(
+  method: string,
+  uri: string,
+  unrecognised: boolean,
+  error?: string,
+  status?: number,
+): StartLine {
   const r: StartLine = { kind: 'request', method, uri };
   if (error !== undefined) r.error = error;
   if (status !== undefined) r.status = status;
+  if (unrecognised) r.unrecognised = true;
   return r;
 }
 

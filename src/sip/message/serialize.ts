@@ -2,6 +2,7 @@
  * SIP message serializer (RFC 3261 section 7): start line, header fields in
  * order, a Content-Length equal to the body's byte length, blank line, body.
  */
+import { encodeHeaderText, hasEscapedBytes } from './text.js';
 import type { SipMessage } from './types.js';
 import { isToken } from './uri.js';
 
@@ -13,7 +14,8 @@ function hasLineBreak(s: string): boolean {
  * Serializes a message to bytes. Content-Length is always written and always
  * equals `body.byteLength` (RFC 3261 18.3 makes it mandatory on streams): an
  * existing field is replaced in place (later duplicates dropped), a missing
- * one is appended. Header values are written as UTF-8. Throws a TypeError for
+ * one is appended. Header values are written as UTF-8, bytes the parser
+ * escaped as the bytes they were. Throws a TypeError for
  * a message that could not be sent safely (a method that is not a token, a
  * CR/LF in the start line, a status outside 100..699): these are programming
  * errors, since Headers already refuses CR/LF in fields.
@@ -47,9 +49,14 @@ export function serialize(message: SipMessage): Buffer {
   if (!wroteLength) head += contentLength;
   head += '\r\n';
 
-  const headLength = Buffer.byteLength(head, 'utf8');
+  let headLength = Buffer.byteLength(head, 'utf8');
+  // Bytes the parser escaped (malformed UTF-8 in a field we copied) go back as
+  // they came (text.ts). Pure ASCII, one byte per character, cannot hold any.
+  const raw = headLength !== head.length && hasEscapedBytes(head) ? encodeHeaderText(head) : undefined;
+  if (raw) headLength = raw.length;
   const out = Buffer.allocUnsafe(headLength + body.byteLength);
-  out.write(head, 0, 'utf8');
+  if (raw) out.set(raw, 0);
+  else out.write(head, 0, 'utf8');
   out.set(body, headLength);
   return out;
 }

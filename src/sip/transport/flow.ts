@@ -11,7 +11,7 @@ import { type ParseResult, parseMessage } from '../message/parse.js';
 import { serialize } from '../message/serialize.js';
 import type { SipMessage } from '../message/types.js';
 import type { SipConnection } from './connection.js';
-import { StreamFramer } from './framer.js';
+import { type FramerLimits, StreamFramer } from './framer.js';
 
 export type TransportName = 'tcp' | 'tls';
 
@@ -39,13 +39,19 @@ export interface FlowOptions extends FlowTarget {
   incompleteMessageTimeoutMs?: number;
   maxHeaderBytes?: number;
   maxBodyBytes?: number;
+  /** Largest oversized message read past (and answered 513) instead of closing the flow; see StreamFramer. */
+  maxSkipBytes?: number;
 }
 
 export type TraceDirection = 'send' | 'recv';
 
 export interface FlowEvents {
   message: [message: SipMessage];
-  /** A framed message that failed to parse; requests among them deserve a 400. */
+  /**
+   * A framed message that failed to parse, or one over the size limits (then
+   * `bytes` is its head only and the status 513); requests among them deserve
+   * an answer with `result.status`.
+   */
   malformed: [result: Extract<ParseResult, { ok: false }>, bytes: Uint8Array];
   /** Emitted once; `error` is undefined for a close we asked for. */
   close: [error: SoftphoneError | undefined];
@@ -88,9 +94,8 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
     this.#options = options;
     this.transport = options.transport;
     this.remote = { host: options.host, port: options.port };
-    const limits: { maxHeaderBytes?: number; maxBodyBytes?: number } = {};
-    if (options.maxHeaderBytes !== undefined) limits.maxHeaderBytes = options.maxHeaderBytes;
-    if (options.maxBodyBytes !== undefined) limits.maxBodyBytes = options.maxBodyBytes;
+    const limits: FramerLimits = this.#limits();
+    if (options.maxSkipBytes !== undefined) limits.maxSkipBytes = options.maxSkipBytes;
     this.#framer = new StreamFramer(limits);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -276,6 +281,19 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
           else this.emit('malformed', result, event.bytes);
           break;
         }
+        case 'oversized': {
+          // RFC 3261 21.5.14: too large to process; the head is all there is
+          // to answer from (the framer discards the rest, the flow stays).
+          this.#strayCrlfAt = undefined;
+          this.emit('trace', 'recv', event.head);
+          const parsed = parseMessage(event.head, this.#limits());
+          const message = parsed.ok ? parsed.message : parsed.message;
+          const result: Extract<ParseResult, { ok: false }> = { ok: false, error: event.error };
+          if (message !== undefined) result.message = message;
+          if (message?.type === 'request') result.status = 513;
+          this.emit('malformed', result, event.head);
+          break;
+        }
         case 'ping':
           // RFC 5626 4.4.1: answer a CRLFCRLF ping with a CRLF pong.
           this.#strayCrlfAt = undefined;
@@ -325,7 +343,7 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
    * memory stays bounded by the framer's size limits.
    */
   #watchIncomplete(): void {
-    if (this.#closed || this.#framer.buffered === 0) {
+    if (this.#closed || !this.#framer.inMessage) {
       if (this.#incompleteTimer) clearTimeout(this.#incompleteTimer);
       this.#incompleteTimer = undefined;
       return;
@@ -337,7 +355,7 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
     const timeoutMs = this.#options.incompleteMessageTimeoutMs ?? 32_000;
     this.#incompleteTimer = setTimeout(() => {
       this.#incompleteTimer = undefined;
-      if (this.#framer.buffered > 0) {
+      if (this.#framer.inMessage) {
         this.#fail(
           new SoftphoneError(
             ErrorCodes.SIP_FRAME_INCOMPLETE,

@@ -10,10 +10,19 @@
  *   as a pong at once (we are the client and servers answer our pings with
  *   CRLF), so a ping split as CRLF|CRLF across two reads reads as two pongs;
  *   the connection layer, which knows whether it sent a ping, tells them apart.
- * - A missing, negative, non-numeric or conflicting Content-Length, or a
- *   message over the limits, is unrecoverable: the position of the next message
- *   cannot be known, so the framer reports one `error` and is dead afterwards;
- *   the connection layer closes the flow. Two identical Content-Length fields
+ * - A missing, negative, non-numeric or conflicting Content-Length is
+ *   unrecoverable: the position of the next message cannot be known, so the
+ *   framer reports one `error` and is dead afterwards; the connection layer
+ *   closes the flow.
+ * - A message over maxHeaderBytes or maxBodyBytes is not delivered, but the
+ *   stream stays in step when the message is at most maxSkipBytes long: the
+ *   framer reads on to the blank line (holding at most maxSkipBytes), takes
+ *   Content-Length from there, reports `oversized` with the complete header
+ *   lines that fit within maxHeaderBytes (for a 513 answer, RFC 3261 21.5.14)
+ *   and discards the rest of the message as it arrives, body bytes unheld.
+ *   One INVITE that is too large must not cost the flow, its registration
+ *   and every call on it. Beyond maxSkipBytes it is an `error`, as above.
+ *   Two identical Content-Length fields
  *   frame unambiguously and are accepted here; the parser then answers the
  *   request with 400 (a single-valued header repeated, RFC 4475 3.3.8).
  * - A message whose Content-Length exceeds the bytes that ever arrive
@@ -25,6 +34,12 @@ import { parseBoundedInt, trimWs } from '../message/uri.js';
 
 export type FramerEvent =
   | { type: 'message'; bytes: Uint8Array }
+  /**
+   * A message over the limits, discarded: `head` is its start line and the
+   * header lines that fit within maxHeaderBytes, ending in CRLFCRLF (empty if
+   * even the start line does not fit); `error` says what was too large.
+   */
+  | { type: 'oversized'; head: Uint8Array; error: SoftphoneError }
   | { type: 'ping' }
   | { type: 'pong' }
   | { type: 'error'; error: SoftphoneError };
@@ -34,18 +49,27 @@ export interface FramerLimits {
   maxHeaderBytes?: number;
   /** Largest Content-Length accepted. Default 64 KiB. */
   maxBodyBytes?: number;
+  /**
+   * Largest message (header section, blank line, body) read past and
+   * discarded when it is over the other limits, keeping the stream in step.
+   * Up to this many bytes are held while looking for its blank line. Default 256 KiB.
+   */
+  maxSkipBytes?: number;
 }
 
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+export const DEFAULT_MAX_SKIP_BYTES = 256 * 1024;
 
 const CR = 0x0d;
 const LF = 0x0a;
+const CRLF = Buffer.from('\r\n', 'latin1');
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 export class StreamFramer {
   readonly #maxHeader: number;
   readonly #maxBody: number;
+  readonly #maxSkip: number;
   /** Received bytes live in #buf[#start, #end). */
   #buf: Buffer = Buffer.alloc(0);
   #start = 0;
@@ -54,16 +78,24 @@ export class StreamFramer {
   #scanned = 0;
   /** Total length of the current message once its header section is known, else -1. */
   #messageLength = -1;
+  /** Bytes of an oversized message's body still to discard as they arrive. */
+  #skip = 0;
   #dead = false;
 
   constructor(limits: FramerLimits = {}) {
     this.#maxHeader = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
     this.#maxBody = limits.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#maxSkip = Math.max(limits.maxSkipBytes ?? DEFAULT_MAX_SKIP_BYTES, this.#maxHeader);
   }
 
   /** Bytes held for a message that has not completed yet (0 when idle). */
   get buffered(): number {
     return this.#dead ? 0 : this.#end - this.#start;
+  }
+
+  /** True while a message has begun and not ended: bytes are held, or an oversized body is being discarded. */
+  get inMessage(): boolean {
+    return !this.#dead && (this.#end > this.#start || this.#skip > 0);
   }
 
   /** True after an unrecoverable error (or end()); push() then returns []. */
@@ -79,6 +111,13 @@ export class StreamFramer {
       const available = this.#end - this.#start;
       if (available === 0) break;
 
+      if (this.#skip > 0) {
+        const n = Math.min(available, this.#skip);
+        this.#start += n;
+        this.#skip -= n;
+        continue;
+      }
+
       if (this.#messageLength < 0) {
         if (this.#scanned === 0 && this.#buf[this.#start] === CR) {
           // Between messages: keep-alives (RFC 5626 4.4.1, RFC 3261 7.5).
@@ -91,36 +130,34 @@ export class StreamFramer {
           }
         }
         const headerEnd = this.#findBlankLine(available);
-        if (headerEnd < 0) {
-          // The blank line, when it comes, will start at or after available - 3.
-          if (available - 3 > this.#maxHeader) {
-            return this.#fail(
-              events,
-              ErrorCodes.SIP_FRAME_TOO_LARGE,
-              `SIP header section exceeds ${this.#maxHeader} bytes`,
-            );
-          }
-          break;
-        }
-        if (headerEnd > this.#maxHeader) {
+        // The blank line, when it comes, will start at or after available - 3.
+        if (headerEnd > this.#maxSkip || (headerEnd < 0 && available - 3 > this.#maxSkip)) {
           return this.#fail(
             events,
             ErrorCodes.SIP_FRAME_TOO_LARGE,
-            `SIP header section exceeds ${this.#maxHeader} bytes`,
+            `SIP header section exceeds ${this.#maxSkip} bytes`,
           );
         }
+        if (headerEnd < 0) break;
         const cl = contentLength(this.#buf.toString('latin1', this.#start, this.#start + headerEnd));
         if (typeof cl === 'string') {
           const code =
             cl === MISSING ? ErrorCodes.SIP_FRAME_NO_CONTENT_LENGTH : ErrorCodes.SIP_FRAME_BAD_CONTENT_LENGTH;
           return this.#fail(events, code, cl);
         }
-        if (cl > this.#maxBody) {
-          return this.#fail(
-            events,
-            ErrorCodes.SIP_FRAME_TOO_LARGE,
-            `SIP body of ${cl} bytes exceeds the limit of ${this.#maxBody} bytes`,
-          );
+        if (headerEnd > this.#maxHeader || cl > this.#maxBody) {
+          if (headerEnd + 4 + cl > this.#maxSkip) {
+            return this.#fail(
+              events,
+              ErrorCodes.SIP_FRAME_TOO_LARGE,
+              `SIP message of ${headerEnd + 4 + cl} bytes exceeds ${this.#maxSkip} bytes`,
+            );
+          }
+          events.push(this.#oversized(headerEnd, cl));
+          this.#start += headerEnd + 4;
+          this.#skip = cl;
+          this.#scanned = 0;
+          continue;
         }
         this.#messageLength = headerEnd + 4 + cl;
       }
@@ -146,7 +183,7 @@ export class StreamFramer {
    */
   end(): FramerEvent[] {
     if (this.#dead) return [];
-    const held = this.#end - this.#start;
+    const held = this.#end - this.#start + this.#skip;
     this.#dead = true;
     this.#release();
     if (held === 0) return [];
@@ -160,6 +197,23 @@ export class StreamFramer {
         ),
       },
     ];
+  }
+
+  /** The `oversized` event for the message at #start, its header section `headerEnd` bytes long. */
+  #oversized(headerEnd: number, cl: number): FramerEvent {
+    const section = this.#buf.subarray(this.#start, this.#start + headerEnd);
+    // Complete lines only, so no field is copied cut in the middle.
+    const fit = headerEnd <= this.#maxHeader ? headerEnd : section.lastIndexOf(CRLF, this.#maxHeader - 2);
+    const head = fit <= 0 ? Buffer.alloc(0) : Buffer.concat([section.subarray(0, fit), CRLFCRLF]);
+    const what =
+      headerEnd > this.#maxHeader
+        ? `SIP header section of ${headerEnd} bytes exceeds ${this.#maxHeader} bytes`
+        : `SIP body of ${cl} bytes exceeds the limit of ${this.#maxBody} bytes`;
+    return {
+      type: 'oversized',
+      head,
+      error: new SoftphoneError(ErrorCodes.SIP_FRAME_TOO_LARGE, what, { details: { headerEnd, cl } }),
+    };
   }
 
   /** Classifies the CR at #start: a ping, a pong, 'wait' for more bytes, or undefined (a message). */
@@ -215,6 +269,7 @@ export class StreamFramer {
     this.#buf = Buffer.alloc(0);
     this.#start = 0;
     this.#end = 0;
+    this.#skip = 0;
   }
 }
 

@@ -11,7 +11,7 @@ import type net from 'node:net';
 import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
 import { DigestSession, parseChallenge } from '../auth/digest.js';
 import { USER_AGENT } from '../capabilities.js';
-import { createResponse, generateCallId, generateTag } from '../message/build.js';
+import { createErrorResponse, createResponse, generateCallId, generateTag } from '../message/build.js';
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import {
   ClientTransactions,
@@ -435,19 +435,19 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     flow.on('message', (message) => this.#onMessage(flow, message));
     flow.on('malformed', (result) => {
       const partial = result.message;
-      if (partial?.type === 'request' && partial.method !== 'ACK' && result.status) {
-        // RFC 3261 8.2 / 21.4.1: a framed but malformed request gets a 400 (505, 513) with the reason.
-        try {
-          flow.send(
-            createResponse(partial, result.status, badRequestReason(result.status, result.error.message)),
-          );
-        } catch {
-          // Could not even build a response (no usable Via etc.); the warning below still tells.
-        }
-      }
+      // RFC 3261 8.2 / 21.4.1: a framed but malformed request gets a 400 (505,
+      // 513) saying what is wrong; on a stream it goes back over this
+      // connection whatever its Via says (RFC 3261 18.2.2).
+      const response =
+        partial?.type === 'request' && result.status !== undefined
+          ? createErrorResponse(partial, result.status, result.error.message)
+          : undefined;
+      if (response) flow.send(response);
       this.emit('warning', {
         code: result.error.code,
-        message: `dropped a malformed ${partial?.type ?? 'message'}: ${result.error.message}`,
+        message: response
+          ? `answered a malformed request with ${response.status}: ${result.error.message}`
+          : `dropped a malformed ${partial?.type ?? 'message'}: ${result.error.message}`,
       });
     });
     flow.once('close', (error) => {
@@ -716,6 +716,11 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     }
     const transaction = match.kind === 'new' ? match.transaction : undefined;
     const incoming = this.#incoming(message, flow, transaction);
+    if (!SUPPORTED_SCHEMES.has(uriScheme(message.uri))) {
+      // RFC 3261 8.2.2.1: a Request-URI scheme we do not serve (RFC 4475 3.3.2).
+      if (message.method !== 'ACK') incoming.respond(416, undefined, { toTag: generateTag() });
+      return;
+    }
     if (message.method === 'OPTIONS') {
       incoming.respond(200, undefined, {
         toTag: generateTag(),
@@ -770,6 +775,15 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   }
 }
 
+/** Request-URI schemes this UA serves: its Contact is a sip: URI, sips: over TLS. */
+const SUPPORTED_SCHEMES: ReadonlySet<string> = new Set(['sip', 'sips']);
+
+/** The lowercased scheme of a Request-URI the parser accepted (RFC 3261 19.1.1, RFC 3986 3.1). */
+function uriScheme(uri: string): string {
+  const colon = uri.indexOf(':');
+  return colon === -1 ? '' : uri.slice(0, colon).toLowerCase();
+}
+
 interface RegisterRefusal {
   ok: false;
   status: number | undefined;
@@ -780,9 +794,3 @@ interface RegisterRefusal {
 }
 
 type RegisterOutcome = { ok: true; expires: number } | RegisterRefusal;
-
-function badRequestReason(status: number, message: string): string {
-  if (status !== 400) return message.length > 100 ? message.slice(0, 100) : message;
-  const text = `Bad Request (${message})`;
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-}

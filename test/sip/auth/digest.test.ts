@@ -9,7 +9,7 @@ import {
   parseAuthParams,
   parseChallenge,
 } from '../../../src/sip/auth/digest.js';
-import { testdataDir } from '../../helpers/paths.js';
+import { fixturesDir } from '../../helpers/paths.js';
 
 interface Vector {
   source: string;
@@ -25,7 +25,7 @@ interface Vector {
   cnonce: string;
   response: string;
 }
-const { vectors } = JSON.parse(readFileSync(path.join(testdataDir, 'digest-vectors.json'), 'utf8')) as {
+const { vectors } = JSON.parse(readFileSync(path.join(fixturesDir, 'digest-vectors.json'), 'utf8')) as {
   vectors: Vector[];
 };
 

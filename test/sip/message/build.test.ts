@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  createErrorResponse,
   createResponse,
   generateBranch,
   generateCallId,
   generateTag,
+  MAX_REASON_LENGTH,
   reasonPhrase,
   warningHeader,
 } from '../../../src/sip/message/build.js';
@@ -127,6 +129,18 @@ Content-Length: 0
     );
   });
 
+  it('keeps reason phrases short, whatever the text quotes', () => {
+    // PROTOS c07-sip: an SDP codec name of 22 000 bytes came back in a 488's
+    // reason phrase, making a response no proxy takes.
+    const res = createResponse(INVITE, 488, `incompatible media format: offered ${'a'.repeat(22_000)}`);
+    expect(res.reason).toHaveLength(MAX_REASON_LENGTH);
+    expect(res.reason).toMatch(/^incompatible media format: offered a+\.\.\.$/);
+    expect(createResponse(INVITE, 488, `${'x'.repeat(196)}\u{1F600}tail`).reason).toBe(
+      `${'x'.repeat(196)}...`,
+    );
+    expect(createResponse(INVITE, 488, 'y'.repeat(200)).reason).toBe('y'.repeat(200));
+  });
+
   it('keeps reason phrases on one line', () => {
     expect(createResponse(INVITE, 400, 'bad\r\nVia: evil\u0000').reason).toBe('bad  Via: evil ');
     expect(createResponse(INVITE, 400, 'tab\tkept').reason).toBe('tab\tkept');
@@ -139,6 +153,68 @@ Content-Length: 0
     expect(() => createResponse(INVITE, 200, 'OK', { toTag: 'a b' })).toThrow(TypeError);
     expect(() => createResponse(INVITE, 200, 'OK', { body: Buffer.from('x') })).toThrow(TypeError);
     expect(() => createResponse(INVITE, 200, 'OK', { headers: [['Bad Name', 'x']] })).toThrow(TypeError);
+  });
+});
+
+describe('createErrorResponse', () => {
+  /** The partial request of a failed parse (the parser's contract: fields as received). */
+  function partial(lines: string[]): SipRequest {
+    const result = parseMessage(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8'));
+    if (result.ok || result.message?.type !== 'request' || result.status === undefined) {
+      throw new Error('fixture must be an answerable malformed request');
+    }
+    return result.message;
+  }
+  const fields = (over: Record<string, string | null>) =>
+    Object.entries({
+      Via: 'SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1',
+      From: '<sip:a@b>;tag=1',
+      To: '<sip:c@d>',
+      'Call-ID': 'x1',
+      CSeq: '7 INVITE',
+      'Content-Length': '0',
+      ...over,
+    }).flatMap(([k, v]) => (v === null ? [] : [`${k}: ${v}`]));
+
+  it.each([
+    ['a malformed Via', { Via: 'SIP/2.0/TCP' }],
+    ['a From display name neither tokens nor quoted', { From: 'Bell, Alexander <sip:a@b>;tag=1' }],
+    ['a malformed CSeq', { CSeq: 'seven INVITE' }],
+    ['no To', { To: null }],
+  ])('copies the fields of a request with %s as received', (_label, over) => {
+    const request = partial(['INVITE sip:c@d SIP/2.0', ...fields(over)]);
+    const response = createErrorResponse(request, 400, 'what is wrong');
+    expect(response?.status).toBe(400);
+    expect(response?.reason).toBe('Bad Request (what is wrong)');
+    const copied = [...(response?.headers ?? [])].filter(([n]) => n !== 'Content-Length');
+    const received = [...request.headers].filter(([n]) =>
+      ['Via', 'From', 'To', 'Call-ID', 'CSeq'].includes(n),
+    );
+    expect(copied).toEqual(received);
+  });
+
+  it('says 505 and 513 reasons as they are, and keeps a long reason short', () => {
+    const request = partial(['INVITE sip:c@d SIP/3.0', ...fields({})]);
+    expect(createErrorResponse(request, 505, 'SIP version SIP/3.0 not supported')?.reason).toBe(
+      'SIP version SIP/3.0 not supported',
+    );
+    expect(createErrorResponse(request, 400, 'x'.repeat(500))?.reason).toHaveLength(MAX_REASON_LENGTH);
+  });
+
+  it('answers nothing to an ACK (by Request-Line or CSeq) or to a request without a Via', () => {
+    expect(
+      createErrorResponse(
+        partial(['ACK sip:c@d SIP/2.0', ...fields({ Via: 'bad', CSeq: '7 ACK' })]),
+        400,
+        'x',
+      ),
+    ).toBe(undefined);
+    expect(
+      createErrorResponse(partial(['\u00e4\u00e4 sip:c@d SIP/2.0', ...fields({ CSeq: '7 ACK' })]), 400, 'x'),
+    ).toBe(undefined);
+    expect(createErrorResponse(partial(['INVITE sip:c@d SIP/2.0', ...fields({ Via: null })]), 400, 'x')).toBe(
+      undefined,
+    );
   });
 });
 

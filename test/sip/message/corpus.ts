@@ -1,12 +1,10 @@
-/** Access to the RFC 4475 torture-test corpus that lives beside the project. */
+/** Access to the RFC 4475 torture-test corpus kept in test/fixtures/rfc4475 (see its README). */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fixturesDir } from '../../helpers/paths.js';
 
-/** The project root, computed from this file's location (test/sip/message/). */
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const corpusDir = path.resolve(projectRoot, '../shared/testdata/rfc4475');
+export const corpusDir = path.join(fixturesDir, 'rfc4475');
 
 export interface ManifestCase {
   file: string;

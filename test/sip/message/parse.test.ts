@@ -294,6 +294,50 @@ describe('parseMessage: requests', () => {
         'Malformed SIP-Version in Request-Line',
         ErrorCodes.SIP_BAD_REQUEST,
       ],
+      // A start line we cannot read, on a request whose Via says it came
+      // through SIP: there is a transaction waiting for an answer.
+      [
+        'method that is not a token',
+        msg(['IN\u00e4VITE sip:a@b SIP/2.0', ...REQUIRED, 'CSeq: 1 INVITE', 'l: 0']),
+        400,
+        'Malformed Method in Request-Line',
+        ErrorCodes.SIP_BAD_REQUEST,
+      ],
+      [
+        'no method (leading SP)',
+        msg([' sip:a@b SIP/2.0', ...REQUIRED, 'CSeq: 1 INVITE', 'l: 0']),
+        400,
+        'Malformed Method in Request-Line',
+        ErrorCodes.SIP_BAD_REQUEST,
+      ],
+      [
+        'control characters for a method',
+        msg(['\u001b[3;5;7maa sip:a@b SIP/2.0', ...REQUIRED, 'CSeq: 1 INVITE', 'l: 0']),
+        400,
+        'Malformed Method in Request-Line',
+        ErrorCodes.SIP_BAD_REQUEST,
+      ],
+      [
+        'a start line of one word',
+        msg(['\u00e5\u00e4\u00f6\u00e5\u00e4\u00f6', ...REQUIRED, 'CSeq: 1 INVITE', 'l: 0']),
+        400,
+        'Malformed Method in Request-Line',
+        ErrorCodes.SIP_BAD_REQUEST,
+      ],
+      [
+        'no SIP-Version at all',
+        msg(['INVITE sip:a@b aaaaaaaa', ...REQUIRED, 'CSeq: 1 INVITE', 'l: 0']),
+        400,
+        'Malformed SIP-Version in Request-Line',
+        ErrorCodes.SIP_BAD_REQUEST,
+      ],
+      [
+        'an HTTP version',
+        msg(['INVITE sip:a@b HTTP/1.1', ...REQUIRED, 'CSeq: 1 INVITE', 'l: 0']),
+        400,
+        'Malformed SIP-Version in Request-Line',
+        ErrorCodes.SIP_BAD_REQUEST,
+      ],
       [
         'two-element request line',
         msg(['OPTIONS SIP/2.0', ...REQUIRED, 'CSeq: 1 OPTIONS', 'l: 0']),
@@ -422,6 +466,9 @@ describe('parseMessage: requests', () => {
       '',
       '\r\n\r\n',
       'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+      // An unreadable start line and no Via: nothing says a SIP transaction waits.
+      '\u00e5\u00e4\u00f6 sip:a@b SIP/2.0\r\nFrom: <sip:a@b>\r\nCSeq: 1 INVITE\r\n\r\n',
+      'INVITE sip:a@b HTTP/1.1\r\nTo: <sip:a@b>\r\n\r\n',
       '\u0000\u0001\u0002\r\n\r\n',
       'hello',
     ]) {

@@ -77,6 +77,21 @@ describe('serialize', () => {
     expect(wire.toString('latin1')).toContain('Content-Length: 7\r\n\r\n');
   });
 
+  it('writes header bytes that were not UTF-8 back exactly as they came (PROTOS c07-sip)', () => {
+    const wire = Buffer.concat([
+      Buffer.from('INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: '),
+      Buffer.from('e5e4f6', 'hex'), // latin1 "åäö" in a display name
+      Buffer.from(' <sip:a@b>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: '),
+      Buffer.from('fc', 'hex'),
+      Buffer.from('@h\r\nCSeq: 1 INVITE\r\nSubject: caf\u00e9 \u260e\r\nContent-Length: 0\r\n\r\n', 'utf8'),
+    ]);
+    const parsed = parseMessage(wire);
+    const message = parsed.ok ? parsed.message : parsed.message;
+    if (!message) throw new Error('expected a message');
+    // Same bytes, not U+FFFD three bytes each.
+    expect(serialize(message).equals(wire)).toBe(true);
+  });
+
   it('refuses messages that cannot be sent safely', () => {
     expect(() => serialize({ ...request([]), method: 'IN VITE' })).toThrow(TypeError);
     expect(() => serialize({ ...request([]), uri: 'sip:a@b SIP/2.0\r\nVia: x' })).toThrow(TypeError);

@@ -628,18 +628,22 @@ describe('SipFlow framing errors and malformed messages', () => {
       code: ErrorCodes.SIP_FRAME_BAD_CONTENT_LENGTH,
     },
     {
-      name: 'header section over maxHeaderBytes',
+      name: 'header section over maxSkipBytes',
       bytes: head(`Subject: ${'x'.repeat(400)}`, 'Content-Length: 0'),
       code: ErrorCodes.SIP_FRAME_TOO_LARGE,
     },
     {
-      name: 'Content-Length over maxBodyBytes',
+      name: 'Content-Length over maxSkipBytes',
       bytes: head('Content-Length: 1000') + 'x'.repeat(1000),
       code: ErrorCodes.SIP_FRAME_TOO_LARGE,
     },
   ])('$name closes the flow with $code, after delivering the message before it', async ({ bytes, code }) => {
     const server = await FakeServer.start('tcp');
-    const { flow, watch, peer } = await open(server, { maxHeaderBytes: 300, maxBodyBytes: 100 });
+    const { flow, watch, peer } = await open(server, {
+      maxHeaderBytes: 300,
+      maxBodyBytes: 100,
+      maxSkipBytes: 300,
+    });
     await peer.write(Buffer.concat([BYE, enc(bytes)]));
 
     const { error } = await watch.closed();
@@ -693,6 +697,32 @@ describe('SipFlow framing errors and malformed messages', () => {
     expect(bye?.type === 'request' && bye.method).toBe('BYE');
     expect(watch.closes).toEqual([]);
   });
+
+  it.each([
+    {
+      name: 'a header section over maxHeaderBytes',
+      bytes: head(`Subject: ${'x'.repeat(400)}`, 'Content-Length: 0'),
+    },
+    { name: 'a body over maxBodyBytes', bytes: head('Content-Length: 1000') + 'x'.repeat(1000) },
+  ])(
+    "$name (within maxSkipBytes) is reported as 'malformed' with status 513 and the flow stays open",
+    async ({ bytes }) => {
+      const server = await FakeServer.start('tcp');
+      const { flow, watch, peer } = await open(server, { maxHeaderBytes: 300, maxBodyBytes: 100 });
+      await peer.write(Buffer.concat([enc(bytes), BYE]));
+      const [bye] = await watch.messagesReceived(1);
+      expect(bye?.type === 'request' && bye.method).toBe('BYE');
+      const [bad] = watch.malformed;
+      expect(bad?.result.status).toBe(513);
+      expect(bad?.result.error.code).toBe(ErrorCodes.SIP_FRAME_TOO_LARGE);
+      // The fields that fit are there to answer with.
+      const request = bad?.result.message;
+      expect(request?.type === 'request' && request.method).toBe('MESSAGE');
+      expect(request?.headers.get('Call-ID')).toBe('flow-frame');
+      expect(flow.closed).toBe(false);
+      expect(watch.closes).toEqual([]);
+    },
+  );
 
   it('closes with SIP_FRAME_INCOMPLETE when a message never completes within incompleteMessageTimeoutMs', async () => {
     const server = await FakeServer.start('tcp');

@@ -214,33 +214,104 @@ describe('StreamFramer', () => {
     expect(framer.end()).toEqual([]);
   });
 
-  it('limits the header section, with or without a blank line yet', () => {
+  it('fails on a header section over maxSkipBytes, with or without a blank line yet', () => {
     const big = enc(`OPTIONS sip:a@b SIP/2.0\r\nX-Pad: ${'p'.repeat(200)}\r\nl: 0\r\n\r\n`);
-    expect(summary(new StreamFramer({ maxHeaderBytes: 100 }).push(big))).toEqual([
-      `error:${ErrorCodes.SIP_FRAME_TOO_LARGE}`,
-    ]);
+    const limits = { maxHeaderBytes: 100, maxSkipBytes: 100 };
+    expect(summary(new StreamFramer(limits).push(big))).toEqual([`error:${ErrorCodes.SIP_FRAME_TOO_LARGE}`]);
     // Without the blank line: fail as soon as the limit is certainly exceeded, not before.
-    const framer = new StreamFramer({ maxHeaderBytes: 100 });
+    const framer = new StreamFramer(limits);
     expect(framer.push(big.subarray(0, 103))).toEqual([]);
     expect(summary(framer.push(big.subarray(103, 104)))).toEqual([`error:${ErrorCodes.SIP_FRAME_TOO_LARGE}`]);
     // Exactly at the limit is fine.
     const exact = enc(`OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\nX: ${'p'.repeat(100 - 34)}\r\n\r\n`);
     expect(exact.indexOf('\r\n\r\n')).toBe(100);
-    expect(summary(new StreamFramer({ maxHeaderBytes: 100 }).push(exact))).toEqual(['message:OPTIONS']);
+    expect(summary(new StreamFramer(limits).push(exact))).toEqual(['message:OPTIONS']);
   });
 
-  it('limits the body by its Content-Length before the bytes arrive', () => {
-    const head = enc('MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 70000\r\n\r\n');
-    const framer = new StreamFramer();
-    const [event] = framer.push(head);
+  it('fails on a body over maxSkipBytes before its bytes arrive', () => {
+    const [event] = new StreamFramer().push(enc('MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 300000\r\n\r\n'));
     expect(event?.type === 'error' && event.error.code).toBe(ErrorCodes.SIP_FRAME_TOO_LARGE);
-    const small = new StreamFramer({ maxBodyBytes: 4 });
+    const small = new StreamFramer({ maxHeaderBytes: 40, maxBodyBytes: 4, maxSkipBytes: 40 });
     expect(summary(small.push(enc('MESSAGE sip:a@b SIP/2.0\r\nl: 4\r\n\r\nabcd')))).toEqual([
       'message:MESSAGE',
     ]);
-    expect(summary(small.push(enc('MESSAGE sip:a@b SIP/2.0\r\nl: 5\r\n\r\n')))).toEqual([
+    expect(summary(small.push(enc('MESSAGE sip:a@b SIP/2.0\r\nl: 10\r\n\r\n')))).toEqual([
       `error:${ErrorCodes.SIP_FRAME_TOO_LARGE}`,
     ]);
+  });
+
+  describe('a message over maxHeaderBytes or maxBodyBytes but within maxSkipBytes (PROTOS c07-sip)', () => {
+    // A header section of 33 000 bytes, as PROTOS's overflow cases send them.
+    const huge = enc(
+      [
+        'INVITE sip:bot@10.0.0.5 SIP/2.0',
+        'Via: SIP/2.0/TCP 104.245.57.165:5091;branch=z9hG4bK-huge',
+        'From: <sip:a@b>;tag=1',
+        `To: ${'x'.repeat(33_000)} <sip:bot@b>`,
+        'Call-ID: huge@b',
+        'CSeq: 1 INVITE',
+        'Content-Length: 5',
+        '',
+        'hello',
+      ].join('\r\n'),
+    );
+    const head = (e: FramerEvent | undefined) =>
+      e?.type === 'oversized' ? Buffer.from(e.head).toString() : '';
+
+    it('reports the header lines that fit, discards the rest and frames the next message', () => {
+      const framer = new StreamFramer();
+      const events = framer.push(Buffer.concat([BYE, huge, INVITE]));
+      expect(summary(events)).toEqual(['message:BYE', 'oversized', 'message:INVITE']);
+      expect(head(events[1])).toBe(
+        'INVITE sip:bot@10.0.0.5 SIP/2.0\r\nVia: SIP/2.0/TCP 104.245.57.165:5091;branch=z9hG4bK-huge\r\n' +
+          'From: <sip:a@b>;tag=1\r\n\r\n',
+      );
+      const error = events[1]?.type === 'oversized' ? events[1].error : undefined;
+      expect(error?.code).toBe(ErrorCodes.SIP_FRAME_TOO_LARGE);
+      expect(error?.message).toBe(
+        `SIP header section of ${huge.indexOf('\r\n\r\n')} bytes exceeds 16384 bytes`,
+      );
+      expect(messages(events)[1]?.equals(INVITE)).toBe(true);
+      expect(framer.buffered).toBe(0);
+      expect(framer.inMessage).toBe(false);
+    });
+
+    it('does the same byte by byte', () => {
+      const framer = new StreamFramer();
+      const all = Buffer.concat([huge, BYE]);
+      const events: FramerEvent[] = [];
+      for (let i = 0; i < all.length; i++) events.push(...framer.push(all.subarray(i, i + 1)));
+      expect(summary(events)).toEqual(['oversized', 'message:BYE']);
+    });
+
+    it('discards a body over maxBodyBytes as it arrives, holding none of it', () => {
+      const framer = new StreamFramer({ maxBodyBytes: 10 });
+      const [event] = framer.push(enc('MESSAGE sip:a@b SIP/2.0\r\nCall-ID: m\r\nl: 1000\r\n\r\n'));
+      expect(event?.type).toBe('oversized');
+      expect(head(event)).toBe('MESSAGE sip:a@b SIP/2.0\r\nCall-ID: m\r\nl: 1000\r\n\r\n');
+      expect(event?.type === 'oversized' && event.error.message).toBe(
+        'SIP body of 1000 bytes exceeds the limit of 10 bytes',
+      );
+      expect(framer.push(Buffer.alloc(999, 0x78))).toEqual([]);
+      expect(framer.buffered).toBe(0);
+      expect(framer.inMessage).toBe(true);
+      expect(summary(framer.push(Buffer.concat([Buffer.of(0x78), BYE])))).toEqual(['message:BYE']);
+      expect(framer.inMessage).toBe(false);
+    });
+
+    it('gives an empty head when not even the start line fits, and end() reports the unfinished discard', () => {
+      const framer = new StreamFramer({ maxHeaderBytes: 100 });
+      const [event] = framer.push(enc(`INVITE sip:${'u'.repeat(200)}@b SIP/2.0\r\nl: 8\r\n\r\nabc`));
+      expect(event?.type === 'oversized' && event.head.length).toBe(0);
+      expect(summary(framer.end())).toEqual([`error:${ErrorCodes.SIP_FRAME_INCOMPLETE}`]);
+    });
+
+    it('still fails on a bad Content-Length (the next message cannot be found)', () => {
+      const bad = enc(`INVITE sip:a@b SIP/2.0\r\nX: ${'x'.repeat(200)}\r\nContent-Length: -1\r\n\r\n`);
+      expect(summary(new StreamFramer({ maxHeaderBytes: 100 }).push(bad))).toEqual([
+        `error:${ErrorCodes.SIP_FRAME_BAD_CONTENT_LENGTH}`,
+      ]);
+    });
   });
 
   it('exposes an incomplete message through buffered and end()', () => {

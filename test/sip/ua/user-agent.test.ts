@@ -11,7 +11,11 @@ import {
 } from '../../../src/sip/ua/user-agent.js';
 import { scriptedLookup } from '../../helpers/dns.js';
 import { waitFor } from '../../helpers/ports.js';
-import { type RawRegistrarOptions, startRawRegistrar } from '../../helpers/raw-registrar.js';
+import {
+  type RawRegistrar,
+  type RawRegistrarOptions,
+  startRawRegistrar,
+} from '../../helpers/raw-registrar.js';
 import { localhostCertificate } from '../../helpers/tls-cert.js';
 
 const USER = { username: '16506668888', authorizationId: '802398', password: 'pbx-secret' };
@@ -452,6 +456,191 @@ describe('UserAgent requests on the registration flow', () => {
     await waitFor(() => srv.requests.filter((m) => m.method === 'REGISTER').length >= 2, {
       timeoutMs: 10_000,
     });
+  });
+});
+
+describe('UserAgent answers malformed requests on the flow they came on', () => {
+  const VIA = 'SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-bad';
+  /** A request with the usual fields; `over` replaces (or, with null, removes) some. */
+  function bad(start: string, over: Record<string, string | null> = {}): string {
+    const fields: Record<string, string | null> = {
+      Via: VIA,
+      From: '<sip:a@b>;tag=1',
+      To: '<sip:dev@b>',
+      'Call-ID': 'bad-1',
+      CSeq: '1 INVITE',
+      Contact: '<sip:a@127.0.0.1>',
+      'Max-Forwards': '70',
+      ...over,
+    };
+    const lines = Object.entries(fields).flatMap(([k, v]) => (v === null ? [] : [`${k}: ${v}`]));
+    return [start, ...lines, 'Content-Length: 0', '', ''].join('\r\n');
+  }
+  const INVITE = 'INVITE sip:dev@x SIP/2.0';
+
+  async function started() {
+    const srv = await startRawRegistrar();
+    cleanups.push(() => srv.close());
+    const agent = new UserAgent({
+      credentials: {
+        ...USER,
+        domain: 'x',
+        outboundProxy: { host: '127.0.0.1', port: srv.port },
+        transport: 'tcp',
+      },
+      instanceId: INSTANCE,
+    });
+    cleanups.push(() => agent.stop());
+    const warnings: string[] = [];
+    agent.on('warning', (w) => warnings.push(w.message));
+    await agent.start();
+    return { srv, agent, warnings };
+  }
+
+  /** Sends `text` then an OPTIONS probe; returns what the device sent back before the probe's 200. */
+  async function exchange(srv: RawRegistrar, text: string): Promise<string[]> {
+    const probe = `probe-${Math.random()}`;
+    const before = srv.raw.length;
+    srv.write(text);
+    srv.write(
+      bad('OPTIONS sip:dev@x SIP/2.0', { 'Call-ID': probe, CSeq: '1 OPTIONS', Via: `${VIA}-${probe}` }),
+    );
+    const answered = (m: Buffer) => m.toString('latin1').includes(`Call-ID: ${probe}\r\n`);
+    await waitFor(() => srv.raw.some(answered));
+    const responses = srv.raw.slice(before).filter((m) => m.toString('latin1').startsWith('SIP/2.0 '));
+    return responses.slice(0, responses.findIndex(answered)).map((m) => m.toString('latin1'));
+  }
+
+  it.each([
+    {
+      label: 'a malformed Via',
+      text: bad(INVITE, { Via: 'SIP/2.0/TCP' }),
+      status: 400,
+      reason: /Malformed Via/,
+    },
+    {
+      label: 'a From display name that is neither tokens nor quoted',
+      text: bad(INVITE, { From: 'Bell, Alexander <sip:a@b>;tag=1' }),
+      status: 400,
+      reason: /From header field has a display name that is neither a quoted string nor tokens/,
+    },
+    {
+      label: 'a Contact display name that is neither tokens nor quoted',
+      text: bad(INVITE, { Contact: 'Bell@Alexander <sip:a@b>' }),
+      status: 400,
+      reason: /Contact header field has a display name that is neither a quoted string nor tokens/,
+    },
+    {
+      label: 'a malformed CSeq',
+      text: bad(INVITE, { CSeq: 'one INVITE' }),
+      status: 400,
+      reason: /Malformed CSeq/,
+    },
+    {
+      label: 'no To',
+      text: bad(INVITE, { To: null }),
+      status: 400,
+      reason: /Missing required header field: To/,
+    },
+    {
+      label: 'a malformed SIP-Version',
+      text: bad('INVITE sip:dev@x SIP/2.0a'),
+      status: 400,
+      reason: /Malformed SIP-Version/,
+    },
+    {
+      label: 'no SIP-Version at all',
+      text: bad('INVITE sip:dev@x HTTP/1.1'),
+      status: 400,
+      reason: /Malformed SIP-Version/,
+    },
+    {
+      label: 'a method that is not a token',
+      text: bad('IN\u00e4VITE sip:dev@x SIP/2.0'),
+      status: 400,
+      reason: /Malformed Method/,
+    },
+    {
+      label: 'SIP/3.0',
+      text: bad('INVITE sip:dev@x SIP/3.0'),
+      status: 505,
+      reason: /SIP version SIP\/3.0 not supported/,
+    },
+  ])(
+    '$label: one response, a reason that says what is wrong, fields copied as received',
+    async ({ text, status, reason }) => {
+      const { srv, agent, warnings } = await started();
+      const [response, ...more] = await exchange(srv, text);
+      expect(more).toEqual([]);
+      const [statusLine, ...lines] = (response ?? '').split('\r\n\r\n')[0]!.split('\r\n');
+      expect(statusLine).toMatch(new RegExp(`^SIP/2\\.0 ${status} `));
+      expect(statusLine).toMatch(reason);
+      // RFC 3261 8.2.6.2: Via, From, To, Call-ID and CSeq exactly as they came.
+      const sent = text.split('\r\n').filter((l) => /^(Via|From|To|Call-ID|CSeq):/.test(l));
+      expect(lines.filter((l) => /^(Via|From|To|Call-ID|CSeq):/.test(l))).toEqual(sent);
+      expect(warnings).toEqual([
+        expect.stringMatching(new RegExp(`^answered a malformed request with ${status}: `)),
+      ]);
+      expect(agent.registered).toBe(true);
+    },
+  );
+
+  it('copies bytes that are not UTF-8 back as they came, without growing (PROTOS c07-sip)', async () => {
+    const { srv } = await started();
+    // A 2000-byte latin1 Call-ID (PROTOS has 12 000) and a malformed CSeq: a 400 copies both.
+    const callId = Buffer.from('\u00e5\u00e4\u00f6'.repeat(667).slice(0, 2000), 'latin1');
+    const text = bad(INVITE, { 'Call-ID': 'CALLID', CSeq: 'one INVITE' });
+    const [before, after] = text.split('CALLID') as [string, string];
+    const request = Buffer.concat([Buffer.from(before, 'latin1'), callId, Buffer.from(after, 'latin1')]);
+    const probe = `probe-${Math.random()}`;
+    const first = srv.raw.length;
+    srv.socketWrite(request);
+    srv.write(
+      bad('OPTIONS sip:dev@x SIP/2.0', { 'Call-ID': probe, CSeq: '1 OPTIONS', Via: `${VIA}-${probe}` }),
+    );
+    await waitFor(() => srv.raw.slice(first).length >= 2);
+    const response = srv.raw[first] as Buffer;
+    expect(response.toString('latin1')).toMatch(/^SIP\/2\.0 400 /);
+    const line = Buffer.concat([Buffer.from('\r\nCall-ID: '), callId, Buffer.from('\r\n')]);
+    expect(response.indexOf(line)).toBeGreaterThan(0);
+    expect(response.length).toBeLessThan(request.length + 200);
+  });
+
+  it('answers a request over the size limits with 513 and keeps the flow (PROTOS c07-sip)', async () => {
+    const { srv, agent, warnings } = await started();
+    const disconnected: string[] = [];
+    agent.on('disconnected', (d) => disconnected.push(d.reason));
+    const huge = bad(INVITE, { Subject: 'x'.repeat(33_000) });
+    const [response, ...more] = await exchange(srv, huge);
+    expect(more).toEqual([]);
+    expect(response).toMatch(
+      /^SIP\/2\.0 513 Message Too Large \(SIP header section of \d+ bytes exceeds 16384 bytes\)\r\n/,
+    );
+    expect(response).toContain(`\r\nVia: ${VIA}\r\n`);
+    expect(response).toContain('\r\nCall-ID: bad-1\r\n');
+    expect(warnings).toEqual([expect.stringMatching(/^answered a malformed request with 513: /)]);
+    expect(disconnected).toEqual([]);
+    expect(agent.registered).toBe(true);
+    expect(srv.requests.filter((r) => r.method === 'REGISTER')).toHaveLength(1);
+  });
+
+  it('answers a request for a URI scheme it does not support with 416 (RFC 3261 8.2.2.1)', async () => {
+    const { srv } = await started();
+    const [response, ...more] = await exchange(srv, bad('INVITE http://example.com/dev SIP/2.0'));
+    expect(more).toEqual([]);
+    expect(response).toMatch(/^SIP\/2\.0 416 Unsupported URI Scheme\r\n/);
+  });
+
+  it('drops, saying so, what it cannot answer: an ACK, and a request without a Via', async () => {
+    const { srv, warnings } = await started();
+    expect(await exchange(srv, bad('ACK sip:dev@x SIP/2.0', { Via: 'SIP/2.0/TCP', CSeq: '1 ACK' }))).toEqual(
+      [],
+    );
+    expect(await exchange(srv, bad('IN\u00e4VITE sip:dev@x SIP/2.0', { Via: null }))).toEqual([]);
+    expect(warnings).toEqual([
+      'dropped a malformed request: Malformed Via header field',
+      'dropped a malformed message: Malformed start line',
+    ]);
   });
 });
 

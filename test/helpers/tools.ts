@@ -19,6 +19,7 @@ export type Tool =
   | 'sox'
   | 'tshark'
   | 'baresip'
+  | 'linphonec'
   | 'pocketsphinx_continuous';
 
 /** Env var that may point at a tool's binary, e.g. KAMAILIO_BIN=/opt/kamailio/sbin/kamailio. */
@@ -30,6 +31,7 @@ const ENV_OVERRIDE: Record<Tool, string> = {
   sox: 'SOX_BIN',
   tshark: 'TSHARK_BIN',
   baresip: 'BARESIP_BIN',
+  linphonec: 'LINPHONEC_BIN',
   pocketsphinx_continuous: 'POCKETSPHINX_BIN',
 };
 
@@ -42,6 +44,7 @@ const PACKAGE: Record<Tool, string> = {
   sox: 'sox',
   tshark: 'tshark',
   baresip: 'baresip',
+  linphonec: 'linphone-cli',
   pocketsphinx_continuous: 'pocketsphinx',
 };
 

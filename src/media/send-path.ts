@@ -15,7 +15,6 @@ import { randomBytes } from 'node:crypto';
 import { serializeRtp } from '../rtp/packet.js';
 import { type CodecName, codecOf } from './codec.js';
 import type { DtmfDigit } from './dtmf.js';
-import { encodeTelephoneEvent } from './dtmf.js';
 import { DtmfSender, type DtmfSendOptions } from './dtmf-sender.js';
 import { FRAME_MS } from './frame.js';
 
@@ -46,8 +45,6 @@ export interface SendPathOptions {
 
 /** After a stall longer than this, sending skips ahead instead of bursting the backlog. */
 export const MAX_CATCH_UP_MS = 100;
-/** RFC 4733 priming event: digit 0, end bit, -10 dBm0, one 20 ms frame long. */
-export const PRIME_EVENT = { event: 0, end: true, volume: 10, duration: 160 };
 
 export class SendPath {
   readonly ssrc = randomBytes(4).readUInt32BE(0);
@@ -135,23 +132,20 @@ export class SendPath {
 
   /**
    * The priming packet, sent right after answering (a latching media server
-   * learns our address from it). It takes the frame slot due now, so the
-   * first frame after it never shares its timestamp.
+   * learns our address from it): one frame of silence in the negotiated
+   * codec, marker set, as the first packet of our stream. Not a
+   * telephone-event: real receivers report any event as a key press
+   * (baresip on its start or end packet, linphone on the end packet, Asterisk
+   * ends an unended one itself), and an IVR hears "0". It takes the frame slot
+   * due now, so the first frame after it never shares its timestamp.
    */
   prime(nowMs: number): Buffer {
     const index = Math.max(this.#index, Math.floor(nowMs / this.#ptime));
     const m = this.#media;
-    // RFC 4733 2.5.1.1 / RFC 3550 5.1: M bit on the first packet of an event or talkspurt.
+    // RFC 3550 5.1 / RFC 3551 4.1: M bit on the first packet of a talkspurt.
     this.#marker = true;
-    let packet: Buffer;
-    if (m.telephoneEventPt === undefined) {
-      // No telephone-event was negotiated, so no event may be sent (the offer's
-      // 101 may even be another codec): one frame of silence in the codec primes as well.
-      this.#payload.fill(codecOf(m.codec).silence);
-      packet = this.#packet(m.payloadType, index, this.#payload.subarray(0, this.#frameSamples));
-    } else {
-      packet = this.#packet(m.telephoneEventPt, index, encodeTelephoneEvent(PRIME_EVENT));
-    }
+    this.#payload.fill(codecOf(m.codec).silence);
+    const packet = this.#packet(m.payloadType, index, this.#payload.subarray(0, this.#frameSamples));
     this.#index = index + 1;
     return packet;
   }

@@ -54,7 +54,7 @@ function signal(samples: number): Int16Array {
 }
 
 describe('Softphone answering calls', () => {
-  it('answers, primes with one telephone-event packet, records bit-exact audio and DTMF, and ends on BYE', async () => {
+  it('answers, primes with one silence frame, records bit-exact audio and DTMF, and ends on BYE', async () => {
     const { pbx, phone, ended } = await setup();
     const caller = await callerSocket();
     const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
@@ -66,12 +66,13 @@ describe('Softphone answering calls', () => {
     const dtmf: string[] = [];
     phoneCall.on('dtmf', (d) => dtmf.push(d.digit));
 
-    // The first packet from the device is the RFC 4733 priming event, then silence.
+    // The first packet from the device primes the path: a PCMU silence frame with the marker, then silence.
     await waitFor(() => caller.packets.length >= 3);
     const first = parseRtp(caller.packets[0] as Buffer);
     if (typeof first === 'string') throw new Error(first);
-    expect(first.payloadType).toBe(101);
-    expect((first.payload[1] ?? 0) & 0x80).toBe(0x80);
+    expect(first.payloadType).toBe(0);
+    expect(first.marker).toBe(true);
+    expect(first.payload.every((b) => b === 0xff)).toBe(true);
     const second = parseRtp(caller.packets[1] as Buffer);
     if (typeof second === 'string') throw new Error(second);
     expect(second.payloadType).toBe(0);
@@ -326,7 +327,7 @@ describe('Softphone answering calls', () => {
     // Priming follows the ACK's answer.
     await waitFor(() => caller.packets.length >= 1);
     const first = parseRtp(caller.packets[0] as Buffer);
-    expect(typeof first === 'string' ? first : first.payloadType).toBe(101);
+    expect(typeof first === 'string' ? first : first.payloadType).toBe(0);
     // After the ACK the call sends like any other: silence every 20 ms, in the answered codec.
     await waitFor(() => caller.packets.length >= 15, { timeoutMs: 5000 });
     const later = parseRtp(caller.packets[14] as Buffer);

@@ -24,10 +24,11 @@ const constant = (value: number, frames: number) => {
 };
 
 describe('SendPath', () => {
-  it('primes with a telephone-event end packet, then sends one packet per ptime with contiguous timestamps', () => {
+  it('primes with a silence frame (marker set), then sends one packet per ptime with contiguous timestamps', () => {
     const path = new SendPath({ media: PCMU });
     const prime = parseRtp(path.prime(0)) as RtpPacket;
-    expect(prime.payloadType).toBe(101);
+    expect(prime.payloadType).toBe(0);
+    expect(prime.payload.every((b) => b === ULAW_SILENCE)).toBe(true);
     expect(prime.marker).toBe(true);
     const packets = run(path, 0, 200);
     expect(packets).toHaveLength(10);

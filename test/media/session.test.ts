@@ -166,7 +166,7 @@ function decode(payload: Uint8Array): Int16Array {
 }
 
 describe('MediaSession priming and sending', () => {
-  it('primes with one RFC 4733 end event, then paces silence with the same SSRC', async () => {
+  it('primes with one silence frame in the codec (never an event: it would be heard as a key), then paces silence with the same SSRC', async () => {
     const remote = await udp();
     const heard = capture(remote);
     const { s } = await session(media(remote, { telephoneEventPt: 96 }));
@@ -174,9 +174,9 @@ describe('MediaSession priming and sending', () => {
     await waitFor(() => heard.length >= 51, { ...WAIT, message: '51 packets' });
 
     const first = heard[0]!.packet;
-    expect(first.payloadType).toBe(96);
+    expect(first.payloadType).toBe(0);
     expect(first.marker).toBe(true);
-    expect(parseTelephoneEvent(first.payload)).toEqual({ event: 0, end: true, volume: 10, duration: 160 });
+    expect(first.payload.every((b) => b === ULAW_SILENCE)).toBe(true);
 
     const silence = heard.slice(1, 51);
     for (const [i, h] of silence.entries()) {
@@ -186,7 +186,7 @@ describe('MediaSession priming and sending', () => {
       expect(h.packet.payload.length).toBe(F);
       expect(h.packet.payload.every((b) => b === ULAW_SILENCE)).toBe(true);
     }
-    // Timestamps run at 8 kHz from the event on; the first frame follows the event's 20 ms.
+    // Timestamps run at 8 kHz from the prime on; the first frame follows the prime's 20 ms.
     expect((silence[0]!.packet.timestamp - first.timestamp) >>> 0).toBe(F);
     // Paced on the monotonic clock: 50 frames span ~1 s (timestamps and arrival agree).
     const spanTs = (silence[49]!.packet.timestamp - silence[0]!.packet.timestamp) >>> 0;
@@ -217,7 +217,7 @@ describe('MediaSession priming and sending', () => {
     const { s } = await session(media(remote, { remoteAddress: 'localhost' }));
     await s.prime();
     await waitFor(() => heard.length >= 3, { ...WAIT, message: 'packets to localhost' });
-    expect(heard[0]!.packet.payloadType).toBe(101);
+    expect(heard[0]!.packet.payloadType).toBe(0);
   });
 
   it('rejects prime() for an unresolvable host but still records what arrives', async () => {

@@ -611,7 +611,7 @@ for (const transport of ['tcp', 'tls'] as const) {
       }
     }, 60_000);
 
-    it('primes the media path: its first packet to SIPp’s media port is an RFC 4733 end-of-event (PT 101)', async () => {
+    it('primes the media path: its first packet to SIPp’s media port is a PCMU silence frame with the marker, never an event', async () => {
       warnings.length = 0;
       const mediaPort = await sippMediaPort();
       const probePort = await freePort('udp');
@@ -684,8 +684,9 @@ for (const transport of ['tcp', 'tls'] as const) {
         }));
         expect(packets.length, 'packets from the call’s RTP port').toBeGreaterThanOrEqual(3);
         const [first, second] = packets;
-        // Digit 0 with the end bit set, marker on (first packet of an event, RFC 4733 2.5.1.1).
-        expect(first).toMatchObject({ pt: '101', marker: '1', event: '0', end: '1' });
+        // A frame of silence in the codec, marker on (first packet of our talkspurt):
+        // no receiver reports it as a key press, as it did the old RFC 4733 "0".
+        expect(first).toMatchObject({ pt: '0', marker: '1', event: '', end: '' });
         // Then silence, PCMU, on a later timestamp.
         expect(second).toMatchObject({ pt: '0', marker: '0', event: '', end: '' });
         expect(second!.timestamp).toBeGreaterThan(first!.timestamp);

@@ -12,13 +12,13 @@ import {
   type PipeOptions,
   type StreamOptions,
 } from './call/live-sinks.js';
+import { resolveOptions } from './config/options.js';
 import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
 import { describeError, ErrorCodes, SoftphoneError } from './errors.js';
+import type { CodecName } from './media/codec.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
 import { SafeEmitter } from './safe-emitter.js';
-import { localAddressProblem } from './sdp/negotiate.js';
-import { streamUrlProblem } from './sinks/media-stream.js';
 import { prepareRecordDir, type RecordDirProblem } from './sinks/record-dir.js';
 import type { BackoffOptions } from './sip/transport/backoff.js';
 import {
@@ -83,6 +83,12 @@ export interface SoftphoneOptions {
   mediaTimeoutMs?: number;
   /** Hang up calls after this long (ms); 0 disables. Default 4 h. */
   maxCallDurationMs?: number;
+  /** Answer inbound calls at once (default true); false: they ring until call.accept()/reject(). */
+  autoAnswer?: boolean;
+  /** How long a call rings (ms): outbound calls are cancelled after it, unanswered inbound ones get 480. Default 60 000. */
+  ringTimeoutMs?: number;
+  /** Codec preference, most preferred first (default PCMU, PCMA). */
+  codecs?: CodecName[];
   /** Talk-back audio for a call (your own source; `stream` brings its own). */
   outboundFor?: (call: Call) => OutboundSource | undefined;
   /** Pipe each call's audio to a speech engine process. */
@@ -101,8 +107,14 @@ export interface SoftphoneEvents {
   /** Raw SIP trace; NOT redacted (the CLI's logger redacts it). */
   sipTrace: [info: { direction: 'send' | 'recv'; flowId: number; text: string }];
   warning: [info: { code: string; message: string; callId?: string }];
-  /** An INVITE is being answered (the Call records from the 200 OK on). */
+  /**
+   * A call for us: with autoAnswer (the default) it is being answered (it
+   * records from the 200 OK on); without, it rings until call.accept(),
+   * decline(), reject() or redirect().
+   */
   incomingCall: [call: Call];
+  /** A call we placed (softphone.call()): the INVITE is out. */
+  outgoingCall: [call: Call];
   /**
    * The 200 OK went out and the media path is being primed. The live sinks
    * (pipe, stream) start right after the listeners ran, so a listener that
@@ -122,7 +134,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
 
   constructor(options: SoftphoneOptions) {
     super();
-    validateOptions(options);
+    const resolved = resolveOptions(options);
     this.options = options;
     // A listener of the user's that throws is reported, never fatal (see SafeEmitter).
     this.setListenerErrorHandler(({ event, error }) =>
@@ -134,8 +146,8 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     this.ua = new UserAgent({
       credentials: options.sipInfo,
       instanceId: options.instanceId ?? options.sipInfo.instanceId ?? deriveInstanceId(options.sipInfo),
-      ...(options.registrationExpires !== undefined && { expires: options.registrationExpires }),
-      ...(options.keepAliveIntervalMs !== undefined && { keepAliveIntervalMs: options.keepAliveIntervalMs }),
+      expires: resolved.registrationExpires,
+      keepAliveIntervalMs: resolved.keepAliveIntervalMs,
       ...(options.tlsInsecure && { tlsVerify: false }),
       ...(options.tlsCa !== undefined && { tlsCa: options.tlsCa }),
       proxySettingNames: {
@@ -154,14 +166,17 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     this.ua.on('trace', (e) => this.emit('sipTrace', e));
     this.ua.on('warning', (e) => this.emit('warning', e));
     this.calls = new CallManager(this.ua, {
-      ports: new RtpPortPool(options.rtpPorts ?? { min: 20000, max: 29999 }),
-      mediaIp: options.mediaIp,
-      recordDir: options.recordDir,
+      ports: new RtpPortPool(resolved.rtpPorts),
+      mediaIp: resolved.mediaIp,
+      recordDir: resolved.recordDir,
       recordPath: options.recordPath,
-      maxCalls: options.maxCalls ?? 10,
-      mediaTimeoutMs: options.mediaTimeoutMs ?? 60_000,
-      maxDurationMs: options.maxCallDurationMs ?? 4 * 3600_000,
-      sendSilence: options.sendSilence ?? true,
+      maxCalls: resolved.maxCalls,
+      mediaTimeoutMs: resolved.mediaTimeoutMs,
+      maxCallDurationMs: resolved.maxCallDurationMs,
+      sendSilence: resolved.sendSilence,
+      autoAnswer: resolved.autoAnswer,
+      ringTimeoutMs: resolved.ringTimeoutMs,
+      codecs: resolved.codecs,
       outboundFor: (call) => {
         if (options.stream) {
           const client = createStream(options.stream);
@@ -201,8 +216,10 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
    * the rest (`progress`, `answered`, `failed`, `ended`). Rejects when not
    * registered or the target is not a valid number or URI.
    */
-  call(target: string, options: DialOptions = {}): Promise<Call> {
-    return this.calls.dial(target, options);
+  async call(target: string, options: DialOptions = {}): Promise<Call> {
+    const call = await this.calls.dial(target, options);
+    this.emit('outgoingCall', call);
+    return call;
   }
 
   /**
@@ -235,28 +252,6 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
   async stop(): Promise<void> {
     await this.calls.closeAll();
     await this.ua.stop();
-  }
-}
-
-/** Throws CONFIG_INVALID for option values that can never work. */
-function validateOptions(options: SoftphoneOptions): void {
-  const invalid = (option: string, message: string, details: Record<string, unknown> = {}) =>
-    new SoftphoneError(ErrorCodes.CONFIG_INVALID, message, { details: { option, ...details } });
-  if (options.mediaIp !== undefined) {
-    const problem = localAddressProblem(options.mediaIp);
-    if (problem) {
-      throw invalid('mediaIp', `mediaIp ${problem}, got "${options.mediaIp}"`, { reason: problem });
-    }
-  }
-  if (options.stream !== undefined) {
-    const problem = streamUrlProblem(options.stream.url);
-    // Not echoed: a stream URL may carry credentials.
-    if (problem) throw invalid('stream.url', `stream.url ${problem}`, { reason: problem });
-  }
-  if (options.recordDir !== undefined && options.recordDir.trim() === '') {
-    throw invalid('recordDir', 'recordDir is empty: give a directory, or leave recordDir out to not record', {
-      reason: 'is empty',
-    });
   }
 }
 

@@ -6,7 +6,9 @@
  * CallSession; this module only decides who gets what.
  */
 import { EventEmitter } from 'node:events';
+import { DEFAULTS } from '../config/options.js';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
+import type { CodecName } from '../media/codec.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import type { OutboundSource } from '../media/session.js';
 import { ALLOW } from '../sip/capabilities.js';
@@ -34,11 +36,13 @@ export interface CallManagerOptions {
   /** BYE when no RTP arrives for this long (ms); 0 disables. */
   mediaTimeoutMs: number;
   /** BYE after this long (ms); 0 disables. */
-  maxDurationMs: number;
+  maxCallDurationMs: number;
   /** Send RTP silence after priming, like a phone. */
   sendSilence: boolean;
   /** How long to wait for the ACK of our 200 (Timer H, 32 s). */
   ackTimeoutMs?: number;
+  /** Codec preference, most preferred first. */
+  codecs?: readonly CodecName[];
   /** Talk-back audio source per call (WebSocket streams). */
   outboundFor?: ((call: Call) => OutboundSource | undefined) | undefined;
   /** Answer inbound calls at once (default); false: they ring until call.accept()/reject(). */
@@ -73,7 +77,7 @@ export interface DialOptions {
 /** Methods that only exist inside a dialog (RFC 3261 15, RFC 3311, RFC 3262). */
 const DIALOG_ONLY = new Set(['BYE', 'UPDATE', 'PRACK']);
 /** Default ring timeout, both ways. */
-const RING_TIMEOUT_MS = 60_000;
+const RING_TIMEOUT_MS = DEFAULTS.ringTimeoutMs;
 
 export class CallManager extends EventEmitter<CallManagerEvents> {
   readonly #ua: UserAgent;
@@ -106,7 +110,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       recordDir: options.recordDir,
       recordPath: options.recordPath,
       mediaTimeoutMs: options.mediaTimeoutMs,
-      maxDurationMs: options.maxDurationMs,
+      maxCallDurationMs: options.maxCallDurationMs,
+      codecs: options.codecs ?? DEFAULTS.codecs,
       sendSilence: options.sendSilence,
       ackTimeoutMs: options.ackTimeoutMs,
       outboundFor: options.outboundFor,

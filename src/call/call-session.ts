@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
 import { loadAudioFile } from '../media/audio-file.js';
-import { codecOf, TELEPHONE_EVENT_PT } from '../media/codec.js';
+import { type CodecName, codecOf, TELEPHONE_EVENT_PT } from '../media/codec.js';
 import { parseDtmfRelay } from '../media/dtmf.js';
 import { DTMF_DEFAULTS, type DtmfSendOptions } from '../media/dtmf-sender.js';
 import { FRAME_SAMPLES } from '../media/frame.js';
@@ -58,8 +58,10 @@ export interface CallContext {
     | ((call: { callId: string; from: CallParty; to: CallParty; startedAt: Date }) => string | undefined)
     | undefined;
   readonly mediaTimeoutMs: number;
-  readonly maxDurationMs: number;
+  readonly maxCallDurationMs: number;
   readonly sendSilence: boolean;
+  /** Codec preference for our offers and answers. */
+  readonly codecs: readonly CodecName[];
   readonly ackTimeoutMs: number | undefined;
   readonly outboundFor: ((call: Call) => OutboundSource | undefined) | undefined;
   /** Our address of record, for From and Referred-By: `<sip:user@domain>`. */
@@ -609,8 +611,8 @@ export class CallSession implements CallOwner {
     this.#events.dialog(this, invite.dialog?.key);
     if (!this.#incomingEmitted) this.#emitIncoming();
     this.#startMedia();
-    if (this.#ctx.maxDurationMs > 0)
-      this.#timer(this.#ctx.maxDurationMs, () => void this.#hangup('max-duration'));
+    if (this.#ctx.maxCallDurationMs > 0)
+      this.#timer(this.#ctx.maxCallDurationMs, () => void this.#hangup('max-duration'));
     this.#announce();
   }
 
@@ -657,6 +659,7 @@ export class CallSession implements CallOwner {
       address: mediaIp ?? connection.localAddress,
       port: this.#socket.address().port,
       sessionId: String(Date.now()),
+      codecs: [...this.#ctx.codecs],
     });
   }
 
@@ -796,8 +799,8 @@ export class CallSession implements CallOwner {
       this.#state = 'answered';
       this.#events.dialog(this, invite.dialog?.key);
       if (!this.#media) this.#startMedia();
-      if (this.#ctx.maxDurationMs > 0)
-        this.#timer(this.#ctx.maxDurationMs, () => void this.#hangup('max-duration'));
+      if (this.#ctx.maxCallDurationMs > 0)
+        this.#timer(this.#ctx.maxCallDurationMs, () => void this.#hangup('max-duration'));
       this.#announce();
     });
     invite.on('ackTimeout', () => void this.#hangup('no-ack'));

@@ -51,13 +51,22 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
       `${t.direction === 'send' ? '>>> sent' : '<<< received'}\n${text.trimEnd()}`,
     );
   });
-  phone.on('incomingCall', (call) =>
+  phone.on('incomingCall', (call) => {
     log.info(
       'call.incoming',
       { callId: call.id, from: call.from.header, to: call.to.header },
-      `incoming call from ${caller(call)}`,
-    ),
-  );
+      `incoming call from ${peer(call)}`,
+    );
+    wireCall(call, log);
+  });
+  phone.on('outgoingCall', (call) => {
+    log.info(
+      'call.outgoing',
+      { callId: call.id, from: call.from.header, to: call.to.header },
+      `calling ${peer(call)}…`,
+    );
+    wireCall(call, log);
+  });
   phone.on('callAnswered', (call) => {
     const local = call.localMedia;
     const n = call.negotiated;
@@ -65,56 +74,13 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
       'call.answered',
       {
         callId: call.id,
+        direction: call.direction,
         codec: n?.codec ?? null,
         localMedia: local ? `${local.address}:${local.port}` : null,
         remoteMedia: n ? `${n.remoteAddress}:${n.remotePort}` : null,
         wav: call.wavPath ?? null,
       },
-      `answered ${caller(call)} (${n?.codec ?? 'offer sent'}, RTP ${local?.port ?? '?'} ⇄ ${n ? `${n.remoteAddress}:${n.remotePort}` : 'pending ACK'})`,
-    );
-    call.on('media', (m) =>
-      log.info(
-        'call.media',
-        { callId: call.id, ...m },
-        `${caller(call)}: ${m.codec}, RTP ${m.localMedia} ⇄ ${m.remoteMedia} (${m.onHold ? 'held' : m.direction})`,
-      ),
-    );
-    call.on('dtmf', (d) =>
-      log.info(
-        'call.dtmf',
-        { callId: call.id, digit: d.digit, atMs: d.atMs, source: d.source },
-        `DTMF ${d.digit} from ${caller(call)}`,
-      ),
-    );
-    call.on('engine', (line) =>
-      log.info(
-        'call.engine',
-        { callId: call.id, text: line.text, ...(line.json !== undefined && { result: line.json }) },
-        `engine (${caller(call)}): ${line.text}`,
-      ),
-    );
-    call.on('engineStderr', (line) =>
-      log.info('call.engine.stderr', { callId: call.id, line }, `engine stderr (${caller(call)}): ${line}`),
-    );
-    call.on('engineExit', (e) => {
-      const fields = { callId: call.id, code: e.code, signal: e.signal, duringCall: e.duringCall };
-      const text = `engine for ${caller(call)} exited (${e.signal ?? `code ${e.code}`})${e.duringCall ? ' during the call; recording goes on' : ''}`;
-      if (e.duringCall) log.warn('call.engine.exit', fields, text);
-      else log.debug('call.engine.exit', fields, text);
-    });
-    call.on('stream', (s) =>
-      log.info(
-        'call.stream',
-        { callId: call.id, ...s },
-        `media stream for ${caller(call)} ${s.state}${s.reason ? `: ${s.reason}` : ''}`,
-      ),
-    );
-    call.on('sinkError', (err) =>
-      log.warn(
-        'call.sink.error',
-        { callId: call.id, code: err.code, message: err.message },
-        `${caller(call)}: ${err.message}`,
-      ),
+      `${call.direction === 'inbound' ? 'answered' : 'answered by'} ${peer(call)} (${n?.codec ?? 'offer sent'}, RTP ${local?.port ?? '?'} ⇄ ${n ? `${n.remoteAddress}:${n.remotePort}` : 'pending ACK'})`,
     );
   });
   phone.on('callRejected', (r) =>
@@ -131,13 +97,111 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
         sidecar: info.sidecar ?? null,
         stats: info.stats ?? null,
         dtmf: info.dtmf.map((d) => d.digit).join(''),
+        direction: call.direction,
+        ...(info.status !== undefined && { status: info.status, statusReason: info.statusReason ?? '' }),
+        ...(info.code !== undefined && { code: info.code }),
+        ...(hasIds(call) && { ringCentral: { ...call.ringCentralIds } }),
         ...(info.recordingError && { recordingError: info.recordingError }),
       },
-      `call from ${caller(call)} ended (${info.reason}) after ${(info.durationMs / 1000).toFixed(1)} s${info.wav ? ` → ${info.wav}` : ''}${info.stats ? ` [received ${info.stats.received}, lost ${info.stats.lost}]` : ''}`,
+      `call ${call.direction === 'inbound' ? 'from' : 'to'} ${peer(call)} ended (${info.reason}${info.status ? ` ${info.status}` : ''}) after ${(info.durationMs / 1000).toFixed(1)} s${info.wav ? ` → ${info.wav}` : ''}${info.stats ? ` [received ${info.stats.received}, lost ${info.stats.lost}]` : ''}`,
     ),
   );
 }
 
-function caller(call: Call): string {
-  return call.from.user ?? call.from.header;
+/** The events of one call, inbound or outbound, from the moment the user can see it. */
+function wireCall(call: Call, log: Logger): void {
+  const who = peer(call);
+  call.on('progress', (p) =>
+    log.info(
+      'call.progress',
+      { callId: call.id, status: p.status, reason: p.reason, earlyMedia: p.earlyMedia },
+      `${who}: ${p.status} ${p.reason}${p.earlyMedia ? ' (early media)' : ''}`,
+    ),
+  );
+  call.on('failed', (f) =>
+    log.warn(
+      'call.failed',
+      { callId: call.id, status: f.status ?? null, reason: f.reason, code: f.code ?? null },
+      `call to ${who} failed: ${f.status ?? ''} ${f.reason}`.replace('  ', ' '),
+    ),
+  );
+  call.on('ids', (ids) =>
+    log.info(
+      'call.ids',
+      { callId: call.id, ...ids },
+      `${who}: RingCentral party ${ids.partyId ?? '?'}, session ${ids.sessionId ?? '?'}`,
+    ),
+  );
+  call.on('media', (m) =>
+    log.info(
+      'call.media',
+      { callId: call.id, ...m },
+      `${who}: ${m.codec}, RTP ${m.localMedia} ⇄ ${m.remoteMedia} (${m.onHold ? 'held' : m.direction})`,
+    ),
+  );
+  call.on('dtmf', (d) =>
+    log.info(
+      'call.dtmf',
+      { callId: call.id, digit: d.digit, atMs: d.atMs, source: d.source },
+      `DTMF ${d.digit} from ${who}`,
+    ),
+  );
+  call.on('dtmfSent', (d) =>
+    log.info('call.dtmf.sent', { callId: call.id, digit: d.digit }, `DTMF ${d.digit} to ${who}`),
+  );
+  call.on('info', (i) =>
+    log.info(
+      'call.info',
+      { callId: call.id, contentType: i.contentType, body: i.body },
+      `${who} sent INFO (${i.contentType})`,
+    ),
+  );
+  call.on('refer', (r) =>
+    log.info(
+      'call.refer',
+      { callId: call.id, referTo: r.referTo, referredBy: r.referredBy ?? null, accepted: r.accepted },
+      `${who} asked to transfer the call to ${r.referTo} (${r.accepted ? 'accepted' : 'declined'})`,
+    ),
+  );
+  call.on('engine', (line) =>
+    log.info(
+      'call.engine',
+      { callId: call.id, text: line.text, ...(line.json !== undefined && { result: line.json }) },
+      `engine (${who}): ${line.text}`,
+    ),
+  );
+  call.on('engineStderr', (line) =>
+    log.info('call.engine.stderr', { callId: call.id, line }, `engine stderr (${who}): ${line}`),
+  );
+  call.on('engineExit', (e) => {
+    const fields = { callId: call.id, code: e.code, signal: e.signal, duringCall: e.duringCall };
+    const text = `engine for ${who} exited (${e.signal ?? `code ${e.code}`})${e.duringCall ? ' during the call; recording goes on' : ''}`;
+    if (e.duringCall) log.warn('call.engine.exit', fields, text);
+    else log.debug('call.engine.exit', fields, text);
+  });
+  call.on('stream', (st) =>
+    log.info(
+      'call.stream',
+      { callId: call.id, ...st },
+      `media stream for ${who} ${st.state}${st.reason ? `: ${st.reason}` : ''}`,
+    ),
+  );
+  call.on('sinkError', (err) =>
+    log.warn(
+      'call.sink.error',
+      { callId: call.id, code: err.code, message: err.message },
+      `${who}: ${err.message}`,
+    ),
+  );
+}
+
+function hasIds(call: Call): boolean {
+  const ids = call.ringCentralIds;
+  return ids.partyId !== undefined || ids.sessionId !== undefined;
+}
+
+/** The other party: the caller of an inbound call, the callee of an outbound one. */
+function peer(call: Call): string {
+  const p = call.direction === 'inbound' ? call.from : call.to;
+  return p.user ?? p.header;
 }

@@ -46,7 +46,7 @@ async function setup(options: { ackTimeoutMs?: number } = {}) {
     recordDir: dir,
     maxCalls: 4,
     mediaTimeoutMs: 0,
-    maxDurationMs: 0,
+    maxCallDurationMs: 0,
     sendSilence: false,
     ...(options.ackTimeoutMs !== undefined && { ackTimeoutMs: options.ackTimeoutMs }),
   });

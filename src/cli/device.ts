@@ -1,0 +1,237 @@
+/**
+ * What `listen` and `call` share: the device's credentials, registration and
+ * media flags (defaults from the one DEFAULTS table), the checks that run
+ * before any network I/O, and turning it all into SoftphoneOptions.
+ */
+import os from 'node:os';
+import type { Command } from 'commander';
+import { DEFAULTS } from '../config/options.js';
+import { type ResolvedSipInfo, resolveSipInfo } from '../config/sip-info.js';
+import { isSoftphoneError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { CODECS, type CodecName } from '../media/codec.js';
+import { provisionFromEnv } from '../rest/provision.js';
+import { localAddressProblem } from '../sdp/negotiate.js';
+import { streamUrlProblem } from '../sinks/media-stream.js';
+import type { SoftphoneOptions } from '../softphone.js';
+import {
+  addDotenvOption,
+  addOutputOptions,
+  checkRecordDirFlag,
+  createLogger,
+  intOption,
+  loadEnv,
+  type OutputOptions,
+  recordDirUsage,
+  UsageError,
+} from './common.js';
+
+export interface DeviceFlags extends OutputOptions {
+  sipInfo?: string;
+  dotenv?: string;
+  recordDir: string;
+  record: boolean;
+  rtpPorts: string;
+  mediaIp?: string;
+  silence: boolean;
+  mediaTimeout: number;
+  maxDuration: number;
+  expires: number;
+  keepalive: number;
+  tlsInsecure?: boolean;
+  pipe?: string;
+  pipeGrace: number;
+  streamUrl?: string;
+  codecs?: string;
+}
+
+/** setTimeout takes at most 2^31-1 ms: a longer limit would fire at once. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+const seconds = (ms: number) => Math.round(ms / 1000);
+
+/** Adds the flags every command that runs the device shares. */
+export function addDeviceOptions(command: Command): Command {
+  const ports = `${DEFAULTS.rtpPorts.min}-${DEFAULTS.rtpPorts.max}`;
+  command
+    .option('--sip-info <file>', 'SIP credentials file (from `rc-softphone provision` or the portal)')
+    .option('--record-dir <dir>', 'where WAV recordings and their JSON sidecars go', DEFAULTS.recordDir)
+    .option('--no-record', 'do not record calls')
+    .option('--rtp-ports <range>', 'UDP port range for RTP, one port per call', ports)
+    .option(
+      '--media-ip <ip>',
+      'IPv4 or IPv6 address to put in the SDP (default: the local address of the SIP connection)',
+    )
+    .option('--no-silence', 'do not send RTP silence when there is nothing else to send')
+    .option(
+      '--media-timeout <seconds>',
+      'hang up when no RTP arrives for this long (0: never)',
+      intOption('--media-timeout', 0, MAX_TIMER_SECONDS),
+      seconds(DEFAULTS.mediaTimeoutMs),
+    )
+    .option(
+      '--max-duration <seconds>',
+      'hang up calls longer than this (0: never)',
+      intOption('--max-duration', 0, MAX_TIMER_SECONDS),
+      seconds(DEFAULTS.maxCallDurationMs),
+    )
+    .option(
+      '--codecs <list>',
+      `codec preference, most preferred first (from ${Object.keys(CODECS).join(', ')})`,
+    )
+    .option(
+      '--expires <seconds>',
+      'registration expiry to ask for',
+      intOption('--expires', 30, 86_400),
+      DEFAULTS.registrationExpires,
+    )
+    .option(
+      '--keepalive <seconds>',
+      'CRLF keep-alive interval on an idle connection (0: off)',
+      intOption('--keepalive', 0, 3600),
+      seconds(DEFAULTS.keepAliveIntervalMs),
+    )
+    .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)')
+    .option(
+      '--pipe <command>',
+      'per call, run COMMAND with sh -c and write the audio (s16le, 8 kHz, mono) to its stdin',
+    )
+    .option(
+      '--pipe-grace <seconds>',
+      'after a call, time the --pipe engine gets to print final results',
+      intOption('--pipe-grace', 0, 600),
+      seconds(DEFAULTS.pipeGraceMs),
+    )
+    .option(
+      '--stream-url <url>',
+      'per call, stream the audio both ways over a WebSocket (Twilio Media Streams format)',
+    );
+  addDotenvOption(command);
+  addOutputOptions(command);
+  return command;
+}
+
+export interface PreparedDevice {
+  options: SoftphoneOptions;
+  resolved: ResolvedSipInfo;
+  log: Logger;
+}
+
+/**
+ * Checks every flag (exit 2 naming it), finds the credentials (provisioning
+ * on the fly when only RINGCENTRAL_* are set) and the record dir, all before
+ * any SIP traffic, and returns the Softphone's options.
+ */
+export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice> {
+  const env = loadEnv(flags.dotenv);
+  const rtpPorts = parsePortRange(flags.rtpPorts);
+  const streamUrlIssue = flags.streamUrl === undefined ? undefined : streamUrlProblem(flags.streamUrl);
+  if (streamUrlIssue) {
+    throw new UsageError(
+      `--stream-url ${streamUrlIssue}, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
+    );
+  }
+  const mediaIpIssue = flags.mediaIp === undefined ? undefined : localAddressProblem(flags.mediaIp);
+  if (mediaIpIssue) {
+    throw new UsageError(
+      `--media-ip ${mediaIpIssue}, got "${flags.mediaIp}" (example: --media-ip 203.0.113.7)`,
+    );
+  }
+  // '' used to turn recording off without a word; --no-record says it.
+  if (flags.record && flags.recordDir.trim() === '') throw recordDirUsage(flags.recordDir, 'is empty', true);
+  if (flags.pipe !== undefined && flags.pipe.trim() === '')
+    throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
+  const codecs = flags.codecs === undefined ? undefined : parseCodecs(flags.codecs);
+  const checkRecordDir = () => {
+    // A bot that answers calls it cannot record is worse than one that does not start.
+    if (flags.record) checkRecordDirFlag(flags.recordDir, true);
+  };
+  const provisioningLog = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
+  let resolved: ResolvedSipInfo;
+  try {
+    resolved = await resolveSipInfo({
+      sipInfoPath: flags.sipInfo,
+      env,
+      cwd: process.cwd(),
+      provision: async () => {
+        checkRecordDir();
+        provisioningLog.info('provisioning', {}, 'provisioning a SIP device with the RingCentral REST API…');
+        const transport = env.SIP_INFO_TRANSPORT?.toLowerCase() === 'tls' ? 'tls' : 'tcp';
+        const result = await provisionFromEnv(env, { transport, computerName: os.hostname() });
+        for (const w of result.warnings) provisioningLog.warn('provisioning.warning', { message: w }, w);
+        return result.sipInfo;
+      },
+    });
+  } catch (err) {
+    if (isSoftphoneError(err) && (err.code === 'CONFIG_MISSING' || err.code === 'CONFIG_INVALID')) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+  checkRecordDir();
+  const { sipInfo } = resolved;
+  const log = createLogger(flags, [
+    sipInfo.password,
+    env.RINGCENTRAL_CLIENT_SECRET,
+    env.RINGCENTRAL_JWT_TOKEN,
+  ]);
+  for (const warning of resolved.warnings) log.warn('config.warning', { message: warning }, warning);
+  const options: SoftphoneOptions = {
+    sipInfo,
+    instanceId: sipInfo.instanceId as string,
+    registrationExpires: flags.expires,
+    keepAliveIntervalMs: flags.keepalive * 1000,
+    tlsInsecure: flags.tlsInsecure ?? false,
+    proxySettingNames: resolved.proxySettingNames,
+    rtpPorts,
+    sendSilence: flags.silence,
+    mediaTimeoutMs: flags.mediaTimeout * 1000,
+    maxCallDurationMs: flags.maxDuration * 1000,
+    ...(codecs && { codecs }),
+    ...(flags.record && { recordDir: flags.recordDir }),
+    ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
+    ...(flags.pipe !== undefined && { pipe: { command: flags.pipe, graceMs: flags.pipeGrace * 1000 } }),
+    ...(flags.streamUrl !== undefined && { stream: { url: flags.streamUrl } }),
+  };
+  return { options, resolved, log };
+}
+
+/** A start() refusal that is the user's to fix (CONFIG_INVALID), as a usage error naming the flag. */
+export function configUsageError(err: unknown, flags: DeviceFlags): UsageError | undefined {
+  if (!isSoftphoneError(err, 'CONFIG_INVALID')) return undefined;
+  return err.details.option === 'recordDir'
+    ? recordDirUsage(flags.recordDir, String(err.details.reason), true)
+    : new UsageError(err.message);
+}
+
+function parsePortRange(value: string): { min: number; max: number } {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(value.trim());
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 1024 || max > 65535 || min > max) {
+    throw new UsageError(
+      `--rtp-ports must be MIN-MAX within 1024-65535, got "${value}" (example: --rtp-ports 20000-29999)`,
+    );
+  }
+  return { min, max };
+}
+
+function parseCodecs(value: string): CodecName[] {
+  const names = Object.keys(CODECS) as CodecName[];
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const out: CodecName[] = [];
+  for (const item of list) {
+    const found = names.find((n) => n.toLowerCase() === item.toLowerCase());
+    if (!found) {
+      throw new UsageError(
+        `--codecs: unknown codec "${item}"; known: ${names.join(', ')} (example: --codecs ${names.join(',')})`,
+      );
+    }
+    if (!out.includes(found)) out.push(found);
+  }
+  if (out.length === 0)
+    throw new UsageError(`--codecs needs at least one codec (example: --codecs ${names.join(',')})`);
+  return out;
+}

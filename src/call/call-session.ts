@@ -119,6 +119,8 @@ export class CallSession implements CallOwner {
   #negotiated: NegotiatedMedia | undefined;
   /** Media negotiated by the last offer/answer, applied on the usage's 'media' event. */
   #pendingMedia: NegotiatedMedia | undefined;
+  /** The negotiated media the last `media` event reported. */
+  #reported: NegotiatedMedia | undefined;
   #state: CallState = 'ringing';
   #answeredAt: number | undefined;
   /** The call's media events may go out (it was answered and announced). */
@@ -622,6 +624,8 @@ export class CallSession implements CallOwner {
    * listeners they added), then the media as negotiated.
    */
   #announce(): void {
+    // The media as negotiated are in place before anyone hears 'answered' (sendDtmf, play work at once).
+    this.#applyMedia();
     this.#announced = true;
     this.call.emit('answered');
     try {
@@ -634,7 +638,7 @@ export class CallSession implements CallOwner {
         });
       }
     }
-    this.#applyMedia();
+    this.#reportMedia();
   }
 
   #emitIncoming(): void {
@@ -696,21 +700,32 @@ export class CallSession implements CallOwner {
   #applyMedia(): void {
     const next = this.#pendingMedia;
     if (!next || this.#state === 'ended') return;
+    // Outbound, the first answer (a 183 or the 200) starts the recording: early media counts.
     if (this.call.direction === 'outbound' && !this.#media) this.#startMedia();
     const media = this.#media;
-    if (!media || !this.#announced) return;
-    const first = this.#negotiated === undefined;
-    this.#negotiated = next;
-    media.update(next);
-    if (first)
-      media.prime().catch((err) => this.#ctx.warn(`priming failed: ${describeError(err)}`, this.callId));
+    if (!media) return; // inbound, not answered yet: applied at the answer
+    if (next !== this.#negotiated) {
+      const first = this.#negotiated === undefined;
+      this.#negotiated = next;
+      media.update(next);
+      if (first)
+        media.prime().catch((err) => this.#ctx.warn(`priming failed: ${describeError(err)}`, this.callId));
+    }
+    if (this.#announced || this.#state === 'early') this.#reportMedia();
+  }
+
+  /** The `media` event, once per negotiated state. */
+  #reportMedia(): void {
+    const n = this.#negotiated;
+    if (!n || n === this.#reported) return;
+    this.#reported = n;
     const local = this.#sdp?.address;
     this.call.emit('media', {
-      codec: next.codec,
+      codec: n.codec,
       localMedia: local ? hostPort(local.address, local.port) : '',
-      remoteMedia: hostPort(next.remoteAddress, next.remotePort),
-      direction: next.direction,
-      onHold: next.onHold,
+      remoteMedia: hostPort(n.remoteAddress, n.remotePort),
+      direction: n.direction,
+      onHold: n.onHold,
     });
   }
 

@@ -1,6 +1,7 @@
 /** commander wiring only: each command lives in its own file and returns an exit code. */
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors.js';
+import { callCommand } from './commands/call.js';
 import { demoCommand } from './commands/demo.js';
 import { listenCommand } from './commands/listen.js';
 import { provisionCommand } from './commands/provision.js';
@@ -9,13 +10,14 @@ import { ExitCode, UsageError } from './common.js';
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('rc-softphone')
     .description(
-      'Headless RingCentral softphone bot: registers a SIP device, answers calls and records them to WAV.',
+      'Headless RingCentral softphone bot: registers a SIP device, answers and places calls, records them to WAV.',
     )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.addCommand(demoCommand(setExitCode));
   program.addCommand(listenCommand(setExitCode));
+  program.addCommand(callCommand(setExitCode));
   program.addCommand(provisionCommand(setExitCode));
   return program;
 }

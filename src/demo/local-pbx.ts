@@ -1,10 +1,14 @@
 /**
- * A tiny in-process SIP registrar and call originator on loopback, shaped like
- * RingCentral's edge: REGISTER is challenged with a 401 (Digest, MD5, no qop),
- * the binding is the device's TCP flow, and calls arrive as INVITEs over that
- * same flow. `rc-softphone demo` uses it to show the whole pipeline without an
- * account; the tests use it as a peer whose behaviour they can steer
- * (expiry, 423, dropped connections, wrong passwords).
+ * A tiny in-process SIP registrar, call originator and relay on loopback,
+ * shaped like RingCentral's edge: REGISTER is challenged with a 401 (Digest,
+ * MD5, no qop), the binding is the device's TCP flow, and calls arrive as
+ * INVITEs over that same flow. A device's own INVITE is challenged with a
+ * 407 (the same credentials, the same realm) and then relayed to the user it
+ * names over that user's flow, Record-Routed so the whole dialog passes
+ * through (a stateless relay: each Call-ID's two flows are remembered).
+ * `rc-softphone demo` uses it to show the whole pipeline without an account;
+ * the tests use it as a peer whose behaviour they can steer (expiry, 423,
+ * dropped connections, wrong passwords, a callee's answer).
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -77,6 +81,12 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
   readonly #registerCounts = new Map<string, number>();
   /** Users whose password the PBX currently refuses (tests: a password change). */
   readonly rejectUsers = new Set<string>();
+  /** Callees the PBX answers itself with this final status instead of relaying (tests: 486, 603, …). */
+  readonly calleeStatus = new Map<string, number>();
+  /** The two flows of each relayed call, by Call-ID. */
+  readonly #relayed = new Map<string, { caller: net.Socket; callee: net.Socket }>();
+  /** Relay Via branches we added, so a response can be matched to the flow it came for. */
+  #relayBranch = 0;
 
   private constructor(server: net.Server, options: LocalPbxOptions) {
     super();
@@ -238,6 +248,10 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
   #onMessage(socket: net.Socket, message: SipRequest | SipResponse): void {
     if (message.type === 'response') {
       const branch = message.headers.topVia()?.params.get('branch') ?? '';
+      if (branch.startsWith(RELAY_BRANCH)) {
+        this.#relayResponse(socket, message);
+        return;
+      }
       const pending = this.#pending.get(branch);
       if (!pending) return;
       if (message.status < 200) pending.onProvisional?.(message);
@@ -248,9 +262,107 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
       return;
     }
     this.emit('request', message);
-    if (message.method === 'REGISTER') this.#register(socket, message);
-    else if (message.method !== 'ACK')
+    if (message.method === 'REGISTER') {
+      this.#register(socket, message);
+      return;
+    }
+    if (this.#relay(socket, message)) return;
+    if (message.method !== 'ACK')
       socket.write(serialize(createResponse(message, 200, undefined, { toTag: generateTag() })));
+  }
+
+  /**
+   * A request between two devices: a new INVITE is challenged (407, like
+   * RingCentral), then relayed to its callee's flow; everything else of a
+   * relayed Call-ID goes to the other flow. Returns false for requests that
+   * are not the relay's (the PBX's own calls, out-of-dialog requests).
+   */
+  #relay(socket: net.Socket, request: SipRequest): boolean {
+    const callId = request.headers.callId() ?? '';
+    const leg = this.#relayed.get(callId);
+    const initial = request.method === 'INVITE' && !(request.headers.to()?.params.has('tag') ?? false);
+    if (!leg && !initial) return false;
+    if (leg) {
+      const other = leg.caller === socket ? leg.callee : leg.caller;
+      if (request.method === 'CANCEL' || (initial && leg.caller === socket)) {
+        this.#forward(other, request, callId);
+        return true;
+      }
+      this.#forward(other, request, callId);
+      if (request.method === 'BYE') setTimeout(() => this.#relayed.delete(callId), 5000).unref();
+      return true;
+    }
+    const caller = this.#userOf(socket);
+    if (!caller) {
+      socket.write(serialize(createResponse(request, 403, 'Forbidden', { toTag: generateTag() })));
+      return true;
+    }
+    const auth = request.headers.get('Proxy-Authorization');
+    if (!auth || !this.#verify(auth, caller, request)) {
+      const challenge = `Digest realm="${this.realm}", nonce="${randomBytes(12).toString('hex')}", algorithm=MD5`;
+      socket.write(
+        serialize(
+          createResponse(request, 407, undefined, {
+            toTag: generateTag(),
+            headers: [['Proxy-Authenticate', challenge]],
+          }),
+        ),
+      );
+      return true;
+    }
+    const uri = /^sips?:([^@;>]+)@/i.exec(request.uri);
+    const callee = uri?.[1] ? this.binding(uri[1]) : undefined;
+    const scripted = uri?.[1] ? this.calleeStatus.get(uri[1]) : undefined;
+    if (scripted !== undefined || !callee) {
+      const status = scripted ?? 404;
+      socket.write(serialize(createResponse(request, status, undefined, { toTag: generateTag() })));
+      return true;
+    }
+    this.#relayed.set(callId, { caller: socket, callee: callee.socket });
+    // The callee's registered Contact becomes the Request-URI (RFC 3261 16.5).
+    request.uri = callee.contact;
+    this.#forward(callee.socket, request, callId, true);
+    return true;
+  }
+
+  /** Forwards a request: our Via on top (and, for the dialog-creating INVITE, Record-Route). */
+  #forward(to: net.Socket, request: SipRequest, callId: string, recordRoute = false): void {
+    const { host, port } = this.address;
+    const headers = request.headers.clone();
+    headers.delete('Proxy-Authorization');
+    // RFC 3261 16.12: a Route naming us is ours to remove (loose routing).
+    const routes = headers.getAll('Route').filter((r) => !r.includes(`${host}:${port}`));
+    headers.delete('Route');
+    for (const r of routes) headers.append('Route', r);
+    headers.prepend(
+      'Via',
+      `SIP/2.0/TCP ${host}:${port};branch=${RELAY_BRANCH}${++this.#relayBranch}-${callId.length}`,
+    );
+    if (recordRoute) headers.prepend('Record-Route', `<sip:${host}:${port};transport=tcp;lr>`);
+    to.write(serialize({ ...request, headers }));
+  }
+
+  /** A response to a relayed request: our Via off, back to the other flow. */
+  #relayResponse(socket: net.Socket, response: SipResponse): void {
+    const callId = response.headers.callId() ?? '';
+    const leg = this.#relayed.get(callId);
+    if (!leg) return;
+    const other = leg.caller === socket ? leg.callee : leg.caller;
+    const headers = response.headers.clone();
+    const vias = headers.getAll('Via');
+    headers.delete('Via');
+    for (const v of vias.slice(1)) headers.append('Via', v);
+    other.write(serialize({ ...response, headers }));
+    const method = response.headers.cseq()?.method;
+    if (method === 'INVITE' && response.status >= 300)
+      setTimeout(() => this.#relayed.delete(callId), 5000).unref();
+  }
+
+  #userOf(socket: net.Socket): PbxUser | undefined {
+    for (const b of this.#bindings.values()) {
+      if (b.socket === socket) return this.#options.users.find((u) => u.username === b.username);
+    }
+    return undefined;
   }
 
   #register(socket: net.Socket, request: SipRequest): void {
@@ -331,6 +443,9 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
     return expected === response.toLowerCase();
   }
 }
+
+/** Branches of the Vias the relay adds (RFC 3261 magic cookie first). */
+const RELAY_BRANCH = 'z9hG4bK-pbxrelay-';
 
 function requestedExpires(request: SipRequest): number {
   const contact = request.headers.nameAddrs('Contact')?.[0];

@@ -37,6 +37,12 @@ export interface RawRegistrarOptions {
    * undefined (and the default) is 200 OK binding the Contact for 300 s.
    */
   register?: (request: SipRequest, n: number) => RegisterAnswer | undefined;
+  /**
+   * Any other request from the device: return raw bytes to write back (a
+   * whole response, or several messages), or undefined for the default
+   * (200 to BYE, nothing else).
+   */
+  respond?: (request: SipRequest, reply: (text: string) => void) => boolean | undefined;
 }
 
 export async function startRawRegistrar(options: RawRegistrarOptions = {}): Promise<RawRegistrar> {
@@ -78,6 +84,8 @@ export async function startRawRegistrar(options: RawRegistrarOptions = {}): Prom
           } else {
             answer('200 OK', `Contact: ${h.get('Contact')};expires=300\r\n`);
           }
+        } else if (options.respond?.(m, (text) => s.write(text))) {
+          // scripted by the test
         } else if (m.method === 'BYE') answer('200 OK');
       }
     });
@@ -126,6 +134,30 @@ export function rawRequest(
     `Call-ID: ${options.callId}`,
     `CSeq: ${options.cseq ?? 1} ${method}`,
     'Contact: <sip:15550100@127.0.0.1:5999;transport=tcp>',
+    ...(body ? [`Content-Type: ${options.contentType ?? 'application/sdp'}`] : []),
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    '',
+    body,
+  ].join('\r\n');
+}
+
+/** A response to `request` as raw text: its Via/From/To/Call-ID/CSeq, our To tag, extra lines and a body. */
+export function rawResponse(
+  request: SipRequest,
+  status: string,
+  options: { toTag?: string; headers?: string[]; body?: string; contentType?: string } = {},
+): string {
+  const h = request.headers;
+  const body = options.body ?? '';
+  const to = h.to()?.params.has('tag') ? h.get('To') : `${h.get('To')};tag=${options.toTag ?? 'peer'}`;
+  return [
+    `SIP/2.0 ${status}`,
+    ...h.getAll('Via').map((v) => `Via: ${v}`),
+    `From: ${h.get('From')}`,
+    `To: ${to}`,
+    `Call-ID: ${h.get('Call-ID')}`,
+    `CSeq: ${h.get('CSeq')}`,
+    ...(options.headers ?? []),
     ...(body ? [`Content-Type: ${options.contentType ?? 'application/sdp'}`] : []),
     `Content-Length: ${Buffer.byteLength(body)}`,
     '',

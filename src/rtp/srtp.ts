@@ -199,6 +199,8 @@ export class SrtpContext {
   readonly #rtpOut = new Map<number, SendState>();
   readonly #rtcpIn = new Map<number, ReplayWindow>();
   readonly #rtcpOut = new Map<number, number>();
+  readonly #rxHeader = new RtpHeader();
+  readonly #txHeader = new RtpHeader();
   readonly #stats: SrtpStats = {
     rtpProtected: 0,
     rtpUnprotected: 0,
@@ -294,15 +296,14 @@ export class SrtpContext {
       index = Math.max(0, srtpIndexEstimate(seq, state.highestSeq, state.roc));
     }
     const roc = Math.floor(index / 0x10000);
-    const header = new RtpHeader({
-      padding: (buf[0]! & 0x20) !== 0,
-      marker: (buf[1]! & 0x80) !== 0,
-      payloadType: buf[1]! & 0x7f,
-      sequenceNumber: seq,
-      timestamp: buf.readUInt32BE(4),
-      ssrc,
-      csrc: csrcList(buf),
-    });
+    const header = this.#txHeader;
+    header.padding = (buf[0]! & 0x20) !== 0;
+    header.marker = (buf[1]! & 0x80) !== 0;
+    header.payloadType = buf[1]! & 0x7f;
+    header.sequenceNumber = seq;
+    header.timestamp = buf.readUInt32BE(4);
+    header.ssrc = ssrc;
+    header.csrc = csrcList(buf);
     const out = tx.encryptRtp(header, buf.subarray(layout), roc);
     if (roc > state.roc || (roc === state.roc && seq > state.highestSeq)) {
       state.roc = roc;
@@ -337,8 +338,14 @@ export class SrtpContext {
       return this.#fail('rtp', 'replayed');
     const roc = Math.floor(index / 0x10000);
     // werift takes the layout from this header: the offset from the extension's
-    // length field, padding left to the RTP parser after decryption.
-    const header = new RtpHeader({ sequenceNumber: seq, ssrc, payloadOffset: offset, padding: false });
+    // length field, padding left to the RTP parser after decryption. One
+    // instance, refilled per packet: constructing werift's RtpHeader costs
+    // more than the HMAC (it defines each field as a property).
+    const header = this.#rxHeader;
+    header.sequenceNumber = seq;
+    header.ssrc = ssrc;
+    header.payloadOffset = offset;
+    header.padding = false;
     let plain: Buffer;
     try {
       let input = buf;

@@ -26,19 +26,29 @@
  * back as plaintext or as a reason the media path counts ({@link SrtpFailure}).
  * Keys are never logged; close() zeroes the session keys werift derived.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtpSession } from 'werift-rtp';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
 import { srtpIndexEstimate } from './seq.js';
+import {
+  SRTP_KEY_SALT_LENGTH,
+  SRTP_MASTER_KEY_LENGTH,
+  SRTP_SUITES,
+  type SrtpSuite,
+  srtpTagLength,
+} from './srtp-suites.js';
 
-/** The SDES crypto-suites we implement (RFC 4568 6.2), in our order of preference. */
-export const SRTP_SUITES = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'] as const;
-export type SrtpSuite = (typeof SRTP_SUITES)[number];
+export {
+  generateKeySalt,
+  isSrtpSuite,
+  SRTP_KEY_SALT_LENGTH,
+  SRTP_MASTER_KEY_LENGTH,
+  SRTP_MASTER_SALT_LENGTH,
+  SRTP_SUITES,
+  type SrtpSuite,
+  srtpTagLength,
+} from './srtp-suites.js';
 
-/** RFC 4568 6.2.1: 128-bit master key, 112-bit master salt, sent as one key||salt. */
-export const SRTP_MASTER_KEY_LENGTH = 16;
-export const SRTP_MASTER_SALT_LENGTH = 14;
-export const SRTP_KEY_SALT_LENGTH = SRTP_MASTER_KEY_LENGTH + SRTP_MASTER_SALT_LENGTH;
 /** SRTCP's tag is 80 bits under both suites (RFC 5764 4.1.2 for the _32 profile; libsrtp does the same). */
 export const SRTCP_TAG_LENGTH = 10;
 /** E flag plus the 31-bit SRTCP index (RFC 3711 3.4). */
@@ -58,19 +68,6 @@ export const REPLAY_WINDOW = 128;
 const MAX_SOURCES = 16;
 /** RFC 3711 3.4: the SRTCP index is 31 bits. */
 const SRTCP_INDEX_MOD = 0x8000_0000;
-
-/** SRTP authentication tag length (RFC 4568 6.2.1, 6.2.2). */
-export function srtpTagLength(suite: SrtpSuite): number {
-  return suite === 'AES_CM_128_HMAC_SHA1_32' ? 4 : 10;
-}
-
-/**
- * A fresh master key and salt for one call (RFC 4568 6.1: every key from a
- * cryptographically strong source, never reused across calls).
- */
-export function generateKeySalt(): Buffer {
-  return randomBytes(SRTP_KEY_SALT_LENGTH);
-}
 
 /** Overwrites key material we hold once it is no longer needed. */
 export function wipe(buffer: Uint8Array | undefined): void {
@@ -108,6 +105,12 @@ export interface SrtpContextOptions {
   localKeySalt: Uint8Array;
   /** The far end's master key||salt (30 bytes): what we unprotect with. */
   remoteKeySalt: Uint8Array;
+  /**
+   * The MKI the far end's a=crypto declared for its key (RFC 4568 6.1: value
+   * in `mki-length` octets), which it then puts in every SRTP and SRTCP packet
+   * before the tag (RFC 3711 3.1, 3.4). We never declare one for our key.
+   */
+  remoteMki?: Uint8Array;
   /** Replay window size in packets (at least 64); default {@link REPLAY_WINDOW}. */
   replayWindow?: number;
 }
@@ -192,6 +195,7 @@ export class SrtpContext {
   readonly suite: SrtpSuite;
   readonly #tagLength: number;
   readonly #windowSize: number;
+  readonly #mki: Buffer | undefined;
   #session: SrtpSession | undefined;
   #tx: WeriftCipher | undefined;
   #rx: WeriftCipher | undefined;
@@ -233,6 +237,11 @@ export class SrtpContext {
     this.suite = options.suite;
     this.#tagLength = srtpTagLength(options.suite);
     this.#windowSize = options.replayWindow ?? REPLAY_WINDOW;
+    const mki = options.remoteMki;
+    if (mki !== undefined && (!(mki instanceof Uint8Array) || mki.length < 1 || mki.length > 128)) {
+      throw new SoftphoneError(ErrorCodes.CONFIG_INVALID, 'an SRTP MKI is 1 to 128 octets (RFC 4568 6.1)');
+    }
+    this.#mki = mki === undefined ? undefined : Buffer.from(mki);
     new ReplayWindow(this.#windowSize); // validates the size now rather than on the first packet
 
     // Copies for werift, wiped once it has derived the session keys (it only
@@ -322,8 +331,17 @@ export class SrtpContext {
   unprotectRtp(datagram: Uint8Array): SrtpResult {
     const rx = this.#rx;
     if (rx === undefined) return this.#fail('rtp', 'closed');
-    const buf = asBuffer(datagram);
+    let buf = asBuffer(datagram);
     const tagLength = this.#tagLength;
+    const mki = this.#mki;
+    if (mki !== undefined) {
+      // RFC 3711 3.1: the MKI sits between the encrypted portion and the tag,
+      // outside what the tag authenticates; one key, so it must be that key's.
+      const at = buf.length - tagLength - mki.length;
+      if (at < RTP_HEADER_LENGTH) return this.#fail('rtp', 'malformed');
+      if (!buf.subarray(at, at + mki.length).equals(mki)) return this.#fail('rtp', 'auth-failed');
+      buf = Buffer.concat([buf.subarray(0, at), buf.subarray(at + mki.length)]);
+    }
     const end = buf.length - tagLength;
     if (end < RTP_HEADER_LENGTH) return this.#fail('rtp', 'malformed');
     const offset = rtpLayout(buf, end);
@@ -401,7 +419,15 @@ export class SrtpContext {
   unprotectRtcp(datagram: Uint8Array): SrtpResult {
     const rx = this.#rx;
     if (rx === undefined) return this.#fail('rtcp', 'closed');
-    const buf = asBuffer(datagram);
+    let buf = asBuffer(datagram);
+    const mki = this.#mki;
+    if (mki !== undefined) {
+      // RFC 3711 3.4: E, index, MKI, tag.
+      const at = buf.length - SRTCP_TAG_LENGTH - mki.length;
+      if (at < RTCP_HEADER_LENGTH + SRTCP_INDEX_LENGTH) return this.#fail('rtcp', 'malformed');
+      if (!buf.subarray(at, at + mki.length).equals(mki)) return this.#fail('rtcp', 'auth-failed');
+      buf = Buffer.concat([buf.subarray(0, at), buf.subarray(at + mki.length)]);
+    }
     const trailer = buf.length - SRTCP_TAG_LENGTH - SRTCP_INDEX_LENGTH;
     if (trailer < RTCP_HEADER_LENGTH || buf[0]! >> 6 !== 2) return this.#fail('rtcp', 'malformed');
     const ssrc = buf.readUInt32BE(4);

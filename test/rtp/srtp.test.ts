@@ -387,6 +387,42 @@ describe('SrtpContext: SRTCP (RFC 3711 3.4)', () => {
   });
 });
 
+describe('SrtpContext: an MKI on the far end’s key (RFC 3711 3.1, RFC 4568 6.1)', () => {
+  const MKI = Buffer.from([0, 1]);
+  /** The far end's packet with its MKI inserted before the tag (the MKI is not authenticated). */
+  const withMki = (packet: Buffer, tag: number) =>
+    Buffer.concat([packet.subarray(0, packet.length - tag), MKI, packet.subarray(packet.length - tag)]);
+
+  it.each(SRTP_SUITES)('%s: strips the declared MKI from SRTP and SRTCP', (suite) => {
+    const { them } = pair(suite);
+    const us = new SrtpContext({ suite, localKeySalt: A, remoteKeySalt: B, remoteMki: MKI });
+    const packet = rtp(77);
+    expect(plain(us.unprotectRtp(withMki(them.protectRtp(packet), srtpTagLength(suite))))).toEqual(packet);
+    expect(plain(us.unprotectRtcp(withMki(them.protectRtcp(rr(3)), SRTCP_TAG_LENGTH)))).toEqual(rr(3));
+  });
+
+  it('another MKI value is another key: not ours', () => {
+    const { them } = pair();
+    const us = new SrtpContext({
+      suite: 'AES_CM_128_HMAC_SHA1_80',
+      localKeySalt: A,
+      remoteKeySalt: B,
+      remoteMki: Buffer.from([0, 2]),
+    });
+    expect(reason(us.unprotectRtp(withMki(them.protectRtp(rtp(1)), 10)))).toBe('auth-failed');
+    expect(reason(us.unprotectRtp(Buffer.alloc(23, 0x80)))).toBe('malformed');
+    expect(
+      () =>
+        new SrtpContext({
+          suite: 'AES_CM_128_HMAC_SHA1_80',
+          localKeySalt: A,
+          remoteKeySalt: B,
+          remoteMki: Buffer.alloc(0),
+        }),
+    ).toThrowError(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+});
+
 describe('SrtpContext: keys and lifecycle', () => {
   it('generateKeySalt gives 30 fresh random octets per call', () => {
     const a = generateKeySalt();

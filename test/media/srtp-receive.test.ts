@@ -79,3 +79,20 @@ describe('SRTP in front of ReceivePath', () => {
     expect(peak).toBeLessThan(200);
   });
 });
+
+describe('from negotiation to SRTP contexts', () => {
+  it('the SrtpKeys of each side make the SrtpContext that talks to the other', async () => {
+    const { createOffer, negotiateAnswer, acceptAnswer } = await import('../../src/sdp/negotiate.js');
+    const base = { sessionId: '1', sessionVersion: 1, srtp: 'required' as const };
+    const offer = createOffer({ ...base, address: '192.0.2.1', port: 40000 });
+    const answer = negotiateAnswer(offer, { ...base, address: '192.0.2.2', port: 50000 });
+    if (!answer.ok) throw new Error(answer.reason);
+    const accepted = acceptAnswer(offer, answer.answer);
+    if (!accepted.ok) throw new Error(accepted.reason);
+    const offerer = new SrtpContext(accepted.media.srtp!);
+    const answerer = new SrtpContext(answer.media.srtp!);
+    const p = packet(7, 1000);
+    expect(answerer.unprotectRtp(offerer.protectRtp(p))).toEqual({ ok: true, packet: p });
+    expect(offerer.unprotectRtp(answerer.protectRtp(p))).toEqual({ ok: true, packet: p });
+  });
+});

@@ -25,6 +25,11 @@ const benches: Bench[] = [
       console.log(
         `  ≈ ${Math.round(r.callsPerCore).toLocaleString('en-US')} calls per core for the receive path alone`,
       );
+      for (const s of r.srtp) {
+        console.log(
+          `  SRTP ${s.suite}: ${s.nsPerPacket} ns/packet with unprotect (best ${s.nsPerPacketBest} ns; unprotect alone ${s.unprotectNsPerPacket} ns), ×${s.ratio.toFixed(2)} = +${s.addedPercent.toFixed(1)}% (target < 25%), ≈ ${s.callsPerCore.toLocaleString('en-US')} calls per core`,
+        );
+      }
       return r;
     },
   },

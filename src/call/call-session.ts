@@ -664,6 +664,8 @@ export class CallSession implements CallOwner {
       port: this.#socket.address().port,
       sessionId: String(Date.now()),
       codecs: [...this.#ctx.codecs],
+      // Not until an RTCP session reads the RTP port's RTCP (RFC 5761): today it would count as invalid RTP.
+      rtcpMux: false,
     });
   }
 

@@ -1,7 +1,8 @@
 /**
  * Secrets never reach a log line (design: conventions). Two layers: SIP
- * header values that carry credentials are replaced wholesale, and every
- * known secret string (SIP password, JWT, client secret) is scrubbed from
+ * header values that carry credentials are replaced wholesale, SDES keys in
+ * SDP bodies (a=crypto ... inline:<key>) are cut out, and every known secret
+ * string (SIP password, JWT, client secret) plus any SDES key is scrubbed from
  * any text as a last line of defence.
  */
 
@@ -14,8 +15,23 @@ const CREDENTIAL_HEADER = /^(authorization|proxy-authorization)([ \t]*:)/i;
 const CONTINUATION = /^[ \t]/;
 
 /**
+ * An SRTP master key in SDP: RFC 4568 key-params "inline:" key||salt in
+ * base64, then optional "|lifetime|MKI:length" (not secret, kept). FEC_KEY=
+ * carries one the same way. The key ends at anything base64 lacks, which also
+ * stops it at the backslash of a JSON escape (\r\n) or a closing quote; a
+ * "\/" (JSON's optional escape of "/") is part of the key.
+ */
+const SDES_KEY = /(inline:)(?:[A-Za-z0-9+/=]|\\\/)+/gi;
+
+/** Replaces every SDES inline key with `inline:<redacted>`; the rest of the text stays as it was. */
+export function redactSdesKeys(text: string): string {
+  return text.replace(SDES_KEY, '$1<redacted>');
+}
+
+/**
  * Redacts Authorization / Proxy-Authorization values in a SIP message text,
- * including every continuation line of a folded value.
+ * including every continuation line of a folded value, and the SRTP keys of
+ * a=crypto lines in its SDP body.
  */
 export function redactSipText(text: string): string {
   // Odd indexes hold the line ends, so each line keeps the one it had.
@@ -32,7 +48,7 @@ export function redactSipText(text: string): string {
     }
     out += parts[i + 1] ?? '';
   }
-  return out;
+  return redactSdesKeys(out);
 }
 
 export class SecretScrubber {
@@ -44,7 +60,7 @@ export class SecretScrubber {
   }
 
   scrub(text: string): string {
-    let out = text;
+    let out = redactSdesKeys(text);
     for (const secret of this.#secrets) {
       if (out.includes(secret)) out = out.split(secret).join('***');
     }

@@ -58,6 +58,7 @@ export class SendPath {
   #clockRate: number;
   #dtmf: DtmfSender;
   #packetsSent = 0;
+  #octetsSent = 0;
   /** Index of the next frame to send; frame n is due at n·ptime. */
   #index = 0;
   #marker = true;
@@ -82,6 +83,21 @@ export class SendPath {
 
   get packetsSent(): number {
     return this.#packetsSent;
+  }
+
+  /** Payload octets sent (RFC 3550 6.4.1 sender's octet count: headers and padding excluded). */
+  get octetsSent(): number {
+    return this.#octetsSent;
+  }
+
+  /**
+   * The RTP timestamp of our stream at `nowMs` on the call's timeline: what an
+   * RTCP sender report pairs with its NTP time (RFC 3550 6.4.1), so the far end
+   * can line our stream up with wall-clock time. Frame n carries
+   * ts0 + n·(samples per ptime) and is due at n·ptime, hence ts0 + ms·rate.
+   */
+  rtpTimestampAt(nowMs: number): number {
+    return (this.#ts0 + Math.round((nowMs * this.#clockRate) / 1000)) >>> 0;
   }
 
   get ptime(): number {
@@ -249,6 +265,7 @@ export class SendPath {
     });
     this.#marker = false;
     this.#packetsSent++;
+    this.#octetsSent += payload.length;
     return packet;
   }
 

@@ -146,3 +146,25 @@ export class SequenceTracker {
     this.#extended = seq;
   }
 }
+
+/**
+ * RFC 3711 3.3.1 (and its Appendix A): the SRTP packet index a receiver
+ * guesses for sequence number `seq`, given the highest sequence number it has
+ * authenticated so far (`highestSeq`, s_l) and its rollover counter (`roc`).
+ * Returns ROC·2^16 + SEQ with the ROC guessed as ROC−1, ROC or ROC+1, whichever
+ * puts the packet nearest s_l; the result is negative for a packet that would
+ * belong before the first cycle. Exactly the RFC's rule, ties included (a
+ * packet exactly 2^15 ahead of s_l counts as ahead while s_l < 2^15), so our
+ * guess matches libsrtp's and every other implementation of the RFC.
+ */
+export function srtpIndexEstimate(seq: number, highestSeq: number, roc: number): number {
+  const s = seq & 0xffff;
+  const sl = highestSeq & 0xffff;
+  let v = roc;
+  if (sl < 0x8000) {
+    if (s - sl > 0x8000) v = roc - 1;
+  } else if (sl - 0x8000 > s) {
+    v = roc + 1;
+  }
+  return v * SEQ_MOD + s;
+}

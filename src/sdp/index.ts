@@ -1,4 +1,15 @@
 export {
+  chooseCrypto,
+  defaultSrtpPolicy,
+  formatCrypto,
+  isSrtpPolicy,
+  parseCrypto,
+  type SdesCrypto,
+  SRTP_POLICIES,
+  SrtpKeys,
+  type SrtpPolicy,
+} from './crypto.js';
+export {
   type AnswerAcceptance,
   acceptAnswer,
   type Codec,
@@ -9,5 +20,6 @@ export {
   type NegotiatedMedia,
   type NegotiationResult,
   negotiateAnswer,
+  type RtcpTarget,
   type SdpFailure,
 } from './negotiate.js';

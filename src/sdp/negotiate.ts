@@ -1,15 +1,28 @@
 /**
  * SDP offer/answer (RFC 3264) for one G.711 audio stream with RFC 4733
- * telephone-events. Pure and synchronous: SDP text in, answer text and the
+ * telephone-events, SRTP keyed with SDES (RFC 4568, sdp/crypto.ts) as the
+ * SRTP policy allows, and RTCP's destination (RFC 3605 a=rtcp, RFC 5761
+ * a=rtcp-mux). Pure and synchronous: SDP text in, answer text and the
  * negotiated media parameters out. Parsing is done by sdp-transform; every
  * field it returns is re-checked here because its typings are optimistic
- * (numbers may be strings, required fields may be missing).
+ * (numbers may be strings, required fields may be missing). a=crypto lines
+ * are read from the text itself: sdp-transform keeps only the first session
+ * parameter of each, and a dropped UNENCRYPTED_SRTP must not go unnoticed.
  */
 
 import { isIP } from 'node:net';
 import { type MediaDescription, parse, type SessionDescription } from 'sdp-transform';
 import type { ErrorCodes } from '../errors.js';
 import { CODECS, type CodecName, DEFAULT_CODECS, TELEPHONE_EVENT_PT } from '../media/codec.js';
+import {
+  chooseCrypto,
+  formatCrypto,
+  localKeySalt,
+  parseCrypto,
+  type SdesCrypto,
+  SrtpKeys,
+  type SrtpPolicy,
+} from './crypto.js';
 
 /** A codec by name (the codec table is media/codec.ts). */
 export type Codec = CodecName;
@@ -34,6 +47,28 @@ export interface LocalMedia {
    * answers never exceed it.
    */
   direction?: MediaDirection;
+  /** When to use SRTP (--srtp; see SrtpPolicy). Default 'off'. */
+  srtp?: SrtpPolicy;
+  /**
+   * Our SRTP master key||salt (30 octets) for the a=crypto we send. Default: a
+   * fresh crypto.randomBytes(30) per offer or answer. Pass the call's key again
+   * for a re-INVITE so our sending context and the far end's keep going.
+   */
+  srtpKeySalt?: Uint8Array;
+  /** Offer a=rtcp-mux, and accept it when offered (RFC 5761). Default true. */
+  rtcpMux?: boolean;
+  /** Our RTCP port when it is not port + 1: announced with a=rtcp (RFC 3605). */
+  rtcpPort?: number;
+}
+
+/** Where to send RTCP (RFC 3550 11, RFC 3605, RFC 5761). */
+export interface RtcpTarget {
+  /** IP or hostname: a=rtcp's address, else the stream's c= */
+  address: string;
+  /** a=rtcp's port, else the RTP port + 1; the RTP port itself when muxed; 0 when none */
+  port: number;
+  /** RTCP shares the RTP port (both sides agreed to a=rtcp-mux) */
+  mux: boolean;
 }
 
 export interface NegotiatedMedia {
@@ -52,6 +87,14 @@ export interface NegotiatedMedia {
   direction: MediaDirection;
   /** the remote side holds the call (sendonly/inactive, c=0.0.0.0, or port 0) */
   onHold: boolean;
+  /** where the far end takes RTCP (set by negotiateAnswer and acceptAnswer) */
+  rtcp?: RtcpTarget;
+  /**
+   * SRTP keys when the stream is SRTP (RTP/SAVP, or a=crypto accepted on
+   * RTP/AVP): a secret. SrtpKeys hides the keys from JSON, inspect and
+   * string conversion; event and log code should still leave this field out.
+   */
+  srtp?: SrtpKeys;
 }
 
 export interface SdpFailure {
@@ -125,6 +168,12 @@ interface MediaLine {
   address?: string;
   direction: MediaDirection;
   ptime?: number;
+  /** raw a=crypto values of this m-section (after "a=crypto:") */
+  crypto: string[];
+  rtcpMux: boolean;
+  /** a=rtcp (RFC 3605) */
+  rtcpPort?: number;
+  rtcpAddress?: string;
 }
 
 type Parsed = { ok: true; media: MediaLine[] } | { ok: false; reason: string };
@@ -145,13 +194,32 @@ function parseSdpText(text: unknown): Parsed {
   const sessionAddress = connectionAddress(session.connection);
   const sessionDirection = asDirection(session.direction) ?? 'sendrecv';
   const sessionPtime = asPtime((session as { ptime?: unknown }).ptime);
+  const crypto = cryptoLinesByMedia(text);
   const media: MediaLine[] = [];
   for (let i = 0; i < raw.length; i++) {
     const line = parseMediaLine(raw[i]!, sessionAddress, sessionDirection, sessionPtime);
     if (line === undefined) return { ok: false, reason: `malformed m= line ${i + 1}` };
+    line.crypto = crypto[i] ?? [];
     media.push(line);
   }
   return { ok: true, media };
+}
+
+/** At most this many a=crypto lines per m-line are looked at (a bound, not a limit anyone meets). */
+const MAX_CRYPTO_LINES = 16;
+
+/** The a=crypto values of each m-section, in order (RFC 4568 5: media level only). */
+function cryptoLinesByMedia(text: string): string[][] {
+  const sections: string[][] = [];
+  for (const line of text.split(/\r\n|\n|\r/)) {
+    // sdp-transform opens a media section at every "m=" line too, so indexes match.
+    if (line.startsWith('m=')) sections.push([]);
+    else if (line.startsWith('a=crypto:')) {
+      const current = sections[sections.length - 1];
+      if (current !== undefined && current.length < MAX_CRYPTO_LINES) current.push(line.slice(9));
+    }
+  }
+  return sections;
 }
 
 function parseMediaLine(
@@ -190,7 +258,19 @@ function parseMediaLine(
     fmts,
     formats,
     direction: asDirection(m.direction) ?? sessionDirection,
+    crypto: [],
+    rtcpMux: m.rtcpMux === 'rtcp-mux',
   };
+  // RFC 3605: a=rtcp:port [nettype addrtype address]
+  const rtcp: unknown = m.rtcp;
+  if (typeof rtcp === 'object' && rtcp !== null) {
+    const rtcpPort: unknown = (rtcp as { port?: unknown }).port;
+    const rtcpAddress: unknown = (rtcp as { address?: unknown }).address;
+    if (typeof rtcpPort === 'number' && Number.isInteger(rtcpPort) && rtcpPort > 0 && rtcpPort <= 65535) {
+      line.rtcpPort = rtcpPort;
+      if (typeof rtcpAddress === 'string' && rtcpAddress.length > 0) line.rtcpAddress = rtcpAddress;
+    }
+  }
   const address = connectionAddress(m.connection) ?? sessionAddress;
   if (address !== undefined) line.address = address;
   const ptime = asPtime(m.ptime) ?? sessionPtime;
@@ -261,6 +341,45 @@ function isPlainRtpProfile(proto: string): boolean {
 function isSecureRtpProfile(proto: string): boolean {
   const p = proto.toUpperCase();
   return p.endsWith('RTP/SAVP') || p.endsWith('RTP/SAVPF');
+}
+
+/** SRTP profiles keyed in SDP (RFC 4568); UDP/TLS/RTP/SAVP(F) is DTLS-SRTP (RFC 5764), which we do not do. */
+function isSdesProfile(proto: string): boolean {
+  const p = proto.toUpperCase();
+  return p === 'RTP/SAVP' || p === 'RTP/SAVPF';
+}
+
+/**
+ * How a stream may be carried:
+ * - `sdes`: RTP/SAVP(F) with a usable a=crypto (RFC 4568);
+ * - `best-effort`: RTP/AVP(F) with a usable a=crypto: SRTP if we answer with
+ *   a=crypto, plain RTP if we do not (what Asterisk and linphone call
+ *   "best-effort" or "optional" SRTP);
+ * - `plain`: RTP/AVP(F), any a=crypto ignored.
+ */
+type Security = 'sdes' | 'best-effort' | 'plain';
+
+/** Which securities a policy takes, in its order of preference. */
+const ACCEPTED: Readonly<Record<SrtpPolicy, readonly Security[]>> = {
+  required: ['sdes', 'best-effort'],
+  optional: ['sdes', 'best-effort', 'plain'],
+  off: ['plain'],
+};
+
+/** The a=crypto we would answer on this line, for the securities that need one. */
+function cryptoFor(line: MediaLine, security: Security): SdesCrypto | undefined | false {
+  if (security === 'plain') return isPlainRtpProfile(line.proto) ? undefined : false;
+  const profileOk = security === 'sdes' ? isSdesProfile(line.proto) : isPlainRtpProfile(line.proto);
+  if (!profileOk || line.crypto.length === 0) return false;
+  const choice = chooseCrypto(line.crypto);
+  return choice.ok ? choice.crypto : false;
+}
+
+/** RFC 3550 11 / RFC 3605 / RFC 5761: the far end's RTCP destination. */
+function rtcpTarget(line: MediaLine, remoteAddress: string, mux: boolean): RtcpTarget {
+  if (mux) return { address: remoteAddress, port: line.port, mux: true };
+  const port = line.rtcpPort ?? (line.port > 0 && line.port < 65535 ? line.port + 1 : 0);
+  return { address: line.rtcpAddress ?? remoteAddress, port, mux: false };
 }
 
 function isNullAddress(address: string): boolean {
@@ -345,25 +464,33 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
   const parsed = parseSdpText(offerSdp);
   if (!parsed.ok) return badRequest(parsed.reason);
   const preference = preferenceOf(local);
+  const policy = local.srtp ?? 'off';
 
   let chosen = -1;
   let chosenFormat: Format | undefined;
+  let chosenCrypto: SdesCrypto | undefined;
+  // First pass skips disabled (port 0) streams so an active one wins; within
+  // a pass the policy's preferred security wins, then the offer's order.
   for (let pass = 0; pass < 2 && chosen < 0; pass++) {
-    for (let i = 0; i < parsed.media.length; i++) {
-      const line = parsed.media[i]!;
-      // First pass skips disabled (port 0) streams so an active one wins.
-      if (line.type.toLowerCase() !== 'audio' || !isPlainRtpProfile(line.proto)) continue;
-      if (pass === 0 && line.port === 0) continue;
-      const format = pickCodec(line, preference);
-      if (format !== undefined) {
-        chosen = i;
-        chosenFormat = format;
-        break;
+    for (const security of ACCEPTED[policy]) {
+      for (let i = 0; i < parsed.media.length && chosen < 0; i++) {
+        const line = parsed.media[i]!;
+        if (line.type.toLowerCase() !== 'audio') continue;
+        if (pass === 0 && line.port === 0) continue;
+        const crypto = cryptoFor(line, security);
+        if (crypto === false) continue;
+        const format = pickCodec(line, preference);
+        if (format !== undefined) {
+          chosen = i;
+          chosenFormat = format;
+          chosenCrypto = crypto;
+        }
       }
+      if (chosen >= 0) break;
     }
   }
   if (chosen < 0 || chosenFormat === undefined)
-    return notAcceptable(...explainRejection(parsed.media, preference));
+    return notAcceptable(...explainRejection(parsed.media, preference, policy));
 
   const offer = parsed.media[chosen]!;
   const disabled = offer.port === 0;
@@ -388,6 +515,17 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
     onHold: offer.direction === 'sendonly' || offer.direction === 'inactive' || nullAddress || disabled,
   };
   if (telephoneEvent !== undefined) media.telephoneEventPt = telephoneEvent.pt;
+  // RFC 5761 5.1.1: multiplex only when offered and we take it.
+  const mux = offer.rtcpMux && local.rtcpMux !== false;
+  media.rtcp = rtcpTarget(offer, remoteAddress, mux);
+  let cryptoLine: string | undefined;
+  if (chosenCrypto !== undefined) {
+    // RFC 4568 5.1.2: the answer echoes the chosen tag and suite with our own key.
+    const ours = localKeySalt(local.srtpKeySalt);
+    cryptoLine = `a=crypto:${formatCrypto(chosenCrypto.tag, chosenCrypto.suite, ours)}`;
+    media.srtp = keysFrom(chosenCrypto, ours);
+    ours.fill(0);
+  }
 
   const lines = sessionHeader(local);
   for (let i = 0; i < parsed.media.length; i++) {
@@ -409,24 +547,93 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
       lines.push(`a=rtpmap:${telephoneEvent.pt} telephone-event/8000`);
       if (telephoneEvent.fmtp !== undefined) lines.push(`a=fmtp:${telephoneEvent.pt} ${telephoneEvent.fmtp}`);
     }
+    if (cryptoLine !== undefined) lines.push(cryptoLine);
+    lines.push(...rtcpLines(local, mux));
     if (offer.ptime !== undefined) lines.push(`a=ptime:${offer.ptime}`);
     lines.push(`a=${direction}`);
   }
   return { ok: true, answer: lines.join('\r\n') + '\r\n', media };
 }
 
-function explainRejection(media: readonly MediaLine[], preference: readonly Codec[]): [string, WarnCode] {
+/** Our RTCP attributes: a=rtcp-mux when muxing, a=rtcp when our RTCP port is not RTP + 1 (RFC 3605). */
+function rtcpLines(local: LocalMedia, mux: boolean): string[] {
+  if (mux) return ['a=rtcp-mux'];
+  const port = local.rtcpPort;
+  if (port !== undefined && Number.isInteger(port) && port > 0 && port <= 65535 && port !== local.port + 1) {
+    return [`a=rtcp:${port}`];
+  }
+  return [];
+}
+
+/** The negotiated keys (copies), and the parsed far-end key wiped. */
+function keysFrom(remote: SdesCrypto, ours: Uint8Array): SrtpKeys {
+  const keys = new SrtpKeys({
+    suite: remote.suite,
+    tag: remote.tag,
+    localKeySalt: ours,
+    remoteKeySalt: remote.keySalt,
+    remoteMki: remote.mki,
+    remoteLifetime: remote.lifetime,
+  });
+  remote.keySalt.fill(0);
+  return keys;
+}
+
+const DTLS_SRTP =
+  'DTLS-SRTP (UDP/TLS/RTP/SAVPF) is not supported; offer RTP/SAVP with a=crypto (SDES, RFC 4568)';
+
+function explainRejection(
+  media: readonly MediaLine[],
+  preference: readonly Codec[],
+  policy: SrtpPolicy,
+): [string, WarnCode] {
   const audio = media.filter((m) => m.type.toLowerCase() === 'audio');
+  if (audio.length === 0) return ['no audio stream offered', 304];
   const plain = audio.filter((m) => isPlainRtpProfile(m.proto));
-  if (plain.length === 0) {
-    if (audio.some((m) => isSecureRtpProfile(m.proto))) {
-      return ['SRTP (RTP/SAVP) is not supported yet; offer RTP/AVP audio', 302];
+  const sdes = audio.filter((m) => isSdesProfile(m.proto));
+  const dtls = audio.some((m) => isSecureRtpProfile(m.proto) && !isSdesProfile(m.proto));
+  const withCrypto = [...sdes, ...plain].filter((m) => m.crypto.length > 0);
+  const keyed = withCrypto.filter((m) => chooseCrypto(m.crypto).ok);
+  const cryptoProblem = (): string => {
+    const first = withCrypto.map((m) => chooseCrypto(m.crypto)).find((c) => !c.ok);
+    return first !== undefined && !first.ok ? first.reason : 'no a=crypto line';
+  };
+  const transports = (): [string, WarnCode] => [
+    `unsupported audio transport ${audio.map((m) => m.proto).join(', ')}`,
+    302,
+  ];
+  // RFC 3261 20.43: 302 "incompatible transport protocol" covers the profile and its keying.
+  let candidates: MediaLine[];
+  if (policy === 'off') {
+    candidates = plain;
+    if (candidates.length === 0) {
+      if (sdes.length > 0) return [`SRTP is off (--srtp off) but the offer is ${sdes[0]!.proto} only`, 302];
+      return dtls ? [DTLS_SRTP, 302] : transports();
     }
-    if (audio.length === 0) return ['no audio stream offered', 304];
-    return [`unsupported audio transport ${audio.map((m) => m.proto).join(', ')}`, 302];
+  } else if (policy === 'required') {
+    candidates = keyed.filter((m) => sdes.includes(m) || plain.includes(m));
+    if (candidates.length === 0) {
+      if (withCrypto.length > 0 || sdes.length > 0) {
+        return [
+          `SRTP is required (--srtp required) but no a=crypto of the offer is usable: ${cryptoProblem()}`,
+          302,
+        ];
+      }
+      if (dtls) return [`SRTP is required (--srtp required) but ${DTLS_SRTP}`, 302];
+      if (plain.length > 0)
+        return [`SRTP is required (--srtp required) but the offer is ${plain[0]!.proto}`, 302];
+      return transports();
+    }
+  } else {
+    candidates = [...keyed.filter((m) => sdes.includes(m)), ...plain];
+    if (candidates.length === 0) {
+      if (sdes.length > 0)
+        return [`no a=crypto of the ${sdes[0]!.proto} offer is usable: ${cryptoProblem()}`, 302];
+      return dtls ? [DTLS_SRTP, 302] : transports();
+    }
   }
   const names: string[] = [];
-  for (const line of plain) {
+  for (const line of candidates) {
     for (const f of line.formats) if (!names.includes(f.name)) names.push(f.name);
     // fmts that are not RTP payload type numbers
     for (const t of line.fmts) if (asPayloadType(t) === undefined && !names.includes(t)) names.push(t);
@@ -477,19 +684,36 @@ function sessionHeader(local: LocalMedia): string[] {
 // ---------------------------------------------------------------------------
 // Our offer → their answer (INVITE without SDP: offer in our 200, answer in the ACK)
 
-/** Our offer: one sendrecv audio stream with our codecs and telephone-event 0-15. */
+/**
+ * Our offer: one sendrecv audio stream with our codecs and telephone-event
+ * 0-15, a=rtcp-mux (RFC 5761) unless turned off, and by the SRTP policy:
+ * `required` offers RTP/SAVP with one a=crypto (AES_CM_128_HMAC_SHA1_80, what
+ * RingCentral expects); `optional` offers RTP/AVP with that a=crypto, so a far
+ * end that knows SDES answers with a=crypto and one that does not answers plain
+ * RTP instead of refusing the call (best-effort SRTP); `off` offers RTP/AVP.
+ * The key is in the offer text, which acceptAnswer reads back.
+ */
 export function createOffer(local: LocalMedia): string {
   const preference = preferenceOf(local);
   const te = local.telephoneEventPt ?? TELEPHONE_EVENT_PT;
   const pts = preference.map((c) => CODECS[c].payloadType);
+  const policy = local.srtp ?? 'off';
   const lines = sessionHeader(local);
-  lines.push(`m=audio ${local.port} RTP/AVP ${pts.join(' ')} ${te}`);
+  lines.push(
+    `m=audio ${local.port} ${policy === 'required' ? 'RTP/SAVP' : 'RTP/AVP'} ${pts.join(' ')} ${te}`,
+  );
   preference.forEach((codec, i) => {
     lines.push(`a=rtpmap:${pts[i]!} ${codec}/8000`);
   });
   lines.push(`a=rtpmap:${te} telephone-event/8000`);
   // 0-15: the sixteen keys; we do not act on flash (16).
   lines.push(`a=fmtp:${te} 0-15`);
+  if (policy !== 'off') {
+    const key = localKeySalt(local.srtpKeySalt);
+    lines.push(`a=crypto:${formatCrypto(1, 'AES_CM_128_HMAC_SHA1_80', key)}`);
+    key.fill(0);
+  }
+  lines.push(...rtcpLines(local, local.rtcpMux !== false));
   lines.push(`a=ptime:${DEFAULT_PTIME}`);
   lines.push(`a=${local.direction ?? 'sendrecv'}`);
   return lines.join('\r\n') + '\r\n';
@@ -509,7 +733,10 @@ export function acceptAnswer(ourOfferSdp: string, answerSdp: string): AnswerAcce
     return failure('SDP_NOT_ACCEPTABLE', 'answer has a different number of m= lines than the offer');
   }
   const index = ours.media.findIndex(
-    (m) => m.type.toLowerCase() === 'audio' && isPlainRtpProfile(m.proto) && m.port !== 0,
+    (m) =>
+      m.type.toLowerCase() === 'audio' &&
+      (isPlainRtpProfile(m.proto) || isSdesProfile(m.proto)) &&
+      m.port !== 0,
   );
   if (index < 0) return failure('SDP_PARSE_ERROR', 'our offer has no audio stream');
   const offered = ours.media[index]!;
@@ -542,7 +769,46 @@ export function acceptAnswer(ourOfferSdp: string, answerSdp: string): AnswerAcce
   };
   const te = pickTelephoneEvent(answer);
   if (te !== undefined && pickTelephoneEvent(offered) !== undefined) media.telephoneEventPt = te.pt;
+  // RFC 5761 5.1.1: muxed only when we offered it and the answer took it.
+  media.rtcp = rtcpTarget(answer, answer.address, offered.rtcpMux && answer.rtcpMux);
+  const srtp = answeredKeys(offered, answer);
+  if (typeof srtp === 'string') return failure('SDP_NOT_ACCEPTABLE', srtp);
+  if (srtp !== undefined) media.srtp = srtp;
   return { ok: true, media };
+}
+
+/**
+ * The keys from the answer's a=crypto (RFC 4568 5.1.2, 7.1.2: exactly one,
+ * echoing the tag and suite of one of ours), undefined for plain RTP, or why
+ * the answer cannot be used. A best-effort offer (RTP/AVP with a=crypto)
+ * answered without a=crypto is plain RTP; an RTP/SAVP one is not acceptable.
+ */
+function answeredKeys(offered: MediaLine, answer: MediaLine): SrtpKeys | string | undefined {
+  const ours = offered.crypto.map(parseCrypto).flatMap((c) => (c.ok ? [c.crypto] : []));
+  if (ours.length === 0) return undefined; // we offered no SRTP: any a=crypto in the answer means nothing
+  try {
+    if (answer.crypto.length === 0) {
+      return isSdesProfile(offered.proto)
+        ? `the answer to our ${offered.proto} offer has no a=crypto`
+        : undefined;
+    }
+    if (answer.crypto.length > 1)
+      return 'the answer has more than one a=crypto (RFC 4568 7.1.2: exactly one)';
+    const theirs = parseCrypto(answer.crypto[0]!);
+    if (!theirs.ok) return `the answer's ${theirs.reason}`;
+    const mine = ours.find((c) => c.tag === theirs.crypto.tag);
+    if (mine === undefined) {
+      theirs.crypto.keySalt.fill(0);
+      return `the answer's a=crypto tag ${theirs.crypto.tag} is not one we offered`;
+    }
+    if (mine.suite !== theirs.crypto.suite) {
+      theirs.crypto.keySalt.fill(0);
+      return `the answer's a=crypto:${mine.tag} has ${theirs.crypto.suite}; we offered ${mine.suite}`;
+    }
+    return keysFrom(theirs.crypto, mine.keySalt);
+  } finally {
+    for (const c of ours) c.keySalt.fill(0);
+  }
 }
 
 function failure(code: SdpFailure['code'], reason: string): SdpFailure {

@@ -20,7 +20,9 @@ export type Tool =
   | 'tshark'
   | 'baresip'
   | 'linphonec'
-  | 'pocketsphinx_continuous';
+  | 'pocketsphinx_continuous'
+  /** Not a program: libsrtp's Python binding; its path is a python3 that imports it. */
+  | 'pylibsrtp';
 
 /** Env var that may point at a tool's binary, e.g. KAMAILIO_BIN=/opt/kamailio/sbin/kamailio. */
 const ENV_OVERRIDE: Record<Tool, string> = {
@@ -33,6 +35,7 @@ const ENV_OVERRIDE: Record<Tool, string> = {
   baresip: 'BARESIP_BIN',
   linphonec: 'LINPHONEC_BIN',
   pocketsphinx_continuous: 'POCKETSPHINX_BIN',
+  pylibsrtp: 'PYLIBSRTP_PYTHON',
 };
 
 /** Which Debian package provides a tool, for the skip/fail message. */
@@ -46,6 +49,7 @@ const PACKAGE: Record<Tool, string> = {
   baresip: 'baresip',
   linphonec: 'linphone-cli',
   pocketsphinx_continuous: 'pocketsphinx',
+  pylibsrtp: 'python3-pylibsrtp',
 };
 
 // Kamailio lives in /usr/sbin, which a non-root PATH often lacks.
@@ -77,6 +81,8 @@ export function checkTool(tool: Tool): ToolCheck {
   const override = process.env[ENV_OVERRIDE[tool]];
   if (tool === 'kamailio-tls') {
     result = checkKamailioModule('tls.so', override);
+  } else if (tool === 'pylibsrtp') {
+    result = checkPythonModule('pylibsrtp', override);
   } else if (override !== undefined && override !== '') {
     result = isExecutableFile(override)
       ? { ok: true, path: override }
@@ -121,6 +127,31 @@ function checkKamailioModule(file: string, override: string | undefined): ToolCh
         ok: false,
         reason: `Kamailio module ${file} not found in ${dirs.join(', ') || "kamailio's module path"} (install the Debian package "${PACKAGE[tool]}" or set ${ENV_OVERRIDE[tool]})`,
       };
+}
+
+/**
+ * A Python module Debian packages for /usr/bin/python3 (the system Python,
+ * where apt installs python3-* modules; a virtualenv's python3 on PATH may
+ * lack them), or for the interpreter the override names.
+ */
+function checkPythonModule(module: string, override: string | undefined): ToolCheck {
+  const tool = 'pylibsrtp';
+  const python = override !== undefined && override !== '' ? override : '/usr/bin/python3';
+  if (!isExecutableFile(python)) {
+    return {
+      ok: false,
+      reason: `${python} is not an executable file (install the Debian package "${PACKAGE[tool]}" or set ${ENV_OVERRIDE[tool]})`,
+    };
+  }
+  try {
+    execFileSync(python, ['-c', `import ${module}`], { stdio: 'ignore', timeout: 10_000 });
+    return { ok: true, path: python };
+  } catch {
+    return {
+      ok: false,
+      reason: `${python} cannot import ${module} (install the Debian package "${PACKAGE[tool]}" or set ${ENV_OVERRIDE[tool]} to a python3 that has it)`,
+    };
+  }
 }
 
 /** The tool's path; throws (naming the package) if it is missing. */

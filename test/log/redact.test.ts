@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactSipText, SecretScrubber } from '../../src/log/redact.js';
+import { redactSdesKeys, redactSipText, SecretScrubber } from '../../src/log/redact.js';
 
 const RESPONSE = 'response="6629fae49393a05397450978507c4ef1"';
 
@@ -83,5 +83,62 @@ describe('SecretScrubber', () => {
     s.add('Secret-Pa55word');
     s.add('abc');
     expect(s.scrub('pw=Secret-Pa55word abc')).toBe('pw=*** abc');
+  });
+});
+
+describe('SDES keys (a=crypto inline:)', () => {
+  const KEY = 'PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR';
+  const KEY2 = 'd0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj';
+  const sdpBody = [
+    'v=0',
+    'o=- 1 1 IN IP4 203.0.113.5',
+    's=-',
+    'c=IN IP4 203.0.113.5',
+    't=0 0',
+    'm=audio 20000 RTP/SAVP 0',
+    `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${KEY}|2^20|1:4`,
+    `a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:${KEY2} FEC_KEY=inline:${KEY}`,
+    '',
+  ].join('\r\n');
+  const invite = message([`Authorization: Digest ${RESPONSE}`, 'Content-Type: application/sdp']) + sdpBody;
+
+  it('redacts every inline key of a SIP message, keeping lifetime, MKI and the rest', () => {
+    const out = redactSipText(invite);
+    expect(out).not.toContain(KEY);
+    expect(out).not.toContain(KEY2);
+    expect(out).not.toContain('6629fae4');
+    expect(out).toContain('a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20|1:4\r\n');
+    expect(out).toContain(
+      'a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:<redacted> FEC_KEY=inline:<redacted>\r\n',
+    );
+    expect(out).toContain('m=audio 20000 RTP/SAVP 0\r\n');
+    // idempotent
+    expect(redactSipText(out)).toBe(out);
+  });
+
+  it('redacts keys inside JSON-escaped text (a trace inside a JSON log line)', () => {
+    const json = JSON.stringify({ event: 'sip.trace', text: sdpBody });
+    const out = redactSdesKeys(json);
+    expect(out).not.toContain(KEY);
+    expect(out).not.toContain(KEY2);
+    expect(out).toContain('inline:<redacted>|2^20|1:4\\r\\n');
+    expect(JSON.parse(out).text).toContain(
+      'a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:<redacted> FEC_KEY=inline:<redacted>\r\n',
+    );
+    // an encoder that escapes "/" as "\/" does not split the key
+    const slashed = `"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:ab\\/cd+ef==\\r\\n"`;
+    expect(redactSdesKeys(slashed)).toBe('"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>\\r\\n"');
+  });
+
+  it('is part of the SecretScrubber every log line goes through', () => {
+    expect(new SecretScrubber().scrub(`{"text":"a=crypto:1 X inline:${KEY}\\r\\n"}`)).toBe(
+      '{"text":"a=crypto:1 X inline:<redacted>\\r\\n"}',
+    );
+  });
+
+  it('leaves text without keys alone', () => {
+    expect(redactSdesKeys('inline: nothing here; a=crypto:1 SUITE')).toBe(
+      'inline: nothing here; a=crypto:1 SUITE',
+    );
   });
 });

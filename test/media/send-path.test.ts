@@ -89,3 +89,17 @@ describe('SendPath', () => {
     expect(errors).toHaveLength(1);
   });
 });
+
+describe('SendPath: what an RTCP sender report says about our stream (RFC 3550 6.4.1)', () => {
+  it('counts payload octets and maps the timeline to our RTP clock', () => {
+    const path = new SendPath({ media: PCMU });
+    const prime = parseRtp(path.prime(0)) as RtpPacket;
+    const packets = run(path, 0, 100);
+    expect(path.octetsSent).toBe(prime.payload.length + packets.length * 160);
+    // frame n (due at n · 20 ms) carries exactly the timestamp the mapping gives for its due time
+    packets.forEach((p, i) => {
+      expect(path.rtpTimestampAt((i + 1) * 20)).toBe(p.timestamp);
+    });
+    expect((path.rtpTimestampAt(1000) - prime.timestamp) >>> 0).toBe(8000);
+  });
+});

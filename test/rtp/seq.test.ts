@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isSeqNewer, type SeqUpdateKind, SequenceTracker, seqDiff, tsDiff } from '../../src/rtp/seq.js';
+import {
+  isSeqNewer,
+  type SeqUpdateKind,
+  SequenceTracker,
+  seqDiff,
+  srtpIndexEstimate,
+  tsDiff,
+} from '../../src/rtp/seq.js';
 
 describe('seqDiff / isSeqNewer', () => {
   it.each([
@@ -171,5 +178,26 @@ describe('SequenceTracker (RFC 3550 A.1, A.3)', () => {
       [65536 + 7, 'first', 7],
       [8, 'inorder', 8],
     ]);
+  });
+});
+
+describe('srtpIndexEstimate (RFC 3711 3.3.1, Appendix A)', () => {
+  const M = 65536;
+  it.each([
+    // [seq, s_l, roc, index]
+    ['in order', 101, 100, 0, 101],
+    ['a little late', 99, 100, 0, 99],
+    ['same cycle, far ahead', 30000, 100, 3, 3 * M + 30000],
+    ['across the wrap, ahead', 5, 65530, 0, M + 5],
+    ['across the wrap after a long loss', 200, 65300, 0, M + 200],
+    ['late from before the wrap', 65530, 5, 1, 65530],
+    ['late from before the wrap, later cycle', 65000, 300, 7, 6 * M + 65000],
+    ['before the first cycle: negative', 65535, 3, 0, -1],
+    ['exactly half a cycle ahead while s_l < 2^15: ahead (the RFC tie)', 32868, 100, 2, 2 * M + 32868],
+    ['one past half ahead while s_l < 2^15: previous cycle', 32869, 100, 2, M + 32869],
+    ['exactly half behind while s_l >= 2^15: same cycle', 0, 32768, 1, M],
+    ['one more behind while s_l >= 2^15: next cycle', 1, 32770, 1, 2 * M + 1],
+  ])('%s', (_, seq, sl, roc, index) => {
+    expect(srtpIndexEstimate(seq, sl, roc)).toBe(index);
   });
 });

@@ -42,6 +42,12 @@ const base: NegotiatedMedia = {
   onHold: false,
 };
 
+/** The media we expect, with RTCP where RFC 3550 11 puts it (RTP port + 1) unless the row says otherwise. */
+function withRtcp(m: NegotiatedMedia): NegotiatedMedia {
+  const port = m.remotePort > 0 ? m.remotePort + 1 : 0;
+  return { rtcp: { address: m.remoteAddress, port, mux: false }, ...m };
+}
+
 describe('negotiateAnswer: codec and media table', () => {
   it.each<[string, string, Partial<NegotiatedMedia>]>([
     ['RingCentral offer', RC_OFFER, { telephoneEventPt: 101 }],
@@ -171,7 +177,7 @@ describe('negotiateAnswer: codec and media table', () => {
     ],
   ])('%s', (_, offer, expected) => {
     const { media, answer } = ok(negotiateAnswer(offer, LOCAL));
-    expect(media).toEqual({ ...base, ...expected });
+    expect(media).toEqual(withRtcp({ ...base, ...expected }));
     // every answer is valid SDP that sdp-transform reads back with one m-line per offered one
     const parsed = parse(answer);
     expect(parsed.media).toHaveLength(parse(offer).media.length);
@@ -238,7 +244,7 @@ describe('negotiateAnswer: direction and hold', () => {
     ],
   ])('%s', (_, body, expected, answerDirection) => {
     const { media, answer } = ok(negotiateAnswer(sdp(...head(), ...body), LOCAL));
-    expect(media).toEqual({ ...base, ...expected });
+    expect(media).toEqual(withRtcp({ ...base, ...expected }));
     expect(parse(answer).media[0]!.direction).toBe(answerDirection);
   });
 
@@ -460,6 +466,7 @@ describe('createOffer / acceptAnswer (offer in our 200 OK, answer in the ACK)', 
         'a=rtpmap:8 PCMA/8000',
         'a=rtpmap:101 telephone-event/8000',
         'a=fmtp:101 0-15',
+        'a=rtcp-mux',
         'a=ptime:20',
         'a=sendrecv',
       ),
@@ -483,9 +490,17 @@ describe('createOffer / acceptAnswer (offer in our 200 OK, answer in the ACK)', 
       negotiateAnswer(offer, { ...LOCAL, address: '203.0.113.5', port: 20000, codecs: ['PCMA'] }),
     );
     const accepted = acceptAnswer(offer, remote.answer);
+    // both offer a=rtcp-mux (RFC 5761): RTCP goes to the RTP port
+    expect(remote.answer).toContain('a=rtcp-mux\r\n');
     expect(accepted).toEqual({
       ok: true,
-      media: { ...base, codec: 'PCMA', payloadType: 8, telephoneEventPt: 101 },
+      media: {
+        ...base,
+        codec: 'PCMA',
+        payloadType: 8,
+        telephoneEventPt: 101,
+        rtcp: { address: '203.0.113.5', port: 20000, mux: true },
+      },
     });
     // and the other side's view is symmetric
     expect(remote.media).toEqual({
@@ -495,6 +510,7 @@ describe('createOffer / acceptAnswer (offer in our 200 OK, answer in the ACK)', 
       codec: 'PCMA',
       payloadType: 8,
       telephoneEventPt: 101,
+      rtcp: { address: '192.0.2.10', port: 40000, mux: true },
     });
   });
 
@@ -535,7 +551,7 @@ describe('createOffer / acceptAnswer (offer in our 200 OK, answer in the ACK)', 
     ],
   ])('accepts: %s', (_, body, expected) => {
     const result = acceptAnswer(OFFER, sdp(...head(), ...body));
-    expect(result).toEqual({ ok: true, media: { ...base, ...expected } });
+    expect(result).toEqual({ ok: true, media: withRtcp({ ...base, ...expected }) });
   });
 
   it.each<[string, string, string, string]>([
@@ -585,5 +601,305 @@ describe('localAddressProblem (a configured media IP)', () => {
     ['::', 'must not be the unspecified address (0.0.0.0 or ::)'],
   ])('%j: %s', (address, problem) => {
     expect(localAddressProblem(address)).toBe(problem);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// SRTP (RFC 4568 SDES) and the --srtp policy
+
+const KEY = 'PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR';
+const OUR_KEY = Buffer.alloc(30, 7);
+const crypto80 = `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${KEY}`;
+const audio = (proto: string, port = 20000) => `m=audio ${port} ${proto} 0 101`;
+const te = ['a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-15'];
+
+const OFFERS: Record<string, string> = {
+  AVP: sdp(...head(), audio('RTP/AVP'), ...te),
+  'SAVP + crypto': sdp(...head(), audio('RTP/SAVP'), ...te, crypto80),
+  'SAVP + crypto _32': sdp(
+    ...head(),
+    audio('RTP/SAVP'),
+    ...te,
+    `a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:${KEY}`,
+  ),
+  'SAVPF + crypto': sdp(...head(), audio('RTP/SAVPF'), ...te, crypto80),
+  'best-effort (AVP + crypto)': sdp(...head(), audio('RTP/AVP'), ...te, crypto80),
+  'two m-lines (SAVP, AVP)': sdp(...head(), audio('RTP/SAVP'), crypto80, audio('RTP/AVP', 20002)),
+  'SAVP without a=crypto': sdp(...head(), audio('RTP/SAVP')),
+  'SAVP with an unknown suite': sdp(
+    ...head(),
+    audio('RTP/SAVP'),
+    `a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:${KEY}`,
+  ),
+  'AVP + crypto we cannot honour': sdp(...head(), audio('RTP/AVP'), `${crypto80} UNENCRYPTED_SRTP`),
+  'DTLS-SRTP': sdp(...head(), audio('UDP/TLS/RTP/SAVPF'), 'a=fingerprint:sha-256 AB:CD', 'a=setup:actpass'),
+};
+
+type Outcome =
+  | {
+      proto: string;
+      port?: number;
+      suite?: 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
+      tag?: number;
+    }
+  | { warning: string };
+
+const REQUIRED_BUT = 'SRTP is required (--srtp required) but';
+const DTLS = 'DTLS-SRTP (UDP/TLS/RTP/SAVPF) is not supported; offer RTP/SAVP with a=crypto (SDES, RFC 4568)';
+const SUITES =
+  'no supported crypto-suite (offered AES_256_CM_HMAC_SHA1_80; supported AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32)';
+const CANNOT = 'a=crypto:1: UNENCRYPTED_SRTP is not supported (we always encrypt and authenticate)';
+
+describe('negotiateAnswer: the SRTP policy matrix', () => {
+  const S80 = 'AES_CM_128_HMAC_SHA1_80' as const;
+  it.each<[string, 'required' | 'optional' | 'off', Outcome]>([
+    ['AVP', 'required', { warning: `${REQUIRED_BUT} the offer is RTP/AVP` }],
+    ['AVP', 'optional', { proto: 'RTP/AVP' }],
+    ['AVP', 'off', { proto: 'RTP/AVP' }],
+    ['SAVP + crypto', 'required', { proto: 'RTP/SAVP', suite: S80 }],
+    ['SAVP + crypto', 'optional', { proto: 'RTP/SAVP', suite: S80 }],
+    ['SAVP + crypto', 'off', { warning: 'SRTP is off (--srtp off) but the offer is RTP/SAVP only' }],
+    ['SAVP + crypto _32', 'required', { proto: 'RTP/SAVP', suite: 'AES_CM_128_HMAC_SHA1_32', tag: 3 }],
+    ['SAVP + crypto _32', 'optional', { proto: 'RTP/SAVP', suite: 'AES_CM_128_HMAC_SHA1_32', tag: 3 }],
+    ['SAVP + crypto _32', 'off', { warning: 'SRTP is off (--srtp off) but the offer is RTP/SAVP only' }],
+    ['SAVPF + crypto', 'required', { proto: 'RTP/SAVPF', suite: S80 }],
+    ['SAVPF + crypto', 'off', { warning: 'SRTP is off (--srtp off) but the offer is RTP/SAVPF only' }],
+    ['best-effort (AVP + crypto)', 'required', { proto: 'RTP/AVP', suite: S80 }],
+    ['best-effort (AVP + crypto)', 'optional', { proto: 'RTP/AVP', suite: S80 }],
+    ['best-effort (AVP + crypto)', 'off', { proto: 'RTP/AVP' }],
+    ['two m-lines (SAVP, AVP)', 'required', { proto: 'RTP/SAVP', suite: S80 }],
+    ['two m-lines (SAVP, AVP)', 'optional', { proto: 'RTP/SAVP', suite: S80 }],
+    ['two m-lines (SAVP, AVP)', 'off', { proto: 'RTP/AVP', port: 20002 }],
+    [
+      'SAVP without a=crypto',
+      'required',
+      { warning: `${REQUIRED_BUT} no a=crypto of the offer is usable: no a=crypto line` },
+    ],
+    [
+      'SAVP without a=crypto',
+      'optional',
+      { warning: 'no a=crypto of the RTP/SAVP offer is usable: no a=crypto line' },
+    ],
+    ['SAVP without a=crypto', 'off', { warning: 'SRTP is off (--srtp off) but the offer is RTP/SAVP only' }],
+    [
+      'SAVP with an unknown suite',
+      'required',
+      { warning: `${REQUIRED_BUT} no a=crypto of the offer is usable: ${SUITES}` },
+    ],
+    [
+      'SAVP with an unknown suite',
+      'optional',
+      { warning: `no a=crypto of the RTP/SAVP offer is usable: ${SUITES}` },
+    ],
+    [
+      'AVP + crypto we cannot honour',
+      'required',
+      { warning: `${REQUIRED_BUT} no a=crypto of the offer is usable: ${CANNOT}` },
+    ],
+    ['AVP + crypto we cannot honour', 'optional', { proto: 'RTP/AVP' }],
+    ['AVP + crypto we cannot honour', 'off', { proto: 'RTP/AVP' }],
+    ['DTLS-SRTP', 'required', { warning: `${REQUIRED_BUT} ${DTLS}` }],
+    ['DTLS-SRTP', 'optional', { warning: DTLS }],
+    ['DTLS-SRTP', 'off', { warning: DTLS }],
+  ])('%s, --srtp %s', (offerName, policy, outcome) => {
+    const result = negotiateAnswer(OFFERS[offerName]!, { ...LOCAL, srtp: policy, srtpKeySalt: OUR_KEY });
+    if ('warning' in outcome) {
+      if (result.ok) throw new Error('expected 488');
+      expect(result).toMatchObject({ status: 488, code: 'SDP_NOT_ACCEPTABLE', warnCode: 302 });
+      expect(result.warning).toBe(outcome.warning);
+      expect(result.reason).toBe(outcome.warning);
+      expect(result.warning).not.toContain(KEY.slice(0, 12));
+      return;
+    }
+    const { answer, media } = ok(result);
+    const m = parse(answer).media.find((line) => line.port !== 0)!;
+    expect(m.protocol).toBe(outcome.proto);
+    expect(media.remotePort).toBe(outcome.port ?? 20000);
+    const cryptoLines = answer.split('\r\n').filter((l) => l.startsWith('a=crypto:'));
+    if (outcome.suite === undefined) {
+      expect(media.srtp).toBeUndefined();
+      expect(cryptoLines).toEqual([]);
+      return;
+    }
+    const tag = outcome.tag ?? 1;
+    // RFC 4568 5.1.2: the offer's tag and suite, our key
+    expect(cryptoLines).toEqual([`a=crypto:${tag} ${outcome.suite} inline:${OUR_KEY.toString('base64')}`]);
+    expect(media.srtp).toMatchObject({ suite: outcome.suite, tag });
+    expect(media.srtp!.localKeySalt).toEqual(OUR_KEY);
+    expect(media.srtp!.remoteKeySalt).toEqual(Buffer.from(KEY, 'base64'));
+  });
+
+  it('takes the far end’s MKI and lifetime into the keys, and uses a fresh key of ours by default', () => {
+    const offer = sdp(
+      ...head(),
+      audio('RTP/SAVP'),
+      `a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:${KEY}|2^31|7:1`,
+    );
+    const a = ok(negotiateAnswer(offer, { ...LOCAL, srtp: 'required' }));
+    const b = ok(negotiateAnswer(offer, { ...LOCAL, srtp: 'required' }));
+    expect(a.media.srtp).toMatchObject({ tag: 5, remoteLifetime: 2 ** 31 });
+    expect(a.media.srtp!.remoteMki).toEqual(Buffer.from([7]));
+    expect(a.media.srtp!.localKeySalt.equals(b.media.srtp!.localKeySalt)).toBe(false);
+    // our answer declares neither a lifetime nor an MKI
+    expect(a.answer).toMatch(/^a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:[A-Za-z0-9+/]{40}\r$/m);
+  });
+
+  it('keeps the keys out of JSON of the negotiated media', () => {
+    const { media } = ok(
+      negotiateAnswer(OFFERS['SAVP + crypto']!, { ...LOCAL, srtp: 'required', srtpKeySalt: OUR_KEY }),
+    );
+    const json = JSON.stringify(media);
+    expect(json).not.toContain(KEY);
+    expect(json).not.toContain(OUR_KEY.toString('base64'));
+    expect(JSON.parse(json).srtp).toEqual({ suite: 'AES_CM_128_HMAC_SHA1_80', tag: 1, keys: '<redacted>' });
+  });
+
+  it('reads every session parameter from the SDP text (sdp-transform keeps only the first)', () => {
+    const offer = sdp(...head(), audio('RTP/SAVP'), `${crypto80} WSH=128 UNENCRYPTED_SRTP`);
+    const result = negotiateAnswer(offer, { ...LOCAL, srtp: 'optional' });
+    expect(result).toMatchObject({ ok: false, status: 488 });
+  });
+});
+
+describe('negotiateAnswer: RTCP destination (RFC 3550 11, RFC 3605, RFC 5761)', () => {
+  it.each<[string, string[], Partial<LocalMedia>, NonNullable<NegotiatedMedia['rtcp']>, string[]]>([
+    ['port + 1 by default', [], {}, { address: '203.0.113.5', port: 20001, mux: false }, []],
+    ['a=rtcp port', ['a=rtcp:20011'], {}, { address: '203.0.113.5', port: 20011, mux: false }, []],
+    [
+      'a=rtcp port and address',
+      ['a=rtcp:53020 IN IP4 198.51.100.9'],
+      {},
+      { address: '198.51.100.9', port: 53020, mux: false },
+      [],
+    ],
+    [
+      'a=rtcp-mux offered: accepted',
+      ['a=rtcp-mux'],
+      {},
+      { address: '203.0.113.5', port: 20000, mux: true },
+      ['a=rtcp-mux'],
+    ],
+    [
+      'a=rtcp-mux offered, ours off',
+      ['a=rtcp-mux'],
+      { rtcpMux: false },
+      { address: '203.0.113.5', port: 20001, mux: false },
+      [],
+    ],
+    [
+      'our RTCP port is not RTP + 1: a=rtcp',
+      [],
+      { rtcpPort: 40005 },
+      { address: '203.0.113.5', port: 20001, mux: false },
+      ['a=rtcp:40005'],
+    ],
+    [
+      'our RTCP port is RTP + 1: nothing to say',
+      [],
+      { rtcpPort: 40001 },
+      { address: '203.0.113.5', port: 20001, mux: false },
+      [],
+    ],
+  ])('%s', (_, attributes, local, rtcp, answerLines) => {
+    const { media, answer } = ok(
+      negotiateAnswer(sdp(...head(), 'm=audio 20000 RTP/AVP 0', ...attributes), { ...LOCAL, ...local }),
+    );
+    expect(media.rtcp).toEqual(rtcp);
+    expect(answer.split('\r\n').filter((l) => l.startsWith('a=rtcp'))).toEqual(answerLines);
+  });
+});
+
+describe('createOffer / acceptAnswer with SRTP', () => {
+  it.each<['required' | 'optional', string]>([
+    ['required', 'RTP/SAVP'],
+    ['optional', 'RTP/AVP'],
+  ])('--srtp %s offers %s with one a=crypto (AES_CM_128_HMAC_SHA1_80, our key)', (policy, proto) => {
+    const offer = createOffer({ ...LOCAL, srtp: policy, srtpKeySalt: OUR_KEY });
+    expect(offer).toContain(`m=audio 40000 ${proto} 0 8 101\r\n`);
+    expect(offer.split('\r\n').filter((l) => l.startsWith('a=crypto:'))).toEqual([
+      `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${OUR_KEY.toString('base64')}`,
+    ]);
+    expect(createOffer({ ...LOCAL, srtp: policy })).toMatch(
+      /a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[A-Za-z0-9+/]{40}\r\n/,
+    );
+  });
+
+  it('our RTP/SAVP offer answered by our own negotiateAnswer: each side’s local key is the other’s remote', () => {
+    const theirKey = Buffer.alloc(30, 9);
+    const offer = createOffer({ ...LOCAL, srtp: 'required', srtpKeySalt: OUR_KEY });
+    const remote = ok(
+      negotiateAnswer(offer, {
+        ...LOCAL,
+        address: '203.0.113.5',
+        port: 20000,
+        srtp: 'required',
+        srtpKeySalt: theirKey,
+      }),
+    );
+    const accepted = acceptAnswer(offer, remote.answer);
+    if (!accepted.ok) throw new Error(accepted.reason);
+    expect(accepted.media.srtp).toMatchObject({ suite: 'AES_CM_128_HMAC_SHA1_80', tag: 1 });
+    expect(accepted.media.srtp!.localKeySalt).toEqual(OUR_KEY);
+    expect(accepted.media.srtp!.remoteKeySalt).toEqual(theirKey);
+    expect(remote.media.srtp!.localKeySalt).toEqual(theirKey);
+    expect(remote.media.srtp!.remoteKeySalt).toEqual(OUR_KEY);
+  });
+
+  it('a best-effort offer answered without a=crypto is plain RTP; with it, SRTP', () => {
+    const offer = createOffer({ ...LOCAL, srtp: 'optional', srtpKeySalt: OUR_KEY });
+    const plainAnswer = acceptAnswer(offer, sdp(...head(), 'm=audio 20000 RTP/AVP 0'));
+    expect(plainAnswer).toMatchObject({ ok: true });
+    expect(plainAnswer.ok && plainAnswer.media.srtp).toBeUndefined();
+    const keyed = acceptAnswer(offer, sdp(...head(), 'm=audio 20000 RTP/AVP 0', crypto80));
+    expect(keyed.ok && keyed.media.srtp?.remoteKeySalt).toEqual(Buffer.from(KEY, 'base64'));
+  });
+
+  it('an a=crypto in the answer to a plain offer means nothing', () => {
+    const result = acceptAnswer(createOffer(LOCAL), sdp(...head(), 'm=audio 20000 RTP/AVP 0', crypto80));
+    expect(result.ok && result.media.srtp).toBeUndefined();
+  });
+
+  it.each<[string, string[], string]>([
+    ['no a=crypto', ['m=audio 20000 RTP/SAVP 0'], 'the answer to our RTP/SAVP offer has no a=crypto'],
+    [
+      'a tag we did not offer',
+      ['m=audio 20000 RTP/SAVP 0', `a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:${KEY}`],
+      'tag 2 is not one we offered',
+    ],
+    [
+      'another suite for our tag',
+      ['m=audio 20000 RTP/SAVP 0', `a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:${KEY}`],
+      'has AES_CM_128_HMAC_SHA1_32; we offered AES_CM_128_HMAC_SHA1_80',
+    ],
+    [
+      'two a=crypto',
+      ['m=audio 20000 RTP/SAVP 0', crypto80, `a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:${KEY}`],
+      'more than one a=crypto',
+    ],
+    [
+      'a malformed a=crypto',
+      ['m=audio 20000 RTP/SAVP 0', 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:short'],
+      "the answer's a=crypto:1 has a malformed key",
+    ],
+    ['plain RTP to our RTP/SAVP', ['m=audio 20000 RTP/AVP 0'], 'do not match the offer'],
+  ])('refuses the answer to our RTP/SAVP offer: %s', (_, body, mention) => {
+    const offer = createOffer({ ...LOCAL, srtp: 'required', srtpKeySalt: OUR_KEY });
+    const result = acceptAnswer(offer, sdp(...head(), ...body));
+    if (result.ok) throw new Error('expected a failure');
+    expect(result.code).toBe('SDP_NOT_ACCEPTABLE');
+    expect(result.reason).toContain(mention);
+    expect(result.reason).not.toContain(KEY.slice(0, 12));
+  });
+
+  it('takes a=rtcp-mux only when both offered it, else a=rtcp or port + 1', () => {
+    const offer = createOffer(LOCAL);
+    const muxed = acceptAnswer(offer, sdp(...head(), 'm=audio 20000 RTP/AVP 0', 'a=rtcp-mux'));
+    expect(muxed.ok && muxed.media.rtcp).toEqual({ address: '203.0.113.5', port: 20000, mux: true });
+    const noMuxOffer = createOffer({ ...LOCAL, rtcpMux: false });
+    expect(noMuxOffer).not.toContain('a=rtcp-mux');
+    const notMuxed = acceptAnswer(noMuxOffer, sdp(...head(), 'm=audio 20000 RTP/AVP 0', 'a=rtcp-mux'));
+    expect(notMuxed.ok && notMuxed.media.rtcp).toEqual({ address: '203.0.113.5', port: 20001, mux: false });
+    const rtcpAttr = acceptAnswer(offer, sdp(...head(), 'm=audio 20000 RTP/AVP 0', 'a=rtcp:30001'));
+    expect(rtcpAttr.ok && rtcpAttr.media.rtcp).toEqual({ address: '203.0.113.5', port: 30001, mux: false });
   });
 });

@@ -9,5 +9,8 @@ export {
   type NegotiatedMedia,
   type NegotiationResult,
   negotiateAnswer,
+  type OpusParams,
+  opusFmtp,
+  parseOpusFmtp,
   type SdpFailure,
 } from './negotiate.js';

@@ -70,6 +70,8 @@ export interface FrameEncoder {
   readonly sampleRate: number;
   /** One frame (Opus: 2.5-60 ms; G.711: any length) → one payload, a fresh array. */
   encode(pcm: Int16Array): Uint8Array;
+  /** Start a new stream of frames (after a gap the far end decoded as something else). */
+  reset(): void;
   close(): void;
 }
 
@@ -147,6 +149,7 @@ function g711(
           encodeFrame(pcm, out);
           return out;
         },
+        reset() {},
         close() {},
       };
     },

@@ -529,7 +529,7 @@ export class OpusEncoder implements FrameEncoder {
     this.#state = state;
     try {
       const fec = options.fec ?? false;
-      this.#set(OPUS_SET_BITRATE, options.bitrate ?? (sampleRate >= 16000 ? 24000 : 16000));
+      this.#set(OPUS_SET_BITRATE, options.bitrate ?? defaultBitrate(sampleRate));
       this.#set(OPUS_SET_COMPLEXITY, options.complexity ?? 5);
       this.#set(OPUS_SET_SIGNAL, OPUS_SIGNAL_VOICE);
       this.#set(OPUS_SET_INBAND_FEC, fec ? 1 : 0);
@@ -579,6 +579,34 @@ export class OpusEncoder implements FrameEncoder {
     const rc = this.#lib.x.opus_encoder_ctl_set(this.#state, request, value);
     if (rc < 0) throw codecError(`libopus refused encoder setting ${request}=${value} (${rc})`);
   }
+}
+
+function defaultBitrate(sampleRate: number): number {
+  return sampleRate >= 16000 ? 24000 : 16000;
+}
+
+/** What the far end said about receiving Opus (NegotiatedMedia's fec and opus, from its fmtp). */
+export interface OpusReceiverParams {
+  fec?: boolean | undefined;
+  opus?: { maxPlaybackRate: number; maxAverageBitrate?: number | undefined } | undefined;
+}
+
+/**
+ * Our encoder's settings for a far end (RFC 7587 6.1): FEC when it decodes
+ * FEC, no wider band than it plays, no more bits than it wants on average.
+ * DTX stays off even when it asks (usedtx is a preference): a media server
+ * that latches, and our own recordings of the far end, want packets flowing.
+ */
+export function opusEncoderOptions(receiver: OpusReceiverParams, sampleRate: number): OpusEncoderOptions {
+  const options: OpusEncoderOptions = { fec: receiver.fec ?? false };
+  const opus = receiver.opus;
+  if (opus !== undefined) {
+    options.maxPlaybackRate = opus.maxPlaybackRate;
+    if (opus.maxAverageBitrate !== undefined) {
+      options.bitrate = Math.min(defaultBitrate(sampleRate), opus.maxAverageBitrate);
+    }
+  }
+  return options;
 }
 
 /** RFC 7587 6.1 / RFC 6716 2: the Opus bandwidth that a playback rate can render. */

@@ -1,7 +1,14 @@
 import { Encoder as EvanEncoder } from '@evan/opus';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { dominantFrequency } from '../../src/media/goertzel.js';
-import { inspectOpusPacket, loadOpus, OpusDecoder, OpusEncoder, opusLoaded } from '../../src/media/opus.js';
+import {
+  inspectOpusPacket,
+  loadOpus,
+  OpusDecoder,
+  OpusEncoder,
+  opusEncoderOptions,
+  opusLoaded,
+} from '../../src/media/opus.js';
 
 /**
  * Voiced speech, roughly: a 150 Hz fundamental with a vibrato and its first
@@ -358,5 +365,24 @@ describe('inspectOpusPacket (RFC 6716 3.1-3.2)', () => {
     expect(inspectOpusPacket(Uint8Array.of((9 << 3) | 4, 0b0001_0000))?.hasFec).toBe(true);
     // CELT has no LBRR.
     expect(inspectOpusPacket(Uint8Array.of(31 << 3, 0xff))?.hasFec).toBe(false);
+  });
+});
+
+describe('opusEncoderOptions (what the far end said → our encoder)', () => {
+  it.each([
+    [{}, 16000, { fec: false }],
+    [{ fec: true, opus: { maxPlaybackRate: 48000 } }, 16000, { fec: true, maxPlaybackRate: 48000 }],
+    [
+      { fec: false, opus: { maxPlaybackRate: 8000, maxAverageBitrate: 12000 } },
+      16000,
+      { fec: false, maxPlaybackRate: 8000, bitrate: 12000 },
+    ],
+    [
+      { opus: { maxPlaybackRate: 16000, maxAverageBitrate: 64000 } },
+      8000,
+      { fec: false, maxPlaybackRate: 16000, bitrate: 16000 },
+    ],
+  ])('%j at %i Hz', (receiver, rate, expected) => {
+    expect(opusEncoderOptions(receiver, rate)).toEqual(expected);
   });
 });

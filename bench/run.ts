@@ -46,7 +46,7 @@ const benches: Bench[] = [
         ['Opus', r.realtime.opus],
       ] as const) {
         console.log(
-          `  real time, ${r.realtime.calls} calls × ${r.realtime.seconds} s, ${name} decode: tick work p50 ${t.workP50Ms} ms, p99 ${t.workP99Ms} ms, max ${t.workMaxMs} ms; late p99 ${t.lateP99Ms} ms, max ${t.lateMaxMs} ms; overruns ${t.overruns}; CPU ${t.cpuPercent} % of a core; ${t.frames} frames`,
+          `  real time, ${r.realtime.calls} calls × ${r.realtime.seconds} s, ${name} decode: tick work p50 ${t.workP50Ms} ms, p99 ${t.workP99Ms} ms, max ${t.workMaxMs} ms (CPU p50 ${t.cpuP50Ms} ms, p99 ${t.cpuP99Ms} ms); late p99 ${t.lateP99Ms} ms, max ${t.lateMaxMs} ms; overruns ${t.overruns}; CPU ${t.cpuPercent} % of a core; ${t.frames} frames`,
         );
       }
       return r;

@@ -3,27 +3,31 @@
  * concealment and in-band FEC, and an encoder, at the call's working rate
  * (8 or 16 kHz), mono.
  *
- * Which library, and why (measured on the 2-core project machine, Node 20,
- * 20 ms wideband frames; the full table is in the Opus commit / hand-over):
+ * Which library, and why (Node 20 on the 2-core project machine; µs per
+ * 20 ms frame at 16 kHz, encode at complexity 5; all MIT, libopus BSD-3):
  *
- *   package             install (no compiler, no download)  encode  FEC  20 ms PLC   decode / encode µs
- *   @evan/opus 1.0.3    yes: prebuilt .node + WASM inside  yes     no*  no*         11 / 133 (native, c=5)
- *     its WASM, raw C ABI (what we use)                     yes     yes  yes         13 / 165 (c=5)
- *   opusscript 0.1.1    yes: WASM (libopus 1.4)             yes     no   no (180 ms)  14 / 178
- *   opus-decoder 0.7.12 yes: WASM                           no      no   no (120 ms)  17 (float out)
- *   opus-encdec 0.1.1   yes: WASM (browser build, 2020)     yes     yes  yes         13 (float out)
- *   @discordjs/opus     no: downloads a binary from GitHub at install, else compiles with node-gyp
- *   audify              no: prebuild-install downloads from GitHub, else cmake
- *   (* its JS wrapper always passes decode_fec = 0 and a 120 ms frame size)
+ *   package               install, no compiler/download   enc  FEC  20 ms PLC  bad packet   dec / enc µs
+ *   @evan/opus 1.0.3      yes (.node + WASM inside)        yes  no*  no*        throws       11 / 133 native
+ *     its WASM, libopus C API called directly (ours)       yes  yes  yes        error code   13 / 165
+ *   opusscript 0.1.1      yes (WASM, libopus 1.4)          yes  no   no: 180 ms throws       14 / 178
+ *   opus-decoder 0.7.12   yes (WASM)                       no   no   no: 120 ms stderr line  17 (float)
+ *   opus-encdec 0.1.1     yes (WASM, 2020 browser build)   yes  yes  yes        error code   13 (float)
+ *   @discordjs/opus 0.10  no: fetches a binary from GitHub at install, else node-gyp compiles
+ *   audify 1.10           no: prebuild-install fetches from GitHub, else cmake
+ *   (* the JS wrapper passes decode_fec = 0 and a 120 ms frame size; libopus decodes to
+ *   8/12/16/24/48 kHz in all of them, opus-decoder's wrapper included)
  *
- * None of the JavaScript wrappers exposes `decode_fec` or a one-frame PLC,
- * and two of them throw or print to stderr on a bad packet. @evan/opus ships
- * a standalone WASM build of libopus whose exports are libopus's own C API
- * (opus_decode with frame_size and decode_fec, opus_encode, and non-variadic
- * ctl get/set wrappers), MIT + libopus BSD-3-Clause, no install script, no
- * JS glue needed; it is also what RingCentral's own softphone SDK uses. So we
- * load that .wasm file ourselves (a public subpath of the package) and call
- * libopus directly: exact frame sizes, FEC, PLC, error codes instead of throws.
+ * No JavaScript wrapper exposes `decode_fec` or a one-frame PLC, and two of
+ * them throw or print to stderr on a bad packet (a remote could flood our
+ * logs). @evan/opus ships a standalone WASM build of libopus whose exports
+ * are libopus's own C API (opus_decode with frame_size and decode_fec,
+ * opus_encode, non-variadic ctl get/set), needs no JS glue and runs no
+ * install script; it is also what RingCentral's own softphone SDK uses. So
+ * we load that .wasm (a public subpath of the package) and call libopus
+ * directly. Its weak points: one maintainer, binaries not rebuildable from
+ * its repository, the libopus version unstated (the native one bundles
+ * audiopus_sys's copy); hence the exact version pin. opus-encdec is the
+ * fallback with the same capabilities (raw exports, float API).
  *
  * The WASM is compiled once per process: `await loadOpus()` before the first
  * call uses Opus (the media path awaits it once at start); after that

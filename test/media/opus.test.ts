@@ -190,6 +190,20 @@ describe('Opus (libopus WASM)', () => {
     expect(() => enc.encode(new Int16Array(320))).toThrow(expect.objectContaining({ code: 'CODEC_FAILED' }));
   });
 
+  it('keeps working after the WASM memory grows (its buffer is replaced: views are renewed)', () => {
+    const dec = new OpusDecoder(16000);
+    const enc = new OpusEncoder(16000);
+    const before = dec.decode(enc.encode(tone(16000, 0.02, 500)));
+    expect(before.ok).toBe(true);
+    // ~43 KB of state each: 600 of them outgrow the initial 16 MB.
+    const many = Array.from({ length: 600 }, () => new OpusEncoder(16000));
+    const r = dec.decode(enc.encode(tone(16000, 0.02, 500)));
+    expect(r.ok && r.pcm.length).toBe(320);
+    for (const e of many) e.close();
+    dec.close();
+    enc.close();
+  });
+
   describe('loss', () => {
     const rate = 16000;
     const F = 320;

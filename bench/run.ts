@@ -5,6 +5,7 @@
  */
 import { benchCapacity } from './capacity.js';
 import { benchMediaPath } from './media-path.js';
+import { benchOpus } from './opus.js';
 import { benchSipParse } from './sip-parse.js';
 import { benchStreamLatency } from './stream-latency.js';
 
@@ -28,6 +29,29 @@ const benches: Bench[] = [
       for (const s of r.srtp) {
         console.log(
           `  SRTP ${s.suite}: ${s.nsPerPacket} ns/packet with unprotect (best ${s.nsPerPacketBest} ns; unprotect alone ${s.unprotectNsPerPacket} ns), ×${s.ratio.toFixed(2)} = +${s.addedPercent.toFixed(1)}% (target < 25%), ≈ ${s.callsPerCore.toLocaleString('en-US')} calls per core`,
+        );
+      }
+      return r;
+    },
+  },
+  {
+    name: 'opus',
+    run: async () => {
+      const r = await benchOpus();
+      const us = r.perFrameUs;
+      const core = (v: number) => `${((r.realtime.calls * 50 * v) / 1e4).toFixed(1)} % of a core`;
+      console.log(`per 20 ms frame, and for ${r.realtime.calls} calls (× 50 frames/s):`);
+      for (const [name, v] of Object.entries(us))
+        console.log(`  ${name.padEnd(28)} ${v.toFixed(1).padStart(6)} µs   ${core(v)}`);
+      console.log(
+        `  packets: RingCentral-like wideband ${r.bytesPerPacket.rcWideband} B, fullband stereo ${r.bytesPerPacket.fullbandStereo} B`,
+      );
+      for (const [name, t] of [
+        ['PCMU', r.realtime.pcmu],
+        ['Opus', r.realtime.opus],
+      ] as const) {
+        console.log(
+          `  real time, ${r.realtime.calls} calls × ${r.realtime.seconds} s, ${name} decode: tick work p50 ${t.workP50Ms} ms, p99 ${t.workP99Ms} ms, max ${t.workMaxMs} ms (CPU p50 ${t.cpuP50Ms} ms, p99 ${t.cpuP99Ms} ms); late p99 ${t.lateP99Ms} ms, max ${t.lateMaxMs} ms; overruns ${t.overruns}; CPU ${t.cpuPercent} % of a core; ${t.frames} frames`,
         );
       }
       return r;

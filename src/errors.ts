@@ -30,6 +30,8 @@ export const ErrorCodes = {
   SDP_NOT_ACCEPTABLE: 'SDP_NOT_ACCEPTABLE',
   SDP_PARSE_ERROR: 'SDP_PARSE_ERROR',
   AUDIO_FILE_INVALID: 'AUDIO_FILE_INVALID',
+  /** A codec library could not be loaded or set up (Opus WASM missing, not loaded yet, refused a setting). */
+  CODEC_FAILED: 'CODEC_FAILED',
   // Sinks
   SINK_WRITE_FAILED: 'SINK_WRITE_FAILED',
   ENGINE_FAILED: 'ENGINE_FAILED',

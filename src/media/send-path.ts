@@ -2,7 +2,8 @@
  * What a call sends, as a pure processor beside ReceivePath (no socket, no
  * clock): the packet clock, the priming packet, DTMF events, and the audio
  * of the call's sources (talk-back, files being played), mixed, encoded in
- * the negotiated codec, or silence. MediaSession drives it from its timer;
+ * the negotiated codec (G.711 by table, Opus by a stateful encoder), or
+ * silence. MediaSession drives it from its timer;
  * the media benchmark can drive it without sockets.
  *
  * Times are milliseconds on the call's timeline (since the answer, t0).
@@ -13,12 +14,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { serializeRtp } from '../rtp/packet.js';
-import { type CodecName, codecOf } from './codec.js';
+import {
+  type CodecName,
+  codecInfo,
+  type EncoderOptions,
+  type FrameEncoder,
+  type SampleRate,
+} from './codec.js';
 import type { DtmfDigit } from './dtmf.js';
 import { DtmfSender, type DtmfSendOptions } from './dtmf-sender.js';
 import { FRAME_MS } from './frame.js';
+import { opusSilence } from './opus.js';
 
-/** Audio to send: 20 ms frames of PCM at the codec's rate; undefined when there is none right now. */
+/** Audio to send: 20 ms frames of PCM at the call's working rate (SendMedia.sampleRate); undefined when there is none right now. */
 export interface OutboundSource {
   nextFrame(): Int16Array | undefined;
 }
@@ -29,8 +37,18 @@ export interface SendMedia {
   payloadType: number;
   /** RFC 4733 telephone-event payload type, when negotiated. */
   telephoneEventPt?: number | undefined;
-  /** Packetization, ms (a=ptime; bounded to 10..120). */
+  /** Packetization, ms (a=ptime; bounded to 10..120; for Opus one of 10, 20, 40, 60). */
   ptime: number;
+  /**
+   * RTP clock rate (NegotiatedMedia.clockRate): timestamps advance by
+   * ptime × clockRate / 1000 per packet. Default the codec's (48000 for Opus,
+   * RFC 7587 4.1); RingCentral's OPUS/16000 runs at 16000.
+   */
+  clockRate?: number | undefined;
+  /** Rate of the sources' PCM and of the encoder (NegotiatedMedia.sampleRate); default the codec's first working rate. */
+  sampleRate?: SampleRate | undefined;
+  /** Settings for a stateful codec's encoder (Opus: FEC when the far end decodes it, its maxplaybackrate, …). */
+  encoder?: EncoderOptions | undefined;
 }
 
 export interface SendPathOptions {
@@ -42,6 +60,9 @@ export interface SendPathOptions {
   /** Each DTMF key as its first packet goes out. */
   onDtmfSent?: (digit: DtmfDigit) => void;
 }
+
+/** Packet durations an Opus encoder can produce in one frame (RFC 6716 2.1.4; 2.5 and 5 ms are below a=ptime's 10). */
+const OPUS_PTIMES = [10, 20, 40, 60];
 
 /** After a stall longer than this, sending skips ahead instead of bursting the backlog. */
 export const MAX_CATCH_UP_MS = 100;
@@ -56,6 +77,11 @@ export class SendPath {
   readonly #onDtmfSent: ((digit: DtmfDigit) => void) | undefined;
   #media: SendMedia;
   #clockRate: number;
+  #sampleRate: SampleRate;
+  /** The stateful codec's encoder (Opus); undefined for G.711, which encodes by table. */
+  #encoder: FrameEncoder | undefined;
+  /** The last frame sent was silence, not encoder output: reset the encoder when audio resumes. */
+  #quiet = true;
   #dtmf: DtmfSender;
   #packetsSent = 0;
   #octetsSent = 0;
@@ -63,7 +89,10 @@ export class SendPath {
   #index = 0;
   #marker = true;
   #ptime = FRAME_MS;
+  /** RTP timestamp step per packet (clock rate). */
   #frameSamples = 160;
+  /** PCM samples per packet (working rate). */
+  #pcmSamples = 160;
   #pcm = new Int16Array(160);
   #mix = new Int32Array(160);
   #payload = new Uint8Array(160);
@@ -71,9 +100,15 @@ export class SendPath {
   readonly #leftover = new Map<OutboundSource, Int16Array>();
   #sourceFailed = false;
 
+  /**
+   * For Opus the codec's library must be loaded (prepareCodecs / loadOpus);
+   * otherwise this throws CODEC_FAILED.
+   */
   constructor(options: SendPathOptions) {
     this.#media = { ...options.media };
-    this.#clockRate = codecOf(options.media.codec).clockRate;
+    this.#clockRate = clockRateOf(options.media);
+    this.#sampleRate = sampleRateOf(options.media);
+    this.#encoder = createEncoder(options.media, this.#sampleRate);
     this.#sendSilence = options.sendSilence ?? true;
     this.#onSourceError = options.onSourceError;
     this.#onDtmfSent = options.onDtmfSent;
@@ -133,11 +168,25 @@ export class SendPath {
     this.#dtmf.enqueue(digits, options, done);
   }
 
-  /** A re-INVITE changed the codec, payload types or ptime. */
+  /** A re-INVITE changed the codec, payload types, rates or ptime. */
   update(media: SendMedia, nowMs: number): void {
-    const ptimeChanged = media.ptime !== this.#media.ptime;
+    const old = this.#media;
+    const clockRate = clockRateOf(media);
+    const sampleRate = sampleRateOf(media);
+    const ptimeChanged =
+      media.ptime !== old.ptime || clockRate !== this.#clockRate || sampleRate !== this.#sampleRate;
+    if (
+      media.codec !== old.codec ||
+      sampleRate !== this.#sampleRate ||
+      JSON.stringify(media.encoder) !== JSON.stringify(old.encoder)
+    ) {
+      this.#encoder?.close();
+      this.#encoder = createEncoder(media, sampleRate);
+      this.#quiet = true;
+    }
     this.#media = { ...media };
-    this.#clockRate = codecOf(media.codec).clockRate;
+    this.#clockRate = clockRate;
+    this.#sampleRate = sampleRate;
     if (ptimeChanged) {
       this.#setPtime(media.ptime, true);
       this.#dtmf.clear();
@@ -160,8 +209,7 @@ export class SendPath {
     const m = this.#media;
     // RFC 3550 5.1 / RFC 3551 4.1: M bit on the first packet of a talkspurt.
     this.#marker = true;
-    this.#payload.fill(codecOf(m.codec).silence);
-    const packet = this.#packet(m.payloadType, index, this.#payload.subarray(0, this.#frameSamples));
+    const packet = this.#packet(m.payloadType, index, this.#silence());
     this.#index = index + 1;
     return packet;
   }
@@ -183,8 +231,9 @@ export class SendPath {
     }
   }
 
-  /** Drops DTMF still queued (completing its promises): the call is over. */
+  /** Drops DTMF still queued (completing its promises) and frees the encoder: the call is over. */
   close(): void {
+    this.#encoder?.close();
     this.#dtmf.clear();
     this.#sources.clear();
     this.#leftover.clear();
@@ -193,8 +242,6 @@ export class SendPath {
   #frame(): Buffer | undefined {
     const plan = this.#dtmf.next(this.#onDtmfSent);
     const m = this.#media;
-    const codec = codecOf(m.codec);
-    const n = this.#frameSamples;
     if (plan?.kind === 'event' && m.telephoneEventPt !== undefined) {
       if (plan.marker) this.#marker = true;
       return this.#packet(m.telephoneEventPt, this.#index - plan.startOffset, plan.payload);
@@ -202,9 +249,33 @@ export class SendPath {
     // DTMF mutes the sources (they are still read, so talk-back keeps its pace).
     const haveAudio = this.#fillFromSources() && plan === undefined;
     if (!haveAudio && !this.#sendSilence && plan === undefined) return undefined;
-    if (haveAudio) codec.encodeFrame(this.#pcm, this.#payload);
-    else this.#payload.fill(codec.silence);
-    return this.#packet(m.payloadType, this.#index, this.#payload.subarray(0, n));
+    return this.#packet(m.payloadType, this.#index, haveAudio ? this.#encode() : this.#silence());
+  }
+
+  #encode(): Uint8Array {
+    const encoder = this.#encoder;
+    if (encoder === undefined) {
+      const codec = codecInfo(this.#media.codec);
+      if (codec.kind === 'table') codec.encodeFrame(this.#pcm, this.#payload);
+      return this.#payload;
+    }
+    // Silence went out as a fixed packet the encoder never saw: start it afresh
+    // so its first frame does not lean on a history the far end never decoded.
+    if (this.#quiet) encoder.reset();
+    this.#quiet = false;
+    return encoder.encode(this.#pcm);
+  }
+
+  /**
+   * One packet of silence: G.711's silence byte, or a fixed Opus packet of
+   * digital silence (encoding silence costs about half a speech frame, for
+   * every call, every 20 ms: not worth it for nothing).
+   */
+  #silence(): Uint8Array {
+    this.#quiet = true;
+    const codec = codecInfo(this.#media.codec);
+    if (codec.kind === 'table') return this.#payload.fill(codec.silence);
+    return opusSilence(this.#sampleRate, this.#pcmSamples);
   }
 
   /** Mixes one ptime of every source into #pcm (clipped sum); false when none had audio. */
@@ -271,7 +342,9 @@ export class SendPath {
 
   #setPtime(ptime: number, keepClock: boolean): void {
     // Sanity bounds for a remote-supplied value (RFC 4566 a=ptime).
-    const ms = Number.isFinite(ptime) ? Math.min(120, Math.max(10, Math.round(ptime))) : FRAME_MS;
+    let ms = Number.isFinite(ptime) ? Math.min(120, Math.max(10, Math.round(ptime))) : FRAME_MS;
+    // An Opus encoder makes one frame of 10, 20, 40 or 60 ms per packet: the longest that fits.
+    if (this.#encoder !== undefined) ms = OPUS_PTIMES.filter((p) => p <= ms).pop() ?? FRAME_MS;
     if (keepClock) {
       // Keep the timestamp running at the clock rate across the change of frame size.
       const elapsed = this.#index * this.#ptime;
@@ -281,9 +354,24 @@ export class SendPath {
       this.#ptime = ms;
     }
     this.#frameSamples = (ms * this.#clockRate) / 1000;
-    this.#pcm = new Int16Array(this.#frameSamples);
-    this.#mix = new Int32Array(this.#frameSamples);
-    this.#payload = new Uint8Array(this.#frameSamples);
+    this.#pcmSamples = (ms * this.#sampleRate) / 1000;
+    this.#pcm = new Int16Array(this.#pcmSamples);
+    this.#mix = new Int32Array(this.#pcmSamples);
+    this.#payload = new Uint8Array(this.#pcmSamples);
     this.#leftover.clear();
   }
+}
+
+function clockRateOf(media: SendMedia): number {
+  return media.clockRate ?? codecInfo(media.codec).clockRate;
+}
+
+function sampleRateOf(media: SendMedia): SampleRate {
+  const rates = codecInfo(media.codec).sampleRates;
+  return media.sampleRate !== undefined && rates.includes(media.sampleRate) ? media.sampleRate : rates[0]!;
+}
+
+function createEncoder(media: SendMedia, sampleRate: SampleRate): FrameEncoder | undefined {
+  const codec = codecInfo(media.codec);
+  return codec.kind === 'stateful' ? codec.createEncoder(sampleRate, media.encoder) : undefined;
 }

@@ -20,6 +20,9 @@ export {
   type NegotiatedMedia,
   type NegotiationResult,
   negotiateAnswer,
+  type OpusParams,
+  opusFmtp,
+  parseOpusFmtp,
   type RtcpTarget,
   type SdpFailure,
 } from './negotiate.js';

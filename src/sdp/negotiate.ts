@@ -1,8 +1,8 @@
 /**
- * SDP offer/answer (RFC 3264) for one G.711 audio stream with RFC 4733
- * telephone-events, SRTP keyed with SDES (RFC 4568, sdp/crypto.ts) as the
- * SRTP policy allows, and RTCP's destination (RFC 3605 a=rtcp, RFC 5761
- * a=rtcp-mux). Pure and synchronous: SDP text in, answer text and the
+ * SDP offer/answer (RFC 3264) for one audio stream (Opus per RFC 7587, or
+ * G.711) with RFC 4733 telephone-events, SRTP keyed with SDES (RFC 4568,
+ * sdp/crypto.ts) as the SRTP policy allows, and RTCP's destination (RFC 3605
+ * a=rtcp, RFC 5761 a=rtcp-mux). Pure and synchronous: SDP text in, answer text and the
  * negotiated media parameters out. Parsing is done by sdp-transform; every
  * field it returns is re-checked here because its typings are optimistic
  * (numbers may be strings, required fields may be missing). a=crypto lines
@@ -13,7 +13,14 @@
 import { isIP } from 'node:net';
 import { type MediaDescription, parse, type SessionDescription } from 'sdp-transform';
 import type { ErrorCodes } from '../errors.js';
-import { CODECS, type CodecName, DEFAULT_CODECS, TELEPHONE_EVENT_PT } from '../media/codec.js';
+import {
+  CODECS,
+  type CodecName,
+  codecByName,
+  DEFAULT_CODECS,
+  type SampleRate,
+  TELEPHONE_EVENT_PT,
+} from '../media/codec.js';
 import {
   chooseCrypto,
   formatCrypto,
@@ -32,8 +39,15 @@ export interface LocalMedia {
   /** our RTP address for c= and o= (IPv4, or IPv6 when it contains ':') */
   address: string;
   port: number;
-  /** preference, default ['PCMU', 'PCMA'] */
+  /** preference, e.g. ['opus', 'PCMU', 'PCMA'] (`--codecs`); default DEFAULT_CODECS */
   codecs?: Codec[];
+  /**
+   * Force the working rate (`--sample-rate`): 8000 decodes an Opus call
+   * straight to narrowband and tells the far end so (maxplaybackrate). It
+   * never changes a G.711 call, which is 8000 by definition (the sinks
+   * resample if they want 16000).
+   */
+  sampleRate?: SampleRate;
   /** telephone-event payload type for our own offer, default 101 (use 96-127) */
   telephoneEventPt?: number;
   /** o= sess-id: a numeric string (RFC 4566 5.2) */
@@ -75,9 +89,30 @@ export interface NegotiatedMedia {
   codec: Codec;
   /** payload type to send the codec with (the remote side's number for it) */
   payloadType: number;
-  clockRate: 8000;
+  /**
+   * RTP clock rate of the chosen format: timestamps advance by this many per
+   * second (8000 for G.711; 48000 for opus/48000/2, RFC 7587 4.1; 16000 for
+   * the OPUS/16000 that RingCentral's edge also offers).
+   */
+  clockRate: number;
+  /**
+   * Working rate: the rate the decoder produces and the sinks receive (8000
+   * for G.711; 16000 for Opus unless forced or the sender captures at 8 kHz).
+   * Always set by negotiation; absent only in hand-made placeholders (= 8000).
+   */
+  sampleRate?: SampleRate;
+  /**
+   * The far end decodes Opus in-band FEC (its useinbandfec=1, RFC 7587 6.1),
+   * so our encoder should add it. We always decode FEC (we say useinbandfec=1).
+   * Always set by negotiation; absent only in placeholders (= false).
+   */
+  fec?: boolean;
+  /** The far end's Opus parameters (fmtp), for our encoder; set when the codec is Opus. */
+  opus?: OpusParams;
   /** telephone-event payload type, when both sides have it */
   telephoneEventPt?: number;
+  /** its RTP clock rate when not 8000 (RFC 4733 2.1: should match the codec's; RingCentral uses 8000 with Opus) */
+  telephoneEventRate?: number;
   /** IP or hostname as the remote SDP gave it (not resolved) */
   remoteAddress: string;
   remotePort: number;
@@ -95,6 +130,110 @@ export interface NegotiatedMedia {
    * string conversion; event and log code should still leave this field out.
    */
   srtp?: SrtpKeys;
+}
+
+/**
+ * Opus format parameters (RFC 7587 6.1), as the far end gave them in its
+ * fmtp. Each describes what the far end receives (or, `sprop-`, sends).
+ */
+export interface OpusParams {
+  /** Highest rate the far end can usefully play, 8000..48000 (RFC 7587 6.1; default 48000). */
+  maxPlaybackRate: number;
+  /** Highest rate the far end captures at, when it said. */
+  spropMaxCaptureRate?: number;
+  /** Cap on the average bitrate it wants to receive, 6000..510000. */
+  maxAverageBitrate?: number;
+  /** It prefers to receive stereo (we send mono anyway: allowed, a preference). */
+  stereo: boolean;
+  /** It decodes in-band FEC. */
+  useInbandFec: boolean;
+  /** It wants DTX (discontinuous transmission). */
+  useDtx: boolean;
+  /** It wants constant bitrate. */
+  cbr: boolean;
+  /** ptime / minptime / maxptime given in the fmtp, ms. */
+  ptime?: number;
+  minPtime?: number;
+  maxPtime?: number;
+}
+
+/** RTP clock rates we accept for Opus: RFC 7587's 48000, and the OPUS/16000 of RingCentral's edge. */
+const OPUS_CLOCK_RATES: readonly number[] = [48000, 16000];
+
+/**
+ * Reads an Opus fmtp value list (`maxplaybackrate=16000; useinbandfec=1`).
+ * Parameter names are case-insensitive (RFC 6838 4.3) and whitespace around
+ * ';' and '=' is tolerated; a value out of its RFC 7587 range, or not a
+ * whole number, is ignored (the default applies) rather than failing the call.
+ */
+export function parseOpusFmtp(config: string | undefined): OpusParams {
+  const p: OpusParams = {
+    maxPlaybackRate: 48000,
+    stereo: false,
+    useInbandFec: false,
+    useDtx: false,
+    cbr: false,
+  };
+  if (config === undefined) return p;
+  for (const item of config.split(';')) {
+    const eq = item.indexOf('=');
+    if (eq < 0) continue;
+    const name = item.slice(0, eq).trim().toLowerCase();
+    const text = item.slice(eq + 1).trim();
+    if (!/^\d{1,7}$/.test(text)) continue;
+    const v = Number(text);
+    const flag = v === 0 || v === 1 ? v === 1 : undefined;
+    switch (name) {
+      case 'maxplaybackrate':
+        if (v >= 8000 && v <= 48000) p.maxPlaybackRate = v;
+        break;
+      case 'sprop-maxcapturerate':
+        if (v >= 8000 && v <= 48000) p.spropMaxCaptureRate = v;
+        break;
+      case 'maxaveragebitrate':
+        if (v >= 6000 && v <= 510000) p.maxAverageBitrate = v;
+        break;
+      case 'stereo':
+        if (flag !== undefined) p.stereo = flag;
+        break;
+      case 'useinbandfec':
+        if (flag !== undefined) p.useInbandFec = flag;
+        break;
+      case 'usedtx':
+        if (flag !== undefined) p.useDtx = flag;
+        break;
+      case 'cbr':
+        if (flag !== undefined) p.cbr = flag;
+        break;
+      case 'ptime':
+        if (v >= 3 && v <= 120) p.ptime = v;
+        break;
+      case 'minptime':
+        if (v >= 3 && v <= 120) p.minPtime = v;
+        break;
+      case 'maxptime':
+        if (v >= 3 && v <= 120) p.maxPtime = v;
+        break;
+    }
+  }
+  return p;
+}
+
+/**
+ * Our Opus fmtp at working rate `rate`: we play and capture at most `rate`
+ * (no point in the far end coding a wider band than we keep, RFC 7587 6.1:
+ * maxplaybackrate lets its encoder spend the bits on the band we use), and we
+ * decode its in-band FEC, which rebuilds a lost packet from the next one.
+ * Mono is the default (stereo=0), so it is not written.
+ */
+export function opusFmtp(rate: SampleRate): string {
+  return `maxplaybackrate=${rate};sprop-maxcapturerate=${rate};useinbandfec=1`;
+}
+
+/** The working rate of an Opus call: the forced one, else 16 kHz unless the sender only captures narrowband. */
+function opusWorkingRate(params: OpusParams, forced: SampleRate | undefined): SampleRate {
+  if (forced !== undefined) return forced;
+  return params.spropMaxCaptureRate !== undefined && params.spropMaxCaptureRate <= 8000 ? 8000 : 16000;
 }
 
 export interface SdpFailure {
@@ -150,6 +289,10 @@ const STATIC_AUDIO_NAMES: Readonly<Record<number, string>> = {
 interface Format {
   pt: number;
   codec?: Codec;
+  /** RTP clock rate from the rtpmap (8000 for a static type without one) */
+  clockRate: number;
+  /** channels from the rtpmap, when it gave them */
+  channels?: number;
   telephoneEvent: boolean;
   /** e.g. 'G729/8000', for warnings */
   name: string;
@@ -281,7 +424,12 @@ function parseMediaLine(
 function resolveFormat(m: MediaDescription, pt: number): Format {
   const rtpmap = Array.isArray(m.rtp) ? m.rtp.find((r) => r.payload === pt) : undefined;
   const fmtp = Array.isArray(m.fmtp) ? m.fmtp.find((f) => f.payload === pt) : undefined;
-  const format: Format = { pt, telephoneEvent: false, name: STATIC_AUDIO_NAMES[pt] ?? `PT ${pt}` };
+  const format: Format = {
+    pt,
+    clockRate: 8000,
+    telephoneEvent: false,
+    name: STATIC_AUDIO_NAMES[pt] ?? `PT ${pt}`,
+  };
   if (fmtp !== undefined && typeof fmtp.config === 'string' && fmtp.config.length > 0)
     format.fmtp = fmtp.config;
   if (rtpmap !== undefined && typeof rtpmap.codec === 'string' && rtpmap.codec.length > 0) {
@@ -290,14 +438,24 @@ function resolveFormat(m: MediaDescription, pt: number): Format {
     const rate: unknown = rtpmap.rate;
     const channels: unknown = rtpmap.encoding;
     format.name = rate === undefined ? rtpmap.codec : `${rtpmap.codec}/${String(rate)}`;
-    const rateOk = rate === undefined || rate === 8000;
-    const mono = channels === undefined || channels === 1 || channels === '1';
-    const known = (Object.keys(CODECS) as Codec[]).find((c) => c === name);
-    if (known !== undefined && rateOk && mono) format.codec = known;
-    else if (name === 'TELEPHONE-EVENT' && rateOk) format.telephoneEvent = true;
+    const clockRate = rate === undefined ? 8000 : Number(rate);
+    const nChannels = channels === undefined ? 1 : Number(channels);
+    format.clockRate = clockRate;
+    if (channels !== undefined) format.channels = nChannels;
+    const known = codecByName(name);
+    if (known === 'opus') {
+      // RFC 7587 7: always opus/48000/2, stereo or not; RingCentral also offers OPUS/16000 (mono).
+      if (OPUS_CLOCK_RATES.includes(clockRate) && (nChannels === 1 || nChannels === 2)) format.codec = known;
+    } else if (known !== undefined) {
+      if (clockRate === 8000 && nChannels === 1) format.codec = known;
+    } else if (name === 'TELEPHONE-EVENT' && [8000, 16000, 48000].includes(clockRate)) {
+      format.telephoneEvent = true;
+    }
   } else {
     // RFC 3551 6: static payload types need no rtpmap.
-    format.codec = (Object.keys(CODECS) as Codec[]).find((c) => CODECS[c].payloadType === pt);
+    format.codec = (Object.keys(CODECS) as Codec[]).find(
+      (c) => !CODECS[c].dynamic && CODECS[c].payloadType === pt,
+    );
   }
   return format;
 }
@@ -446,8 +604,43 @@ function pickCodec(line: MediaLine, preference: readonly Codec[]): Format | unde
   return undefined;
 }
 
-function pickTelephoneEvent(line: MediaLine): Format | undefined {
-  return line.formats.find((f) => f.telephoneEvent);
+/**
+ * telephone-event at the codec's clock rate (RFC 4733 2.1), else at 8000
+ * (RingCentral pairs telephone-event/8000 with Opus); one at any other rate
+ * is not ours (its durations would be in another clock's units).
+ */
+function pickTelephoneEvent(line: MediaLine, clockRate = 8000): Format | undefined {
+  const events = line.formats.filter((f) => f.telephoneEvent);
+  return events.find((f) => f.clockRate === clockRate) ?? events.find((f) => f.clockRate === 8000);
+}
+
+/** The rtpmap we write for a chosen format: the offer's name, rate and channels (G.711 names normalised). */
+function rtpmapOf(format: Format): string {
+  const codec = format.codec!;
+  if (codec !== 'opus') return `${codec}/8000`;
+  return format.channels === undefined
+    ? `opus/${format.clockRate}`
+    : `opus/${format.clockRate}/${format.channels}`;
+}
+
+/** Codec-dependent parts of NegotiatedMedia: clock, working rate, FEC, the far end's Opus parameters. */
+function codecMedia(
+  format: Format,
+  forcedRate: SampleRate | undefined,
+): Pick<NegotiatedMedia, 'codec' | 'payloadType' | 'clockRate' | 'sampleRate' | 'fec' | 'opus'> {
+  const codec = format.codec!;
+  if (codec !== 'opus') {
+    return { codec, payloadType: format.pt, clockRate: 8000, sampleRate: 8000, fec: false };
+  }
+  const opus = parseOpusFmtp(format.fmtp);
+  return {
+    codec,
+    payloadType: format.pt,
+    clockRate: format.clockRate,
+    sampleRate: opusWorkingRate(opus, forcedRate),
+    fec: opus.useInbandFec,
+    opus,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -497,24 +690,27 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
   if (!disabled && offer.address === undefined) return badRequest('no c= line for the audio stream');
   const remoteAddress = offer.address ?? '0.0.0.0';
   const nullAddress = isNullAddress(remoteAddress);
-  const telephoneEvent = pickTelephoneEvent(offer);
+  const telephoneEvent = pickTelephoneEvent(offer, chosenFormat.clockRate);
+  const codecPart = codecMedia(chosenFormat, local.sampleRate);
 
   let direction = intersect(mirror(offer.direction), local.direction ?? 'sendrecv');
   if (disabled) direction = 'inactive';
   else if (nullAddress) direction = withoutSend(direction);
 
   const media: NegotiatedMedia = {
-    codec: chosenFormat.codec!,
-    payloadType: chosenFormat.pt,
-    clockRate: 8000,
+    ...codecPart,
     remoteAddress,
     remotePort: offer.port,
-    ptime: offer.ptime ?? DEFAULT_PTIME,
+    // RFC 7587 6.1: ptime may also come as an Opus fmtp parameter.
+    ptime: offer.ptime ?? codecPart.opus?.ptime ?? DEFAULT_PTIME,
     direction,
     // RFC 3264 8.4 (sendonly/inactive), RFC 2543 hold (c=0.0.0.0), 8.2 (port 0).
     onHold: offer.direction === 'sendonly' || offer.direction === 'inactive' || nullAddress || disabled,
   };
-  if (telephoneEvent !== undefined) media.telephoneEventPt = telephoneEvent.pt;
+  if (telephoneEvent !== undefined) {
+    media.telephoneEventPt = telephoneEvent.pt;
+    if (telephoneEvent.clockRate !== 8000) media.telephoneEventRate = telephoneEvent.clockRate;
+  }
   // RFC 5761 5.1.1: multiplex only when offered and we take it.
   const mux = offer.rtcpMux && local.rtcpMux !== false;
   media.rtcp = rtcpTarget(offer, remoteAddress, mux);
@@ -541,10 +737,12 @@ export function negotiateAnswer(offerSdp: string, local: LocalMedia): Negotiatio
     const pts =
       telephoneEvent === undefined ? `${chosenFormat.pt}` : `${chosenFormat.pt} ${telephoneEvent.pt}`;
     lines.push(`m=${line.type} ${port} ${line.proto} ${pts}`);
-    lines.push(`a=rtpmap:${chosenFormat.pt} ${media.codec}/8000`);
+    lines.push(`a=rtpmap:${chosenFormat.pt} ${rtpmapOf(chosenFormat)}`);
+    if (media.codec === 'opus')
+      lines.push(`a=fmtp:${chosenFormat.pt} ${opusFmtp(media.sampleRate ?? 16000)}`);
     if (telephoneEvent !== undefined) {
       // RFC 3264 6.1: answer with the offerer's payload type number.
-      lines.push(`a=rtpmap:${telephoneEvent.pt} telephone-event/8000`);
+      lines.push(`a=rtpmap:${telephoneEvent.pt} telephone-event/${telephoneEvent.clockRate}`);
       if (telephoneEvent.fmtp !== undefined) lines.push(`a=fmtp:${telephoneEvent.pt} ${telephoneEvent.fmtp}`);
     }
     if (cryptoLine !== undefined) lines.push(cryptoLine);
@@ -643,7 +841,7 @@ function explainRejection(
       ? `${names.slice(0, MAX_NAMED_FORMATS).join(', ')}, ...`
       : names.join(', ');
   return [
-    `incompatible media format: offered ${offered}; supported ${preference.map((c) => `${c}/8000`).join(', ')}`,
+    `incompatible media format: offered ${offered}; supported ${preference.map((c) => (c === 'opus' ? 'opus/48000/2' : `${c}/8000`)).join(', ')}`,
     305,
   ];
 }
@@ -703,7 +901,12 @@ export function createOffer(local: LocalMedia): string {
     `m=audio ${local.port} ${policy === 'required' ? 'RTP/SAVP' : 'RTP/AVP'} ${pts.join(' ')} ${te}`,
   );
   preference.forEach((codec, i) => {
-    lines.push(`a=rtpmap:${pts[i]!} ${codec}/8000`);
+    const info = CODECS[codec];
+    // RFC 7587 7: opus/48000/2 whatever we send; the fmtp says what we really use.
+    lines.push(
+      `a=rtpmap:${pts[i]!} ${info.encodingName}/${info.clockRate}${info.channels > 1 ? `/${info.channels}` : ''}`,
+    );
+    if (codec === 'opus') lines.push(`a=fmtp:${pts[i]!} ${opusFmtp(local.sampleRate ?? 16000)}`);
   });
   lines.push(`a=rtpmap:${te} telephone-event/8000`);
   // 0-15: the sixteen keys; we do not act on flash (16).
@@ -757,18 +960,20 @@ export function acceptAnswer(ourOfferSdp: string, answerSdp: string): AnswerAcce
   const nullAddress = isNullAddress(answer.address);
   let direction = mirror(answer.direction);
   if (nullAddress) direction = withoutSend(direction);
+  const chosen = codecMedia(format, forcedRate(ours.media[index]!));
   const media: NegotiatedMedia = {
-    codec: format.codec!,
-    payloadType: format.pt,
-    clockRate: 8000,
+    ...chosen,
     remoteAddress: answer.address,
     remotePort: answer.port,
-    ptime: answer.ptime ?? DEFAULT_PTIME,
+    ptime: answer.ptime ?? chosen.opus?.ptime ?? DEFAULT_PTIME,
     direction,
     onHold: answer.direction === 'sendonly' || answer.direction === 'inactive' || nullAddress,
   };
-  const te = pickTelephoneEvent(answer);
-  if (te !== undefined && pickTelephoneEvent(offered) !== undefined) media.telephoneEventPt = te.pt;
+  const te = pickTelephoneEvent(answer, format.clockRate);
+  if (te !== undefined && pickTelephoneEvent(offered) !== undefined) {
+    media.telephoneEventPt = te.pt;
+    if (te.clockRate !== 8000) media.telephoneEventRate = te.clockRate;
+  }
   // RFC 5761 5.1.1: muxed only when we offered it and the answer took it.
   media.rtcp = rtcpTarget(answer, answer.address, offered.rtcpMux && answer.rtcpMux);
   const srtp = answeredKeys(offered, answer);
@@ -809,6 +1014,13 @@ function answeredKeys(offered: MediaLine, answer: MediaLine): SrtpKeys | string 
   } finally {
     for (const c of ours) c.keySalt.fill(0);
   }
+}
+
+/** The working rate our own offer announced for Opus (its maxplaybackrate), so the answer keeps it. */
+function forcedRate(offered: MediaLine): SampleRate | undefined {
+  const opus = offered.formats.find((f) => f.codec === 'opus');
+  if (opus === undefined) return undefined;
+  return parseOpusFmtp(opus.fmtp).maxPlaybackRate <= 8000 ? 8000 : 16000;
 }
 
 function failure(code: SdpFailure['code'], reason: string): SdpFailure {

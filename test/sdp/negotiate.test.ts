@@ -35,6 +35,8 @@ const base: NegotiatedMedia = {
   codec: 'PCMU',
   payloadType: 0,
   clockRate: 8000,
+  sampleRate: 8000,
+  fec: false,
   remoteAddress: '203.0.113.5',
   remotePort: 20000,
   ptime: 20,

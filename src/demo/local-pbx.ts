@@ -416,7 +416,16 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
     });
     // Like Kamailio and RingCentral: the grant goes in the Contact's expires param.
     const contactValue = contact ? `${request.headers.get('Contact')};expires=${granted}` : '';
-    reply(200, contactValue ? [['Contact', contactValue]] : []);
+    // Like RingCentral's edge: outbound supported (RFC 5626 6), so the device keeps its flow-only Contact.
+    reply(
+      200,
+      contactValue
+        ? [
+            ['Contact', contactValue],
+            ['Require', 'outbound'],
+          ]
+        : [['Require', 'outbound']],
+    );
   }
 
   #verify(authorization: string, user: PbxUser, request: SipRequest): boolean {

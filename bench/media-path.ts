@@ -61,14 +61,20 @@ function round(packets: Buffer[], dir: string, index: number): { ns: number; wav
   const wav = WavWriter.open(join(dir, `round-${index}.wav`));
   const path = new ReceivePath({ media: { codec: 'PCMU', payloadType: 0 }, expected: SOURCE });
   const sink = (frame: Int16Array) => wav.write(frame);
+  let liveFrames = 0;
+  const live = () => {
+    liveFrames++;
+  };
   const start = performance.now();
   for (let k = 0; k < packets.length; k++) {
     // Arrival a little after the packet's slot, as the 20 ms tick would see it.
     const now = 800 + k * F + (k % 7);
     path.receive(packets[k]!, SOURCE.address, SOURCE.port, now);
-    path.pull(now, sink);
+    path.pullLive(now, live);
+    path.pullRecording(now, sink);
   }
-  path.flush(800 + packets.length * F + 480, sink);
+  path.flush(800 + packets.length * F + 480, sink, live);
+  if (liveFrames < packets.length) throw new Error('benchmark lost live frames');
   wav.close();
   const ns = (performance.now() - start) * 1e6;
   if (wav.error) throw wav.error;

@@ -221,6 +221,8 @@ export class JitterBuffer {
   #candidate: Candidate | undefined;
   /** The next new SSRC is taken at once (the call's first, or the first from a newly latched source). */
   #trustNext = true;
+  /** ... and may overwrite what the old source left ahead of its arrival (the old source was the wrong one). */
+  #overwriteNext = false;
   /** End of the newest audio placed (exclusive). */
   #lastEnd = 0;
   /** Arrival of the newest in-order audio packet. */
@@ -327,6 +329,7 @@ export class JitterBuffer {
    */
   newSource(): void {
     this.#trustNext = true;
+    this.#overwriteNext = this.#stream !== undefined;
     this.#dropCandidate();
     if (this.#displaced) {
       this.#endSegment(this.#displaced);
@@ -553,7 +556,9 @@ export class JitterBuffer {
   #open(packet: AudioPacket, now: number): Stream {
     const f = this.frameSamples;
     const arrival = this.#arrivalPosition(now, false);
-    const position = this.#lastEnd - arrival > 2 * f ? this.#lastEnd : arrival;
+    const overwrite = this.#overwriteNext;
+    this.#overwriteNext = false;
+    const position = !overwrite && this.#lastEnd - arrival > 2 * f ? this.#lastEnd : arrival;
     const ext = packet.sequenceNumber + 65536; // headroom so a reordered predecessor stays positive
     const stream: Stream = {
       ssrc: packet.ssrc,
@@ -564,7 +569,8 @@ export class JitterBuffer {
       uniqueReceived: 0,
       seen: new Float64Array(SEEN_WINDOW).fill(-1),
       start: position,
-      floor: Math.max(this.#lastEnd, this.#recorded),
+      // A new source's stream owns the timeline from its arrival on; a new SSRC of the same source yields to the old one's audio.
+      floor: overwrite ? this.#recorded : Math.max(this.#lastEnd, this.#recorded),
       end: position,
       heardAt: now,
       jump: undefined,

@@ -852,11 +852,15 @@ export class JitterBuffer {
   }
 }
 
-/** RMS at most −48 dBFS: a pause, not speech. */
+/** RMS at most −48 dBFS: a pause, not speech. Stops at the first loud stretch (speech is decided in a few samples). */
 function isQuiet(frame: Int16Array): boolean {
+  const limit = QUIET_MEAN_SQUARE * frame.length;
   let energy = 0;
-  for (let i = 0; i < frame.length; i++) energy += frame[i]! * frame[i]!;
-  return energy <= QUIET_MEAN_SQUARE * frame.length;
+  for (let i = 0; i < frame.length; i++) {
+    energy += frame[i]! * frame[i]!;
+    if (energy > limit) return false;
+  }
+  return true;
 }
 
 function copy(packet: AudioPacket): AudioPacket {

@@ -11,8 +11,8 @@
  *   the window.
  * - `target`: how long after the baseline a frame is played, so that the
  *   packets that come later than the best ones are still in time: the
- *   smallest delay that at most 15 of the last 500 packets (10 s of 20 ms
- *   packets) exceeded, i.e. their 97th percentile once 500 have been seen,
+ *   smallest delay that at most 10 of the last 500 packets (10 s of 20 ms
+ *   packets) exceeded, i.e. their 98th percentile once 500 have been seen,
  *   plus 5 ms for timer slack, clamped to [min, max] (40–300 ms by default).
  *   The packets of a burst (released together after a spike) count as one,
  *   the first: a spike is one late event, and a few spikes do not move the
@@ -35,8 +35,8 @@ export interface LiveDelayOptions {
 
 /** Packets the percentile looks back over. */
 const WINDOW = 500;
-/** How many of those may come later than the target (3 %). */
-const ALLOWED_LATE = 15;
+/** How many of those may come later than the target (2 %). */
+const ALLOWED_LATE = 10;
 /** Below this many observations the target stays at its initial value. */
 const MIN_OBSERVATIONS = 25;
 /** The target is recomputed every this many observations. */
@@ -55,7 +55,12 @@ export class LiveDelay {
   /** Bins 0..maxBin−1 hold 1 ms each; the last one everything above the largest target. */
   readonly #counts: Uint16Array;
   readonly #ring = new Uint16Array(WINDOW);
+  #slot = 0;
   #observations = 0;
+  #untilRecompute = MIN_OBSERVATIONS;
+  readonly #blockSamples: number;
+  /** Where the current baseline block ends (samples of `now`). */
+  #blockEnd = Number.NEGATIVE_INFINITY;
   #target: number;
   readonly #blockMin = new Float64Array(BLOCKS).fill(Number.POSITIVE_INFINITY);
   #block = Number.NEGATIVE_INFINITY;
@@ -68,6 +73,7 @@ export class LiveDelay {
     this.#max = Math.max(this.#min, Math.round(options.maxSamples));
     this.#target = Math.min(this.#max, Math.max(this.#min, Math.round(options.initialSamples)));
     this.#binSamples = Math.max(1, Math.round(this.#perMs));
+    this.#blockSamples = BLOCK_MS * this.#perMs;
     this.#counts = new Uint16Array(Math.ceil(this.#max / this.#binSamples) + 2);
   }
 
@@ -87,8 +93,8 @@ export class LiveDelay {
    * the same burst as the one before it: the burst is one late event).
    */
   observe(lag: number, now: number, jitter = true): void {
-    const block = Math.floor(now / (BLOCK_MS * this.#perMs));
-    if (block !== this.#block) this.#advance(block);
+    // Only forward: packets replayed after probation carry their (earlier) arrival times.
+    if (now >= this.#blockEnd) this.#advance(Math.floor(now / this.#blockSamples));
     const mins = this.#blockMin;
     if (lag < mins[0]!) mins[0] = lag;
     if (!this.#hasBaseline || lag < this.#baseline) {
@@ -99,13 +105,16 @@ export class LiveDelay {
     const excess = lag - this.#baseline;
     const last = this.#counts.length - 1;
     const bin = excess <= 0 ? 0 : Math.min(last, Math.floor(excess / this.#binSamples));
-    const slot = this.#observations % WINDOW;
+    const slot = this.#slot;
     if (this.#observations >= WINDOW) this.#counts[this.#ring[slot]!]!--;
     this.#ring[slot] = bin;
     this.#counts[bin]!++;
+    this.#slot = slot + 1 === WINDOW ? 0 : slot + 1;
     this.#observations++;
-    if (this.#observations >= MIN_OBSERVATIONS && this.#observations % RECOMPUTE_EVERY === 0)
+    if (--this.#untilRecompute === 0) {
+      this.#untilRecompute = RECOMPUTE_EVERY;
       this.#recompute();
+    }
   }
 
   /** The timeline moved under the packets by `delta` samples (an anchor shift): their lags did too. */
@@ -120,6 +129,7 @@ export class LiveDelay {
     for (let i = BLOCKS - 1; i >= 0; i--)
       mins[i] = i - steps >= 0 ? mins[i - steps]! : Number.POSITIVE_INFINITY;
     this.#block = block;
+    this.#blockEnd = (block + 1) * this.#blockSamples;
     let lowest = Number.POSITIVE_INFINITY;
     for (let i = 1; i < BLOCKS; i++) lowest = Math.min(lowest, mins[i]!);
     // Blocks with no packets (a pause) keep the last baseline rather than forget it.

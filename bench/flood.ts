@@ -121,13 +121,20 @@ function inProcess(kind: 'foreign' | 'malformed' | 'forged'): number {
   for (let round = 0; round < 6; round++) {
     const path = new ReceivePath({ media: { codec: 'PCMU', payloadType: 0 }, expected: caller });
     path.receive(
-      serializeRtp({ payloadType: 0, sequenceNumber: 1, timestamp: 0, ssrc: 0x1234, payload: new Uint8Array(160) }),
+      serializeRtp({
+        payloadType: 0,
+        sequenceNumber: 1,
+        timestamp: 0,
+        ssrc: 0x1234,
+        payload: new Uint8Array(160),
+      }),
       caller.address,
       caller.port,
       0,
     );
     const start = performance.now();
-    for (let i = 0; i < packets.length; i++) path.receive(packets[i]!, from.address, from.port, 160 + (i >> 6));
+    for (let i = 0; i < packets.length; i++)
+      path.receive(packets[i]!, from.address, from.port, 160 + (i >> 6));
     const ns = ((performance.now() - start) * 1e6) / packets.length;
     if (round > 0) costs.push(ns);
   }

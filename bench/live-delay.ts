@@ -70,7 +70,8 @@ function profiles(count: number): Profile[] {
 }
 
 function runOne(profile: Profile, design: 'adaptive' | 'fixed 70 ms', frames: Uint8Array[]): LiveDelayRun {
-  const fixed = design === 'fixed 70 ms' ? { liveTargetMinSamples: 70 * MS, liveTargetMaxSamples: 70 * MS } : {};
+  const fixed =
+    design === 'fixed 70 ms' ? { liveTargetMinSamples: 70 * MS, liveTargetMaxSamples: 70 * MS } : {};
   const path = new ReceivePath({ media: { codec: 'PCMU', payloadType: 0 }, expected: SOURCE, ...fixed });
   const arrivals = frames
     .map((payload, k) => ({
@@ -85,7 +86,8 @@ function runOne(profile: Profile, design: 'adaptive' | 'fixed 70 ms', frames: Ui
   const end = 837 + frames.length * F + 9000;
   let i = 0;
   for (let now = 0; now <= end; now++) {
-    while (i < arrivals.length && arrivals[i]!.at <= now) path.receive(arrivals[i++]!.bytes, SOURCE.address, SOURCE.port, now);
+    while (i < arrivals.length && arrivals[i]!.at <= now)
+      path.receive(arrivals[i++]!.bytes, SOURCE.address, SOURCE.port, now);
     path.pullLive(now, drop);
     path.pullRecording(now, keep);
   }

@@ -64,8 +64,10 @@ function datagrams(count: number): Buffer[] {
 /** One call's worth of packets through the path; returns elapsed ns. */
 function round(packets: Buffer[], dir: string, index: number): { ns: number; wavBytes: number } {
   const wav = WavWriter.open(join(dir, `round-${index}.wav`));
-  const path = new ReceivePath({ media: { codec: 'PCMU', payloadType: 0 }, expected: SOURCE }) as ReceivePath &
-    Record<string, (...args: unknown[]) => number>;
+  const path = new ReceivePath({
+    media: { codec: 'PCMU', payloadType: 0 },
+    expected: SOURCE,
+  }) as ReceivePath & Record<string, (...args: unknown[]) => number>;
   const sink = (frame: Int16Array) => wav.write(frame);
   let liveFrames = 0;
   const live = () => {

@@ -125,13 +125,12 @@ describe('recordings on real and hostile networks', () => {
       for (let i = 0; i < 175; i++)
         plan.push({ at: i * FRAME_MS, from: 'stranger', bytes: rtp(7000 + i, 90_000 + i * F, 0x5a1e, loud) });
       // The caller starts 300 ms after the answer.
-      sent.forEach((payload, k) =>
+      for (const [k, payload] of sent.entries())
         plan.push({
           at: 300 + k * FRAME_MS,
           from: 'caller',
           bytes: rtp(1000 + k, 5000 + k * F, 0x1234, payload),
-        }),
-      );
+        });
       const at = (k: number, ms: number) => 300 + k * FRAME_MS + ms;
       // From the caller's own address: one forged packet with a new SSRC ...
       plan.push({ at: at(20, 7), from: 'caller', bytes: rtp(1, 1, 0xbad, loud) });

@@ -57,7 +57,7 @@ describe('JitterBuffer: the live stream', () => {
     const { live } = run(jb, arrivals, end);
     const pulled = live.filter((f) => f.at < end);
     for (let i = 1; i < pulled.length; i++) expect(pulled[i]!.at - pulled[i - 1]!.at).toBe(F);
-    expect(pulled[0]!.at).toBe(F + 60 * MS);
+    expect(pulled[0]!.at).toBe(F + 40 * MS);
     expect(jb.liveStats.liveFrames).toBe(live.length);
   });
 

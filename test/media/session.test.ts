@@ -309,7 +309,7 @@ describe('MediaSession receiving', () => {
     expect(liveAt[0]).toBeLessThan(500);
     expect(liveAt.length).toBeGreaterThanOrEqual(recorded.length + 45);
     for (const r of recorded) expect(r.at - r.position / 8).toBeGreaterThanOrEqual(1000 + 20 - 1);
-    expect(s.stats).toMatchObject({ liveTargetMs: 60, received: 5 });
+    expect(s.stats).toMatchObject({ liveTargetMs: 40, received: 5 });
   });
 
   it('latches to the offer address and counts packets from anywhere else as foreign', async () => {
@@ -573,7 +573,7 @@ describe('ReceivePath (the pure per-packet core)', () => {
     const arrivals: Array<{ at: number; bytes: Uint8Array }> = [];
     let seq = 1000;
     const start = 800;
-    // Frames 0-4 audio, 5-19 a 300 ms key press (longer than the 60 ms delay), 20-29 audio;
+    // Frames 0-4 audio, 5-19 a 300 ms key press (longer than the live delay), 20-29 audio;
     // the end packet's two repeats go out in the slots of frames 20 and 21, after their audio.
     for (let k = 0; k < 30; k++) {
       const at = start + k * F;

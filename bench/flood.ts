@@ -10,12 +10,12 @@
  * flood packet.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { RtpPortPool } from '../src/media/port-pool.js';
 import { ReceivePath } from '../src/media/receive-path.js';
 import { MediaSession } from '../src/media/session.js';
 import { serializeRtp } from '../src/rtp/packet.js';
@@ -156,8 +156,8 @@ export async function benchFlood(): Promise<FloodFigures> {
     const lines = createInterface({ input: child.stdout! });
     const next = () => new Promise<string>((resolve) => lines.once('line', resolve));
     const callerPort = Number((await next()).split(' ')[1]);
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    // A socket as calls get them (RtpPortPool: its receive buffer too).
+    const socket = await new RtpPortPool({ min: 40000, max: 60000 }, { address: '127.0.0.1' }).allocate();
     const t0 = performance.now();
     session = new MediaSession({
       socket,

@@ -11,6 +11,12 @@
  * free port, odd ones included: the far end of a finished call may still be
  * sending to it, and a stream already aimed at a new call's port competes
  * with the caller for the latch.
+ *
+ * Each socket asks for a 1 MiB receive buffer (SO_RCVBUF; the kernel caps it
+ * at net.core.rmem_max): the recording waits up to a second for late
+ * packets, so what must not happen is the kernel dropping them because the
+ * event loop stalled while a flood filled the default ~200 KB (about 10 ms
+ * of a 20 000 packets/s flood).
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -34,7 +40,11 @@ export interface RtpPortPoolOptions {
   quarantineMs?: number;
   /** The clock (ms) for the quarantine; default performance.now. */
   now?: () => number;
+  /** SO_RCVBUF to ask for, bytes; default 1 MiB (0: leave the system's default). */
+  recvBufferBytes?: number;
 }
+
+const RECV_BUFFER_BYTES = 1 << 20;
 
 const QUARANTINE_MS = 10_000;
 
@@ -49,6 +59,7 @@ export class RtpPortPool {
   readonly #released = new Map<number, number>();
   readonly #quarantineMs: number;
   readonly #now: () => number;
+  readonly #recvBuffer: number;
 
   constructor(range: PortRange, options: RtpPortPoolOptions = {}) {
     const { min, max } = range;
@@ -65,6 +76,7 @@ export class RtpPortPool {
     this.#cursor = min;
     this.#quarantineMs = options.quarantineMs ?? QUARANTINE_MS;
     this.#now = options.now ?? (() => performance.now());
+    this.#recvBuffer = options.recvBufferBytes ?? RECV_BUFFER_BYTES;
   }
 
   /** Ports currently bound by sockets from this pool. */
@@ -87,6 +99,13 @@ export class RtpPortPool {
       if (result instanceof dgram.Socket) {
         this.#cursor = port + 1 > this.range.max ? this.range.min : port + 1;
         this.#released.delete(port);
+        if (this.#recvBuffer > 0) {
+          try {
+            result.setRecvBufferSize(this.#recvBuffer);
+          } catch {
+            // Refused (a hardened kernel): the default buffer still works, with less headroom.
+          }
+        }
         result.once('close', () => {
           this.#held.delete(port);
           this.#released.delete(port);

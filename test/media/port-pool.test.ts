@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isSoftphoneError } from '../../src/errors.js';
 import { RtpPortPool } from '../../src/media/port-pool.js';
@@ -136,6 +137,19 @@ describe('RtpPortPool', () => {
     now += 20_000;
     const after = track(await p.allocate());
     expect(after.address().port).toBe(base + 2);
+  });
+
+  it('asks for a 1 MiB receive buffer, so a stalled event loop under a flood does not make the kernel drop the caller', async () => {
+    const { pool: p } = await pool(2);
+    const s = track(await p.allocate());
+    let max = Number.POSITIVE_INFINITY;
+    try {
+      max = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    } catch {
+      // Not Linux: the kernel's cap is unknown.
+    }
+    // Linux reports twice what was asked (its bookkeeping), capped at rmem_max.
+    expect(s.getRecvBufferSize()).toBeGreaterThanOrEqual(Math.min(1 << 20, max));
   });
 
   it('rejects a malformed range as CONFIG_INVALID naming the flag', () => {

@@ -159,8 +159,11 @@ const ESTABLISHED_PACKETS = 25;
 const DISPLACED_TTL_MS = 60_000;
 /** A quiet frame: RMS at most −48 dBFS (~130 of 32768), well below speech, above the G.711 idle noise. */
 const QUIET_MEAN_SQUARE = 130 * 130;
-/** The live delay histogram: 1 ms bins up to this. */
+/** The live delay histogram: 1 ms bins up to 1 s, then 10 ms bins up to 5 s (6 KB a call). */
+const FINE_MS = 1000;
+const COARSE_MS = 10;
 const LIVE_HISTOGRAM_MS = 5000;
+const LIVE_BINS = FINE_MS + (LIVE_HISTOGRAM_MS - FINE_MS) / COARSE_MS + 1;
 
 interface Stream {
   ssrc: number;
@@ -255,7 +258,7 @@ export class JitterBuffer {
     liveLate: 0,
     liveOverrun: 0,
   };
-  readonly #liveDelays = new Uint32Array(LIVE_HISTOGRAM_MS + 1);
+  readonly #liveDelays = new Uint32Array(LIVE_BINS);
   #liveDelayCount = 0;
 
   constructor(options: JitterBufferOptions = {}) {
@@ -832,8 +835,9 @@ export class JitterBuffer {
       return;
     }
     this.#playedAudio = true;
-    const delayMs = Math.round((now - position - this.#delay.baseline) / this.#perMs);
-    this.#liveDelays[Math.max(0, Math.min(LIVE_HISTOGRAM_MS, delayMs))]!++;
+    const delayMs = Math.max(0, Math.round((now - position - this.#delay.baseline) / this.#perMs));
+    const bin = delayMs < FINE_MS ? delayMs : FINE_MS + Math.floor((delayMs - FINE_MS) / COARSE_MS);
+    this.#liveDelays[Math.min(LIVE_BINS - 1, bin)]!++;
     this.#liveDelayCount++;
     sink(length === frame.length ? frame : frame.subarray(0, length), { position, audio: true });
     if (this.#recorded >= position + f) this.#release(index, frame);
@@ -844,9 +848,9 @@ export class JitterBuffer {
     if (n === 0) return 0;
     const want = Math.ceil(n * q);
     let seen = 0;
-    for (let ms = 0; ms < this.#liveDelays.length; ms++) {
-      seen += this.#liveDelays[ms]!;
-      if (seen >= want) return ms;
+    for (let bin = 0; bin < LIVE_BINS; bin++) {
+      seen += this.#liveDelays[bin]!;
+      if (seen >= want) return bin < FINE_MS ? bin : FINE_MS + (bin - FINE_MS) * COARSE_MS;
     }
     return LIVE_HISTOGRAM_MS;
   }

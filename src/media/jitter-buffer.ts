@@ -558,9 +558,10 @@ export class JitterBuffer {
    */
   #open(packet: AudioPacket, now: number): Stream {
     const f = this.frameSamples;
-    const arrival = this.#arrivalPosition(now, false);
     const overwrite = this.#overwriteNext;
     this.#overwriteNext = false;
+    // Another source's packets say nothing about this one's phase.
+    const arrival = this.#arrivalPosition(now, false, !overwrite);
     const position = !overwrite && this.#lastEnd - arrival > 2 * f ? this.#lastEnd : arrival;
     const ext = packet.sequenceNumber + 65536; // headroom so a reordered predecessor stays positive
     const stream: Stream = {
@@ -589,9 +590,9 @@ export class JitterBuffer {
    * slot even when its first packet is a little late. Never before what the
    * recording has written, and (unless `overlap`) never over audio already placed.
    */
-  #arrivalPosition(now: number, overlap = true): number {
+  #arrivalPosition(now: number, overlap = true, inPhase = true): number {
     const f = this.frameSamples;
-    const phase = ((this.#delay.baseline % f) + f) % f;
+    const phase = inPhase ? ((this.#delay.baseline % f) + f) % f : 0;
     // An eighth of a frame of slack for a packet slightly earlier than the baseline.
     const slack = phase === 0 ? 0 : f >> 3;
     const target = Math.max(Math.floor((now - phase + slack) / f) * f, this.#recorded);

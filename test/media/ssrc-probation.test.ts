@@ -198,6 +198,24 @@ describe('ReceivePath: payloads and latching', () => {
     expect(path.stats.foreignSource).toBe(5 + 9);
   });
 
+  it('places the SDP source’s stream where it arrived, over what a wrongly latched source left there', () => {
+    const path = new ReceivePath({ media: MEDIA, expected: OFFER });
+    path.allowAnySource();
+    // A stray stream, latched after priming, its packets late in their frames (150 samples in).
+    for (let i = 0; i < 10; i++)
+      path.receive(rtp(100 + i, 500 + i, 0x5a1e), STALE.address, STALE.port, 950 + i * F);
+    expect(path.latched).toEqual(STALE);
+    // The caller starts 10 samples into the frame after the stray's last one.
+    for (let k = 0; k < 10; k++)
+      path.receive(rtp(1 + k, k), OFFER.address, OFFER.port, 800 + (10 + k) * F + 10);
+    const out: number[] = [];
+    path.flush(800 + 25 * F, (f) => out.push(...f));
+    const ulaw = (k: number) => Array.from(payloadFor(k), (b) => ULAW_TO_LINEAR[b]!);
+    expect(indexOf(out, ulaw(0))).toBe(800 + 10 * F);
+    expect(indexOf(out, ulaw(9))).toBe(800 + 19 * F);
+    expect(path.stats).toMatchObject({ latches: 2, ssrcChange: 1, late: 0 });
+  });
+
   it('latches an unknown source (NAT) only after 3 valid packets in sequence, and keeps its first two', () => {
     const path = new ReceivePath({ media: MEDIA, expected: OFFER });
     path.allowAnySource();

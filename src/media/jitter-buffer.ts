@@ -250,7 +250,7 @@ export class JitterBuffer {
   /** The last frame the live stream played or skipped was quiet (a pause, not the end of a word). */
   #prevQuiet = false;
   #playedAudio = false;
-  readonly #live$: Omit<LiveStats, 'liveDelayP50Ms' | 'liveDelayP99Ms' | 'liveTargetMs'> = {
+  readonly #liveCounts: Omit<LiveStats, 'liveDelayP50Ms' | 'liveDelayP99Ms' | 'liveTargetMs'> = {
     liveFrames: 0,
     liveConcealed: 0,
     liveSkipped: 0,
@@ -319,7 +319,7 @@ export class JitterBuffer {
 
   get liveStats(): LiveStats {
     return {
-      ...this.#live$,
+      ...this.#liveCounts,
       liveDelayP50Ms: this.#liveDelayQuantile(0.5),
       liveDelayP99Ms: this.#liveDelayQuantile(0.99),
       liveTargetMs: Math.round(this.#delay.target / this.#perMs),
@@ -535,7 +535,7 @@ export class JitterBuffer {
       return 'late';
     }
     this.#write(position, Math.max(stream.floor, this.#recorded), packet.payload, decode);
-    if (position < this.#live) this.#live$.liveLate++;
+    if (position < this.#live) this.#liveCounts.liveLate++;
     if (newest) {
       stream.end = position + n;
       if (stream.end > this.#lastEnd) this.#lastEnd = stream.end;
@@ -773,26 +773,26 @@ export class JitterBuffer {
           continue;
         }
         // The audio the silence waited for: that silence was concealment.
-        this.#live$.liveConcealed += this.#holds;
+        this.#liveCounts.liveConcealed += this.#holds;
         this.#holds = 0;
       }
       const delay = this.#liveSlot - this.#live - baseline;
       if (delay - target >= f / 2 + 1) {
         if (frame === undefined) {
           // Silence before the first audio is no difference worth counting.
-          if (this.#playedAudio) this.#live$.liveSkipped++;
+          if (this.#playedAudio) this.#liveCounts.liveSkipped++;
           this.#prevQuiet = true;
           this.#live += f;
           continue;
         }
         const quiet = isQuiet(frame);
         if (quiet && this.#prevQuiet) {
-          this.#live$.liveSkipped++;
+          this.#liveCounts.liveSkipped++;
           this.#live += f;
           continue;
         }
         if (delay > this.#maxLiveDelay) {
-          this.#live$.liveOverrun++;
+          this.#liveCounts.liveOverrun++;
           this.#prevQuiet = quiet;
           this.#live += f;
           continue;
@@ -802,7 +802,7 @@ export class JitterBuffer {
         const quiet = frame === undefined || isQuiet(frame);
         if (quiet && this.#prevQuiet) {
           // A pause: play a little more silence so later audio has more time to arrive.
-          this.#live$.liveStretched++;
+          this.#liveCounts.liveStretched++;
           this.#emitInserted(sink, 'stretch');
           return;
         }
@@ -817,7 +817,7 @@ export class JitterBuffer {
   }
 
   #emitInserted(sink: FrameCallback, filler: 'concealment' | 'stretch'): void {
-    this.#live$.liveFrames++;
+    this.#liveCounts.liveFrames++;
     sink(this.#silence, { position: this.#live, audio: false, filler });
   }
 
@@ -830,7 +830,7 @@ export class JitterBuffer {
   ): void {
     const position = this.#live;
     const f = this.frameSamples;
-    this.#live$.liveFrames++;
+    this.#liveCounts.liveFrames++;
     if (frame === undefined) {
       sink(length === f ? this.#silence : this.#silence.subarray(0, length), { position, audio: false });
       return;

@@ -207,6 +207,8 @@ export function benchSpikes(): SpikeFigures[] {
     evaluate(spikeScenario(150)),
     evaluate(spikeScenario(400)),
     evaluate(spikeScenario(1000)),
+    // Beyond the bound: arrival decides, nothing is dropped, the rest of the stream moves.
+    evaluate(spikeScenario(1500)),
     evaluate(loadedHostScenario()),
   ];
 }

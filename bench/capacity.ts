@@ -28,7 +28,8 @@
  *    on the wire too (pcap stream, parsed here), gives each stream's
  *    lateness (arrival minus the timestamp distance, against the smallest
  *    such value before it). A stream the sender kept within ON_TIME_MS must be
- *    recorded bit-exact by the bot; a later one may have gaps (fixed 70 ms playout).
+ *    recorded bit-exact by the bot; a later one may have gaps (beyond the
+ *    recording's 1 s bound the stream is re-placed by arrival).
  *
  * SIPp 3.6's rtp_stream plays the speech file (goforward.raw → 8 kHz u-law
  * with sox, padded to whole 160-byte packets) `loops` times, as many as fit
@@ -57,7 +58,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { FRAME_MS, JITTER_DELAY_MS } from '../src/media/frame.js';
+import { FRAME_MS, RECORDING_DELAY_MS } from '../src/media/frame.js';
 import { StreamFramer } from '../src/sip/transport/framer.js';
 import { freePort, freeUdpPortRange } from '../test/helpers/ports.js';
 import { checkTools, toolPath } from '../test/helpers/tools.js';
@@ -130,7 +131,7 @@ export interface CapacityFigures {
     lateStreams: number;
     /** Not bit-exact although the sender kept the stream on time: the bot's doing. */
     notExactOnTime: number;
-    /** Not bit-exact, and the sender was late: a sender stall the playout delay did not absorb. */
+    /** Not bit-exact, and the sender was late: a sender stall beyond the recording's bound. */
     notExactLate: number;
     /** First RTP packet after the 200 OK (both on the wire), for the calls not bit-exact, ms. */
     notExactFirstPacketAfter200Ms: number[];
@@ -178,8 +179,8 @@ const SCENARIO = path.join(ROOT, 'test', 'interop', 'kamailio', 'sipp', 'uac-spe
 const INSTANCE_ID = 'urn:uuid:8c1d7f3e-2b4a-4e6c-9f0d-1a2b3c4d5e6f';
 /** Quiet time left at the end of each call (rtp_stream starts up to ~100 ms late). */
 const BYE_MARGIN_MS = 1000;
-/** The bot's playout delay (MediaSession default) less a frame of margin: see calls.test.ts. */
-const ON_TIME_MS = JITTER_DELAY_MS - FRAME_MS;
+/** The recording's bound (MediaSession default) less a frame of margin: see calls.test.ts. */
+const ON_TIME_MS = RECORDING_DELAY_MS - FRAME_MS;
 const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Linux ABI Node runs on
 
 /** Preloaded into the bot: event-loop delay, reset on SIGUSR2 (load starts), written at exit. */

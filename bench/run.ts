@@ -4,9 +4,12 @@
  * `npm run bench -- sip-parse media-path`.
  */
 import { benchCapacity } from './capacity.js';
+import { benchFlood } from './flood.js';
+import { benchLiveDelay } from './live-delay.js';
 import { benchMediaPath } from './media-path.js';
 import { benchOpus } from './opus.js';
 import { benchSipParse } from './sip-parse.js';
+import { benchSpikes } from './spikes.js';
 import { benchStreamLatency } from './stream-latency.js';
 
 type Bench = { name: string; run: () => Promise<unknown> };
@@ -18,7 +21,7 @@ const benches: Bench[] = [
     run: async () => {
       const r = await benchMediaPath();
       console.log(
-        'media path per RTP packet (parse, validate, latch, jitter buffer, G.711 decode, WAV write):',
+        'media path per RTP packet (parse, validate, latch, jitter buffer with both outputs, G.711 decode, WAV write), CPU time:',
       );
       console.log(
         `  ${r.nsPerPacket.toFixed(0)} ns/packet median (best ${r.nsPerPacketBest.toFixed(0)} ns), ${Math.round(r.packetsPerSecond).toLocaleString('en-US')} packets/s`,
@@ -58,6 +61,50 @@ const benches: Bench[] = [
     },
   },
   {
+    name: 'spikes',
+    run: async () => {
+      const r = benchSpikes();
+      console.log('recording under delay spikes (490 frames; pure receive path, per-sample clock):');
+      for (const s of r) {
+        console.log(
+          `  ${s.name.padEnd(13)} ${String(s.exact).padStart(3)}/${s.frames} frames bit-exact at their place (resync ${s.resync}, late ${s.late}, largest shift ${s.maxShiftMs} ms)`,
+        );
+      }
+      return r;
+    },
+  },
+  {
+    name: 'live-delay',
+    run: async () => {
+      const r = benchLiveDelay();
+      console.log('live stream under jitter profiles (60 s of speech each), adaptive target vs fixed 70 ms:');
+      for (const x of r) {
+        console.log(
+          `  ${x.profile.padEnd(15)} ${x.design.padEnd(12)} live delay p50 ${x.p50Ms} ms, p99 ${x.p99Ms} ms (target ${x.targetMs} ms); concealed ${x.concealed}, skipped ${x.skipped}, stretched ${x.stretched}, late for live ${x.liveLate}; WAV ${x.exact}/${x.frames} exact`,
+        );
+      }
+      return r;
+    },
+  },
+  {
+    name: 'flood',
+    run: async () => {
+      const r = await benchFlood();
+      console.log('floods at a recording call (real MediaSession on UDP, caller at 50 packets/s):');
+      for (const p of r.phases)
+        console.log(
+          `  ${p.name.padEnd(18)} ${String(p.floodPps).padStart(6)} packets/s: ${p.cpuPercent}% of a core`,
+        );
+      console.log(
+        `  caller: ${r.callerReceived}/${r.callerSent} received, lost ${r.lost}, late ${r.late}; dropped: foreign ${r.foreignSource}, invalid ${r.invalid}, probation ${r.probationDropped}`,
+      );
+      console.log(
+        `  receive path alone per flood packet: foreign ${r.nsPerPacket.foreign} ns, malformed ${r.nsPerPacket.malformed} ns, forged SSRC ${r.nsPerPacket.forged} ns`,
+      );
+      return r;
+    },
+  },
+  {
     name: 'stream-latency',
     run: async () => {
       const r = await benchStreamLatency();
@@ -72,7 +119,7 @@ const benches: Bench[] = [
         `end to end: real MediaSession on UDP, PCMU every 20 ms from a separate process (${e.packetsCounted} of ${e.packetsSent} packets; first ${e.warmupPackets} are warm-up):`,
       );
       console.log(
-        `  jitter-buffer hold (arrival → frame emitted): ${pp(e.jitterHold)}, range ${range(e.jitterHold)} (by design the ${e.jitterDelayMs} ms jitter delay, plus timer lateness)`,
+        `  jitter-buffer hold (arrival → live frame emitted): ${pp(e.jitterHold)}, range ${range(e.jitterHold)} (by design the adaptive live target, ${e.jitterDelayMs} ms at the end, ± half a frame of cadence, plus timer lateness)`,
       );
       console.log(
         `    far end sends ${ms(e.slotPhaseMs)} ms into each playout slot (random per run, as on a real call); arrivals ${range(e.slotOffset)} into their slot (${e.onGrid}/${e.packetsCounted} in [0, 20) ms); playout timer late by ${pp(e.playoutLateness)}`,

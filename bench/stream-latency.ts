@@ -7,7 +7,7 @@
  *
  * End to end: RTP from a separate sender process at 20 ms pacing to a real
  * MediaSession on a UDP socket (PCMU negotiated from the sender's SDP offer,
- * recording to a WAV, sending silence back), whose 'frame' listeners feed a
+ * recording to a WAV, sending silence back), whose 'liveFrame' listeners feed a
  * real EnginePipe and a real MediaStreamClient, as a live call does. Each
  * packet's µ-law payload carries its index, so the consumers can tell whose
  * audio arrived when. Per packet: arrival of the datagram in the bot (a
@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { JITTER_DELAY_MS } from '../src/media/frame.js';
+import { LIVE_TARGET_MAX_MS } from '../src/media/frame.js';
 import { encodeUlaw, ULAW_TO_LINEAR } from '../src/media/g711.js';
 import { MediaSession } from '../src/media/session.js';
 import { serializeRtp } from '../src/rtp/packet.js';
@@ -64,7 +64,7 @@ export interface EndToEndSink {
   total: Spread;
   /** Frame emitted by MediaSession → bytes at the consumer: the cost beyond the jitter buffer's hold. */
   beyondHold: Spread;
-  /** `total` minus the nominal jitter delay (JITTER_DELAY_MS): timer lateness, arrival jitter and the sink. */
+  /** `total` minus the live target the session ended with: cadence, timer lateness, arrival jitter and the sink. */
   totalMinusDelay: Spread;
 }
 
@@ -77,7 +77,7 @@ export interface EndToEndFigures {
   slotPhaseMs: number;
   /** Packets after the warm-up that arrived and were emitted by the session: what the figures cover. */
   packetsCounted: number;
-  /** MediaSession's jitter delay (its default). */
+  /** The live target delay MediaSession ended with (adaptive). */
   jitterDelayMs: number;
   /** Sender's stamp just before `socket.send` → the datagram's 'message' in the bot (loopback + event loop). */
   sendToArrival: Spread;
@@ -599,14 +599,14 @@ async function benchEndToEnd(
     call.on('frame', (frame, info) => recording.write(frame, info));
     // Emission stamps first, then the sinks in the order live calls attach them (pipe, then stream).
     const emitted = new Map<number, { at: bigint; position: number }>();
-    call.on('frame', (frame, info) => {
+    call.on('liveFrame', (frame, info) => {
       const at = process.hrtime.bigint();
       if (!info.audio) return;
       const index = identify((i) => frame[i] ?? 0);
       if (index >= 0 && !emitted.has(index)) emitted.set(index, { at, position: info.position });
     });
-    call.on('frame', (frame) => engine.write(frame));
-    call.on('frame', (frame) => stream.sendFrame(frame));
+    call.on('liveFrame', (frame) => engine.write(frame));
+    call.on('liveFrame', (frame) => stream.sendFrame(frame));
     await call.prime();
     await wait(200);
 
@@ -617,9 +617,10 @@ async function benchEndToEnd(
     const startMs = t0 + slot * PACKET_MS + slotPhaseMs + perfOffset;
     sender.stdin!.write(`go ${base + BigInt(Math.round(startMs * 1e6))}\n`);
     const sentLine = await senderLine(packets * PACKET_MS + 10_000);
-    // The last packet plays out the jitter delay after it arrived.
-    await wait(JITTER_DELAY_MS + 2 * PACKET_MS + 200);
+    // The last packet plays out the live delay after it arrived.
+    await wait(LIVE_TARGET_MAX_MS + 2 * PACKET_MS + 200);
     const stats = call.stop();
+    const delayMs = stats.liveTargetMs;
     recording.close();
     const wsReported = wsLine();
     const [engineResult] = await Promise.all([engine.close(), stream.stop()]);
@@ -679,14 +680,14 @@ async function benchEndToEnd(
       slotOffset.push(offset);
       if (offset >= 0 && offset < PACKET_MS) onGrid++;
       baseline = Math.min(baseline, offset);
-      lateness.push(e - (slotStart + baseline + JITTER_DELAY_MS));
+      lateness.push(e - (slotStart + baseline + delayMs));
       for (const name of ['pipe', 'ws'] as const) {
         const at = consumers[name].get(k);
         if (at === undefined) continue;
         const c = ms(at);
         sinks[name].total.push(c - a);
         sinks[name].beyond.push(c - e);
-        sinks[name].minusDelay.push(c - a - JITTER_DELAY_MS);
+        sinks[name].minusDelay.push(c - a - delayMs);
       }
     }
     const sinkFigures = (name: 'pipe' | 'ws', dropped: number): EndToEndSink => ({
@@ -701,7 +702,7 @@ async function benchEndToEnd(
       warmupPackets: warmup,
       slotPhaseMs: round(slotPhaseMs),
       packetsCounted: counted,
-      jitterDelayMs: JITTER_DELAY_MS,
+      jitterDelayMs: delayMs,
       sendToArrival: spread(sendToArrival, 'packet sent'),
       jitterHold: spread(hold, 'packet played out'),
       slotOffset: spread(slotOffset, 'packet played out'),

@@ -28,7 +28,7 @@ import type { SrtpKeys, SrtpPolicy } from '../sdp/crypto.js';
 import type { MediaDirection, NegotiatedMedia } from '../sdp/negotiate.js';
 import { SdpSession } from '../sdp/session.js';
 import { recordingPaths } from '../sinks/recording-path.js';
-import { type DtmfRecord, writeSidecar } from '../sinks/sidecar.js';
+import { type DtmfRecord, type PacketStats, writeSidecar } from '../sinks/sidecar.js';
 import { WavWriter } from '../sinks/wav.js';
 import { WavSink } from '../sinks/wav-sink.js';
 import { DigestSession } from '../sip/auth/digest.js';
@@ -792,7 +792,11 @@ export class CallSession implements CallOwner {
     }
     media.on('dtmf', (e) => this.#recordDtmf(e.digit, e.atMs, 'rfc4733'));
     media.on('dtmfSent', (e) => this.call.emit('dtmfSent', e));
-    media.on('frame', (frame, info) => this.#fanOut.write(frame, info));
+    // The recording's frames (every packet at its place, 1 s behind) and the
+    // live stream's (one every 20 ms) take different routes: WAV and live sinks.
+    media.on('frame', (frame, info) => this.#fanOut.writeRecording(frame, info));
+    media.on('liveFrame', (frame, info) => this.#fanOut.writeLive(frame, info));
+    media.on('latched', (latch) => this.call.emit('latched', latch));
     media.on('error', (err) => this.call.emit('sinkError', err));
     media.on('inactive', () => void this.#hangup('media-timeout'));
   }
@@ -1214,23 +1218,21 @@ function placeholderMedia(): NegotiatedMedia {
   };
 }
 
-function sidecarStats(stats: MediaStats | undefined) {
-  const s = stats;
-  return {
-    received: s?.received ?? 0,
-    lost: s?.lost ?? 0,
-    late: s?.late ?? 0,
-    duplicate: s?.duplicate ?? 0,
-    reordered: s?.reordered ?? 0,
-    foreignSource: s?.foreignSource ?? 0,
-    invalid: s?.invalid ?? 0,
-    ...(s && {
-      resync: s.resync ?? 0,
-      ssrcChange: s.ssrcChange ?? 0,
-      framesWritten: s.framesWritten ?? 0,
-      packetsSent: s.packetsSent ?? 0,
-    }),
+/** Every numeric media statistic, the seven packet counters first (always present). */
+function sidecarStats(stats: MediaStats | undefined): PacketStats & Record<string, number> {
+  const out: PacketStats & Record<string, number> = {
+    received: stats?.received ?? 0,
+    lost: stats?.lost ?? 0,
+    late: stats?.late ?? 0,
+    duplicate: stats?.duplicate ?? 0,
+    reordered: stats?.reordered ?? 0,
+    foreignSource: stats?.foreignSource ?? 0,
+    invalid: stats?.invalid ?? 0,
   };
+  for (const [k, v] of Object.entries(stats ?? {})) {
+    if (typeof v === 'number' && Number.isFinite(v) && !(k in out)) out[k] = v;
+  }
+  return out;
 }
 
 function asSinkError(err: unknown): SoftphoneError {

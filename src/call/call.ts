@@ -8,7 +8,7 @@
 import type { SoftphoneError } from '../errors.js';
 import type { DtmfDigit } from '../media/dtmf.js';
 import type { DtmfSendOptions } from '../media/dtmf-sender.js';
-import type { DtmfEvent, MediaStats } from '../media/session.js';
+import type { DtmfEvent, LatchInfo, MediaStats } from '../media/session.js';
 import { SafeEmitter } from '../safe-emitter.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { DtmfRecord } from '../sinks/sidecar.js';
@@ -100,8 +100,14 @@ export interface CallEvents {
   dtmf: [event: DtmfEvent & { source: 'rfc4733' | 'info' }];
   /** A key we sent went out (its first RFC 4733 packet). */
   dtmfSent: [event: { digit: DtmfDigit }];
-  /** Decoded audio as it plays out of the jitter buffer: the WAV's samples, 20 ms at a time (reused array). */
+  /**
+   * Decoded audio of the live stream, one 20 ms frame every 20 ms (reused
+   * array): what the engine pipe and the media stream get. The WAV gets the
+   * same audio placed exactly by timestamp ~1 s later (see the README).
+   */
   frame: [frame: Int16Array];
+  /** RTP is now taken from this source (the SDP's, or a symmetric one after priming), or it moved. */
+  latched: [info: LatchInfo];
   /** A sink failed (WAV write, engine, stream); the call goes on. */
   sinkError: [error: SoftphoneError];
   /** One stdout line of the --pipe engine: the text, and the parsed value when it is JSON. */

@@ -1,10 +1,14 @@
 /**
- * One call's frames to all of its sinks, in a fixed order: the recording
- * first (so it has the frame before any slower consumer runs), then the live
- * sinks, then the user's listeners. A sink that throws is reported once and
- * skipped for that frame; the others still get it. Closing closes the
- * recording first and synchronously (its header is final before the sidecar
- * is written), then the rest together.
+ * One call's frames to all of its sinks. The media session has two outputs
+ * (see MediaSession): the recording's timeline ('frame', about 1 s behind,
+ * every packet at its place) goes to the recording only (`writeRecording`);
+ * the live stream ('liveFrame', one frame every 20 ms at an adaptive delay)
+ * goes to the live sinks, then the user's listeners (`writeLive`). `write`
+ * gives one frame to all of them, recording first, for a caller with a
+ * single stream of frames. A sink that throws is reported once and skipped
+ * for that frame; the others still get it. Closing closes the recording
+ * first and synchronously (its header is final before the sidecar is
+ * written), then the rest together.
  */
 import type { FrameInfo, FrameSink } from '../media/frame-sink.js';
 
@@ -35,8 +39,19 @@ export class FrameFanOut implements FrameSink {
     this.#live.push(sink);
   }
 
+  /** One frame to every sink: the recording first, then the live sinks, then listeners. */
   write(frame: Int16Array, info: FrameInfo): void {
+    this.writeRecording(frame, info);
+    this.writeLive(frame, info);
+  }
+
+  /** A frame of the recording's timeline (MediaSession 'frame'): the WAV only. */
+  writeRecording(frame: Int16Array, info: FrameInfo): void {
     if (this.#recording) this.#deliver(this.#recording, frame, info);
+  }
+
+  /** A frame of the live stream (MediaSession 'liveFrame'): the live sinks, then listeners. */
+  writeLive(frame: Int16Array, info: FrameInfo): void {
     for (const sink of this.#live) this.#deliver(sink, frame, info);
     this.#listeners?.(frame, info);
   }

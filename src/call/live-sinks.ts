@@ -72,6 +72,8 @@ export function attachStream(
       streamFramesSent: client.stats.sent,
       streamFramesDropped: client.stats.dropped,
       streamFramesPlayed: client.stats.played,
+      streamUnderruns: client.stats.underruns,
+      streamLeadMs: client.stats.leadMs,
     }),
   });
   call.on('dtmf', (d) => client.sendDtmf(d.digit));

@@ -138,6 +138,13 @@ function wireCall(call: Call, log: Logger): void {
     if (r.outcome === 'ok') log.info('call.rehomed', fields, text);
     else log.warn('call.rehomed', fields, text);
   });
+  call.on('latched', (l) =>
+    log.info(
+      'call.latched',
+      { callId: call.id, address: l.address, port: l.port, reason: l.reason, previous: l.previous ?? null },
+      `${who}: RTP from ${l.address}:${l.port} (${l.reason}${l.previous ? `, was ${l.previous.address}:${l.previous.port}` : ''})`,
+    ),
+  );
   call.on('media', (m) =>
     log.info(
       'call.media',

@@ -11,6 +11,12 @@ export interface FrameInfo {
   position: number;
   /** False when nothing arrived for any part of this frame (silence fill). */
   audio: boolean;
+  /**
+   * Live stream only: silence that is not part of the recording's timeline,
+   * played while audio was overdue ('concealment') or to lengthen a pause
+   * ('stretch'); `position` is then that of the frame it was played before.
+   */
+  filler?: 'concealment' | 'stretch';
 }
 
 export interface FrameSink {

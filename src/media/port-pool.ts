@@ -7,10 +7,20 @@
  * not run RTCP, and a working call beats a tidy number). Ports held by other
  * processes are skipped (EADDRINUSE). A port goes back to the pool when its
  * socket closes, and is handed out again only after the rest of the range has
- * had a turn, so stray packets of a finished call rarely reach the next one.
+ * had a turn; and a port released in the last 10 s comes after every other
+ * free port, odd ones included: the far end of a finished call may still be
+ * sending to it, and a stream already aimed at a new call's port competes
+ * with the caller for the latch.
+ *
+ * Each socket asks for a 1 MiB receive buffer (SO_RCVBUF; the kernel caps it
+ * at net.core.rmem_max): the recording waits up to a second for late
+ * packets, so what must not happen is the kernel dropping them because the
+ * event loop stalled while a flood filled the default ~200 KB (about 10 ms
+ * of a 20 000 packets/s flood).
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
 
 export interface PortRange {
@@ -26,7 +36,17 @@ export interface AllocateOptions {
 export interface RtpPortPoolOptions {
   /** Default local IP for {@link RtpPortPool.allocate}. */
   address?: string;
+  /** How long a released port is avoided while others are free (ms); default 10 000. */
+  quarantineMs?: number;
+  /** The clock (ms) for the quarantine; default performance.now. */
+  now?: () => number;
+  /** SO_RCVBUF to ask for, bytes; default 1 MiB (0: leave the system's default). */
+  recvBufferBytes?: number;
 }
+
+const RECV_BUFFER_BYTES = 1 << 20;
+
+const QUARANTINE_MS = 10_000;
 
 export class RtpPortPool {
   readonly range: Readonly<PortRange>;
@@ -35,6 +55,11 @@ export class RtpPortPool {
   readonly #held = new Set<number>();
   /** Where the next search starts: rotates through the range. */
   #cursor: number;
+  /** Ports released recently, with when (insertion order: oldest first). */
+  readonly #released = new Map<number, number>();
+  readonly #quarantineMs: number;
+  readonly #now: () => number;
+  readonly #recvBuffer: number;
 
   constructor(range: PortRange, options: RtpPortPoolOptions = {}) {
     const { min, max } = range;
@@ -49,6 +74,9 @@ export class RtpPortPool {
     this.range = Object.freeze({ min, max });
     this.#address = options.address ?? '0.0.0.0';
     this.#cursor = min;
+    this.#quarantineMs = options.quarantineMs ?? QUARANTINE_MS;
+    this.#now = options.now ?? (() => performance.now());
+    this.#recvBuffer = options.recvBufferBytes ?? RECV_BUFFER_BYTES;
   }
 
   /** Ports currently bound by sockets from this pool. */
@@ -70,7 +98,19 @@ export class RtpPortPool {
       const result = await bindUdp(type, address, port);
       if (result instanceof dgram.Socket) {
         this.#cursor = port + 1 > this.range.max ? this.range.min : port + 1;
-        result.once('close', () => this.#held.delete(port));
+        this.#released.delete(port);
+        if (this.#recvBuffer > 0) {
+          try {
+            result.setRecvBufferSize(this.#recvBuffer);
+          } catch {
+            // Refused (a hardened kernel): the default buffer still works, with less headroom.
+          }
+        }
+        result.once('close', () => {
+          this.#held.delete(port);
+          this.#released.delete(port);
+          this.#released.set(port, this.#now());
+        });
         return result;
       }
       this.#held.delete(port);
@@ -94,17 +134,28 @@ export class RtpPortPool {
     );
   }
 
-  /** Every port not held by us, even ones first, each group starting at the cursor. */
+  /**
+   * Every port not held by us: even ones first, then odd ones, each group
+   * starting at the cursor; ports released within the quarantine last,
+   * longest released first.
+   */
   *#candidates(): Generator<number> {
     const { min, max } = this.range;
     const size = max - min + 1;
+    const since = this.#now() - this.#quarantineMs;
+    for (const [port, at] of this.#released) {
+      if (at > since) break;
+      this.#released.delete(port);
+    }
+    const recent = this.#released;
     for (const parity of [0, 1]) {
       for (let i = 0; i < size; i++) {
         const port = min + ((this.#cursor - min + i) % size);
-        if (port % 2 !== parity || this.#held.has(port)) continue;
+        if (port % 2 !== parity || this.#held.has(port) || recent.has(port)) continue;
         yield port;
       }
     }
+    for (const port of [...recent.keys()]) if (!this.#held.has(port)) yield port;
   }
 }
 

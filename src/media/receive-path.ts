@@ -9,12 +9,18 @@
  * the answer (t0).
  */
 
-import { isRtpInvalid, parseRtp } from '../rtp/packet.js';
+import { isRtpInvalid, parseRtp, type RtpPacket } from '../rtp/packet.js';
 import type { Codec } from '../sdp/negotiate.js';
 import type { PacketStats } from '../sinks/sidecar.js';
 import { codecOf, TELEPHONE_EVENT_PT } from './codec.js';
 import { DtmfDeduper, type DtmfDigit, parseTelephoneEvent } from './dtmf.js';
-import { type FrameCallback, JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
+import { FRAME_MS } from './frame.js';
+import {
+  type AudioPacket,
+  type FrameCallback,
+  JitterBuffer,
+  type JitterBufferOptions,
+} from './jitter-buffer.js';
 
 export interface Endpoint {
   address: string;
@@ -27,6 +33,8 @@ export interface ReceiveMedia {
   payloadType: number;
   /** RFC 4733 telephone-event payload type, when negotiated. */
   telephoneEventPt?: number;
+  /** Packetization asked for (a=ptime, ms; default 20): bounds the audio payloads taken. */
+  ptime?: number;
 }
 
 export type ReceiveOutcome =
@@ -36,13 +44,21 @@ export type ReceiveOutcome =
   | 'dtmf'
   /** A payload type that is neither the codec nor telephone-event (e.g. comfort noise, RFC 3389). */
   | 'other'
+  /** From the latched source, but a new SSRC (or a sequence jump) still on probation. */
+  | 'pending'
   | 'foreign'
   | 'invalid';
 
 export interface ReceiveStats extends PacketStats {
-  /** Times the jitter buffer re-anchored the timeline (untrustworthy timestamps). */
+  /** Times the jitter buffer re-placed a stream by arrival (untrustworthy timestamps, spikes beyond the bound). */
   resync: number;
   ssrcChange: number;
+  /** Packets of SSRCs (or sequence jumps) that never proved themselves, or lost to the established stream. */
+  probationDropped: number;
+  /** Audio packets whose payload does not fit the codec and ptime (empty, or over 3 ptimes and 60 ms): dropped. */
+  invalidPayload: number;
+  /** Times the latch took a source: the first latch and every re-latch. */
+  latches: number;
   /** Packets of other payload types (comfort noise 13 and the like), not played. */
   otherPayload: number;
   /** Key presses reported. */
@@ -51,48 +67,93 @@ export interface ReceiveStats extends PacketStats {
 
 export type DtmfListener = (digit: DtmfDigit, atSamples: number) => void;
 
+/** Why the latch took a source. */
+export type LatchReason =
+  /** It is the address:port of the SDP: always preferred, taken from its first valid packet. */
+  | 'sdp'
+  /** Another source (NAT, RFC 4961 symmetric RTP), after several valid packets in sequence from it. */
+  | 'symmetric';
+
+export interface LatchInfo extends Endpoint {
+  reason: LatchReason;
+  /** The source latched before (a re-latch). */
+  previous?: Endpoint;
+}
+
 /** Where an unlatched path takes packets from. */
 type LatchMode =
   /** Only the address:port of the SDP. */
   | 'expected'
-  /** The SDP's address:port, or else the first valid source (RFC 4961 symmetric RTP, NAT). */
+  /** The SDP's address:port, or else a source that proves itself (RFC 4961 symmetric RTP, NAT). */
   | 'any';
 
-export interface ReceivePathOptions extends JitterBufferOptions {
+export interface ReceivePathOptions extends Omit<JitterBufferOptions, 'onEvent'> {
   media: ReceiveMedia;
   /** The remote media address from SDP, resolved to an IP (undefined until known). */
   expected?: Endpoint;
   onDtmf?: DtmfListener;
 }
 
+/**
+ * A source other than the SDP's is latched only after this many valid packets
+ * in sequence from it: a stream that was already aimed at the port (the
+ * previous user of a recycled port, a scanner) must not win the race against
+ * the caller by arriving first.
+ */
+const LATCH_PACKETS = 3;
+/** Unknown sources tracked at once; a flood from many ports only recycles these. */
+const LATCH_CANDIDATES = 4;
+/** Payloads of at most this many ms (or 3 ptimes, if longer) are taken: one 8 000-byte packet is not 1 s of audio. */
+const MAX_PAYLOAD_MS = 60;
+
+interface SourceCandidate {
+  ssrc: number;
+  nextSeq: number;
+  packets: { packet: RtpPacket; now: number }[];
+}
+
 export class ReceivePath {
   readonly jitter: JitterBuffer;
   #media: ReceiveMedia;
   #decode: Int16Array;
+  #maxPayload = 0;
   #expected: Endpoint | undefined;
   #mode: LatchMode = 'expected';
   #latched: Endpoint | undefined;
+  #latchInfo: LatchInfo | undefined;
+  /** The source the latch was dropped from (re-INVITE), reported as `previous` with the next latch. */
+  #unlatched: Endpoint | undefined;
+  #latches = 0;
   /** After a change of remote, the old source must not win the race to re-latch. */
   #excluded: Endpoint | undefined;
+  readonly #candidates = new Map<string, SourceCandidate>();
   #lastValidAt = -1;
   readonly #dtmf = new DtmfDeduper();
   readonly #onDtmf: DtmfListener | undefined;
   #foreign = 0;
   #invalid = 0;
+  #invalidPayload = 0;
   #other = 0;
   #dtmfCount = 0;
 
   constructor(options: ReceivePathOptions) {
-    this.jitter = new JitterBuffer(options);
-    this.#media = { ...options.media };
-    this.#decode = decodeTable(options.media.codec);
-    this.#expected = options.expected && normalize(options.expected);
-    this.#onDtmf = options.onDtmf;
+    const { media, expected, onDtmf, ...jitter } = options;
+    this.jitter = new JitterBuffer({ ...jitter, onEvent: (packet, now) => this.#onEvent(packet, now) });
+    this.#media = { ...media };
+    this.#decode = decodeTable(media.codec);
+    this.#maxPayload = maxPayload(media);
+    this.#expected = expected && normalize(expected);
+    this.#onDtmf = onDtmf;
   }
 
   /** The source packets are taken from, once latched. */
   get latched(): Readonly<Endpoint> | undefined {
     return this.#latched;
+  }
+
+  /** The latest latch: the source, why it was taken, and the one before it. */
+  get latchInfo(): Readonly<LatchInfo> | undefined {
+    return this.#latchInfo;
   }
 
   /** Timeline position of the last valid packet from the latched source, -1 before any. */
@@ -112,14 +173,17 @@ export class ReceivePath {
       invalid: this.#invalid,
       resync: j.resync,
       ssrcChange: j.ssrcChange,
+      probationDropped: j.probationDropped,
+      invalidPayload: this.#invalidPayload,
+      latches: this.#latches,
       otherPayload: this.#other,
       dtmf: this.#dtmfCount,
     };
   }
 
   /**
-   * Lets the path latch to any source, not only the SDP's address: called once
-   * we have sent our first packet (priming), because a media server behind NAT
+   * Lets the path latch to sources other than the SDP's: called once we have
+   * sent our first packet (priming), because a media server behind NAT
    * answers from an address of its own, towards wherever our packet came from.
    */
   allowAnySource(): void {
@@ -133,11 +197,19 @@ export class ReceivePath {
   update(media: ReceiveMedia, expected: Endpoint | undefined): void {
     this.#media = { ...media };
     this.#decode = decodeTable(media.codec);
+    this.#maxPayload = maxPayload(media);
     const next = expected && normalize(expected);
     if (next && !(this.#expected && same(next, this.#expected))) {
       this.#expected = next;
-      if (this.#latched && !same(this.#latched, next)) this.#excluded = this.#latched;
-      this.#latched = undefined;
+      const latched = this.#latched;
+      if (latched && !same(latched, next)) this.#excluded = latched;
+      if (latched) {
+        this.#unlatched = latched;
+        this.#latched = undefined;
+        // Whoever is latched next starts a new stream, taken as it comes.
+        this.jitter.newSource();
+      }
+      this.#candidates.clear();
     }
   }
 
@@ -151,10 +223,39 @@ export class ReceivePath {
       this.#invalid++;
       return 'invalid';
     }
-    if (!this.#accepts(fromAddress, fromPort)) {
-      this.#foreign++;
-      return 'foreign';
+    if (packet.payloadType === this.#media.payloadType) {
+      const n = packet.payload.length;
+      if (n === 0 || n > this.#maxPayload) {
+        this.#invalidPayload++;
+        return 'invalid';
+      }
     }
+    const latched = this.#latched;
+    if (latched === undefined || latched.port !== fromPort || latched.address !== unmap(fromAddress)) {
+      if (!this.#latch(packet, fromAddress, fromPort, now)) {
+        this.#foreign++;
+        return 'foreign';
+      }
+    }
+    return this.#take(packet, now);
+  }
+
+  /** Emits the recording frames whose time has come (see JitterBuffer.pullRecording). */
+  pullRecording(now: number, sink: FrameCallback): number {
+    return this.jitter.pullRecording(now, sink);
+  }
+
+  /** Emits the live frames whose time has come (see JitterBuffer.pullLive). */
+  pullLive(now: number, sink: FrameCallback): number {
+    return this.jitter.pullLive(now, sink);
+  }
+
+  /** Ends both timelines at `end` (or the end of the newest audio, if later). */
+  flush(end: number, recording: FrameCallback, live?: FrameCallback): void {
+    this.jitter.flush(end, recording, live);
+  }
+
+  #take(packet: RtpPacket, now: number): ReceiveOutcome {
     this.#lastValidAt = now;
     const pt = packet.payloadType;
     if (pt === this.#media.payloadType) {
@@ -164,51 +265,94 @@ export class ReceivePath {
     // Events and comfort noise share the stream's sequence space (RFC 4733 2.1,
     // RFC 3389 4): they count for loss and duplicates, leave silence in place and
     // never move the timeline (an event's timestamp is its start, RFC 4733 2.5.1.2).
+    // Key presses are read in #onEvent once their stream counts.
     const outcome = this.jitter.push(packet, now, undefined);
     if (pt !== (this.#media.telephoneEventPt ?? TELEPHONE_EVENT_PT)) {
       this.#other++;
       return 'other';
     }
-    if (outcome === 'duplicate') return 'duplicate';
+    return outcome === 'duplicate' || outcome === 'pending' ? outcome : 'dtmf';
+  }
+
+  #onEvent(packet: AudioPacket, now: number): void {
+    if (packet.payloadType !== (this.#media.telephoneEventPt ?? TELEPHONE_EVENT_PT)) return;
     const event = parseTelephoneEvent(packet.payload);
-    if (event === undefined) return 'dtmf';
+    if (event === undefined) return;
     // RFC 4733 2.5.1.2: every packet of one press carries the press's timestamp.
     const digit = this.#dtmf.accept(packet.ssrc, packet.timestamp, event);
     if (digit !== undefined) {
       this.#dtmfCount++;
       this.#onDtmf?.(digit, now);
     }
-    return 'dtmf';
   }
 
-  /** Emits the frames whose playout time has come (see JitterBuffer.pull). */
-  pull(now: number, sink: FrameCallback): number {
-    return this.jitter.pull(now, sink);
-  }
-
-  /** Ends the timeline at `end` (or the end of the newest audio, if later). */
-  flush(end: number, sink: FrameCallback): void {
-    this.jitter.flush(end, sink);
-  }
-
-  #accepts(address: string, port: number): boolean {
-    const latched = this.#latched;
-    if (latched) return latched.port === port && latched.address === unmap(address);
-    const from = { address: unmap(address), port };
+  /**
+   * Whether a packet from a source other than the latched one moves the latch
+   * to it. The SDP's address:port always does, from its first valid packet
+   * (it is who the far end said would send). Any other source, only once
+   * priming allowed it and nothing is latched, and only after LATCH_PACKETS
+   * valid packets in sequence from it; its earlier packets are then taken too.
+   */
+  #latch(packet: RtpPacket, address: string, port: number, now: number): boolean {
     const expected = this.#expected;
-    const fromExpected = expected !== undefined && same(from, expected);
-    if (!fromExpected) {
-      if (this.#mode !== 'any') return false;
-      if (this.#excluded && same(from, this.#excluded)) return false;
+    const unmapped = unmap(address);
+    if (expected !== undefined && expected.port === port && expected.address === unmapped) {
+      this.#setLatch({ address: unmapped, port }, 'sdp');
+      return true;
     }
-    this.#latched = from;
-    this.#excluded = undefined;
+    if (this.#mode !== 'any' || this.#latched !== undefined) return false;
+    const excluded = this.#excluded;
+    if (excluded !== undefined && excluded.port === port && excluded.address === unmapped) return false;
+    const key = `${unmapped}|${port}`;
+    let c = this.#candidates.get(key);
+    const seq = packet.sequenceNumber;
+    if (c === undefined || c.ssrc !== packet.ssrc || c.nextSeq !== seq) {
+      if (c === undefined && this.#candidates.size >= LATCH_CANDIDATES) {
+        this.#candidates.delete(this.#candidates.keys().next().value as string);
+      }
+      c = { ssrc: packet.ssrc, nextSeq: 0, packets: [] };
+      this.#candidates.set(key, c);
+    }
+    c.nextSeq = (seq + 1) & 0xffff;
+    if (c.packets.length + 1 < LATCH_PACKETS) {
+      c.packets.push({ packet: { ...packet, payload: packet.payload.slice() }, now });
+      return false;
+    }
+    this.#candidates.clear();
+    this.#setLatch({ address: unmapped, port }, 'symmetric');
+    // Its first packets were counted as foreign while it proved itself: take them now, in order.
+    for (const held of c.packets) {
+      this.#foreign--;
+      this.#take(held.packet, held.now);
+    }
     return true;
+  }
+
+  #setLatch(source: Endpoint, reason: LatchReason): void {
+    const previous = this.#latched ?? this.#unlatched;
+    this.#unlatched = undefined;
+    this.#latched = source;
+    this.#latchInfo = previous ? { ...source, reason, previous } : { ...source, reason };
+    this.#latches++;
+    this.#excluded = undefined;
+    this.#candidates.clear();
+    // A new source's stream is taken as it comes; nothing of the old one may come back.
+    if (this.#latches > 1) this.jitter.newSource();
   }
 }
 
 export function decodeTable(codec: Codec): Int16Array {
   return codecOf(codec).decodeTable;
+}
+
+/**
+ * Largest audio payload taken, in bytes: G.711 carries one byte per sample
+ * (RFC 3551 4.5.14), and a=ptime is a hint (RFC 4566 6), so up to three
+ * times it, and never less than 60 ms.
+ */
+function maxPayload(media: ReceiveMedia): number {
+  const ptime = media.ptime ?? FRAME_MS;
+  return Math.ceil((codecOf(media.codec).clockRate / 1000) * Math.max(MAX_PAYLOAD_MS, 3 * ptime));
 }
 
 function same(a: Endpoint, b: Endpoint): boolean {

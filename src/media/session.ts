@@ -7,8 +7,11 @@
  *   RTP to wherever the device's first packet came from (latching). Then
  *   silence (or talk-back audio) at the negotiated ptime, unless told not to.
  * - Receiving: datagrams go through ReceivePath (parse, latch, jitter buffer,
- *   DTMF); one 20 ms tick pulls frames out as 'frame' events (the call's fan-out
- *   hands them to the WAV and the live sinks; media never imports sinks).
+ *   DTMF); the tick pulls two outputs out of it: 'frame' events, the
+ *   recording's timeline, 1 s behind the wall clock so late packets still land
+ *   at their place (for the WAV), and 'liveFrame' events, one every 20 ms at
+ *   an adaptive delay (for the engine pipe, the media stream and listeners).
+ *   The call's fan-out hands them on; media never imports sinks.
  * - The recording's timeline is the call's wall clock from t0 (the answer) to
  *   stop(), on the monotonic clock (performance.now): every send and pull
  *   time is computed from t0, never accumulated, so nothing drifts.
@@ -22,13 +25,26 @@ import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
 import type { DtmfDigit } from './dtmf.js';
 import type { DtmfSendOptions } from './dtmf-sender.js';
-import { FRAME_MS, JITTER_DELAY_MS } from './frame.js';
+import {
+  FRAME_MS,
+  LIVE_TARGET_INITIAL_MS,
+  LIVE_TARGET_MAX_MS,
+  LIVE_TARGET_MIN_MS,
+  RECORDING_DELAY_MS,
+} from './frame.js';
 import type { FrameInfo } from './frame-sink.js';
-import { type Endpoint, type ReceiveMedia, ReceivePath, type ReceiveStats } from './receive-path.js';
+import type { LiveStats } from './jitter-buffer.js';
+import {
+  type Endpoint,
+  type LatchInfo,
+  type ReceiveMedia,
+  ReceivePath,
+  type ReceiveStats,
+} from './receive-path.js';
 import type { MediaSocket } from './rtp-transport.js';
 import { type OutboundSource, type SendMedia, SendPath } from './send-path.js';
 
-export type { OutboundSource };
+export type { LatchInfo, OutboundSource };
 
 export interface MediaSessionOptions {
   /** Bound UDP socket for this call (from RtpPortPool); closed by stop(). */
@@ -42,13 +58,19 @@ export interface MediaSessionOptions {
   outbound?: OutboundSource;
   /** Emit 'inactive' after this long without valid RTP from the latched source; 0 = never. Default 0. */
   inactivityTimeoutMs?: number;
-  /** Playout delay that absorbs reordering and jitter. Default JITTER_DELAY_MS (70 ms). */
-  jitterDelayMs?: number;
   /**
-   * How far a timestamp jump after a DTX gap may place audio ahead of the wall
-   * clock before the timestamp is distrusted and the stream re-anchored at
-   * arrival. The recording always follows the wall clock, so a gap never adds
-   * more silence than the time that passed. Default: the jitter buffer's (delay + 40 ms).
+   * How late a packet may arrive and still be placed by its timestamp; the
+   * recording ('frame') runs this far behind the wall clock. Default
+   * RECORDING_DELAY_MS (1 s).
+   */
+  recordingDelayMs?: number;
+  /** Bounds and start of the live stream's adaptive delay. Default 40, 300 and 60 ms. */
+  liveDelayMs?: { min?: number; max?: number; initial?: number };
+  /**
+   * How far a timestamp (after a DTX gap, say) may place audio ahead of the
+   * wall clock before it is distrusted and the stream re-placed at arrival.
+   * The recording follows the wall clock, so a gap never adds more silence
+   * than the time that passed. Default 100 ms.
    */
   maxGapMs?: number;
 }
@@ -59,8 +81,8 @@ export interface DtmfEvent {
   atMs: number;
 }
 
-export interface MediaStats extends ReceiveStats {
-  /** 20 ms frames emitted as 'frame' events (the last may be short). */
+export interface MediaStats extends ReceiveStats, LiveStats {
+  /** 20 ms frames of the recording emitted as 'frame' events (the last may be short). */
   framesWritten: number;
   /** Length of the recorded timeline. */
   durationMs: number;
@@ -74,17 +96,25 @@ export interface MediaStats extends ReceiveStats {
 
 export interface MediaSessionEvents {
   /**
-   * A frame of the recording, in timeline order, emitted synchronously right
-   * after the WAV got the same samples. The array is reused after the call:
-   * copy it to keep it.
+   * A frame of the recording (the WAV), in timeline order, every position of
+   * the call once, about 1 s behind the wall clock. The array is reused after
+   * the call: copy it to keep it.
    */
   frame: [frame: Int16Array, info: FrameInfo];
+  /**
+   * A frame of the live stream (engine pipe, media stream, listeners): one
+   * every 20 ms of wall clock at an adaptive delay. The same audio as the
+   * recording, except silence while audio is overdue, pauses shortened or
+   * lengthened to track the delay, and packets too late for live but not for
+   * the WAV (see JitterBuffer). Reused array: copy it to keep it.
+   */
+  liveFrame: [frame: Int16Array, info: FrameInfo];
   /** One per key press (RFC 4733). */
   dtmf: [event: DtmfEvent];
   /** A key we send: its first RFC 4733 packet just went out. */
   dtmfSent: [event: { digit: DtmfDigit }];
-  /** Packets are now taken from this source only. */
-  latched: [source: Endpoint];
+  /** Packets are now taken from this source only: every latch and re-latch, with why (LatchInfo). */
+  latched: [source: LatchInfo];
   /** No valid RTP for inactivityTimeoutMs (hold time excluded); emitted once. */
   inactive: [info: { quietMs: number }];
   /** SINK_WRITE_FAILED, once; the call goes on. Only emitted when someone listens. */
@@ -146,14 +176,18 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#rate = this.#negotiated.clockRate;
     const perMs = this.#rate / 1000;
     const frameSamples = FRAME_MS * perMs;
-    const delayMs = options.jitterDelayMs ?? JITTER_DELAY_MS;
+    const samples = (ms: number) => Math.round(Math.max(0, ms) * perMs);
+    const live = options.liveDelayMs ?? {};
     this.#setTarget(this.#negotiated);
     this.#receive = new ReceivePath({
       media: receiveMedia(this.#negotiated),
       ...(this.#target ? { expected: this.#target } : {}),
       frameSamples,
-      delaySamples: Math.round(Math.max(0, delayMs) * perMs),
-      ...(options.maxGapMs === undefined ? {} : { leadLimitSamples: Math.round(options.maxGapMs * perMs) }),
+      recordingDelaySamples: samples(options.recordingDelayMs ?? RECORDING_DELAY_MS),
+      liveTargetMinSamples: samples(live.min ?? LIVE_TARGET_MIN_MS),
+      liveTargetMaxSamples: samples(live.max ?? LIVE_TARGET_MAX_MS),
+      liveTargetInitialSamples: samples(live.initial ?? LIVE_TARGET_INITIAL_MS),
+      ...(options.maxGapMs === undefined ? {} : { leadLimitSamples: samples(options.maxGapMs) }),
       onDtmf: (digit, at) => this.emit('dtmf', { digit, atMs: at / perMs }),
     });
     const now = performance.now();
@@ -190,6 +224,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.#final) return { ...this.#final };
     return {
       ...this.#receive.stats,
+      ...this.#receive.jitter.liveStats,
       framesWritten: this.#framesWritten,
       durationMs: (this.#samplesWritten / this.#rate) * 1000,
       packetsSent: this.#send.packetsSent,
@@ -214,7 +249,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     };
   }
 
-  /** RMS of the last 100 ms of the recording, in dBFS (MIN_DBFS for silence): for a live status line. */
+  /** RMS of the last 100 ms of the live stream, in dBFS (MIN_DBFS for silence): for a live status line. */
   get level(): number {
     let energy = 0;
     let count = 0;
@@ -277,9 +312,10 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   }
 
   /**
-   * Ends the media: writes the jitter buffer's tail up to the wall clock now,
-   * closes the socket (its port returns to the pool), clears the
-   * timer. Idempotent; returns the final statistics.
+   * Ends the media: writes the jitter buffer's tail up to the wall clock now
+   * (the recording's last second, then what the live stream has not played),
+   * closes the socket (its port returns to the pool), clears the timer.
+   * Idempotent; returns the final statistics.
    */
   stop(): MediaStats {
     if (this.#final) return { ...this.#final };
@@ -288,7 +324,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#timer = undefined;
     this.#socket.off('message', this.#onMessage);
     this.#send.close();
-    this.#receive.flush(this.#nowSamples(), this.#onFrame);
+    this.#receive.flush(this.#nowSamples(), this.#onFrame, this.#onLiveFrame);
     try {
       this.#socket.close();
     } catch {
@@ -308,7 +344,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     const latched = this.#receive.latched;
     if (latched !== this.#latched) {
       this.#latched = latched;
-      if (latched) this.emit('latched', { ...latched });
+      const info = this.#receive.latchInfo;
+      if (latched && info) this.emit('latched', { ...info });
     }
   };
 
@@ -316,12 +353,12 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#sendErrors++;
   };
 
-  /** Emits one frame (the call's fan-out gives it to the WAV first, then the live sinks). */
+  /** Emits one recording frame (the call's fan-out gives it to the WAV). */
   readonly #onFrame = (frame: Int16Array, info: FrameInfo): void => {
     this.#framesWritten++;
     this.#samplesWritten += frame.length;
-    let energy = 0;
     if (info.audio) {
+      let energy = 0;
       let peak = this.#peak;
       for (let i = 0; i < frame.length; i++) {
         const s = frame[i]!;
@@ -333,10 +370,17 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       this.#sumSquares += energy;
       this.#audioSamples += frame.length;
     }
+    this.emit('frame', frame, info);
+  };
+
+  /** Emits one live frame (the call's fan-out gives it to the live sinks and listeners). */
+  readonly #onLiveFrame = (frame: Int16Array, info: FrameInfo): void => {
+    let energy = 0;
+    if (info.audio) for (let i = 0; i < frame.length; i++) energy += frame[i]! * frame[i]!;
     this.#recentEnergy[this.#recentIndex] = energy;
     this.#recentCount[this.#recentIndex] = frame.length;
     this.#recentIndex = (this.#recentIndex + 1) % LEVEL_FRAMES;
-    this.emit('frame', frame, info);
+    this.emit('liveFrame', frame, info);
   };
 
   // --- the tick --------------------------------------------------------------
@@ -347,7 +391,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const perMs = this.#rate / 1000;
     const j = this.#receive.jitter;
-    let due = this.t0 + j.nextFrameDue / perMs;
+    let due = this.t0 + Math.min(j.nextLiveDue, j.nextRecordingDue) / perMs;
     if (this.#canSend()) due = Math.min(due, this.t0 + this.#send.nextDueMs);
     // Timers may fire a little early; the tick then finds nothing due and re-arms.
     const delay = Math.max(0, Math.ceil(due - performance.now()));
@@ -370,7 +414,10 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
 
   readonly #playout = (): void => {
     if (this.stopped) return;
-    this.#receive.pull(this.#nowSamplesAt(this.#playoutUntilMs), this.#onFrame);
+    const now = this.#nowSamplesAt(this.#playoutUntilMs);
+    // The live stream first: the recording's frames are a second old, nobody waits for them.
+    this.#receive.pullLive(now, this.#onLiveFrame);
+    this.#receive.pullRecording(now, this.#onFrame);
     this.#checkInactivity(performance.now());
     this.#arm();
   };
@@ -531,8 +578,8 @@ function sendMedia(n: NegotiatedMedia): SendMedia {
 
 function receiveMedia(n: NegotiatedMedia): ReceiveMedia {
   return n.telephoneEventPt === undefined
-    ? { codec: n.codec, payloadType: n.payloadType }
-    : { codec: n.codec, payloadType: n.payloadType, telephoneEventPt: n.telephoneEventPt };
+    ? { codec: n.codec, payloadType: n.payloadType, ptime: n.ptime }
+    : { codec: n.codec, payloadType: n.payloadType, telephoneEventPt: n.telephoneEventPt, ptime: n.ptime };
 }
 
 function needsLookup(n: NegotiatedMedia): boolean {

@@ -34,16 +34,17 @@
  * Talk-back: the server's media is decoded to 160-sample Int16 frames (any
  * payload length; partial frames are completed by the next payload) and
  * handed out by `outbound.nextFrame()`, which MediaSession calls every 20 ms
- * on its monotonic clock. A mark is echoed once every frame queued before it
- * has been taken. A partial frame is padded with silence when a mark follows
- * it, or when it has waited one whole tick with no more audio arriving.
+ * on its monotonic clock, after a small adaptive lead that absorbs the
+ * server's jitter (see TalkBackQueue). A mark is echoed once every frame
+ * queued before it has been taken.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type ClientOptions, type RawData, WebSocket } from 'ws';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
 import { FRAME_MS, FRAME_SAMPLES } from '../media/frame.js';
-import { decodeUlaw, encodeUlawFrame, ULAW_SILENCE } from '../media/g711.js';
+import { encodeUlawFrame, ULAW_SILENCE } from '../media/g711.js';
+import { TalkBackQueue } from './talkback-queue.js';
 
 export interface MediaStreamOptions {
   /** Media waiting to go out (connecting or slow socket) before frames are dropped; default 3000 ms. */
@@ -90,6 +91,10 @@ export interface MediaStreamStats {
   playbackDropped: number;
   /** Talk-back frames waiting for nextFrame(). */
   queuedPlayback: number;
+  /** Times the talk-back queue ran dry mid-stream (the server's audio came late). */
+  underruns: number;
+  /** The talk-back lead now (ms): how long audio waits before it starts playing. */
+  leadMs: number;
   /** Media frames queued or in flight to the server. */
   backlog: number;
 }
@@ -140,8 +145,6 @@ type State = 'idle' | 'connecting' | 'open' | 'closed';
 
 type Outgoing = { kind: 'media'; payload: Buffer; timestampMs: number } | { kind: 'dtmf'; digit: string };
 
-type PlayEntry = Int16Array | { mark: string };
-
 /** The URL without credentials, path or query, for messages that may be logged. */
 function safeOrigin(url: string): string {
   try {
@@ -184,7 +187,6 @@ export class MediaStreamClient extends EventEmitter<MediaStreamEvents> {
   readonly outbound: OutboundAudioSource;
 
   readonly #maxBacklog: number;
-  readonly #maxPlayback: number;
   readonly #handshakeTimeoutMs: number;
   readonly #closeTimeoutMs: number;
   readonly #maxMessageBytes: number;
@@ -214,31 +216,20 @@ export class MediaStreamClient extends EventEmitter<MediaStreamEvents> {
   #sent = 0;
   #dropped = 0;
 
-  // Talk-back
-  #play: PlayEntry[] = [];
-  #playHead = 0;
-  #playFrames = 0;
-  #partial = new Int16Array(FRAME_SAMPLES);
-  #partialLen = 0;
-  /** nextFrame() calls that found only the partial frame since it last grew. */
-  #partialAge = 0;
-  #played = 0;
-  #marks = 0;
-  #cleared = 0;
-  #playbackDropped = 0;
+  readonly #talkBack: TalkBackQueue;
 
   constructor(options: MediaStreamOptions = {}) {
     super();
     this.#maxBacklog = Math.max(0, Math.floor((options.maxBufferMs ?? DEFAULT_MAX_BUFFER_MS) / FRAME_MS));
-    this.#maxPlayback = Math.max(
-      0,
-      Math.floor((options.maxPlaybackMs ?? DEFAULT_MAX_PLAYBACK_MS) / FRAME_MS),
-    );
+    this.#talkBack = new TalkBackQueue({
+      maxFrames: Math.max(0, Math.floor((options.maxPlaybackMs ?? DEFAULT_MAX_PLAYBACK_MS) / FRAME_MS)),
+      onMark: (name) => this.#echoMark(name),
+    });
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#ca = options.ca;
-    this.outbound = { nextFrame: () => this.#nextFrame() };
+    this.outbound = { nextFrame: () => this.#talkBack.nextFrame() };
   }
 
   get streamSid(): string {
@@ -253,11 +244,7 @@ export class MediaStreamClient extends EventEmitter<MediaStreamEvents> {
     return {
       sent: this.#sent,
       dropped: this.#dropped,
-      played: this.#played,
-      marks: this.#marks,
-      cleared: this.#cleared,
-      playbackDropped: this.#playbackDropped,
-      queuedPlayback: this.#playFrames,
+      ...this.#talkBack.stats,
       backlog: this.#queuedMedia + this.#inflight,
     };
   }
@@ -559,115 +546,23 @@ export class MediaStreamClient extends EventEmitter<MediaStreamEvents> {
       case 'media': {
         const payload = (msg.media as { payload?: unknown } | undefined)?.payload;
         if (typeof payload === 'string' && payload.length > 0)
-          this.#enqueueAudio(Buffer.from(payload, 'base64'));
+          this.#talkBack.enqueueAudio(Buffer.from(payload, 'base64'));
         break;
       }
       case 'mark': {
         const name = (msg.mark as { name?: unknown } | undefined)?.name;
-        if (typeof name === 'string') this.#enqueueMark(name);
+        if (typeof name === 'string') this.#talkBack.enqueueMark(name);
         break;
       }
       case 'clear':
-        this.#clear();
+        this.#talkBack.clear();
         break;
       default:
         break;
     }
   }
 
-  #enqueueAudio(ulaw: Uint8Array): void {
-    let i = 0;
-    while (i < ulaw.length) {
-      const n = Math.min(FRAME_SAMPLES - this.#partialLen, ulaw.length - i);
-      decodeUlaw(ulaw.subarray(i, i + n), this.#partial, this.#partialLen);
-      this.#partialLen += n;
-      i += n;
-      if (this.#partialLen === FRAME_SAMPLES) this.#completePartial();
-    }
-    this.#partialAge = 0;
-  }
-
-  /** Moves the partial frame (silence-padded: the array starts zeroed) to the playout queue. */
-  #completePartial(): void {
-    const frame = this.#partial;
-    this.#partial = new Int16Array(FRAME_SAMPLES);
-    this.#partialLen = 0;
-    this.#partialAge = 0;
-    if (this.#playFrames >= this.#maxPlayback) {
-      this.#playbackDropped++;
-      return;
-    }
-    this.#play.push(frame);
-    this.#playFrames++;
-  }
-
-  #enqueueMark(name: string): void {
-    // The audio before the mark must play in full, so a partial frame is closed with silence.
-    if (this.#partialLen > 0) this.#completePartial();
-    this.#play.push({ mark: name });
-    this.#echoHeadMarks();
-  }
-
-  #clear(): void {
-    let discarded = this.#partialLen > 0 ? 1 : 0;
-    const marks: string[] = [];
-    for (let i = this.#playHead; i < this.#play.length; i++) {
-      const entry = this.#play[i]!;
-      if (entry instanceof Int16Array) discarded++;
-      else marks.push(entry.mark);
-    }
-    this.#cleared += discarded;
-    this.#play = [];
-    this.#playHead = 0;
-    this.#playFrames = 0;
-    this.#partial = new Int16Array(FRAME_SAMPLES);
-    this.#partialLen = 0;
-    this.#partialAge = 0;
-    for (const name of marks) this.#echoMark(name);
-  }
-
-  #nextFrame(): Int16Array | undefined {
-    let frame: Int16Array | undefined;
-    const head = this.#play[this.#playHead];
-    if (head instanceof Int16Array) {
-      this.#playHead++;
-      this.#playFrames--;
-      frame = head;
-    } else if (head === undefined && this.#partialLen > 0) {
-      // A stalled tail: play it padded rather than hold it back forever.
-      if (this.#partialAge >= 1) {
-        frame = this.#partial;
-        this.#partial = new Int16Array(FRAME_SAMPLES);
-        this.#partialLen = 0;
-        this.#partialAge = 0;
-      } else {
-        this.#partialAge++;
-      }
-    }
-    if (frame !== undefined) this.#played++;
-    this.#echoHeadMarks();
-    return frame;
-  }
-
-  /** Echoes the marks that no longer have audio in front of them. */
-  #echoHeadMarks(): void {
-    for (;;) {
-      const head = this.#play[this.#playHead];
-      if (head === undefined || head instanceof Int16Array) break;
-      this.#playHead++;
-      this.#echoMark(head.mark);
-    }
-    if (this.#playHead === this.#play.length) {
-      this.#play = [];
-      this.#playHead = 0;
-    } else if (this.#playHead > 1024 && this.#playHead * 2 > this.#play.length) {
-      this.#play = this.#play.slice(this.#playHead);
-      this.#playHead = 0;
-    }
-  }
-
   #echoMark(name: string): void {
-    this.#marks++;
     this.#send({
       event: 'mark',
       sequenceNumber: this.#nextSequence(),

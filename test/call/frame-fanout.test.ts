@@ -48,3 +48,18 @@ describe('FrameFanOut', () => {
     expect(errors).toHaveLength(1);
   });
 });
+
+describe('FrameFanOut with the two timelines', () => {
+  it('gives recording frames to the WAV only and live frames to the live sinks and listeners only', () => {
+    const log: string[] = [];
+    const fan = new FrameFanOut(
+      () => {},
+      (_f, info) => log.push(`listeners@${info.position}`),
+    );
+    fan.setRecording({ write: (_f, info) => log.push(`wav@${info.position}`), close: () => {} });
+    fan.add({ write: (_f, info) => log.push(`pipe@${info.position}`), close: () => {} });
+    fan.writeLive(new Int16Array(160), { position: 8000, audio: true });
+    fan.writeRecording(new Int16Array(160), { position: 0, audio: true });
+    expect(log).toEqual(['pipe@8000', 'listeners@8000', 'wav@0']);
+  });
+});

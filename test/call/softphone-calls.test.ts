@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Call, CallEndInfo } from '../../src/call/call.js';
-import { FRAME_MS, JITTER_DELAY_MS } from '../../src/media/frame.js';
+import { FRAME_MS, RECORDING_DELAY_MS } from '../../src/media/frame.js';
 import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../src/media/g711.js';
 import { RtpSender } from '../../src/media/rtp-sender.js';
 import { parseRtp, serializeRtp } from '../../src/rtp/packet.js';
@@ -178,10 +178,10 @@ describe('Softphone answering calls', () => {
     const samples = readWav(info.wav as string).samples;
     const decoded = (payload: Uint8Array) => Array.from(payload, (b) => ULAW_TO_LINEAR[b] as number);
     // The caller's own process can be starved on a loaded machine; packets it sent
-    // more than the jitter margin late (the playout delay less a frame for the
-    // playout timer) really are late, and then only order and content can be
-    // demanded. Otherwise: no gap, no shift, bit-exact in place.
-    if (Number(senderLateMs) > JITTER_DELAY_MS - FRAME_MS) {
+    // later than the recording's bound (less a frame for the playout timer) really
+    // are late, and then only order and content can be demanded. Otherwise: no
+    // gap, no shift, bit-exact in place.
+    if (Number(senderLateMs) > RECORDING_DELAY_MS - FRAME_MS) {
       expect(info.stats).toMatchObject({ received: 50, lost: 0 });
       let at = -1;
       for (const payload of frames) {

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isSoftphoneError } from '../../src/errors.js';
 import { RtpPortPool } from '../../src/media/port-pool.js';
@@ -108,6 +109,47 @@ describe('RtpPortPool', () => {
     await once(a, 'close');
     const b = track(await p.allocate());
     expect(b.address().port).toBe(base + 2);
+  });
+
+  it('prefers any port not released in the last seconds, odd ones included, and reuses them only when nothing else is free', async () => {
+    const base = await freeUdpPortRange(4);
+    let now = 0;
+    const p = new RtpPortPool({ min: base, max: base + 3 }, { address: LOOPBACK, now: () => now });
+    for (const expected of [base, base + 2]) {
+      const s = await p.allocate();
+      expect(s.address().port).toBe(expected);
+      s.close();
+      await once(s, 'close');
+      now += 1000;
+    }
+    // Both even ports were released within 10 s: a far end may still be sending to them.
+    const fresh = track(await p.allocate());
+    expect(fresh.address().port % 2).toBe(1);
+    const fresh2 = track(await p.allocate());
+    expect(fresh2.address().port % 2).toBe(1);
+    // Only recently released ports are left: the one released longest ago first.
+    const reused = track(await p.allocate());
+    expect(reused.address().port).toBe(base);
+    // Once the quarantine is over, even ports come first again.
+    now += 20_000;
+    fresh.close();
+    await once(fresh, 'close');
+    now += 20_000;
+    const after = track(await p.allocate());
+    expect(after.address().port).toBe(base + 2);
+  });
+
+  it('asks for a 1 MiB receive buffer, so a stalled event loop under a flood does not make the kernel drop the caller', async () => {
+    const { pool: p } = await pool(2);
+    const s = track(await p.allocate());
+    let max = Number.POSITIVE_INFINITY;
+    try {
+      max = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    } catch {
+      // Not Linux: the kernel's cap is unknown.
+    }
+    // Linux reports twice what was asked (its bookkeeping), capped at rmem_max.
+    expect(s.getRecvBufferSize()).toBeGreaterThanOrEqual(Math.min(1 << 20, max));
   });
 
   it('rejects a malformed range as CONFIG_INVALID naming the flag', () => {

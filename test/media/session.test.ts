@@ -99,6 +99,7 @@ async function session(
   s: MediaSession;
   local: number;
   frames: Int16Array[];
+  live: Int16Array[];
   stop: () => ReturnType<MediaSession['stop']>;
 }> {
   const { wav, onWavError, ...options } = over;
@@ -110,12 +111,14 @@ async function session(
   if (sink) s.on('frame', (f, info) => sink.write(f, info));
   const frames: Int16Array[] = [];
   s.on('frame', (f) => frames.push(f.slice()));
+  const live: Int16Array[] = [];
+  s.on('liveFrame', (f) => live.push(f.slice()));
   const stop = () => {
     const stats = s.stop();
     sink?.close();
     return stats;
   };
-  return { s, local: socket.address().port, frames, stop };
+  return { s, local: socket.address().port, frames, live, stop };
 }
 
 /** A recognisable µ-law payload for frame k (never silence). */
@@ -224,7 +227,8 @@ describe('MediaSession priming and sending', () => {
     const sender = await udp();
     const { s, local, frames } = await session(media(9, { remoteAddress: 'no-such-host.invalid' }));
     await expect(s.prime()).rejects.toMatchObject({ code: ErrorCodes.SDP_NOT_ACCEPTABLE });
-    await sendTo(sender, local, rtp(1, 1000, payloadFor(1)));
+    // No address to prefer: the first source with three valid packets in sequence.
+    for (let k = 1; k <= 3; k++) await sendTo(sender, local, rtp(k, 1000 + k * F, payloadFor(k)));
     await waitFor(() => s.latched?.port === portOf(sender), { ...WAIT, message: 'latched' });
     await waitFor(() => frames.some((f) => f.some((x) => x !== 0)), { ...WAIT, message: 'audio frame' });
   });
@@ -290,6 +294,24 @@ describe('MediaSession receiving', () => {
     expect(stats.peakDbfs).toBeLessThanOrEqual(0);
   });
 
+  it('emits the live stream every 20 ms from the start and the recording a second behind the wall clock', async () => {
+    const remote = await udp();
+    const t0 = performance.now();
+    const { s, local } = await session(media(remote), { t0 });
+    const liveAt: number[] = [];
+    const recorded: { at: number; position: number }[] = [];
+    s.on('liveFrame', () => liveAt.push(performance.now() - t0));
+    s.on('frame', (_f, info) => recorded.push({ at: performance.now() - t0, position: info.position }));
+    await s.prime();
+    for (let k = 0; k < 5; k++) await sendTo(remote, local, rtp(k, k * F, payloadFor(k)));
+    await waitFor(() => recorded.length >= 5, WAIT);
+    // The live stream starts at the initial target delay and runs a second ahead of the recording.
+    expect(liveAt[0]).toBeLessThan(500);
+    expect(liveAt.length).toBeGreaterThanOrEqual(recorded.length + 45);
+    for (const r of recorded) expect(r.at - r.position / 8).toBeGreaterThanOrEqual(1000 + 20 - 1);
+    expect(s.stats).toMatchObject({ liveTargetMs: 40, received: 5 });
+  });
+
   it('latches to the offer address and counts packets from anywhere else as foreign', async () => {
     const remote = await udp();
     const other = await udp();
@@ -297,27 +319,42 @@ describe('MediaSession receiving', () => {
     const latched = once(s, 'latched');
     await s.prime();
     await sendTo(remote, local, rtp(1, 1000, payloadFor(1)));
-    expect(await latched).toEqual([{ address: LOOPBACK, port: portOf(remote) }]);
+    expect(await latched).toEqual([{ address: LOOPBACK, port: portOf(remote), reason: 'sdp' }]);
     await sendTo(other, local, rtp(2, 1160, payloadFor(2)));
     await sendTo(remote, local, Buffer.from([1, 2, 3])); // not RTP
     await waitFor(() => s.stats.foreignSource === 1 && s.stats.invalid === 1, WAIT);
     expect(s.stats.received).toBe(1);
   });
 
-  it('latches to the first source after priming when the offer address stays silent (NAT)', async () => {
+  it('latches to another source after priming when the offer address stays silent (NAT), and to the offer as soon as it sends', async () => {
     const offer = await udp();
     const nat = await udp();
     const { s, local } = await session(media(offer));
+    const latches: unknown[] = [];
+    s.on('latched', (l) => latches.push(l));
     // Before priming only the offer's address is taken.
     await sendTo(nat, local, rtp(1, 1000, payloadFor(1)));
     await waitFor(() => s.stats.foreignSource === 1, WAIT);
     await s.prime();
-    await sendTo(nat, local, rtp(2, 1160, payloadFor(2)));
+    // Three valid packets in sequence prove the source.
+    for (let k = 2; k <= 4; k++) await sendTo(nat, local, rtp(k, 1000 + k * F, payloadFor(k)));
     await waitFor(() => s.latched?.port === portOf(nat), { ...WAIT, message: 'latched to NAT source' });
-    // Now even the offer's own address is foreign.
-    await sendTo(offer, local, rtp(3, 1320, payloadFor(3)));
+    expect(s.stats.received).toBe(3);
+    // The offer's own address is always preferred: its first packet moves the latch.
+    await sendTo(offer, local, rtp(5, 1000 + 5 * F, payloadFor(5), 0, 0x777));
+    await waitFor(() => s.latched?.port === portOf(offer), { ...WAIT, message: 're-latched to the offer' });
+    await sendTo(nat, local, rtp(6, 1000 + 6 * F, payloadFor(6)));
     await waitFor(() => s.stats.foreignSource === 2, WAIT);
-    expect(s.stats.received).toBe(1);
+    expect(latches).toEqual([
+      { address: LOOPBACK, port: portOf(nat), reason: 'symmetric' },
+      {
+        address: LOOPBACK,
+        port: portOf(offer),
+        reason: 'sdp',
+        previous: { address: LOOPBACK, port: portOf(nat) },
+      },
+    ]);
+    expect(s.stats).toMatchObject({ received: 4, latches: 2, ssrcChange: 1 });
   });
 
   it('moves the latch on a re-INVITE with a new address; the old stream becomes foreign', async () => {
@@ -428,15 +465,15 @@ describe('MediaSession lifecycle', () => {
 
   it('keeps quiet while RTP flows', async () => {
     const remote = await udp();
-    const { s, local, frames } = await session(media(remote), { inactivityTimeoutMs: 150 });
+    const { s, local, live } = await session(media(remote), { inactivityTimeoutMs: 150 });
     let inactive = 0;
     s.on('inactive', () => inactive++);
     await s.prime();
-    // 30 packets, each sent when the previous one has been played out (~20 ms apart).
+    // 30 packets, each sent when the live stream has played the next frame (~20 ms apart).
     for (let k = 0; k < 30; k++) {
-      const before = frames.length;
+      const before = live.length;
       await sendTo(remote, local, rtp(k, k * F, payloadFor(k)));
-      await waitFor(() => frames.length > before, WAIT);
+      await waitFor(() => live.length > before, WAIT);
     }
     expect(inactive).toBe(0);
   });
@@ -518,11 +555,11 @@ describe('ReceivePath (the pure per-packet core)', () => {
     const sink = (f: Int16Array) => out.push(f.slice());
     let tick = 0;
     for (const a of arrivals) {
-      for (; tick <= a.at; tick += F) path.pull(tick, sink);
+      for (; tick <= a.at; tick += F) path.pullRecording(tick, sink);
       const from = a.from ?? OFFER;
       path.receive(a.bytes, from.address, from.port, a.at);
     }
-    for (; tick <= end; tick += F) path.pull(tick, sink);
+    for (; tick <= end; tick += F) path.pullRecording(tick, sink);
     path.flush(end, sink);
     return concat(out);
   }
@@ -536,7 +573,7 @@ describe('ReceivePath (the pure per-packet core)', () => {
     const arrivals: Array<{ at: number; bytes: Uint8Array }> = [];
     let seq = 1000;
     const start = 800;
-    // Frames 0-4 audio, 5-19 a 300 ms key press (longer than the 60 ms delay), 20-29 audio;
+    // Frames 0-4 audio, 5-19 a 300 ms key press (longer than the live delay), 20-29 audio;
     // the end packet's two repeats go out in the slots of frames 20 and 21, after their audio.
     for (let k = 0; k < 30; k++) {
       const at = start + k * F;
@@ -573,18 +610,26 @@ describe('ReceivePath (the pure per-packet core)', () => {
     const nat = { address: '198.51.100.7', port: 5004 };
     expect(path.receive(rtp(1, 0, payloadFor(0)), nat.address, nat.port, 0)).toBe('foreign');
     path.allowAnySource();
-    expect(path.receive(rtp(2, 160, payloadFor(1)), nat.address, nat.port, 160)).toBe('audio');
+    expect(path.receive(rtp(2, 160, payloadFor(1)), nat.address, nat.port, 160)).toBe('foreign');
+    expect(path.receive(rtp(3, 320, payloadFor(2)), nat.address, nat.port, 320)).toBe('foreign');
+    expect(path.receive(rtp(4, 480, payloadFor(3)), nat.address, nat.port, 480)).toBe('audio');
     expect(path.latched).toEqual(nat);
-    expect(path.receive(rtp(3, 320, payloadFor(2)), OFFER.address, OFFER.port, 320)).toBe('foreign');
     // A re-INVITE to a new address: the old source may not win the race back.
     const moved = { address: '203.0.113.5', port: 6000 };
     path.update(ULAW_MEDIA, moved);
     expect(path.latched).toBeUndefined();
-    expect(path.receive(rtp(4, 480, payloadFor(3)), nat.address, nat.port, 480)).toBe('foreign');
-    expect(path.receive(rtp(9, 9000, payloadFor(4), 0, 77), moved.address, moved.port, 640)).toBe('audio');
+    expect(path.receive(rtp(5, 640, payloadFor(4)), nat.address, nat.port, 640)).toBe('foreign');
+    expect(path.receive(rtp(9, 9000, payloadFor(5), 0, 77), moved.address, moved.port, 800)).toBe('audio');
     expect(path.latched).toEqual(moved);
-    expect(path.receive(Uint8Array.of(0x80, 0), moved.address, moved.port, 700)).toBe('invalid');
-    expect(path.stats).toMatchObject({ foreignSource: 3, invalid: 1, received: 2, ssrcChange: 1 });
+    expect(path.latchInfo).toEqual({ ...moved, reason: 'sdp', previous: nat });
+    expect(path.receive(Uint8Array.of(0x80, 0), moved.address, moved.port, 900)).toBe('invalid');
+    expect(path.stats).toMatchObject({
+      foreignSource: 2,
+      invalid: 1,
+      received: 4,
+      ssrcChange: 1,
+      latches: 2,
+    });
   });
 
   it('matches an IPv4 peer reported as ::ffff:a.b.c.d by a dual-stack socket', () => {

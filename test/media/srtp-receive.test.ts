@@ -68,9 +68,9 @@ describe('SRTP in front of ReceivePath', () => {
     arrivals.forEach(([datagram, now]) => {
       const r = us.unprotectRtp(datagram);
       if (r.ok) path.receive(r.packet, SOURCE.address, SOURCE.port, now);
-      path.pull(now, sink);
+      path.pullRecording(now, sink);
     });
-    path.flush(800 + 60 * 160 + 2000, sink);
+    path.flush(800 + 60 * 160 + 2000, sink, () => {});
 
     expect(us.stats).toMatchObject({ rtpUnprotected: 50, rtpReplayed: 10, rtpAuthFailed: 20 });
     expect(path.stats).toMatchObject({ received: 50, duplicate: 0, invalid: 0 });

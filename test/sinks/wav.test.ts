@@ -17,12 +17,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isSoftphoneError } from '../../src/errors.js';
+import { ULAW_TO_LINEAR } from '../../src/media/g711.js';
 import { WavWriter } from '../../src/sinks/wav.js';
 import { parseWav, readWav } from '../helpers/wav.js';
-import { FRAME_SAMPLES, firstPatternMismatch, patternFrame, patternSample } from './fixtures/pattern.js';
+import {
+  crashPayload,
+  FRAME_SAMPLES,
+  firstPatternMismatch,
+  patternFrame,
+  patternSample,
+} from './fixtures/pattern.js';
 
 const ONE_SECOND = 8000;
 const CHILD = fileURLToPath(new URL('./fixtures/wav-child.ts', import.meta.url));
+const SESSION_CHILD = fileURLToPath(new URL('./fixtures/session-child.ts', import.meta.url));
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 let dir: string;
@@ -383,6 +391,65 @@ describe('WavWriter crash safety (SIGKILL a real writer process)', () => {
       expect(wav.samples.length).toBeGreaterThanOrEqual(3 * ONE_SECOND);
     },
   );
+});
+
+describe('a recording call after SIGKILL', () => {
+  it('holds every frame up to 2.5 s before the kill (1 s recording bound + 1 s WAV batches)', async () => {
+    const path = join(dir, 'call.wav');
+    const child = spawn(process.execPath, ['--import', 'tsx', SESSION_CHILD, path], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_c, sig) => resolve(sig)),
+    );
+    // Kill just before the recording completes its 4th one-second batch (the worst moment: ~2 s
+    // not yet on disk, 1 s bound + 1 s batch); the last frame reported sent is the moment of the kill.
+    let sent = -1;
+    await new Promise<void>((resolve, reject) => {
+      let carry = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        const lines = (carry + chunk).split('\n');
+        carry = lines.pop() ?? '';
+        for (const line of lines) {
+          const m = /^sent (\d+)$/.exec(line);
+          if (m) sent = Number(m[1]);
+        }
+        if (sent >= 248 && child.signalCode === null) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+      child.on('exit', () => reject(new Error(`child exited before the kill: ${stderr}`)));
+    });
+    expect(await exited).toBe('SIGKILL');
+    const wav = parseWav(readFileSync(path), { allowSizeMismatch: true }, path);
+    expect(wav.riffSize).toBe(36 + wav.dataSize);
+    const samples = wav.samples;
+    const decoded = (k: number) => Array.from(crashPayload(k), (b) => ULAW_TO_LINEAR[b]!);
+    const find = (needle: number[]) => {
+      outer: for (let i = 0; i + needle.length <= samples.length; i++) {
+        for (let j = 0; j < needle.length; j++) if (samples[i + j] !== needle[j]) continue outer;
+        return i;
+      }
+      return -1;
+    };
+    const origin = find(decoded(0));
+    expect(origin).toBeGreaterThanOrEqual(0);
+    // Every frame sent up to 2.5 s (125 frames) before the kill is on disk, at its place.
+    const mustHave = sent - 125;
+    for (let k = 0; k <= mustHave; k++) {
+      const at = origin + k * FRAME_SAMPLES;
+      expect(Array.from(samples.subarray(at, at + FRAME_SAMPLES)), `frame ${k} of ${sent}`).toEqual(
+        decoded(k),
+      );
+    }
+  });
 });
 
 function u32(n: number): Buffer {

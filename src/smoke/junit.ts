@@ -36,9 +36,8 @@ export function toJUnit(input: JUnitInput): string {
     // The JUnit schema's timestamp is an xs:dateTime without a zone: UTC, said so in a property.
     `  <testsuite name="${attr(input.suite)}" ${counts} timestamp="${input.startedAt.toISOString().slice(0, 19)}" hostname="${attr(input.hostname ?? os.hostname())}">`,
   ];
-  const properties = Object.entries({ timezone: 'UTC', ...input.properties }).filter(
-    (e): e is [string, string | number] => e[1] !== undefined,
-  );
+  const all: Record<string, string | number | undefined> = { timezone: 'UTC', ...input.properties };
+  const properties = Object.entries(all).filter((e): e is [string, string | number] => e[1] !== undefined);
   lines.push('    <properties>');
   for (const [name, value] of properties)
     lines.push(`      <property name="${attr(name)}" value="${attr(String(value))}"/>`);

@@ -304,40 +304,39 @@ export interface ToneMatch {
 
 /**
  * For each expected tone, the heard tone within ±`tolerance` of its frequency
- * whose duration is closest to the expected one (the earliest on a tie).
+ * whose duration is closest to the expected one (the earliest on a tie). An
+ * expected tone without one gets, as `nearest`, the closest heard tone that
+ * no other expected tone took: what came instead (a tone 3 % off).
  */
 export function matchPattern(
   heard: readonly HeardTone[],
   pattern: TonePattern,
   tolerance = FREQUENCY_TOLERANCE,
 ): ToneMatch[] {
-  return pattern.tones.map((expected, index) => {
-    const within = heard.filter(
-      (h) => Math.abs(h.frequency - expected.frequency) <= tolerance * expected.frequency,
-    );
-    let best: HeardTone | undefined;
-    for (const h of within) {
-      if (
-        !best ||
-        Math.abs(h.durationMs - expected.durationMs) < Math.abs(best.durationMs - expected.durationMs)
-      )
-        best = h;
+  const closer = (a: HeardTone | undefined, b: HeardTone, key: (h: HeardTone) => number) =>
+    !a || key(b) < key(a) ? b : a;
+  const best = pattern.tones.map((expected) => {
+    let pick: HeardTone | undefined;
+    for (const h of heard) {
+      if (Math.abs(h.frequency - expected.frequency) > tolerance * expected.frequency) continue;
+      pick = closer(pick, h, (x) => Math.abs(x.durationMs - expected.durationMs));
     }
+    return pick;
+  });
+  const taken = new Set(best.filter((h) => h !== undefined));
+  return pattern.tones.map((expected, index) => {
+    const match = best[index];
     let nearest: HeardTone | undefined;
-    if (!best) {
+    if (!match) {
       for (const h of heard) {
-        if (
-          !nearest ||
-          Math.abs(h.frequency - expected.frequency) < Math.abs(nearest.frequency - expected.frequency)
-        )
-          nearest = h;
+        if (!taken.has(h)) nearest = closer(nearest, h, (x) => Math.abs(x.frequency - expected.frequency));
       }
     }
     return {
       expected,
       index,
-      heard: best,
-      error: best ? (best.frequency - expected.frequency) / expected.frequency : undefined,
+      heard: match,
+      error: match ? (match.frequency - expected.frequency) / expected.frequency : undefined,
       nearest,
     };
   });

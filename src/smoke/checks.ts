@@ -118,7 +118,14 @@ export function answerCheck(target: string, o: AnswerOutcome): Check {
   }
   const why =
     o.status !== undefined ? `${o.status}${o.reason ? ` ${o.reason}` : ''}` : (o.reason ?? 'no answer');
-  return { ...base, status: 'fail', value: o.status ?? null, message: `calling ${target} failed: ${why}` };
+  // A refusal's value is its SIP status (no unit).
+  return {
+    ...base,
+    status: 'fail',
+    value: o.status ?? null,
+    unit: '',
+    message: `calling ${target} failed: ${why}`,
+  };
 }
 
 /** The tones the other side sent, heard within ±2 %. */

@@ -92,6 +92,12 @@ export interface SmokeRunOptions {
   onPhone?: (side: Side, phone: Softphone) => void;
   /** Progress, for the CLI's log. */
   onStep?: (step: SmokeStep) => void;
+  /**
+   * Ends the run early (Ctrl-C, a CI job cancelled): whatever is being waited
+   * for counts as not happened, the call is still hung up and both devices
+   * unregister, so the run fails cleanly instead of leaving bindings behind.
+   */
+  signal?: AbortSignal;
 }
 
 export type SmokeStep =
@@ -161,14 +167,24 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
   const startedAt = new Date();
   const t0 = performance.now();
   const deadline = t0 + options.timeoutMs;
-  const until = <T>(p: Promise<T>, by = deadline): Promise<T | typeof TIMEOUT> => {
+  const signal = options.signal;
+  const aborted = new Promise<typeof TIMEOUT>((resolve) => {
+    if (signal?.aborted) resolve(TIMEOUT);
+    signal?.addEventListener('abort', () => resolve(TIMEOUT), { once: true });
+  });
+  /** `p`, or TIMEOUT at `by` (or on abort, unless `abortable` is false: the hang-up still runs). */
+  const until = <T>(p: Promise<T>, by = deadline, abortable = true): Promise<T | typeof TIMEOUT> => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<typeof TIMEOUT>((resolve) => {
       timer = setTimeout(() => resolve(TIMEOUT), Math.max(0, by - performance.now()));
     });
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race(abortable ? [p, timeout, aborted] : [p, timeout]).finally(() => clearTimeout(timer));
   };
-  const budget = `--timeout ${Math.round(options.timeoutMs / 1000)} s`;
+  /** Why a wait ended without its event. */
+  const gaveUp = () =>
+    signal?.aborted
+      ? 'the run was interrupted'
+      : `--timeout ${Math.round(options.timeoutMs / 1000)} s passed`;
 
   const makeSide = (side: Side, sipInfo: SipInfo): SideState => {
     const state = new SideState(side);
@@ -216,7 +232,7 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
       const at = performance.now();
       try {
         const r = await until(s.phone.start());
-        if (r === TIMEOUT) return { ok: false, message: `not registered within ${budget}` };
+        if (r === TIMEOUT) return { ok: false, message: `not registered: ${gaveUp()}` };
         return { ok: true, ms: performance.now() - at };
       } catch (err) {
         return { ok: false, message: `--${s.side}: ${describeError(err)}` };
@@ -260,7 +276,7 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
           answered: false,
           calleeAnswered: false,
           status: end?.status,
-          reason: answered === TIMEOUT ? `no answer within ${budget}` : (end?.statusReason ?? end?.reason),
+          reason: answered === TIMEOUT ? `no answer: ${gaveUp()}` : (end?.statusReason ?? end?.reason),
         }),
       );
       skipRest('the call was not answered');
@@ -276,7 +292,7 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
     checks.push(answerCheck(options.target, { answered: true, calleeAnswered: byCallee, ms: answerMs }));
     const calleeCall = callee.call;
     if (!byCallee || !calleeCall) {
-      await until(placed.hangup(), performance.now() + HANGUP_BUDGET_MS);
+      await until(placed.hangup(), performance.now() + HANGUP_BUDGET_MS, false);
       skipRest('the callee did not answer the call');
       return;
     }
@@ -295,8 +311,8 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
     // ── hang up: the caller sends BYE, the callee must see it ──────────
     options.onStep?.({ step: 'hanging-up' });
     const hangupBy = Math.max(deadline, performance.now() + HANGUP_BUDGET_MS);
-    if (!placed.ended) await until(placed.hangup(), hangupBy);
-    await until(calleeCall.done, hangupBy);
+    if (!placed.ended) await until(placed.hangup(), hangupBy, false);
+    await until(calleeCall.done, hangupBy, false);
     caller.source.stop();
     callee.source.stop();
 

@@ -104,7 +104,12 @@ describe('registration, answer, hang-up', () => {
       status: 486,
       reason: 'Busy Here',
     });
-    expect(busy).toMatchObject({ status: 'fail', value: 486, message: 'calling 101 failed: 486 Busy Here' });
+    expect(busy).toMatchObject({
+      status: 'fail',
+      value: 486,
+      unit: '',
+      message: 'calling 101 failed: 486 Busy Here',
+    });
   });
 
   it('hang-up: the caller hung up and the callee saw the BYE', () => {

@@ -118,4 +118,32 @@ describe('runSmoke', () => {
       'calling 16505550499 failed: 404 Not Found',
     ]);
   });
+
+  it('an abort (Ctrl-C, a cancelled CI job) mid-call still hangs up and unregisters; the run fails', async () => {
+    const abort = new AbortController();
+    const { pbx, run } = await setup({
+      signal: abort.signal,
+      onStep: (s) => {
+        if (s.step === 'exchanging') abort.abort();
+      },
+    });
+    const result = await run();
+    expect(result.summary.ok).toBe(false);
+    expect(result.checks.find((c) => c.name === 'call.hangup')!.status).toBe('pass');
+    expect(result.checks.find((c) => c.name === 'callee.dtmf')!.status).toBe('fail');
+    expect(pbx.binding(CALLER.username)).toBeUndefined();
+    expect(pbx.binding(CALLEE.username)).toBeUndefined();
+  });
+
+  it('an abort before registering fails both registrations as interrupted', async () => {
+    const abort = new AbortController();
+    abort.abort();
+    const { run } = await setup({ signal: abort.signal });
+    const result = await run();
+    expect(result.checks.slice(0, 2).map((c) => c.message)).toEqual([
+      'not registered: the run was interrupted',
+      'not registered: the run was interrupted',
+    ]);
+    expect(result.summary.failed.map((c) => c.name)).toEqual(['caller.register', 'callee.register']);
+  });
 });

@@ -215,7 +215,7 @@ export function parsePortRange(value: string): { min: number; max: number } {
   return { min, max };
 }
 
-export function parseCodecs(value: string): CodecName[] {
+function parseCodecs(value: string): CodecName[] {
   const names = Object.keys(CODECS) as CodecName[];
   const list = value
     .split(',')

@@ -71,10 +71,14 @@ const CALLEE_ANSWER_GRACE_MS = 3000;
 /** Waiting for DTMF that does not come: give up this long after the latency limit has passed. */
 const DTMF_GIVE_UP_MARGIN_MS = 500;
 
-/** The Softphone options the run lets its caller set (the rest are the smoke test's). */
+/**
+ * The Softphone options the run lets its caller set (the rest are the smoke
+ * test's). Not `codecs` yet: Opus is not wired into the call's receive path,
+ * so G.711 (the default) is what a call can carry today.
+ */
 export type SmokePhoneOptions = Pick<
   SoftphoneOptions,
-  'rtpPorts' | 'mediaIp' | 'tlsInsecure' | 'tlsCa' | 'codecs' | 'keepAliveIntervalMs' | 'registrationExpires'
+  'rtpPorts' | 'mediaIp' | 'tlsInsecure' | 'tlsCa' | 'keepAliveIntervalMs' | 'registrationExpires'
 >;
 
 export interface SmokeRunOptions {

@@ -14,7 +14,6 @@ import { DEFAULTS } from '../../config/options.js';
 import { loadSipInfoFile, type SipInfo } from '../../config/sip-info.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
-import type { CodecName } from '../../media/codec.js';
 import { localAddressProblem } from '../../sdp/negotiate.js';
 import { prepareRecordDir } from '../../sinks/record-dir.js';
 import {
@@ -35,7 +34,7 @@ import {
   type OutputOptions,
   UsageError,
 } from '../common.js';
-import { parseCodecs, parsePortRange } from '../device.js';
+import { parsePortRange } from '../device.js';
 import { wireEvents } from '../events.js';
 
 interface SmokeFlags extends OutputOptions {
@@ -52,7 +51,6 @@ interface SmokeFlags extends OutputOptions {
   timeout: number;
   rtpPorts: string;
   mediaIp?: string;
-  codecs?: string;
   tlsInsecure?: boolean;
 }
 
@@ -123,10 +121,6 @@ export function smokeCommand(setExitCode: (code: number) => void): Command {
       `${DEFAULTS.rtpPorts.min}-${DEFAULTS.rtpPorts.max}`,
     )
     .option('--media-ip <ip>', 'IPv4 or IPv6 address to put in the SDP (default: the SIP connection’s)')
-    .option(
-      '--codecs <list>',
-      `codec preference, most preferred first (default ${DEFAULTS.codecs.join(',')})`,
-    )
     .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)');
   addOutputOptions(command).addHelpText('after', EXAMPLES).exitOverride();
   command.action(async (flags: SmokeFlags) => {
@@ -150,7 +144,6 @@ interface Prepared {
   callee: SipInfo;
   target: string;
   rtpPorts: { min: number; max: number };
-  codecs: CodecName[] | undefined;
   log: Logger;
   results: Logger;
 }
@@ -187,14 +180,12 @@ async function prepare(flags: SmokeFlags): Promise<Prepared> {
       `--media-ip ${mediaIpIssue}, got "${flags.mediaIp}" (example: --media-ip 203.0.113.7)`,
     );
   }
-  const codecs = flags.codecs === undefined ? undefined : parseCodecs(flags.codecs);
   const secrets = [caller.password, callee.password];
   return {
     caller,
     callee,
     target,
     rtpPorts,
-    codecs,
     log: createLogger(flags, secrets),
     // The checks and the verdict are the command's output, not its chatter: --quiet keeps them.
     results: createLogger({ ...flags, quiet: false }, secrets),
@@ -278,7 +269,6 @@ async function smoke(flags: SmokeFlags): Promise<number> {
       phone: {
         rtpPorts: p.rtpPorts,
         ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
-        ...(p.codecs && { codecs: p.codecs }),
         ...(flags.tlsInsecure && { tlsInsecure: true }),
       },
       onPhone: (side, phone) => {

@@ -68,11 +68,12 @@ describe('runSmoke', () => {
     ]);
     expect(result.checks.every((c) => c.status === 'pass')).toBe(true);
     expect(result.codec).toBe('PCMU');
-    // Mouth to ear on loopback: transit (~0) + the 70 ms playout delay + a tick.
+    // Mouth to ear on loopback: transit (~0) + the 70 ms playout delay, give or take the ticks
+    // (a sender tick that runs late shortens it: the jitter buffer keeps the stream's phase).
     for (const side of ['caller', 'callee']) {
       const latency = result.checks.find((c) => c.name === `${side}.latency`)!.value as number;
-      expect(latency).toBeGreaterThanOrEqual(65);
-      expect(latency).toBeLessThan(150);
+      expect(latency).toBeGreaterThan(45);
+      expect(latency).toBeLessThan(200);
     }
     expect(result.sides.callee.wav).toBe(path.join(recordDir, 'callee.wav'));
     expect(result.sides.caller.wav).toBe(path.join(recordDir, 'caller.wav'));

@@ -169,10 +169,6 @@ async function prepare(flags: SmokeFlags): Promise<Prepared> {
       `--target ${isSoftphoneError(err) ? err.message : describeError(err)} (examples: --target 102, --target 16505550123, --target sip:bob@example.com)`,
     );
   }
-  if (flags.junit !== undefined) checkFileFlag('--junit', flags.junit, 'smoke.xml');
-  if (flags.keepRecordings !== undefined)
-    checkDirFlag('--keep-recordings', flags.keepRecordings, './smoke-wavs');
-  if (flags.report !== undefined) checkDirFlag('--report', flags.report, './smoke-report');
   const rtpPorts = parsePortRange(flags.rtpPorts);
   const mediaIpIssue = flags.mediaIp === undefined ? undefined : localAddressProblem(flags.mediaIp);
   if (mediaIpIssue) {
@@ -180,6 +176,11 @@ async function prepare(flags: SmokeFlags): Promise<Prepared> {
       `--media-ip ${mediaIpIssue}, got "${flags.mediaIp}" (example: --media-ip 203.0.113.7)`,
     );
   }
+  // Last, as they create directories: nothing is made for a run that cannot start.
+  if (flags.junit !== undefined) checkFileFlag('--junit', flags.junit, 'smoke.xml');
+  if (flags.keepRecordings !== undefined)
+    checkDirFlag('--keep-recordings', flags.keepRecordings, './smoke-wavs');
+  if (flags.report !== undefined) checkDirFlag('--report', flags.report, './smoke-report');
   const secrets = [caller.password, callee.password];
   return {
     caller,

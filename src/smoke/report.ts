@@ -41,7 +41,8 @@ const WAVE_HEIGHT = 120;
 const SPEC_HEIGHT = 220;
 /** Left margin for the axis labels, top strip for the tone labels. */
 const MARGIN = 44;
-const TOP = 16;
+/** Two rows of labels: the expected tones, then unexpected tones and DTMF (they may sit at the same time). */
+const TOP = 28;
 
 export function renderReport(input: ReportInput): string {
   const { summary } = input;
@@ -256,12 +257,12 @@ ${timeAxis(durationMs, SPEC_HEIGHT)}
 </svg>`;
 }
 
-/** Each box's label in the strip above the plot. */
+/** Each box's label in the strip above the plot: expected tones on the upper row, others on the lower. */
 function labels(boxes: Box[], x: (ms: number) => number): string {
   return boxes
     .map(
       (b) =>
-        `<text class="label ${b.kind}" x="${(x(b.startMs) + 1).toFixed(1)}" y="-4">${esc(b.label)}</text>`,
+        `<text class="label ${b.kind}" x="${(x(b.startMs) + 1).toFixed(1)}" y="${b.kind === 'other' ? -4 : -16}">${esc(b.label)}</text>`,
     )
     .join('');
 }

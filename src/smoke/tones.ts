@@ -290,6 +290,8 @@ function toArray(samples: ArrayLike<number>): Float64Array {
 
 /** The ±2 % of the issue: a tone heard further off is not the tone we sent. */
 export const FREQUENCY_TOLERANCE = 0.02;
+/** How far from an expected tone a heard one may be to be named as what came instead of it. */
+const NEAREST_RANGE = 0.1;
 
 export interface ToneMatch {
   expected: Tone;
@@ -306,7 +308,8 @@ export interface ToneMatch {
  * For each expected tone, the heard tone within ±`tolerance` of its frequency
  * whose duration is closest to the expected one (the earliest on a tie). An
  * expected tone without one gets, as `nearest`, the closest heard tone that
- * no other expected tone took: what came instead (a tone 3 % off).
+ * no other expected tone took, within ±10 %: what came instead (a tone 3 %
+ * off); further away it is some other tone, not this one gone wrong.
  */
 export function matchPattern(
   heard: readonly HeardTone[],
@@ -329,7 +332,9 @@ export function matchPattern(
     let nearest: HeardTone | undefined;
     if (!match) {
       for (const h of heard) {
-        if (!taken.has(h)) nearest = closer(nearest, h, (x) => Math.abs(x.frequency - expected.frequency));
+        if (taken.has(h) || Math.abs(h.frequency - expected.frequency) > NEAREST_RANGE * expected.frequency)
+          continue;
+        nearest = closer(nearest, h, (x) => Math.abs(x.frequency - expected.frequency));
       }
     }
     return {

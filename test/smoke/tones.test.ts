@@ -168,6 +168,13 @@ describe('detectTones + matchPattern', () => {
     const check = tonesCheck('callee', off);
     expect(check.status).toBe('fail');
     expect(check.message).toMatch(/1000 Hz missing: heard 1030\.\d Hz instead \(\+3\.00 %\)/);
+    // Another tone missing too: the 1030 Hz one is not what came instead of 2000 Hz.
+    const samples = recording(withTone(CALLER_PATTERN, 1, 1030));
+    samples.fill(0, 12_000, 14_400);
+    const two = matchPattern(detectTones(samples, RATE), CALLER_PATTERN);
+    expect(two[2]!.heard).toBeUndefined();
+    expect(two[2]!.nearest).toBeUndefined();
+    expect(tonesCheck('callee', two).message).toContain('2000 Hz missing');
 
     const near = matchPattern(detectTones(recording(withTone(CALLER_PATTERN, 1, 985)), RATE), CALLER_PATTERN);
     expect(near[1]!.error).toBeCloseTo(-0.015, 3);

@@ -156,6 +156,8 @@ class SideState {
   dtmfError: string | undefined;
   /** Called on each frame this side plays out, and when the other side finishes sending. */
   onFrame: (() => void) | undefined;
+  /** Why the last registration attempt failed (said when registering runs out of time). */
+  lastProblem: string | undefined;
 
   constructor(side: Side) {
     this.side = side;
@@ -213,6 +215,14 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
       mediaTimeoutMs: 0,
       maxCallDurationMs: Math.min(2 ** 31 - 1, options.timeoutMs + 60_000),
     });
+    // A proxy that refuses connections or a registrar that answers 503 is retried, not fatal:
+    // keep the reason, so a run that runs out of time says what it was waiting for.
+    state.phone.on('reconnecting', (e) => {
+      state.lastProblem = e.reason;
+    });
+    state.phone.on('registrationFailed', (e) => {
+      state.lastProblem = `${e.status ?? ''} ${e.reason}`.trim();
+    });
     return state;
   };
   const caller = makeSide('caller', options.caller);
@@ -236,7 +246,10 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
       const at = performance.now();
       try {
         const r = await until(s.phone.start());
-        if (r === TIMEOUT) return { ok: false, message: `not registered: ${gaveUp()}` };
+        if (r === TIMEOUT) {
+          const last = s.lastProblem === undefined ? '' : ` (last attempt: ${s.lastProblem})`;
+          return { ok: false, message: `not registered: ${gaveUp()}${last}` };
+        }
         return { ok: true, ms: performance.now() - at };
       } catch (err) {
         return { ok: false, message: `--${s.side}: ${describeError(err)}` };

@@ -63,6 +63,13 @@ describeInterop('smoke against Kamailio (two users)', ['kamailio', 'kamcmd'], ()
         `${rtp}-${rtp + 7}`,
         '--log-format',
         'json',
+        // Limits that tolerate a loaded machine (see test/cli/smoke.test.ts).
+        '--max-loss-percent',
+        '5',
+        '--tone-tolerance-ms',
+        '100',
+        '--max-jitter-ms',
+        '100',
       ],
       { cwd, cleanups },
     );

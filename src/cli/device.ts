@@ -215,7 +215,7 @@ export function configUsageError(err: unknown, flags: DeviceFlags): UsageError |
     : new UsageError(err.message);
 }
 
-function parsePortRange(value: string): { min: number; max: number } {
+export function parsePortRange(value: string): { min: number; max: number } {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(value.trim());
   const min = Number(m?.[1]);
   const max = Number(m?.[2]);

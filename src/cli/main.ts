@@ -5,6 +5,7 @@ import { callCommand } from './commands/call.js';
 import { demoCommand } from './commands/demo.js';
 import { listenCommand } from './commands/listen.js';
 import { provisionCommand } from './commands/provision.js';
+import { smokeCommand } from './commands/smoke.js';
 import { ExitCode, UsageError } from './common.js';
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
@@ -19,6 +20,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program.addCommand(listenCommand(setExitCode));
   program.addCommand(callCommand(setExitCode));
   program.addCommand(provisionCommand(setExitCode));
+  program.addCommand(smokeCommand(setExitCode));
   return program;
 }
 

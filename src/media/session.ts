@@ -64,7 +64,7 @@ export interface MediaSessionOptions {
    * RECORDING_DELAY_MS (1 s).
    */
   recordingDelayMs?: number;
-  /** Bounds and start of the live stream's adaptive delay. Default 40, 300 and 60 ms. */
+  /** Bounds and start of the live stream's adaptive delay. Default 40, 300 and 40 ms (frame.ts). */
   liveDelayMs?: { min?: number; max?: number; initial?: number };
   /**
    * How far a timestamp (after a DTX gap, say) may place audio ahead of the

@@ -589,6 +589,7 @@ export class CallSession implements CallOwner {
           }
         : {},
       this.#rtcpStats,
+      this.#receptionJitter(),
       this.#fanOut.stats(),
       ...this.#statSources.map((source) => source()),
       this.call.listenerErrors > 0 ? { listenerErrors: this.call.listenerErrors } : {},
@@ -906,7 +907,15 @@ export class CallSession implements CallOwner {
     const p = parseRtp(packet);
     if (typeof p === 'string') return;
     const rate = this.#negotiated?.clockRate ?? 8000;
-    this.#reception.update(p.ssrc, p.sequenceNumber, p.timestamp, Math.round((arrivalMs * rate) / 1000));
+    const audio = p.payloadType === this.#negotiated?.payloadType;
+    this.#reception.update(p.ssrc, p.sequenceNumber, p.timestamp, Math.round((arrivalMs * rate) / 1000), audio);
+  }
+
+  /** RFC 3550 A.8 interarrival jitter of the far end's audio as we received it, in ms. */
+  #receptionJitter(): { jitterMs?: number } {
+    const r = this.#reception.snapshot();
+    const rate = this.#negotiated?.clockRate;
+    return r && rate ? { jitterMs: Math.round((r.jitter / rate) * 1000 * 100) / 100 } : {};
   }
 
   /** Keeps the RTCP figures of a session that ended (re-key, call end) for the final stats. */

@@ -437,8 +437,13 @@ export class ReceptionStatistics {
   #seq = new SequenceTracker();
   readonly #jitter = new JitterEstimator();
 
-  /** One RTP packet of the far end's stream; `arrival` in timestamp units. */
-  update(ssrc: number, sequenceNumber: number, rtpTimestamp: number, arrival: number): void {
+  /**
+   * One RTP packet of the far end's stream; `arrival` in timestamp units.
+   * `timed` false counts the packet without timing it: an RFC 4733 event's
+   * packets all carry the event's start timestamp, so their transit says
+   * nothing about the path and would read as jitter.
+   */
+  update(ssrc: number, sequenceNumber: number, rtpTimestamp: number, arrival: number, timed = true): void {
     if (ssrc !== this.#ssrc) {
       this.#ssrc = ssrc;
       this.#seq = new SequenceTracker();
@@ -447,7 +452,7 @@ export class ReceptionStatistics {
     const kind = this.#seq.update(sequenceNumber);
     if (kind === 'restart') this.#jitter.reset();
     // A.8: from consecutive packets as they arrive; a far jump is not a transit change.
-    if (kind !== 'jump') this.#jitter.update(arrival, rtpTimestamp);
+    if (kind !== 'jump' && timed) this.#jitter.update(arrival, rtpTimestamp);
   }
 
   snapshot(): ReceptionSnapshot | undefined {

@@ -323,23 +323,38 @@ export function lossCheck(side: Side, stats: PacketCounts | undefined, maxPercen
  * statistics instead (rtp/rtcp.ts ReceptionStatistics), and keep this as
  * the fallback.
  */
+/**
+ * Jitter: the receiver's RFC 3550 interarrival jitter over every audio packet
+ * of the call (A.8, what its RTCP reports carry) when it has one; otherwise the
+ * mean transit change between consecutive DTMF presses.
+ */
 export function jitterCheck(
   side: Side,
   transits: readonly number[],
-  jitter: number | undefined,
+  dtmfJitter: number | undefined,
   maxMs: number,
+  interarrivalMs?: number,
 ): Check {
   const name = `${side}.jitter`;
+  const dtmf =
+    dtmfJitter === undefined
+      ? undefined
+      : `mean transit change over ${transits.length} DTMF packets (${transits.map((t) => ms(t)).join(', ')})`;
+  const jitter = interarrivalMs ?? dtmfJitter;
   if (jitter === undefined)
-    return skipped(name, 'needs two DTMF presses that arrived as RFC 4733 events', maxMs, 'ms');
+    return skipped(name, "needs the audio's reception statistics or two DTMF presses that arrived as RFC 4733 events", maxMs, 'ms');
   const ok = jitter <= maxMs;
+  const what =
+    interarrivalMs === undefined
+      ? dtmf!
+      : `RFC 3550 interarrival jitter over the audio packets${dtmf ? `; ${dtmf}: ${ms(dtmfJitter!)}` : ''}`;
   return {
     name,
     status: ok ? 'pass' : 'fail',
     value: round(jitter, 2),
     limit: maxMs,
     unit: 'ms',
-    message: `mean transit change over ${transits.length} DTMF packets (${transits.map((t) => ms(t)).join(', ')})${ok ? '' : `; above ${maxMs} ms`}`,
+    message: `${what}${ok ? '' : `; above ${maxMs} ms`}`,
   };
 }
 

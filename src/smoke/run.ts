@@ -466,7 +466,7 @@ async function sideChecks(receiver: SideState, sender: SideState, limits: SmokeL
       stats && { received: stats.received, lost: stats.lost, late: stats.late },
       limits.maxLossPercent,
     ),
-    jitterCheck(side, transits, transitJitter(transits), limits.maxJitterMs),
+    jitterCheck(side, transits, transitJitter(transits), limits.maxJitterMs, stats?.jitterMs),
   ];
   return checks;
 }

@@ -83,6 +83,11 @@ describe('latency, loss, jitter', () => {
     expect(jitterCheck('callee', [1, 3, 1], 2, 30)).toMatchObject({ status: 'pass', value: 2 });
     expect(jitterCheck('callee', [1, 80], 79, 30).status).toBe('fail');
     expect(jitterCheck('callee', [1], undefined, 30).status).toBe('skip');
+    // The receiver's RFC 3550 interarrival jitter, when it has one, is the figure; DTMF's beside it.
+    const interarrival = jitterCheck('callee', [1, 3, 1], 2, 30, 0.61);
+    expect(interarrival).toMatchObject({ status: 'pass', value: 0.61 });
+    expect(interarrival.message).toMatch(/^RFC 3550 interarrival jitter over the audio packets; mean transit change over 3 DTMF packets/);
+    expect(jitterCheck('callee', [], undefined, 30, 31).status).toBe('fail');
   });
 });
 

@@ -87,6 +87,12 @@ describe('runSmoke', () => {
       expect(latency).toBeGreaterThan(15);
       expect(latency).toBeLessThan(200);
     }
+    // Jitter is the receiver's RFC 3550 interarrival jitter over the audio, not the DTMF estimate.
+    for (const side of ['caller', 'callee']) {
+      const jitter = result.checks.find((c) => c.name === `${side}.jitter`)!;
+      expect(jitter.message).toMatch(/^RFC 3550 interarrival jitter over the audio packets/);
+      expect(jitter.value).toBeGreaterThanOrEqual(0);
+    }
     expect(result.sides.callee.wav).toBe(path.join(recordDir, 'callee.wav'));
     expect(result.sides.caller.wav).toBe(path.join(recordDir, 'caller.wav'));
     expect(existsSync(path.join(recordDir, 'caller.wav'))).toBe(true);

@@ -132,6 +132,17 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       },
     };
     ua.onRequest((incoming) => this.#handle(incoming));
+    // A new registration (after a reconnect): move every detached call to the new flow.
+    ua.on('registered', () => {
+      const flow = ua.flow;
+      if (!flow) return;
+      for (const session of [...this.#sessions.values()]) {
+        if (session.detached) {
+          this.#watchFlow(flow);
+          void session.rehome(flow);
+        }
+      }
+    });
   }
 
   /** Calls not yet ended. */
@@ -269,10 +280,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     if (this.#watchedFlows.has(flow)) return;
     this.#watchedFlows.add(flow);
     flow.once('close', () => {
-      // The flow the dialogs live on is gone: no BYE can reach the far ends over it.
+      // The flow the dialogs live on is gone. Answered calls keep their media and
+      // wait to be re-homed on the next flow (issue 11); the rest cannot go on.
       for (const session of [...this.#sessions.values()]) {
-        if (session.connection === flow && !session.call.ended)
-          void session.close('flow-lost', { signal: false });
+        if (session.connection === flow && !session.call.ended) session.detach();
       }
     });
   }

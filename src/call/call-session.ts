@@ -98,6 +98,12 @@ export interface SessionEvents {
  * not hold the recording (and shutdown) open for the whole BYE transaction.
  */
 export const BYE_RECORDING_TAIL_MS = 2000;
+/**
+ * How long an answered call whose connection was lost waits for a new one to
+ * re-home on (the UA reconnects at once, then backs off): its media and
+ * recording run meanwhile.
+ */
+export const REHOME_TIMEOUT_MS = 32_000;
 /** BYE transaction timeout for a hang-up (the result only decides a warning). */
 const BYE_TIMEOUT_MS = 5000;
 
@@ -130,6 +136,8 @@ export class CallSession implements CallOwner {
   #recording = false;
   #recordingError: SoftphoneError | undefined;
   #closing: CallEndReason | undefined;
+  #detached = false;
+  #rehomeTimer: NodeJS.Timeout | undefined;
   #endInfo: CallEndInfo | undefined;
   #failure: { status?: number; reason?: string; code?: string } | undefined;
   #resolveDone: (info: CallEndInfo) => void = () => {};
@@ -177,6 +185,7 @@ export class CallSession implements CallOwner {
     );
     this.#sdh = {
       getOffer: () => this.#sdpSession().offer(),
+      getSameOffer: () => this.#sdpSession().reoffer(),
       onOffer: (sdp) => {
         const result = this.#sdpSession().answer(sdp);
         if (!result.ok) {
@@ -309,7 +318,52 @@ export class CallSession implements CallOwner {
 
   /** The dialog's connection (for flow-loss handling). */
   get connection(): SipConnection | undefined {
-    return this.#invite?.dialog?.flow;
+    return this.#invite?.connection;
+  }
+
+  /** True while the dialog's connection is gone and a new one is awaited (re-homing). */
+  get detached(): boolean {
+    return this.#detached;
+  }
+
+  /**
+   * The connection the dialog lived on was lost. An answered call keeps its
+   * media and recording running and waits (REHOME_TIMEOUT_MS at most) for a
+   * new connection to re-home on; anything else cannot go on without it.
+   */
+  detach(): void {
+    if (this.#state === 'ended' || this.#detached) return;
+    if (this.#state !== 'answered' || this.#invite?.state !== 'confirmed') {
+      void this.close('flow-lost', { signal: false });
+      return;
+    }
+    this.#detached = true;
+    this.#rehomeTimer = setTimeout(() => {
+      this.#rehomeTimer = undefined;
+      if (!this.#detached) return;
+      this.call.emit('rehomed', { outcome: 'failed', status: 408, reason: 'no new connection in time' });
+      void this.close('flow-lost', { signal: false });
+    }, REHOME_TIMEOUT_MS);
+  }
+
+  /**
+   * Re-homes the dialog on `connection` (RFC 3261 14: a re-INVITE with the
+   * unchanged SDP and our new Contact). A refusal (481, 408, timeout) ends the
+   * call: no BYE can reach the far end any more.
+   */
+  async rehome(connection: SipConnection): Promise<void> {
+    if (!this.#detached || this.#state === 'ended') return;
+    this.#detached = false;
+    if (this.#rehomeTimer) clearTimeout(this.#rehomeTimer);
+    this.#rehomeTimer = undefined;
+    const invite = this.#invite as InviteSession;
+    const result = await invite.rehome(connection);
+    this.call.emit('rehomed', {
+      outcome: result.ok ? 'ok' : 'failed',
+      status: result.status,
+      reason: result.reason,
+    });
+    if (!result.ok && !this.call.ended) await this.close('flow-lost', { signal: false });
   }
 
   /** Counters a live sink adds to the call's final stats (engine, stream). */
@@ -447,7 +501,8 @@ export class CallSession implements CallOwner {
     this.#closing = reason;
     this.#clearTimers();
     const invite = this.#invite;
-    if (invite && invite.state !== 'terminated') {
+    // Detached from its connection: no BYE can reach the far end; end it here.
+    if (invite && invite.state !== 'terminated' && !this.#detached) {
       if (invite.state === 'calling' || invite.state === 'early') {
         await invite.cancel();
       } else if (invite.state === 'incoming') {
@@ -954,6 +1009,8 @@ export class CallSession implements CallOwner {
 
   #clearTimers(): void {
     for (const t of this.#timers.splice(0)) clearTimeout(t);
+    if (this.#rehomeTimer) clearTimeout(this.#rehomeTimer);
+    this.#rehomeTimer = undefined;
   }
 
   #recordingPaths(

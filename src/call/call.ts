@@ -110,6 +110,11 @@ export interface CallEvents {
   engineExit: [info: { code: number | null; signal: string | null; duringCall: boolean }];
   /** The media stream (WebSocket) opened or closed. */
   stream: [info: { state: 'open' | 'closed'; code?: number; reason?: string }];
+  /**
+   * The connection the call's dialog lived on was lost and the call was moved
+   * to the new one (re-INVITE): `ok`, or `failed` and the call ends (flow-lost).
+   */
+  rehomed: [info: { outcome: 'ok' | 'failed'; status: number; reason: string }];
   /** The far end asked us to transfer the call (REFER); declined unless you opted in. */
   refer: [info: { referTo: string; referredBy: string | undefined; accepted: boolean }];
   /** The far end sent INFO with a body other than DTMF (e.g. application/json). */

@@ -132,6 +132,12 @@ function wireCall(call: Call, log: Logger): void {
       `${who}: RingCentral party ${ids.partyId ?? '?'}, session ${ids.sessionId ?? '?'}`,
     ),
   );
+  call.on('rehomed', (r) => {
+    const fields = { callId: call.id, outcome: r.outcome, status: r.status, reason: r.reason };
+    const text = `${who}: ${r.outcome === 'ok' ? 'moved to the new connection' : `could not be moved to the new connection (${r.status} ${r.reason}); it ends`}`;
+    if (r.outcome === 'ok') log.info('call.rehomed', fields, text);
+    else log.warn('call.rehomed', fields, text);
+  });
   call.on('media', (m) =>
     log.info(
       'call.media',

@@ -81,6 +81,12 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
   readonly #registerCounts = new Map<string, number>();
   /** Users whose password the PBX currently refuses (tests: a password change). */
   readonly rejectUsers = new Set<string>();
+  /** Answers a re-INVITE from the device for a call the PBX placed with this status (default 200 with SDP). */
+  reinviteStatus = 200;
+  /** The last requests received (bounded), for tests. */
+  readonly #received: SipRequest[] = [];
+  /** The SDP of each call the PBX placed, for answering the device's re-INVITEs. */
+  readonly #callerSdp = new Map<string, string>();
   /** Callees the PBX answers itself with this final status instead of relaying (tests: 486, 603, …). */
   readonly calleeStatus = new Map<string, number>();
   /** The two flows of each relayed call, by Call-ID. */
@@ -117,6 +123,15 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
   binding(username: string): PbxBinding | undefined {
     const b = this.#bindings.get(username);
     return b && !b.socket.destroyed ? b : undefined;
+  }
+
+  /** The last request of `method` (and Call-ID) the PBX received, for tests. */
+  lastRequest(method: string, callId?: string): SipRequest | undefined {
+    for (let i = this.#received.length - 1; i >= 0; i--) {
+      const r = this.#received[i]!;
+      if (r.method === method && (callId === undefined || r.headers.callId() === callId)) return r;
+    }
+    return undefined;
   }
 
   registerCount(username: string): number {
@@ -183,14 +198,18 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
     const toWithTag = response.headers.get('To') ?? to;
     const sdp = Buffer.from(response.body).toString('utf8');
     binding.socket.write(serialize(request('ACK', 1, toWithTag, options.answer?.(sdp))));
+    // A re-INVITE from the device (hold, re-homing after a reconnect) is answered with the caller's SDP.
+    this.#callerSdp.set(callId, offer || (options.answer?.(sdp) ?? ''));
     let cseq = 2;
+    // In-dialog requests go over the device's current flow, as RingCentral's edge does after re-homing.
+    const flow = () => this.binding(username)?.socket ?? binding.socket;
     return {
       callId,
       answer: sdp,
       response,
-      bye: () => this.#send(binding.socket, request('BYE', cseq++, toWithTag)),
+      bye: () => this.#send(flow(), request('BYE', cseq++, toWithTag)),
       request: (method: string, body?: string) =>
-        this.#send(binding.socket, request(method, cseq++, toWithTag, body)),
+        this.#send(flow(), request(method, cseq++, toWithTag, body)),
     };
   }
 
@@ -262,11 +281,27 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
       return;
     }
     this.emit('request', message);
+    this.#received.push(message);
+    if (this.#received.length > 200) this.#received.shift();
     if (message.method === 'REGISTER') {
       this.#register(socket, message);
       return;
     }
     if (this.#relay(socket, message)) return;
+    const callerSdp = this.#callerSdp.get(message.headers.callId() ?? '');
+    if (message.method === 'INVITE' && callerSdp !== undefined) {
+      // A re-INVITE for one of our calls: the caller's side is unchanged.
+      const ok = this.reinviteStatus === 200;
+      socket.write(
+        serialize(
+          createResponse(message, this.reinviteStatus, undefined, {
+            toTag: generateTag(),
+            ...(ok && { body: Buffer.from(callerSdp), contentType: 'application/sdp' }),
+          }),
+        ),
+      );
+      return;
+    }
     if (message.method !== 'ACK')
       socket.write(serialize(createResponse(message, 200, undefined, { toTag: generateTag() })));
   }
@@ -416,7 +451,16 @@ export class LocalPbx extends EventEmitter<PbxEvents> {
     });
     // Like Kamailio and RingCentral: the grant goes in the Contact's expires param.
     const contactValue = contact ? `${request.headers.get('Contact')};expires=${granted}` : '';
-    reply(200, contactValue ? [['Contact', contactValue]] : []);
+    // Like RingCentral's edge: outbound supported (RFC 5626 6), so the device keeps its flow-only Contact.
+    reply(
+      200,
+      contactValue
+        ? [
+            ['Contact', contactValue],
+            ['Require', 'outbound'],
+          ]
+        : [['Require', 'outbound']],
+    );
   }
 
   #verify(authorization: string, user: PbxUser, request: SipRequest): boolean {

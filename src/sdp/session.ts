@@ -77,6 +77,18 @@ export class SdpSession {
   }
 
   /**
+   * Offers exactly the SDP we last sent, same version (RFC 3264 8: an
+   * unchanged SDP keeps its version): a re-INVITE that only moves the
+   * dialog to a new connection (re-homing) changes nothing in the session.
+   */
+  reoffer(): string {
+    const last = this.#last;
+    if (last === undefined) return this.offer();
+    this.#pending = { offer: last, before: last, version: this.#local.sessionVersion };
+    return last;
+  }
+
+  /**
    * The answer to our pending offer (RFC 3264 7). The offer is settled, except
    * with `keepOffer` (an answer in an unreliable 18x, RFC 3261 13.2.1: the
    * 2xx may still bring the final one).

@@ -293,6 +293,55 @@ describe('Softphone answering calls', () => {
     await call.bye();
   });
 
+  it('a call survives the loss of its connection: media and recording go on, the dialog is re-homed on the new flow', async () => {
+    const { pbx, phone, ended } = await setup({ backoff: { baseMs: 50, maxMs: 200 } });
+    const caller = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const phoneCall = await answered;
+    const rehomed = new Promise<{ outcome: string }>((r) => phoneCall.once('rehomed', r));
+    let frames = 0;
+    let dropped = false;
+    phoneCall.on('frame', () => {
+      // 0.4 s into the caller's audio, the registrar drops the device's connection.
+      if (++frames === 20 && !dropped) {
+        dropped = true;
+        pbx.dropConnections();
+      }
+    });
+    const sender = new RtpSender({
+      socket: caller.socket,
+      target: { address: '127.0.0.1', port: answerPort(call.answer) },
+      pcm: signal(16000),
+    });
+    const report = await sender.start();
+    expect(await rehomed).toMatchObject({ outcome: 'ok' });
+    const reinvite = pbx.lastRequest('INVITE', call.callId);
+    expect(reinvite?.headers.get('Contact')).toContain(';ob>');
+    await call.bye();
+    await waitFor(() => ended.has(call.callId));
+    const info = ended.get(call.callId) as CallEndInfo;
+    expect(info.reason).toBe('remote-bye');
+    // Not a packet lost while the connection was down.
+    const sent = report.frames.filter((f) => f.fate === 'sent').length;
+    expect(info.stats).toMatchObject({ received: sent, lost: 0 });
+    expect(Math.abs(readWav(info.wav as string).samples.length / 8 - info.durationMs)).toBeLessThan(150);
+  });
+
+  it('a call whose re-homing re-INVITE is refused (481) ends flow-lost', async () => {
+    const { pbx, phone, ended } = await setup({ backoff: { baseMs: 50, maxMs: 200 } });
+    const caller = await callerSocket();
+    const answered = new Promise<Call>((r) => phone.once('callAnswered', r));
+    const call = await pbx.invite(USER.username, offer(caller.port));
+    const phoneCall = await answered;
+    pbx.reinviteStatus = 481;
+    const rehomed = new Promise<{ outcome: string; status: number }>((r) => phoneCall.once('rehomed', r));
+    pbx.dropConnections();
+    expect(await rehomed).toMatchObject({ outcome: 'failed', status: 481 });
+    await waitFor(() => ended.has(call.callId));
+    expect(ended.get(call.callId)?.reason).toBe('flow-lost');
+  });
+
   it('rejects an SRTP-only offer with 488 and a Warning', async () => {
     const { pbx, phone } = await setup();
     const rejected = new Promise<{ status: number }>((r) => phone.once('callRejected', r));

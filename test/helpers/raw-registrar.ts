@@ -19,6 +19,11 @@ export interface RawRegistrar {
   /** performance.now() when each of `requests` arrived (the answer went out in the same tick). */
   requestTimes: number[];
   write(text: string): void;
+  /**
+   * From now on answer nothing, not even keep-alive pings, but keep the TCP
+   * connection open: a half-open connection as the device sees it.
+   */
+  mute(): void;
   /** Writes bytes as they are (write() takes text). */
   socketWrite(bytes: Uint8Array): void;
   close(): Promise<void>;
@@ -37,6 +42,10 @@ export interface RawRegistrarOptions {
    * undefined (and the default) is 200 OK binding the Contact for 300 s.
    */
   register?: (request: SipRequest, n: number) => RegisterAnswer | undefined;
+  /** false: a plain registrar whose 200 shows no RFC 5626 outbound support. Default true. */
+  outbound?: boolean;
+  /** false: never answer a CRLFCRLF ping (many servers do not). Default true. */
+  pong?: boolean;
   /**
    * Any other request from the device: return raw bytes to write back (a
    * whole response, or several messages), or undefined for the default
@@ -51,6 +60,7 @@ export async function startRawRegistrar(options: RawRegistrarOptions = {}): Prom
   const raw: Buffer[] = [];
   const requestTimes: number[] = [];
   let registers = 0;
+  let muted = false;
   const sockets = new Set<net.Socket>();
   let device: net.Socket | undefined;
   const server = net.createServer((s) => {
@@ -58,8 +68,9 @@ export async function startRawRegistrar(options: RawRegistrarOptions = {}): Prom
     device = s;
     const framer = new StreamFramer();
     s.on('data', (chunk) => {
+      if (muted) return;
       for (const ev of framer.push(chunk)) {
-        if (ev.type === 'ping') s.write('\r\n');
+        if (ev.type === 'ping' && options.pong !== false) s.write('\r\n');
         if (ev.type !== 'message') continue;
         raw.push(Buffer.from(ev.bytes));
         const parsed = parseMessage(ev.bytes);
@@ -82,11 +93,13 @@ export async function startRawRegistrar(options: RawRegistrarOptions = {}): Prom
             const extra = (scripted.headers ?? []).map((line) => `${line}\r\n`).join('');
             answer(`${scripted.status} ${scripted.reason}`, extra);
           } else {
-            answer('200 OK', `Contact: ${h.get('Contact')};expires=300\r\n`);
+            // Like RingCentral: outbound supported (RFC 5626 6), unless the test models a plain registrar.
+            const outbound = options.outbound === false ? '' : 'Require: outbound\r\n';
+            answer('200 OK', `Contact: ${h.get('Contact')};expires=300\r\n${outbound}`);
           }
         } else if (options.respond?.(m, (text) => s.write(text))) {
           // scripted by the test
-        } else if (m.method === 'BYE') answer('200 OK');
+        } else if (m.method === 'BYE' || m.method === 'OPTIONS') answer('200 OK');
       }
     });
     s.on('error', () => {});
@@ -100,6 +113,9 @@ export async function startRawRegistrar(options: RawRegistrarOptions = {}): Prom
     raw,
     requestTimes,
     write: (text) => device?.write(text),
+    mute: () => {
+      muted = true;
+    },
     socketWrite: (bytes) => device?.write(bytes),
     close: () => {
       for (const s of sockets) s.destroy();

@@ -32,6 +32,8 @@ import { Dialog } from './dialog.js';
 export interface SessionDescriptionHandler {
   /** Our offer (a new one each time: initial INVITE, late-offer 2xx, re-INVITE). */
   getOffer(): string;
+  /** The SDP we last sent, offered again unchanged (re-homing); getOffer() when absent. */
+  getSameOffer?(): string;
   /** The far end's offer: our answer, or why not (the usage answers 400/488 with the Warning). */
   onOffer(
     sdp: string,
@@ -265,6 +267,7 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
     return this.#termination;
   }
 
+  /** The dialog's connection (or the INVITE's, before there is a dialog). */
   get connection(): SipConnection {
     return this.#dialog?.flow ?? this.#connection;
   }
@@ -464,6 +467,24 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
     }
     /* c8 ignore next */
     return { ok: false, status: 500, reason: 'unreachable' };
+  }
+
+  /**
+   * Moves the dialog to `connection` after the one it lived on was lost: a
+   * re-INVITE with our unchanged SDP and our Contact on the new connection
+   * (RingCentral's edge re-homes the dialog on it; an UPDATE would get 481).
+   * Resolves with its outcome; on failure the caller ends the call.
+   */
+  async rehome(connection: SipConnection): Promise<{ ok: boolean; status: number; reason: string }> {
+    const dialog = this.#dialog;
+    if (!dialog || this.#state !== 'confirmed') {
+      return { ok: false, status: 481, reason: `the call is ${this.#state}` };
+    }
+    this.#stopAckWait();
+    this.#reinvite?.dispose();
+    this.#reinvite = undefined;
+    dialog.flow = connection;
+    return this.#reinviteOnce(true);
   }
 
   /** Sends INFO with `body` (e.g. application/json for the bot-partner interface). */
@@ -854,7 +875,7 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
     this.#terminate(termination);
   }
 
-  async #reinviteOnce(): Promise<{ ok: boolean; status: number; reason: string }> {
+  async #reinviteOnce(unchanged = false): Promise<{ ok: boolean; status: number; reason: string }> {
     if (this.#state !== 'confirmed' || this.#reinvite || this.#awaitingAck) {
       return { ok: false, status: 491, reason: 'an offer/answer exchange is already in progress' };
     }
@@ -862,7 +883,8 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
     const request = dialog.createRequest('INVITE', this.#host.userAgent);
     for (const [name, value] of this.#contactHeaders()) request.headers.append(name, value);
     request.headers.append('Content-Type', 'application/sdp');
-    request.body = Buffer.from(this.#sdh.getOffer(), 'utf8');
+    const offer = unchanged ? (this.#sdh.getSameOffer?.() ?? this.#sdh.getOffer()) : this.#sdh.getOffer();
+    request.body = Buffer.from(offer, 'utf8');
     const cseq = request.headers.cseq()?.seq ?? 0;
     return new Promise((resolve) => {
       let ack: SipRequest | undefined;

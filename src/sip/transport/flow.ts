@@ -33,9 +33,18 @@ export interface FlowOptions extends FlowTarget {
   connectTimeoutMs?: number;
   /** RFC 5626 4.4.1 keep-alive: send CRLFCRLF when nothing was sent for this long. 0 disables. */
   keepAliveIntervalMs?: number;
-  /** How long to wait for the CRLF pong before declaring the flow dead (RFC 5626 4.4.1: 10 s). */
+  /**
+   * How long to wait for the CRLF pong before declaring the flow dead (RFC
+   * 5626 4.4.1: 10 s); never longer than the keep-alive interval, so a
+   * half-open connection is found within two keep-alive periods.
+   */
   pongTimeoutMs?: number;
-  /** A message that started arriving must complete within this time (RFC 4475 3.1.2.2). */
+  /**
+   * A message that started arriving must be complete within this time,
+   * counted from its first byte (RFC 4475 3.1.2.2): bytes trickling in (or
+   * keep-alives landing inside a body a lying Content-Length announced) do
+   * not extend it. Default MESSAGE_DEADLINE_MS.
+   */
   incompleteMessageTimeoutMs?: number;
   maxHeaderBytes?: number;
   maxBodyBytes?: number;
@@ -58,10 +67,17 @@ export interface FlowEvents {
   trace: [direction: TraceDirection, bytes: Uint8Array];
   /** The server answered one of our keep-alive pings. */
   pong: [];
+  /**
+   * A ping went unanswered by a server not known to answer pings (no pong
+   * yet, no outbound support): the owner should probe liveness another way.
+   */
+  pingUnanswered: [];
 }
 
 export const KEEPALIVE_INTERVAL_MS = 30_000;
 export const PONG_TIMEOUT_MS = 10_000;
+/** Whole-message deadline: generous for a 64 KiB message on a slow link, short for a lie. */
+export const MESSAGE_DEADLINE_MS = 10_000;
 const PING = Buffer.from('\r\n\r\n');
 const PONG = Buffer.from('\r\n');
 /** A server ping's two CRLFs arrive back to back; this is generous for a split across reads. */
@@ -236,20 +252,41 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
     return true;
   }
 
-  /** RFC 5626 4.4.1 ping; the pong timer starts only for servers known to answer. */
+  /**
+   * RFC 5626 4.4.1 ping. A server known to answer pings (it did before, or
+   * its registrar supports outbound, expectPongs()) that does not answer in
+   * time makes the flow dead; any other one only raises `pingUnanswered`, so
+   * the owner can probe with a request instead of trusting silence.
+   */
   ping(): void {
     if (this.#closed) return;
     this.#write(PING);
     this.#pingsOutstanding++;
-    if (this.#serverAnswersPings && !this.#pongTimer) {
-      const timeoutMs = this.#options.pongTimeoutMs ?? PONG_TIMEOUT_MS;
-      this.#pongTimer = setTimeout(() => {
-        this.#pongTimer = undefined;
+    if (this.#pongTimer) return;
+    const timeoutMs = this.#pongTimeoutMs();
+    this.#pongTimer = setTimeout(() => {
+      this.#pongTimer = undefined;
+      if (this.#pingsOutstanding === 0 || this.#closed) return;
+      if (this.#serverAnswersPings) {
         this.#fail(
           new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, `no keep-alive pong within ${timeoutMs} ms`),
         );
-      }, timeoutMs);
-    }
+      } else {
+        this.emit('pingUnanswered');
+      }
+    }, timeoutMs);
+  }
+
+  /** RFC 5626 4.4.1: the registrar supports outbound, so a missing pong means a dead flow from the first ping on. */
+  expectPongs(): void {
+    this.#serverAnswersPings = true;
+  }
+
+  /** The pong timeout in use (never above the keep-alive interval). */
+  #pongTimeoutMs(): number {
+    const interval = this.#options.keepAliveIntervalMs ?? KEEPALIVE_INTERVAL_MS;
+    const timeout = this.#options.pongTimeoutMs ?? PONG_TIMEOUT_MS;
+    return interval > 0 ? Math.min(timeout, interval) : timeout;
   }
 
   /** Closes the flow; idempotent. */
@@ -270,8 +307,10 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
 
   #onData(chunk: Buffer): void {
     if (this.#closed) return;
+    let completed = false;
     for (const event of this.#framer.push(chunk)) {
       if (this.#closed) return;
+      if (event.type === 'message' || event.type === 'oversized') completed = true;
       switch (event.type) {
         case 'message': {
           this.#strayCrlfAt = undefined;
@@ -326,7 +365,7 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
           return;
       }
     }
-    this.#watchIncomplete();
+    this.#watchIncomplete(completed);
   }
 
   #limits(): { maxHeaderBytes?: number; maxBodyBytes?: number } {
@@ -337,29 +376,29 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
   }
 
   /**
-   * RFC 4475 3.1.2.2: a message whose bytes stop arriving must not hold the
-   * flow forever. The timer restarts whenever bytes arrive, so a slow sender
-   * or a busy stream whose reads never end on a message boundary is fine;
-   * memory stays bounded by the framer's size limits.
+   * RFC 4475 3.1.2.2: a message that does not complete must not hold the
+   * flow. The deadline runs from the message's first byte and is not
+   * extended by more bytes of it: a peer that announces more body than it
+   * sends, then drips (or whose keep-alive CRLFs land inside that body),
+   * would otherwise swallow every later request, a caller's BYE included.
+   * A message that completes clears it; the next one starts its own.
    */
-  #watchIncomplete(): void {
+  #watchIncomplete(completedOne: boolean): void {
     if (this.#closed || !this.#framer.inMessage) {
       if (this.#incompleteTimer) clearTimeout(this.#incompleteTimer);
       this.#incompleteTimer = undefined;
       return;
     }
-    if (this.#incompleteTimer) {
-      this.#incompleteTimer.refresh();
-      return;
-    }
-    const timeoutMs = this.#options.incompleteMessageTimeoutMs ?? 32_000;
+    if (this.#incompleteTimer && !completedOne) return;
+    if (this.#incompleteTimer) clearTimeout(this.#incompleteTimer);
+    const timeoutMs = this.#options.incompleteMessageTimeoutMs ?? MESSAGE_DEADLINE_MS;
     this.#incompleteTimer = setTimeout(() => {
       this.#incompleteTimer = undefined;
       if (this.#framer.inMessage) {
         this.#fail(
           new SoftphoneError(
             ErrorCodes.SIP_FRAME_INCOMPLETE,
-            `no bytes for ${timeoutMs} ms while a message was incomplete (${this.#framer.buffered} bytes held); Content-Length larger than the body?`,
+            `a message was still incomplete ${timeoutMs} ms after it began (${this.#framer.buffered} bytes held); Content-Length larger than the body?`,
           ),
         );
       }

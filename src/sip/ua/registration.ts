@@ -21,12 +21,31 @@ export interface RegistrationIdentity {
 export { ALLOW } from '../capabilities.js';
 
 /**
- * Our Contact: RingCentral never routes to it (requests come over the flow),
- * so the host is a `.invalid` name derived from the instance id, stable
- * across reconnects; `ob` asks for outbound semantics (RFC 5626 5.4).
+ * Our Contact. With a registrar that supports outbound (RFC 5626, as
+ * RingCentral's), requests come over the flow and the Contact is never
+ * routed to: its host is a `.invalid` name derived from the instance id,
+ * stable across reconnects, and `ob` asks for outbound semantics (5.4).
+ * Behind a plain proxy, which routes in-dialog requests by Contact, `local`
+ * (the flow's own address and port) makes it routable: requests still
+ * arrive on the flow, since that is the address they are sent to.
  */
-export function contactUri(id: RegistrationIdentity): string {
+export function contactUri(id: RegistrationIdentity, local?: { address: string; port: number }): string {
+  if (local) {
+    const host = local.address.includes(':') ? `[${local.address}]` : local.address;
+    return `sip:${id.username}@${host}:${local.port};transport=${id.transport}`;
+  }
   return `sip:${id.username}@${contactHost(id)};transport=${id.transport};ob`;
+}
+
+/**
+ * RFC 5626 6: a registrar that supports outbound says so in the 2xx
+ * (Require: outbound; some only list it in Supported).
+ */
+export function supportsOutbound(response: SipResponse): boolean {
+  const tags = [...response.headers.getAll('Require'), ...response.headers.getAll('Supported')]
+    .flatMap((v) => v.split(','))
+    .map((t) => t.trim().toLowerCase());
+  return tags.includes('outbound');
 }
 
 function contactHost(id: RegistrationIdentity): string {
@@ -38,8 +57,10 @@ function contactHost(id: RegistrationIdentity): string {
   return `${short}.invalid`;
 }
 
-export function contactHeader(id: RegistrationIdentity): string {
-  return `<${contactUri(id)}>;reg-id=1;+sip.instance="<${id.instanceId}>"`;
+export function contactHeader(id: RegistrationIdentity, local?: { address: string; port: number }): string {
+  // reg-id only means something to an outbound registrar (RFC 5626 4.2).
+  const regId = local ? '' : ';reg-id=1';
+  return `<${contactUri(id, local)}>${regId};+sip.instance="<${id.instanceId}>"`;
 }
 
 export interface RegisterRequestInput {
@@ -51,6 +72,10 @@ export interface RegisterRequestInput {
   local: { address: string; port: number };
   userAgent: string;
   authorization?: { header: 'Authorization' | 'Proxy-Authorization'; value: string };
+  /** Register this routable Contact (flow address) instead of the outbound one. */
+  routable?: { address: string; port: number };
+  /** Contacts (header values, without params) to remove in the same REGISTER (expires=0). */
+  remove?: string[];
 }
 
 export function buildRegister(input: RegisterRequestInput): SipRequest {
@@ -67,7 +92,9 @@ export function buildRegister(input: RegisterRequestInput): SipRequest {
     .append('To', aor)
     .append('Call-ID', input.callId)
     .append('CSeq', `${input.cseq} REGISTER`)
-    .append('Contact', contactHeader(id))
+    .append('Contact', contactHeader(id, input.routable));
+  for (const old of input.remove ?? []) headers.append('Contact', `<${old}>;expires=0`);
+  headers
     .append('Expires', String(input.expires))
     .append('Supported', 'outbound, path')
     .append('Allow', ALLOW)
@@ -81,12 +108,24 @@ export function buildRegister(input: RegisterRequestInput): SipRequest {
  * Contact in the 200 (matched by instance id, RFC 5626 6) wins over the
  * Expires header (RFC 3261 10.2.4); undefined when neither says.
  */
-export function grantedExpires(response: SipResponse, id: RegistrationIdentity): number | undefined {
+export function grantedExpires(
+  response: SipResponse,
+  id: RegistrationIdentity,
+  routable?: { address: string; port: number },
+): number | undefined {
   const contacts = response.headers.nameAddrs('Contact') ?? [];
+  const host = routable
+    ? routable.address.includes(':')
+      ? `[${routable.address}]`
+      : routable.address
+    : undefined;
   const ours = contacts.find((c) => {
+    if (c.params.get('expires') === '0') return false; // a binding we removed
     const instance = c.params.get('+sip.instance');
     if (instance && unquoteString(instance) === `<${id.instanceId}>`) return true;
-    return 'host' in c.uri && c.uri.host.toLowerCase() === contactHost(id);
+    if (!('host' in c.uri)) return false;
+    if (routable) return c.uri.host.toLowerCase() === host?.toLowerCase() && c.uri.port === routable.port;
+    return c.uri.host.toLowerCase() === contactHost(id);
   });
   const param = ours?.params.get('expires');
   if (param) {

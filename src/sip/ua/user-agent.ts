@@ -11,7 +11,14 @@ import type net from 'node:net';
 import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
 import { DigestSession, parseChallenge } from '../auth/digest.js';
 import { USER_AGENT } from '../capabilities.js';
-import { createErrorResponse, createResponse, generateCallId, generateTag } from '../message/build.js';
+import {
+  createErrorResponse,
+  createResponse,
+  generateBranch,
+  generateCallId,
+  generateTag,
+} from '../message/build.js';
+import { Headers } from '../message/headers.js';
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
 import {
   ClientTransactions,
@@ -21,7 +28,13 @@ import {
 import { type IncomingRequest, type ServerTransaction, ServerTransactions } from '../transaction/server.js';
 import { type BackoffOptions, backoffDelay } from '../transport/backoff.js';
 import type { SipConnection } from '../transport/connection.js';
-import { type FlowTarget, SipFlow, type TraceDirection, type TransportName } from '../transport/flow.js';
+import {
+  type FlowTarget,
+  PONG_TIMEOUT_MS,
+  SipFlow,
+  type TraceDirection,
+  type TransportName,
+} from '../transport/flow.js';
 import {
   ALLOW,
   buildRegister,
@@ -33,6 +46,7 @@ import {
   refreshDelayMs,
   registerFailurePolicy,
   retryAfterSeconds,
+  supportsOutbound,
 } from './registration.js';
 
 export interface SipCredentials {
@@ -135,6 +149,10 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   readonly #digest = new DigestSession();
   /** The realm the registrar challenged us in: the only one calls may answer challenges for. */
   #registrarRealm: string | undefined;
+  /** The registrar's 2xx showed no outbound support: register the flow's address as Contact. */
+  #plainRegistrar = false;
+  /** The routable Contact address (this flow's local address and port) when #plainRegistrar. */
+  #routable: { address: string; port: number } | undefined;
   readonly #callId = generateCallId();
   readonly #fromTag = generateTag();
   #cseq = 1;
@@ -186,11 +204,12 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   }
 
   get contact(): string {
-    return contactHeader(this.identity);
+    return contactHeader(this.identity, this.#routable);
   }
 
+  /** Our Contact URI: the outbound (.invalid) one, or the flow's address behind a plain proxy. */
   get contactUri(): string {
-    return contactUri(this.identity);
+    return contactUri(this.identity, this.#routable);
   }
 
   get userAgent(): string {
@@ -429,6 +448,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   }
 
   #wireFlow(flow: SipFlow): void {
+    this.#routable = this.#plainRegistrar ? { address: flow.localAddress, port: flow.localPort } : undefined;
+    flow.on('pingUnanswered', () => void this.#probe(flow));
     flow.on('trace', (direction, bytes) =>
       this.emit('trace', { direction, flowId: flow.id, text: Buffer.from(bytes).toString('utf8') }),
     );
@@ -507,7 +528,27 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       return;
     }
     if (!this.#active || flow.closed) return;
+    if (outcome.ok && !outcome.outbound && !this.#plainRegistrar && outcome.expires > 0) {
+      // RFC 5626 unsupported: a proxy without it routes in-dialog requests to our
+      // Contact, which must then be the flow's address, not a .invalid name.
+      // Re-register at once with it, removing the outbound binding.
+      const old = contactUri(this.identity);
+      this.#plainRegistrar = true;
+      this.#routable = { address: flow.localAddress, port: flow.localPort };
+      try {
+        outcome = await this.#register(flow, this.#expires, undefined, [old]);
+      } catch (err) {
+        if (!this.#active || flow.closed) return;
+        const reason = isSoftphoneError(err) ? err.message : String(err);
+        this.#dropFlow(flow, reason);
+        this.#scheduleReconnect(reason, true);
+        return;
+      }
+      if (!this.#active || flow.closed) return;
+    }
     if (outcome.ok) {
+      // RFC 5626 4.4.1: with outbound a missing pong means a dead flow, from the first ping on.
+      if (outcome.outbound) flow.expectPongs();
       const first = !this.#everRegistered;
       this.#everRegistered = true;
       this.#registered = true;
@@ -580,6 +621,43 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   }
 
   /** Closes a flow we give up on ourselves; no reconnect follows from its close. */
+  /**
+   * A ping went unanswered on a flow whose server is not known to pong: probe
+   * with an OPTIONS instead (any answer proves the flow alive); no answer in
+   * time means it is half-open: drop it and reconnect.
+   */
+  async #probe(flow: SipFlow): Promise<void> {
+    if (!this.#active || flow.closed || this.#flow !== flow) return;
+    const host = flow.localAddress.includes(':') ? `[${flow.localAddress}]` : flow.localAddress;
+    const headers = new Headers()
+      .append(
+        'Via',
+        `SIP/2.0/${flow.transport.toUpperCase()} ${host}:${flow.localPort};branch=${generateBranch()};rport`,
+      )
+      .append('Max-Forwards', '70')
+      .append('From', `<sip:${this.identity.username}@${this.identity.domain}>;tag=${generateTag()}`)
+      .append('To', `<sip:${this.identity.domain}>`)
+      .append('Call-ID', generateCallId())
+      .append('CSeq', '1 OPTIONS')
+      .append('User-Agent', this.userAgent);
+    const options: SipRequest = {
+      type: 'request',
+      method: 'OPTIONS',
+      uri: `sip:${this.identity.domain}`,
+      headers,
+      body: new Uint8Array(0),
+    };
+    try {
+      await this.#client.send(flow, options, { timeoutMs: this.#options.pongTimeoutMs ?? PONG_TIMEOUT_MS });
+    } catch (err) {
+      if (!this.#active || flow.closed || this.#flow !== flow) return;
+      if (!isSoftphoneError(err, ErrorCodes.SIP_TRANSACTION_TIMEOUT)) return;
+      const reason = 'no pong and no answer to an OPTIONS probe: the connection is half-open';
+      this.#dropFlow(flow, reason);
+      this.#scheduleReconnect(reason, false);
+    }
+  }
+
   #dropFlow(flow: SipFlow, reason: string): void {
     this.emit('disconnected', { target: this.#targetName(flow.remote), reason });
     if (this.#flow === flow) this.#flow = undefined;
@@ -592,7 +670,12 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    * One REGISTER exchange including digest challenges and 423 Min-Expires.
    * Rejects only when the transaction fails (timeout, flow gone).
    */
-  async #register(flow: SipFlow, expires: number, timeoutMs?: number): Promise<RegisterOutcome> {
+  async #register(
+    flow: SipFlow,
+    expires: number,
+    timeoutMs?: number,
+    remove?: string[],
+  ): Promise<RegisterOutcome> {
     const c = this.#options.credentials;
     let authorization: { header: 'Authorization' | 'Proxy-Authorization'; value: string } | undefined;
     let requested = expires;
@@ -607,6 +690,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         local: { address: flow.localAddress, port: flow.localPort },
         userAgent: this.userAgent,
         ...(authorization && { authorization }),
+        ...(this.#routable && { routable: this.#routable }),
+        ...(remove && { remove }),
       });
       const response = await this.#client.send(flow, request, {
         timeoutMs: timeoutMs ?? this.#options.transactionTimeoutMs,
@@ -615,8 +700,9 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       const retryAfter = retryAfterSeconds(response);
       if (status >= 200 && status < 300) {
         this.#digest.succeeded();
-        if (requested === 0) return { ok: true, expires: 0 };
-        const granted = grantedExpires(response, this.identity) ?? requested;
+        const outbound = supportsOutbound(response);
+        if (requested === 0) return { ok: true, expires: 0, outbound };
+        const granted = grantedExpires(response, this.identity, this.#routable) ?? requested;
         if (granted <= 0) {
           return {
             ok: false,
@@ -626,7 +712,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
             retryAfter,
           };
         }
-        return { ok: true, expires: granted };
+        return { ok: true, expires: granted, outbound };
       }
       if (status === 401 || status === 407) {
         const headerName = status === 401 ? 'WWW-Authenticate' : 'Proxy-Authenticate';
@@ -793,4 +879,4 @@ interface RegisterRefusal {
   retryAfter: number | undefined;
 }
 
-type RegisterOutcome = { ok: true; expires: number } | RegisterRefusal;
+type RegisterOutcome = { ok: true; expires: number; outbound: boolean } | RegisterRefusal;

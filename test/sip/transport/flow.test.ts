@@ -522,7 +522,7 @@ describe('SipFlow keep-alive (RFC 5626 4.4.1)', () => {
 
   it('closes with SIP_TRANSPORT_CLOSED when a server that answered pings stops answering', async () => {
     const server = await FakeServer.start('tcp');
-    const { flow, watch, peer } = await open(server, { keepAliveIntervalMs: 150, pongTimeoutMs: 300 });
+    const { flow, watch, peer } = await open(server, { keepAliveIntervalMs: 300, pongTimeoutMs: 300 });
     // Answer the first ping only.
     await peer.receivedUntil((b) => b.length >= 4, 'the first ping');
     await peer.write(PONG);
@@ -536,6 +536,14 @@ describe('SipFlow keep-alive (RFC 5626 4.4.1)', () => {
     expect(flow.closed).toBe(true);
     await peer.closed();
     expect(watch.closes).toHaveLength(1);
+  });
+
+  it('never waits longer for a pong than the keep-alive interval: a half-open flow is found within two periods', async () => {
+    const server = await FakeServer.start('tcp');
+    const { flow, watch } = await open(server, { keepAliveIntervalMs: 150 });
+    flow.expectPongs(); // the registrar supports outbound: trust pongs from the first ping
+    const { error } = await watch.closed();
+    expect(error?.message).toMatch(/no keep-alive pong within 150 ms/);
   });
 
   it('keeps the flow open when the server never answers pings (nothing to judge it by)', async () => {
@@ -753,21 +761,42 @@ describe('SipFlow framing errors and malformed messages', () => {
     expect(watch.closes).toEqual([]);
   });
 
-  // Regression: the timer used to run from the first byte of a pending message
-  // and reset only when the buffer emptied; it must restart on progress.
-  it('does not time out a message whose bytes keep arriving, each within the timeout', async () => {
+  // The deadline counts from a message's first byte: a slow but honest sender
+  // fits in it (here ~270 ms of a 500 ms deadline).
+  it('accepts a message whose bytes arrive slowly but complete within the deadline from its first byte', async () => {
     const server = await FakeServer.start('tcp');
     const { watch, peer } = await open(server, { incompleteMessageTimeoutMs: 500 });
-    // Ten pieces 80 ms apart: every gap is far inside the timeout, the whole takes ~720 ms.
     const pieces = 10;
     const size = Math.ceil(INVITE.length / pieces);
     for (let i = 0; i < pieces; i++) {
-      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 80)); // a slow peer, by design
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 30)); // a slow peer, by design
       if (watch.closes.length > 0) break;
       await peer.write(INVITE.subarray(i * size, (i + 1) * size));
     }
     await watch.messagesReceived(1);
     expect(watch.closes).toEqual([]);
+  });
+
+  // Issue 11: a lying Content-Length kept the flow waiting for minutes, the
+  // server's CRLF keep-alive answers landing inside the unfinished body and
+  // re-arming the timer; every later request (a caller's BYE) was swallowed.
+  it('closes at the deadline a message whose body never completes, however bytes keep trickling in', async () => {
+    const server = await FakeServer.start('tcp');
+    const { watch, peer } = await open(server, { incompleteMessageTimeoutMs: 600 });
+    const start = performance.now();
+    const liar = Buffer.from(BYE.toString('latin1').replace('l: 0\r\n', 'l: 500\r\n'), 'latin1');
+    expect(liar.toString('latin1')).toContain('l: 500');
+    await peer.write(liar);
+    const drip = setInterval(() => void peer.write(Buffer.from('\r\n')), 100);
+    try {
+      await watch.closed();
+    } finally {
+      clearInterval(drip);
+    }
+    expect(watch.closes[0]?.code).toBe(ErrorCodes.SIP_FRAME_INCOMPLETE);
+    // Closed by the deadline, not extended by the 100 ms drip (generous upper bound for a loaded machine).
+    expect(performance.now() - start).toBeLessThan(4000);
+    expect(watch.closes[0]?.message).toMatch(/still incomplete 600 ms after it began/);
   });
 
   // Regression, same cause: on a busy stream whose reads never end on a message

@@ -163,7 +163,8 @@ describe('UserAgent when the registrar is unavailable (503, Retry-After)', () =>
   const OK = (contact: string | undefined, seconds: number) => ({
     status: 200,
     reason: 'OK',
-    headers: [`Contact: ${contact};expires=${seconds}`],
+    // RingCentral-like: outbound supported (RFC 5626 6), so the Contact stays the flow-only one.
+    headers: [`Contact: ${contact};expires=${seconds}`, 'Require: outbound'],
   });
   /** Timers may fire a few ms early against performance.now(); this slack only errs towards passing late retries. */
   const EARLY_MS = 20;
@@ -651,3 +652,69 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+describe('UserAgent and the connection it lives on (issue 11)', () => {
+  function agentAt(port: number, options: Partial<UserAgentOptions> = {}) {
+    const agent = new UserAgent({
+      credentials: {
+        ...USER,
+        domain: 'x.invalid',
+        transport: 'tcp',
+        outboundProxy: { host: '127.0.0.1', port },
+      },
+      instanceId: INSTANCE,
+      backoff: { baseMs: 50, maxMs: 200 },
+      ...options,
+    });
+    cleanups.push(() => agent.stop());
+    const disconnects: string[] = [];
+    agent.on('disconnected', (e) => disconnects.push(e.reason));
+    return { agent, disconnects };
+  }
+
+  it('behind a registrar without outbound support, re-registers the flow address as a routable Contact', async () => {
+    const plain = await startRawRegistrar({ outbound: false });
+    cleanups.push(() => plain.close());
+    const { agent } = agentAt(plain.port);
+    await agent.start();
+    const registers = plain.requests.filter((r) => r.method === 'REGISTER');
+    expect(registers).toHaveLength(2);
+    expect(registers[0]?.headers.get('Contact')).toMatch(/\.invalid;transport=tcp;ob>/);
+    const contacts = registers[1]?.headers.getAll('Contact') ?? [];
+    const local = agent.flow as NonNullable<typeof agent.flow>;
+    expect(contacts[0]).toMatch(
+      new RegExp(`^<sip:${USER.username}@127\\.0\\.0\\.1:${local.localPort};transport=tcp>`),
+    );
+    // The outbound binding goes away in the same REGISTER.
+    expect(contacts[1]).toMatch(/\.invalid;transport=tcp;ob>;expires=0$/);
+    expect(agent.contactUri).toBe(`sip:${USER.username}@127.0.0.1:${local.localPort};transport=tcp`);
+  });
+
+  it('with outbound, a half-open connection (nothing answered, not even pings) is found within two keep-alive periods', async () => {
+    const peer = await startRawRegistrar();
+    cleanups.push(() => peer.close());
+    const { agent, disconnects } = agentAt(peer.port, { keepAliveIntervalMs: 200 });
+    await agent.start();
+    const at = performance.now();
+    peer.mute();
+    await waitFor(() => disconnects.length > 0, { timeoutMs: 10_000 });
+    expect(disconnects[0]).toMatch(/no keep-alive pong within 200 ms/);
+    // Two periods are 400 ms; the bound is loose for a loaded machine, the point is: not the 600 s refresh.
+    expect(performance.now() - at).toBeLessThan(3000);
+  });
+
+  it('without pongs from a plain server, an unanswered ping is followed by an OPTIONS probe; no answer drops the flow', async () => {
+    const peer = await startRawRegistrar({ outbound: false, pong: false });
+    cleanups.push(() => peer.close());
+    const { agent, disconnects } = agentAt(peer.port, { keepAliveIntervalMs: 200, pongTimeoutMs: 200 });
+    await agent.start();
+    // Answered probes keep the flow: the server simply does not pong.
+    await waitFor(() => peer.requests.filter((r) => r.method === 'OPTIONS').length >= 2, {
+      timeoutMs: 10_000,
+    });
+    expect(disconnects).toEqual([]);
+    peer.mute();
+    await waitFor(() => disconnects.length > 0, { timeoutMs: 10_000 });
+    expect(disconnects[0]).toMatch(/half-open/);
+  });
+});

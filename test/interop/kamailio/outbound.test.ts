@@ -336,6 +336,40 @@ describeInterop(
       expect(device.warnings).toEqual([]);
     }, 90_000);
 
+    it('hangs up while it rings: the CANCEL matches the INVITE that carried the credentials, the callee answers 487, the call ends cancelled', async () => {
+      device.warnings.length = 0;
+      const sipp = await startSippUas({
+        scenario: 'uas-ring.xml',
+        mediaPort: await sippMediaPort(),
+        dir: mkdtempSync(path.join(work, 'sipp-')),
+      });
+      cleanups.push(() => sipp.stop());
+      const call = await device.phone.call(sipp.uri('ring'));
+      const failures: unknown[] = [];
+      call.on('failed', (f) => failures.push(f));
+      await new Promise<void>((resolve) => call.once('progress', () => resolve()));
+      await call.hangup();
+      const info = await call.done;
+      const result = await sipp.done;
+
+      expect(info).toMatchObject({ reason: 'cancelled', status: 487 });
+      expect(info.wav).toBeUndefined();
+      expect(failures).toEqual([]);
+      // RFC 3261 9.1: the CANCEL has the Request-URI, Call-ID, CSeq number and top Via branch
+      // of the INVITE it cancels: the second one, with credentials, which Kamailio relayed.
+      const [, authorized] = invitesSent(device, call.id);
+      const cancels = device.sent.filter((m) => m.startsWith('CANCEL ') && m.includes(`Call-ID: ${call.id}`));
+      expect(cancels).toHaveLength(1);
+      const via = (m: string | undefined) => /^Via: (.*)$/m.exec(m ?? '')?.[1];
+      expect(via(cancels[0])).toBe(via(authorized));
+      expect(cancels[0]).toMatch(/^CSeq: 2 CANCEL\r?$/m);
+      expect(cancels[0]!.split('\r\n')[0]).toBe(authorized!.split('\r\n')[0]!.replace(/^INVITE/, 'CANCEL'));
+      // SIPp saw the CANCEL, answered it and the INVITE (487), and got the ACK.
+      expect(result.code, result.output).toBe(0);
+      expect(result.stats['SuccessfulCall(C)'], result.output).toBe(1);
+      expect(device.warnings).toEqual([]);
+    }, 60_000);
+
     it('never answers a callee’s challenge for another realm: no digest for it, the call fails SIP_AUTH_REALM', async () => {
       device.warnings.length = 0;
       const sipp = await startSippUas({

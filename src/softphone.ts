@@ -19,6 +19,7 @@ import type { CodecName } from './media/codec.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
 import { SafeEmitter } from './safe-emitter.js';
+import type { SrtpPolicy } from './sdp/crypto.js';
 import { prepareRecordDir, type RecordDirProblem } from './sinks/record-dir.js';
 import type { BackoffOptions } from './sip/transport/backoff.js';
 import {
@@ -89,6 +90,12 @@ export interface SoftphoneOptions {
   ringTimeoutMs?: number;
   /** Codec preference, most preferred first (default PCMU, PCMA). */
   codecs?: CodecName[];
+  /**
+   * SDES SRTP (RFC 4568): `required` (only RTP/SAVP or a=crypto offers; ours
+   * is RTP/SAVP), `optional` (either; ours offers a=crypto on RTP/AVP), `off`.
+   * Default: required on TLS (as RingCentral expects), off on TCP.
+   */
+  srtp?: SrtpPolicy;
   /** Talk-back audio for a call (your own source; `stream` brings its own). */
   outboundFor?: (call: Call) => OutboundSource | undefined;
   /** Pipe each call's audio to a speech engine process. */
@@ -134,7 +141,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
 
   constructor(options: SoftphoneOptions) {
     super();
-    const resolved = resolveOptions(options);
+    const resolved = resolveOptions({ ...options, transport: options.sipInfo.transport });
     this.options = options;
     // A listener of the user's that throws is reported, never fatal (see SafeEmitter).
     this.setListenerErrorHandler(({ event, error }) =>
@@ -177,6 +184,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       autoAnswer: resolved.autoAnswer,
       ringTimeoutMs: resolved.ringTimeoutMs,
       codecs: resolved.codecs,
+      srtp: resolved.srtp,
       outboundFor: (call) => {
         if (options.stream) {
           const client = createStream(options.stream);

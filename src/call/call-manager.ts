@@ -11,6 +11,7 @@ import { ErrorCodes, SoftphoneError } from '../errors.js';
 import type { CodecName } from '../media/codec.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import type { OutboundSource } from '../media/session.js';
+import type { SrtpPolicy } from '../sdp/crypto.js';
 import { ALLOW } from '../sip/capabilities.js';
 import { requestDialogKey } from '../sip/dialog/dialog.js';
 import type { DialogHost } from '../sip/dialog/invite-session.js';
@@ -43,6 +44,8 @@ export interface CallManagerOptions {
   ackTimeoutMs?: number;
   /** Codec preference, most preferred first. */
   codecs?: readonly CodecName[];
+  /** SDES SRTP policy (default off; the Softphone picks required on TLS). */
+  srtp?: SrtpPolicy;
   /** Talk-back audio source per call (WebSocket streams). */
   outboundFor?: ((call: Call) => OutboundSource | undefined) | undefined;
   /** Answer inbound calls at once (default); false: they ring until call.accept()/reject(). */
@@ -112,6 +115,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       mediaTimeoutMs: options.mediaTimeoutMs,
       maxCallDurationMs: options.maxCallDurationMs,
       codecs: options.codecs ?? DEFAULTS.codecs,
+      srtp: options.srtp ?? 'off',
       sendSilence: options.sendSilence,
       ackTimeoutMs: options.ackTimeoutMs,
       outboundFor: options.outboundFor,

@@ -7,7 +7,9 @@
  * sidecar → live sinks closed → `ended`. The Call facade is what users see.
  */
 import type dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
 import { loadAudioFile } from '../media/audio-file.js';
@@ -16,7 +18,13 @@ import { parseDtmfRelay } from '../media/dtmf.js';
 import { DTMF_DEFAULTS, type DtmfSendOptions } from '../media/dtmf-sender.js';
 import { FRAME_SAMPLES } from '../media/frame.js';
 import type { RtpPortPool } from '../media/port-pool.js';
+import { RtcpSession } from '../media/rtcp-session.js';
+import { RtpTransport } from '../media/rtp-transport.js';
 import { MediaSession, type MediaStats, MIN_DBFS, type OutboundSource } from '../media/session.js';
+import { parseRtp } from '../rtp/packet.js';
+import { ReceptionStatistics } from '../rtp/rtcp.js';
+import { SrtpContext } from '../rtp/srtp.js';
+import type { SrtpKeys, SrtpPolicy } from '../sdp/crypto.js';
 import type { MediaDirection, NegotiatedMedia } from '../sdp/negotiate.js';
 import { SdpSession } from '../sdp/session.js';
 import { recordingPaths } from '../sinks/recording-path.js';
@@ -62,6 +70,8 @@ export interface CallContext {
   readonly sendSilence: boolean;
   /** Codec preference for our offers and answers. */
   readonly codecs: readonly CodecName[];
+  /** Which offers we take and what we offer (SDES SRTP, RFC 4568). */
+  readonly srtp: SrtpPolicy;
   readonly ackTimeoutMs: number | undefined;
   readonly outboundFor: ((call: Call) => OutboundSource | undefined) | undefined;
   /** Our address of record, for From and Referred-By: `<sip:user@domain>`. */
@@ -120,7 +130,17 @@ export class CallSession implements CallOwner {
   readonly #sdh: SessionDescriptionHandler;
   #invite: InviteSession | undefined;
   #sdp: SdpSession | undefined;
-  #socket: dgram.Socket | undefined;
+  /** The RTP socket behind SRTP and RTCP demultiplexing (the media session's socket). */
+  #transport: RtpTransport | undefined;
+  /** Our RTCP port when not multiplexed (RFC 3550 11), announced with a=rtcp. */
+  #rtcpSocket: dgram.Socket | undefined;
+  #rtcp: RtcpSession | undefined;
+  #rtcpMux = false;
+  /** The SRTP keys the current context was built from. */
+  #srtpKeys: SrtpKeys | undefined;
+  /** Our reception of the far end's stream, for our RTCP reports. */
+  readonly #reception = new ReceptionStatistics();
+  #rtcpStats: Record<string, number> = {};
   #media: MediaSession | undefined;
   #negotiated: NegotiatedMedia | undefined;
   /** Media negotiated by the last offer/answer, applied on the usage's 'media' event. */
@@ -551,12 +571,24 @@ export class CallSession implements CallOwner {
     this.#invite?.dispose();
     const wasAnswered = this.#answeredAt !== undefined;
     this.#state = 'ended';
+    // RTCP BYE (RFC 3550 6.6) while the socket still lives, then the media.
+    if (this.#rtcp) this.#collectRtcp(this.#rtcp.close({ bye: true }));
+    const transportStats = this.#transport?.stats;
     const mediaStats = this.#media?.stop();
     if (!this.#media) this.#releaseSocket();
+    this.#closeRtcpSocket();
     // The WAV is final (header patched) before the sidecar that names it is written.
     this.#fanOut.closeRecording();
     const extra = Object.assign(
       {},
+      this.#srtpKeys && transportStats
+        ? {
+            srtpAuthFailed: transportStats.srtpAuthFailed,
+            srtpReplayed: transportStats.srtpReplayed,
+            srtpMalformed: transportStats.srtpMalformed,
+          }
+        : {},
+      this.#rtcpStats,
       this.#fanOut.stats(),
       ...this.#statSources.map((source) => source()),
       this.call.listenerErrors > 0 ? { listenerErrors: this.call.listenerErrors } : {},
@@ -713,23 +745,35 @@ export class CallSession implements CallOwner {
 
   async #prepareMedia(connection: SipConnection): Promise<void> {
     const mediaIp = this.#ctx.mediaIp;
-    this.#socket = await this.#ctx.ports.allocate(mediaIp ? { address: bindAddressFor(mediaIp) } : {});
+    const bind = mediaIp ? { address: bindAddressFor(mediaIp) } : {};
+    const socket = await this.#ctx.ports.allocate(bind);
+    this.#transport = new RtpTransport(socket, {
+      onRtp: (packet, rinfo, arrivalMs) => this.#noteReception(packet, rinfo, arrivalMs),
+    });
+    // RTCP's own port, for a far end that does not multiplex (RFC 3550 11); any
+    // free port of the range, announced with a=rtcp (RFC 3605). None left: mux only.
+    try {
+      this.#rtcpSocket = await this.#ctx.ports.allocate(bind);
+    } catch {
+      this.#rtcpSocket = undefined;
+    }
     this.#sdp = new SdpSession({
       address: mediaIp ?? connection.localAddress,
-      port: this.#socket.address().port,
+      port: socket.address().port,
       sessionId: String(Date.now()),
       codecs: [...this.#ctx.codecs],
-      // Not until an RTCP session reads the RTP port's RTCP (RFC 5761): today it would count as invalid RTP.
-      rtcpMux: false,
+      srtp: this.#ctx.srtp,
+      rtcpMux: true,
+      ...(this.#rtcpSocket && { rtcpPort: this.#rtcpSocket.address().port }),
     });
   }
 
   /** Opens the WAV and starts RTP (the recording begins now: the answer, or early media). */
   #startMedia(): void {
-    if (this.#media || !this.#socket) return;
+    if (this.#media || !this.#transport) return;
     const wav = this.#wavPath ? this.#openRecording(this.#wavPath) : undefined;
     const media = new MediaSession({
-      socket: this.#socket,
+      socket: this.#transport,
       negotiated: this.#pendingMedia ?? placeholderMedia(),
       t0: performance.now(),
       sendSilence: this.#ctx.sendSilence,
@@ -764,11 +808,108 @@ export class CallSession implements CallOwner {
     if (next !== this.#negotiated) {
       const first = this.#negotiated === undefined;
       this.#negotiated = next;
+      const rekeyed = this.#applySrtp(next);
       media.update(next);
+      this.#applyRtcp(next, media, rekeyed);
       if (first)
         media.prime().catch((err) => this.#ctx.warn(`priming failed: ${describeError(err)}`, this.callId));
     }
     if (this.#announced || this.#state === 'early') this.#reportMedia();
+  }
+
+  /**
+   * SRTP as negotiated: a context built from the keys (a new one only when a
+   * key changed), or none. Returns whether the context changed.
+   */
+  #applySrtp(n: NegotiatedMedia): boolean {
+    const transport = this.#transport as RtpTransport;
+    const keys = n.srtp;
+    const current = this.#srtpKeys;
+    if (!keys) {
+      if (!current) return false;
+      transport.setSrtp(undefined);
+      this.#srtpKeys = undefined;
+      return true;
+    }
+    if (current && keys.sameRemoteKey(current) && keys.localKeySalt.equals(current.localKeySalt))
+      return false;
+    transport.setSrtp(
+      new SrtpContext({
+        suite: keys.suite,
+        localKeySalt: keys.localKeySalt,
+        remoteKeySalt: keys.remoteKeySalt,
+        ...(keys.remoteMki !== undefined && { remoteMki: keys.remoteMki }),
+      }),
+    );
+    this.#srtpKeys = keys;
+    return true;
+  }
+
+  /**
+   * RTCP as negotiated (RFC 3550 6, RFC 5761): multiplexed on the RTP port or
+   * on our own RTCP port, towards the far end's; reports on the interval,
+   * SRTCP with the call's context. A new context (re-key) starts a new session.
+   */
+  #applyRtcp(n: NegotiatedMedia, media: MediaSession, rekeyed: boolean): void {
+    const transport = this.#transport as RtpTransport;
+    const target = n.rtcp;
+    if (!target || target.port === 0 || isIP(target.address) === 0) {
+      this.#rtcp?.setRemote(undefined);
+      return;
+    }
+    const remote = { address: target.address, port: target.port };
+    if (this.#rtcp && !rekeyed && this.#rtcpMux === target.mux) {
+      this.#rtcp.setRemote(remote);
+      return;
+    }
+    if (this.#rtcp) this.#collectRtcp(this.#rtcp.close());
+    let socket: ConstructorParameters<typeof RtcpSession>[0]['socket'];
+    if (target.mux) {
+      // RFC 5761: RTCP on the RTP port; the transport hands it over, SRTCP is the session's.
+      const channel = new EventEmitter<{ message: [Buffer, dgram.RemoteInfo] }>();
+      transport.setRtcpHandler((msg, rinfo) => channel.emit('message', msg, rinfo));
+      socket = {
+        send: (msg, port, address, cb) => transport.socket.send(msg, port, address, cb),
+        on: (_e, l) => channel.on('message', l),
+        off: (_e, l) => channel.off('message', l),
+        close: () => transport.setRtcpHandler(undefined),
+      };
+      // Our own RTCP port is not needed any more.
+      this.#closeRtcpSocket();
+    } else if (this.#rtcpSocket) {
+      socket = this.#rtcpSocket;
+      this.#rtcpSocket = undefined; // the RTCP session owns and closes it now
+    } else {
+      return;
+    }
+    this.#rtcpMux = target.mux;
+    this.#rtcp = new RtcpSession({
+      socket,
+      mux: target.mux,
+      remote,
+      ssrc: media.ssrc,
+      reception: () => this.#reception.snapshot(),
+      sending: () => media.sending,
+      ...(transport.srtp && { srtp: transport.srtp }),
+      clockRate: n.clockRate,
+    });
+  }
+
+  /** An RTP packet that got through SRTP: our reception statistics, from the latched source only. */
+  #noteReception(packet: Buffer, rinfo: dgram.RemoteInfo, arrivalMs: number): void {
+    const latched = this.#media?.latched;
+    if (!latched || latched.port !== rinfo.port || !sameHost(latched.address, rinfo.address)) return;
+    const p = parseRtp(packet);
+    if (typeof p === 'string') return;
+    const rate = this.#negotiated?.clockRate ?? 8000;
+    this.#reception.update(p.ssrc, p.sequenceNumber, p.timestamp, Math.round((arrivalMs * rate) / 1000));
+  }
+
+  /** Keeps the RTCP figures of a session that ended (re-key, call end) for the final stats. */
+  #collectRtcp(stats: object): void {
+    for (const [k, v] of Object.entries(stats)) {
+      if (typeof v === 'number' && Number.isFinite(v)) this.#rtcpStats[k] = v;
+    }
   }
 
   /** The `media` event, once per negotiated state. */
@@ -844,8 +985,16 @@ export class CallSession implements CallOwner {
   }
 
   #releaseSocket(): void {
+    this.#transport?.close();
+    this.#closeRtcpSocket();
+  }
+
+  /** Our own RTCP port, when the RTCP session did not take it over. */
+  #closeRtcpSocket(): void {
+    const socket = this.#rtcpSocket;
+    this.#rtcpSocket = undefined;
     try {
-      this.#socket?.close();
+      socket?.close();
     } catch {
       // Already closed.
     }
@@ -1090,6 +1239,12 @@ function asSinkError(err: unknown): SoftphoneError {
     : new SoftphoneError(ErrorCodes.SINK_WRITE_FAILED, `a sink failed: ${describeError(err)}`, {
         cause: err,
       });
+}
+
+/** A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d. */
+function sameHost(a: string, b: string): boolean {
+  const unmap = (x: string) => (x.startsWith('::ffff:') && x.includes('.') ? x.slice(7) : x);
+  return unmap(a) === unmap(b);
 }
 
 function hostPort(address: string, port: number): string {

@@ -11,6 +11,7 @@ import { isSoftphoneError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { CODECS, type CodecName } from '../media/codec.js';
 import { provisionFromEnv } from '../rest/provision.js';
+import { isSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
 import { localAddressProblem } from '../sdp/negotiate.js';
 import { streamUrlProblem } from '../sinks/media-stream.js';
 import type { SoftphoneOptions } from '../softphone.js';
@@ -43,6 +44,7 @@ export interface DeviceFlags extends OutputOptions {
   pipeGrace: number;
   streamUrl?: string;
   codecs?: string;
+  srtp?: string;
 }
 
 /** setTimeout takes at most 2^31-1 ms: a longer limit would fire at once. */
@@ -77,6 +79,10 @@ export function addDeviceOptions(command: Command): Command {
     .option(
       '--codecs <list>',
       `codec preference, most preferred first (from ${Object.keys(CODECS).join(', ')})`,
+    )
+    .option(
+      '--srtp <policy>',
+      'SRTP (SDES): required, optional or off (default: required on TLS, off on TCP)',
     )
     .option(
       '--expires <seconds>',
@@ -141,6 +147,11 @@ export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice>
   if (flags.pipe !== undefined && flags.pipe.trim() === '')
     throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
   const codecs = flags.codecs === undefined ? undefined : parseCodecs(flags.codecs);
+  if (flags.srtp !== undefined && !isSrtpPolicy(flags.srtp)) {
+    throw new UsageError(
+      `--srtp must be required, optional or off, got "${flags.srtp}" (example: --srtp required)`,
+    );
+  }
   const checkRecordDir = () => {
     // A bot that answers calls it cannot record is worse than one that does not start.
     if (flags.record) checkRecordDirFlag(flags.recordDir, true);
@@ -187,6 +198,7 @@ export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice>
     mediaTimeoutMs: flags.mediaTimeout * 1000,
     maxCallDurationMs: flags.maxDuration * 1000,
     ...(codecs && { codecs }),
+    ...(flags.srtp !== undefined && { srtp: flags.srtp as SrtpPolicy }),
     ...(flags.record && { recordDir: flags.recordDir }),
     ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
     ...(flags.pipe !== undefined && { pipe: { command: flags.pipe, graceMs: flags.pipeGrace * 1000 } }),

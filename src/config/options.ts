@@ -6,6 +6,7 @@
  */
 import { ErrorCodes, SoftphoneError } from '../errors.js';
 import { type CodecName, DEFAULT_CODECS } from '../media/codec.js';
+import { defaultSrtpPolicy, isSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
 import { localAddressProblem } from '../sdp/negotiate.js';
 import { streamUrlProblem } from '../sinks/media-stream.js';
 
@@ -48,6 +49,9 @@ export interface ResolvedOptionsInput {
   recordDir?: string;
   stream?: { url: string };
   codecs?: readonly CodecName[];
+  srtp?: SrtpPolicy;
+  /** The device's SIP transport: decides the SRTP default (required on TLS, as RingCentral). */
+  transport?: string;
 }
 
 export interface ResolvedCallOptions {
@@ -63,6 +67,7 @@ export interface ResolvedCallOptions {
   readonly ringTimeoutMs: number;
   readonly recordDir: string | undefined;
   readonly codecs: readonly CodecName[];
+  readonly srtp: SrtpPolicy;
 }
 
 /**
@@ -101,6 +106,9 @@ export function resolveOptions(input: ResolvedOptionsInput): ResolvedCallOptions
   ) {
     throw invalid('rtpPorts', `rtpPorts must be min..max within 1024..65535, got ${ports.min}..${ports.max}`);
   }
+  if (input.srtp !== undefined && !isSrtpPolicy(input.srtp)) {
+    throw invalid('srtp', `srtp must be required, optional or off, got "${String(input.srtp)}"`);
+  }
   const codecs = input.codecs ?? DEFAULTS.codecs;
   if (codecs.length === 0) throw invalid('codecs', 'codecs must name at least one codec');
   return Object.freeze({
@@ -116,6 +124,7 @@ export function resolveOptions(input: ResolvedOptionsInput): ResolvedCallOptions
     ringTimeoutMs: num('ringTimeoutMs', input.ringTimeoutMs, 0, 2 ** 31 - 1),
     recordDir: input.recordDir,
     codecs: Object.freeze([...codecs]),
+    srtp: input.srtp ?? defaultSrtpPolicy(input.transport ?? 'tcp'),
   });
 }
 

@@ -25,13 +25,14 @@ import type { DtmfSendOptions } from './dtmf-sender.js';
 import { FRAME_MS, JITTER_DELAY_MS } from './frame.js';
 import type { FrameInfo } from './frame-sink.js';
 import { type Endpoint, type ReceiveMedia, ReceivePath, type ReceiveStats } from './receive-path.js';
+import type { MediaSocket } from './rtp-transport.js';
 import { type OutboundSource, type SendMedia, SendPath } from './send-path.js';
 
 export type { OutboundSource };
 
 export interface MediaSessionOptions {
   /** Bound UDP socket for this call (from RtpPortPool); closed by stop(). */
-  socket: dgram.Socket;
+  socket: MediaSocket;
   negotiated: NegotiatedMedia;
   /** performance.now() when the call was answered: position 0 of the recording. */
   t0: number;
@@ -97,7 +98,7 @@ const LEVEL_FRAMES = 5;
 
 export class MediaSession extends EventEmitter<MediaSessionEvents> {
   readonly t0: number;
-  readonly #socket: dgram.Socket;
+  readonly #socket: MediaSocket;
   readonly #send: SendPath;
   readonly #inactivityMs: number;
   readonly #receive: ReceivePath;
@@ -195,6 +196,21 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       sendErrors: this.#sendErrors,
       rmsDbfs: dbfs(Math.sqrt(this.#sumSquares / Math.max(1, this.#audioSamples))),
       peakDbfs: dbfs(this.#peak),
+    };
+  }
+
+  /** Our RTP source (SSRC), for RTCP. */
+  get ssrc(): number {
+    return this.#send.ssrc;
+  }
+
+  /** What we have sent so far, for RTCP sender reports (RFC 3550 6.4.1); undefined before we send. */
+  get sending(): { packetCount: number; octetCount: number; rtpTimestamp: number } | undefined {
+    if (this.#send.packetsSent === 0) return undefined;
+    return {
+      packetCount: this.#send.packetsSent,
+      octetCount: this.#send.octetsSent,
+      rtpTimestamp: this.#send.rtpTimestampAt(this.#nowMs()),
     };
   }
 

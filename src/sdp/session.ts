@@ -5,6 +5,8 @@
  * we last sent, and the offer we are waiting to hear an answer to. Pure;
  * the INVITE dialog usage decides which message carries what.
  */
+import { generateKeySalt } from '../rtp/srtp-suites.js';
+import type { SrtpKeys } from './crypto.js';
 import type { MediaDirection } from './negotiate.js';
 import {
   type AnswerAcceptance,
@@ -22,8 +24,14 @@ export class SdpSession {
   /** Our offer awaiting an answer, and the SDP to return to if it fails. */
   #pending: { offer: string; before: string | undefined; version: number } | undefined;
 
+  /** The SRTP keys of the last exchange (the far end's key decides whether ours changes). */
+  #keys: SrtpKeys | undefined;
+
   constructor(local: Omit<LocalMedia, 'sessionVersion'> & { sessionVersion?: number }) {
     this.#local = { ...local, sessionVersion: local.sessionVersion ?? 1 };
+    // One key of ours per call (RFC 4568 SDES): every re-offer and re-answer
+    // repeats it, so the far end's context and ours keep going.
+    if ((local.srtp ?? 'off') !== 'off') this.#local.srtpKeySalt ??= generateKeySalt();
   }
 
   /** The SDP we last sent. */
@@ -56,8 +64,17 @@ export class SdpSession {
    * rejected re-INVITE leaves the session as it was (RFC 3261 14.2).
    */
   answer(offer: string): NegotiationResult {
-    const result = negotiateAnswer(offer, this.#local);
+    let result = negotiateAnswer(offer, this.#local);
     if (!result.ok) return result;
+    const keys = result.media.srtp;
+    if (keys && this.#keys && !keys.sameRemoteKey(this.#keys)) {
+      // The far end changed its key: a new context both ways. Reusing our key
+      // under it would restart our rollover counter: keystream reuse (RFC 3711 9.1).
+      this.#local.srtpKeySalt = generateKeySalt();
+      result = negotiateAnswer(offer, this.#local);
+      if (!result.ok) return result;
+    }
+    this.#keys = result.media.srtp;
     const answer = this.#next(
       () => (negotiateAnswer(offer, this.#local) as typeof result).answer,
       result.answer,
@@ -100,7 +117,9 @@ export class SdpSession {
       return { ok: false, code: 'SDP_PARSE_ERROR', reason, warning: reason, warnCode: 399 };
     }
     if (!options.keepOffer) this.#pending = undefined;
-    return acceptAnswer(pending.offer, answer);
+    const accepted = acceptAnswer(pending.offer, answer);
+    if (accepted.ok) this.#keys = accepted.media.srtp;
+    return accepted;
   }
 
   /**

@@ -460,6 +460,47 @@ describeInterop('Kamailio harness (real kamailio + sipp)', ['kamailio', 'kamcmd'
       expect(contact).toMatch(/;reg-id=1(;|,|$)/);
     });
 
+    it('answers a REGISTER that asks for outbound (Supported: outbound, reg-id) with Require: outbound, one that does not without', async () => {
+      const plain = await register(kam, device, 3600);
+      expect(plain.final.status).toBe(200);
+      expect(plain.final.header('Require')).toBeUndefined();
+      const asking = await connectDevice(kam, THIRD_USER);
+      try {
+        const challenge = await sendRegister(kam, asking, 3600);
+        const params = parseChallenge(challenge.header('WWW-Authenticate') ?? '');
+        asking.cseq += 1;
+        const authorization = digestAuthorization({
+          username: asking.authorizationId,
+          password: asking.password,
+          realm: params.realm ?? '',
+          nonce: params.nonce ?? '',
+          method: 'REGISTER',
+          uri: `sip:${kam.domain}`,
+        });
+        const request = buildRegister({
+          domain: kam.domain,
+          user: asking.user,
+          callId: asking.callId,
+          cseq: asking.cseq,
+          fromTag: asking.fromTag,
+          contactHost: asking.contactHost,
+          instance: asking.instance,
+          regId: 1,
+          expires: 3600,
+          authorization,
+        }).replace('\r\nExpires:', '\r\nSupported: outbound, path\r\nExpires:');
+        asking.client.send(request);
+        const final = await asking.client.next(
+          (m) => m.status !== undefined && m.header('CSeq') === `${asking.cseq} REGISTER`,
+        );
+        expect(final.status).toBe(200);
+        expect(final.header('Require')).toBe('outbound');
+        await register(kam, asking, 0);
+      } finally {
+        await asking.client.close();
+      }
+    });
+
     it('shows the binding in ulDump with instance, reg-id, received address and socket', async () => {
       const bindings = await kam.ulDump();
       expect(bindings).toHaveLength(1);

@@ -13,7 +13,7 @@
  * SIPp exits by itself after `calls` calls (-m); stop() kills it (idempotent).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +35,7 @@ export interface SippUasOptions {
   calls?: number;
   /** SIPp's own overall timeout, seconds (it fails with exit 1 after it). Default 60. */
   timeoutS?: number;
-  /** Where SIPp writes its logs; default a fresh temp dir. */
+  /** Where SIPp writes its logs; default a fresh temp dir, removed by stop() once the result is read. */
   dir?: string;
   /** Also log every SIP message (-trace_msg) into `messages.log`. Default false. */
   traceMessages?: boolean;
@@ -60,7 +60,7 @@ export interface SippUas {
   uri(user: string): string;
   /** Resolves when SIPp has exited. */
   readonly done: Promise<SippResult>;
-  /** SIGKILL if still running; resolves once it has exited. Idempotent. */
+  /** SIGKILL if still running; resolves once it has exited (and its own temp dir is gone). Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -77,6 +77,7 @@ export function parseStatCsv(text: string): Record<string, number> {
 
 /** Starts SIPp as a UAS; resolves once it has bound its SIP port. */
 export async function startSippUas(options: SippUasOptions): Promise<SippUas> {
+  const ownDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(path.join(os.tmpdir(), 'rcsp-sipp-uas-'));
   const port = await freePort('udp');
   const scenario = path.isAbsolute(options.scenario)
@@ -122,6 +123,10 @@ export async function startSippUas(options: SippUasOptions): Promise<SippUas> {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await exited(child);
+    }
+    if (ownDir) {
+      await done; // its logs are read first
+      rmSync(dir, { recursive: true, force: true });
     }
   };
   const pid = child.pid;

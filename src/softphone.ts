@@ -107,6 +107,14 @@ export interface SoftphoneOptions {
    * Default: required on TLS (as RingCentral expects), off on TCP.
    */
   srtp?: SrtpPolicy;
+  /**
+   * Follow a REFER from the far end (a blind transfer, we are the
+   * transferee): call the Refer-To target with Referred-By, report its
+   * progress back with NOTIFY, and end the call once the new one is answered
+   * (reason `transferred`). Default false: REFERs are declined with 603 and
+   * reported as the call's `refer` event.
+   */
+  followRefer?: boolean;
   /** Talk-back audio for a call (your own source; `stream` brings its own). */
   outboundFor?: (call: Call) => OutboundSource | undefined;
   /** Pipe each call's audio to a speech engine process. */
@@ -198,6 +206,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       autoAnswer: resolved.autoAnswer,
       ringTimeoutMs: resolved.ringTimeoutMs,
       codecs: resolved.codecs,
+      ...(options.followRefer && { followRefer: true }),
       ...(resolved.sampleRate !== undefined && { sampleRate: resolved.sampleRate }),
       srtp: resolved.srtp,
       outboundFor: (call) => {

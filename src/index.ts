@@ -23,6 +23,7 @@ export {
   saveSipInfoFile,
 } from './config/sip-info.js';
 export { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from './errors.js';
+export { RtpPortPool } from './media/port-pool.js';
 export type { MediaStats, OutboundSource } from './media/session.js';
 export { type ProvisionOptions, type ProvisionResult, provisionDevice } from './rest/provision.js';
 export type { CallSidecar, PacketStats } from './sinks/sidecar.js';

@@ -41,11 +41,8 @@ export function parseBrokerUrl(text: string): { ok: true; value: BrokerUrl } | {
   let db = 0;
   const path = url.pathname.replace(/^\/+/, '');
   if (kind === 'redis' && path !== '') {
-    if (!/^\d{1,2}$/.test(path))
-      return {
-        ok: false,
-        reason: `has the path "/${path}"; a Redis URL's path is the database number (0-15)`,
-      };
+    if (!/^\d{1,5}$/.test(path))
+      return { ok: false, reason: `has the path "/${path}"; a Redis URL's path is the database number (e.g. /0)` };
     db = Number(path);
   }
   if (kind === 'nats' && path !== '')

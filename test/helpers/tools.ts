@@ -22,7 +22,9 @@ export type Tool =
   | 'linphonec'
   | 'pocketsphinx_continuous'
   /** Not a program: libsrtp's Python binding; its path is a python3 that imports it. */
-  | 'pylibsrtp';
+  | 'pylibsrtp'
+  | 'redis-server'
+  | 'nats-server';
 
 /** Env var that may point at a tool's binary, e.g. KAMAILIO_BIN=/opt/kamailio/sbin/kamailio. */
 const ENV_OVERRIDE: Record<Tool, string> = {
@@ -36,6 +38,8 @@ const ENV_OVERRIDE: Record<Tool, string> = {
   linphonec: 'LINPHONEC_BIN',
   pocketsphinx_continuous: 'POCKETSPHINX_BIN',
   pylibsrtp: 'PYLIBSRTP_PYTHON',
+  'redis-server': 'REDIS_SERVER_BIN',
+  'nats-server': 'NATS_SERVER_BIN',
 };
 
 /** Which Debian package provides a tool, for the skip/fail message. */
@@ -50,6 +54,8 @@ const PACKAGE: Record<Tool, string> = {
   linphonec: 'linphone-cli',
   pocketsphinx_continuous: 'pocketsphinx',
   pylibsrtp: 'python3-pylibsrtp',
+  'redis-server': 'redis-server',
+  'nats-server': 'nats-server',
 };
 
 // Kamailio lives in /usr/sbin, which a non-root PATH often lacks.

@@ -38,6 +38,24 @@ export function createRedisClient(broker: BrokerUrl, name: string): Redis {
   return client;
 }
 
+/**
+ * Resolves once the client is connected, or after `waitMs` (the command
+ * that follows then fails fast): a command sent in the instant the client is
+ * still connecting would otherwise fail for nothing.
+ */
+export function whenReady(client: Redis, waitMs = 1000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, waitMs);
+    client.once('ready', done);
+  });
+}
+
 export class RedisEventTransport implements EventTransport {
   readonly kind = 'redis';
   readonly description: string;
@@ -53,6 +71,7 @@ export class RedisEventTransport implements EventTransport {
   }
 
   async send(batch: readonly BufferedEvent[]): Promise<void> {
+    await whenReady(this.#client);
     const pipeline = this.#client.pipeline();
     for (const item of batch) {
       pipeline.xadd(

@@ -14,7 +14,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { BrokerUrl } from '../events/broker-url.js';
-import { createRedisClient } from '../events/redis.js';
+import { createRedisClient, whenReady } from '../events/redis.js';
 import type { AcquireResult, LeaseStore } from './coordinator.js';
 
 const ACQUIRE = `
@@ -54,14 +54,17 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async heartbeat(member: string, ttlMs: number): Promise<number> {
+    await whenReady(this.#client);
     return Number(await this.#client.eval(HEARTBEAT, 1, `${this.#prefix}:members`, member, String(ttlMs)));
   }
 
   async leave(member: string): Promise<void> {
+    await whenReady(this.#client);
     await this.#client.zrem(`${this.#prefix}:members`, member);
   }
 
   async acquire(device: string, token: string, ttlMs: number): Promise<AcquireResult> {
+    await whenReady(this.#client);
     const r = Number(await this.#client.eval(ACQUIRE, 1, this.leaseKey(device), token, String(ttlMs)));
     if (r === -1) return { ok: true };
     // -2: it expired between the SET and the PTTL: try again soon.
@@ -69,10 +72,12 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async renew(device: string, token: string, ttlMs: number): Promise<boolean> {
+    await whenReady(this.#client);
     return Number(await this.#client.eval(RENEW, 1, this.leaseKey(device), token, String(ttlMs))) === 1;
   }
 
   async release(device: string, token: string): Promise<void> {
+    await whenReady(this.#client);
     await this.#client.eval(RELEASE, 1, this.leaseKey(device), token);
   }
 

@@ -22,7 +22,7 @@ export interface Readiness {
 }
 
 export function readiness(input: ReadinessInput): Readiness {
-  const required = Math.ceil(input.share * input.responsible - 1e-9);
+  const required = Math.max(0, Math.ceil(input.share * input.responsible - 1e-9));
   if (input.stopping) return { ready: false, required, reason: 'shutting down' };
   const ready = input.registered >= required;
   return {

@@ -87,7 +87,8 @@ const KINDS: {
     name: 'Redis Stream',
     tool: 'redis-server',
     start: startRedis,
-    transport: (b) => new RedisEventTransport(broker(b.url), { stream: 'rc-softphone:t:events', maxLen: 100_000 }),
+    transport: (b) =>
+      new RedisEventTransport(broker(b.url), { stream: 'rc-softphone:t:events', maxLen: 100_000 }),
     read: (b) => readRedis(b, 'rc-softphone:t:events'),
   },
   {
@@ -95,7 +96,11 @@ const KINDS: {
     tool: 'nats-server',
     start: startNats,
     transport: (b) =>
-      new NatsEventTransport(broker(b.url), { subject: 'rc-softphone.t.events', stream: 'RC_T_EVENTS', maxLen: 100_000 }),
+      new NatsEventTransport(broker(b.url), {
+        subject: 'rc-softphone.t.events',
+        stream: 'RC_T_EVENTS',
+        maxLen: 100_000,
+      }),
     read: (b) => readNats(b, 'RC_T_EVENTS'),
   },
 ];
@@ -105,9 +110,14 @@ for (const kind of KINDS) {
     it('delivers every event in order', { timeout: 60_000 }, async () => {
       const b = await kind.start();
       cleanups.push(() => b.close());
-      const exporter = new EventExporter({ transport: kind.transport(b), capacity: 10_000, source: 'test-a' });
+      const exporter = new EventExporter({
+        transport: kind.transport(b),
+        capacity: 10_000,
+        source: 'test-a',
+      });
       cleanups.push(() => exporter.close());
-      for (let i = 1; i <= 1000; i++) exporter.publish({ event: i % 10 === 0 ? 'call.ended' : 'call.dtmf', i });
+      for (let i = 1; i <= 1000; i++)
+        exporter.publish({ event: i % 10 === 0 ? 'call.ended' : 'call.dtmf', i });
       expect(await exporter.flush(30_000)).toBe(true);
       const got = await kind.read(b);
       expect(inOrder(got, 'test-a')).toEqual(Array.from({ length: 1000 }, (_, k) => k + 1));

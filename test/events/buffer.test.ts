@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BoundedEventBuffer } from '../../src/events/buffer.js';
 import { parseBrokerUrl } from '../../src/events/broker-url.js';
+import { BoundedEventBuffer } from '../../src/events/buffer.js';
 
 describe('BoundedEventBuffer', () => {
   it('keeps order, numbers events from 1, and acks up to a sequence number', () => {

@@ -94,7 +94,9 @@ function process(store: MemoryStore, member: string, log: string[], ttlMs = 900)
 }
 
 describe('LeaseCoordinator', () => {
-  it('spreads the devices over the processes, and never runs one device in two', { timeout: 20_000 }, async () => {
+  it('spreads the devices over the processes, and never runs one device in two', {
+    timeout: 20_000,
+  }, async () => {
     const store = new MemoryStore();
     const log: string[] = [];
     const p1 = process(store, 'p1', log);
@@ -129,7 +131,9 @@ describe('LeaseCoordinator', () => {
     assertNeverTwice(log);
   });
 
-  it('fencing: a lease found under another token stops the device at the next renewal', { timeout: 10_000 }, async () => {
+  it('fencing: a lease found under another token stops the device at the next renewal', {
+    timeout: 10_000,
+  }, async () => {
     const store = new MemoryStore();
     const log: string[] = [];
     const p1 = process(store, 'p1', log);

@@ -73,9 +73,21 @@ describe('shares', () => {
 
   it('rebalance: gives back the least preferred beyond the share, or offers free ones up to it', () => {
     const order = ['a', 'b', 'c', 'd'];
-    expect(rebalance(order, new Set(['a', 'c', 'd']), 2)).toEqual({ candidates: [], room: 0, release: ['d'] });
-    expect(rebalance(order, new Set(['c']), 2)).toEqual({ candidates: ['a', 'b', 'd'], room: 1, release: [] });
-    expect(rebalance(order, new Set(['a', 'b']), 2)).toEqual({ candidates: ['c', 'd'], room: 0, release: [] });
+    expect(rebalance(order, new Set(['a', 'c', 'd']), 2)).toEqual({
+      candidates: [],
+      room: 0,
+      release: ['d'],
+    });
+    expect(rebalance(order, new Set(['c']), 2)).toEqual({
+      candidates: ['a', 'b', 'd'],
+      room: 1,
+      release: [],
+    });
+    expect(rebalance(order, new Set(['a', 'b']), 2)).toEqual({
+      candidates: ['c', 'd'],
+      room: 0,
+      release: [],
+    });
   });
 });
 

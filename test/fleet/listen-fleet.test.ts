@@ -21,7 +21,17 @@ const USERS = [1, 2, 3].map((i) => ({
 }));
 
 const OFFER = (port: number) =>
-  ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=sendrecv', ''].join('\r\n');
+  [
+    'v=0',
+    'o=- 1 1 IN IP4 127.0.0.1',
+    's=-',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    `m=audio ${port} RTP/AVP 0`,
+    'a=rtpmap:0 PCMU/8000',
+    'a=sendrecv',
+    '',
+  ].join('\r\n');
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -73,8 +83,14 @@ describe('listen --devices', () => {
       ],
       { cwd, cleanups },
     );
-    const registered = () => r.events().filter((e) => e.event === 'registered').map((e) => e.device);
-    await waitFor(() => registered().includes('dev-1') && registered().includes('dev-2'), { timeoutMs: 20_000 });
+    const registered = () =>
+      r
+        .events()
+        .filter((e) => e.event === 'registered')
+        .map((e) => e.device);
+    await waitFor(() => registered().includes('dev-1') && registered().includes('dev-2'), {
+      timeoutMs: 20_000,
+    });
     await waitFor(() => r.events().some((e) => e.event === 'device.failed' && e.device === 'dev-3'), {
       timeoutMs: 20_000,
     });
@@ -93,7 +109,9 @@ describe('listen --devices', () => {
     expect(metrics).toMatch(/rc_softphone_device_registered\{device="dev-1"\} 1/);
     expect(metrics).toMatch(/rc_softphone_device_registered\{device="dev-3"\} 0/);
     expect(metrics).toMatch(/rc_softphone_device_state\{device="dev-3",state="retrying"\} 1/);
-    expect(metrics).toMatch(/rc_softphone_calls_total\{device="dev-2",direction="inbound",outcome="remote-bye"\} 1/);
+    expect(metrics).toMatch(
+      /rc_softphone_calls_total\{device="dev-2",direction="inbound",outcome="remote-bye"\} 1/,
+    );
     expect(metrics).toMatch(/rc_softphone_registration_failures_total\{device="dev-3"\} [1-9]/);
     expect(metrics).toMatch(/rc_softphone_nodejs_eventloop_lag_seconds/);
     expect(metrics).toMatch(/rc_softphone_nodejs_gc_duration_seconds/);
@@ -106,7 +124,13 @@ describe('listen --devices', () => {
     const out = r.stdout() + r.stderr();
     for (const u of USERS) expect(out).not.toContain(u.password);
     expect(out).not.toContain('wrong-password-123');
-    expect(r.events().filter((e) => e.event === 'unregistered').map((e) => e.device).sort()).toEqual(['dev-1', 'dev-2']);
+    expect(
+      r
+        .events()
+        .filter((e) => e.event === 'unregistered')
+        .map((e) => e.device)
+        .sort(),
+    ).toEqual(['dev-1', 'dev-2']);
   });
 
   it('refuses a list with bad entries before any network I/O, naming each (exit 2)', async () => {
@@ -117,8 +141,24 @@ describe('listen --devices', () => {
       JSON.stringify({
         devices: [
           { file: 'missing.json' },
-          { id: 'bad id!', username: '1', password: 'p', authorizationId: '1', domain: 'd.example', outboundProxy: 'sip.example:5090', transport: 'TCP' },
-          { username: '2', password: 'Inline-Secret-2', authorizationId: '2', domain: 'd.example', outboundProxy: 'sip.example:5090', transport: 'TCP', maxCalls: 0 },
+          {
+            id: 'bad id!',
+            username: '1',
+            password: 'p',
+            authorizationId: '1',
+            domain: 'd.example',
+            outboundProxy: 'sip.example:5090',
+            transport: 'TCP',
+          },
+          {
+            username: '2',
+            password: 'Inline-Secret-2',
+            authorizationId: '2',
+            domain: 'd.example',
+            outboundProxy: 'sip.example:5090',
+            transport: 'TCP',
+            maxCalls: 0,
+          },
         ],
       }),
     );

@@ -21,7 +21,12 @@ afterEach(async () => {
 const TTL = 1500;
 const MEMBER_TTL = 1000;
 
-const KINDS: { name: string; tool: 'redis-server' | 'nats-server'; start: () => Promise<Broker>; store: (b: Broker) => LeaseStore }[] = [
+const KINDS: {
+  name: string;
+  tool: 'redis-server' | 'nats-server';
+  start: () => Promise<Broker>;
+  store: (b: Broker) => LeaseStore;
+}[] = [
   {
     name: 'Redis',
     tool: 'redis-server',
@@ -51,7 +56,10 @@ for (const kind of KINDS) {
       cleanups.push(() => b.close());
       const s1 = kind.store(b);
       const s2 = kind.store(b);
-      cleanups.push(() => s1.close(), () => s2.close());
+      cleanups.push(
+        () => s1.close(),
+        () => s2.close(),
+      );
       expect(await s1.acquire('dev-1', 'p1', TTL)).toEqual({ ok: true });
       const taken = await s2.acquire('dev-1', 'p2', TTL);
       expect(taken.ok).toBe(false);
@@ -61,7 +69,10 @@ for (const kind of KINDS) {
       expect(await s1.renew('dev-1', 'p1', TTL)).toBe(true);
       expect((await s2.acquire('dev-1', 'p2', TTL)).ok).toBe(false);
       // Not renewed: it lapses, and the other takes it; the old holder's renewal is refused.
-      await waitFor(async () => (await s2.acquire('dev-1', 'p2', TTL)).ok, { timeoutMs: 10_000, intervalMs: 100 });
+      await waitFor(async () => (await s2.acquire('dev-1', 'p2', TTL)).ok, {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
       expect(await s1.renew('dev-1', 'p1', TTL)).toBe(false);
       await s2.release('dev-1', 'p2');
       expect(await s1.acquire('dev-1', 'p1', TTL)).toEqual({ ok: true });
@@ -78,10 +89,15 @@ for (const kind of KINDS) {
       expect(await s.heartbeat('p1', MEMBER_TTL)).toBe(1);
       await s.heartbeat('p3', MEMBER_TTL);
       // p3 stays silent: gone after its TTL while p1 keeps beating.
-      await waitFor(async () => (await s.heartbeat('p1', MEMBER_TTL)) === 1, { timeoutMs: 10_000, intervalMs: 200 });
+      await waitFor(async () => (await s.heartbeat('p1', MEMBER_TTL)) === 1, {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+      });
     });
 
-    it('a store that is down fails fast (the coordinator counts that as an outage)', { timeout: 30_000 }, async () => {
+    it('a store that is down fails fast (the coordinator counts that as an outage)', {
+      timeout: 30_000,
+    }, async () => {
       const b = await kind.start();
       cleanups.push(() => b.close());
       const s = kind.store(b);

@@ -42,7 +42,10 @@ export function parseBrokerUrl(text: string): { ok: true; value: BrokerUrl } | {
   const path = url.pathname.replace(/^\/+/, '');
   if (kind === 'redis' && path !== '') {
     if (!/^\d{1,5}$/.test(path))
-      return { ok: false, reason: `has the path "/${path}"; a Redis URL's path is the database number (e.g. /0)` };
+      return {
+        ok: false,
+        reason: `has the path "/${path}"; a Redis URL's path is the database number (e.g. /0)`,
+      };
     db = Number(path);
   }
   if (kind === 'nats' && path !== '')

@@ -43,7 +43,8 @@ describe('SoftphoneMetrics', () => {
       expect(metric.name).toMatch(/^rc_softphone_[a-z0-9_]+$/);
       if (metric.type === 'counter') expect(metric.name).toMatch(/_total$/);
       // (prom-client's own gauges such as nodejs_active_resources_total keep their upstream names.)
-      else if (!/^rc_softphone_(nodejs|process)_/.test(metric.name)) expect(metric.name).not.toMatch(/_total$/);
+      else if (!/^rc_softphone_(nodejs|process)_/.test(metric.name))
+        expect(metric.name).not.toMatch(/_total$/);
       expect(metric.help.length).toBeGreaterThan(5);
     }
     const names = await seriesNames(m);

@@ -82,9 +82,12 @@ describe('loadFleetDevices', () => {
     writeFileSync(path.join(dir, 'b.json'), JSON.stringify(ENTRY));
     writeFileSync(path.join(dir, 'c.json'), '{"password": "Leaky-Secret-9", oops');
     writeFileSync(path.join(dir, 'd.json'), JSON.stringify({ ...ENTRY, username: '4', domain: '' }));
-    const err = await loadFleetDevices(dir).catch(
-      (e: unknown) => e as { code: string; message: string; details: { problems: string[] } },
-    );
+    const err = (await loadFleetDevices(dir).then(
+      () => {
+        throw new Error('loaded');
+      },
+      (e: unknown) => e,
+    )) as { code: string; message: string; details: { problems: string[] } };
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.details.problems).toHaveLength(3);
     expect(err.message).toContain('used twice');

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { MetricType } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseHttpListen, startObservabilityServer } from '../../src/observability/http.js';
 import { type DeviceView, SoftphoneMetrics } from '../../src/observability/metrics.js';
@@ -29,9 +30,10 @@ async function seriesNames(m: SoftphoneMetrics): Promise<Set<string>> {
   const names = new Set<string>();
   for (const metric of await m.registry.getMetricsAsJSON()) {
     names.add(metric.name);
-    if (metric.type === 'histogram')
+    if (metric.type === MetricType.Histogram)
       for (const s of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${s}`);
-    if (metric.type === 'summary') for (const s of ['_sum', '_count']) names.add(`${metric.name}${s}`);
+    if (metric.type === MetricType.Summary)
+      for (const s of ['_sum', '_count']) names.add(`${metric.name}${s}`);
   }
   return names;
 }
@@ -41,7 +43,7 @@ describe('SoftphoneMetrics', () => {
     const m = fullMetrics();
     for (const metric of await m.registry.getMetricsAsJSON()) {
       expect(metric.name).toMatch(/^rc_softphone_[a-z0-9_]+$/);
-      if (metric.type === 'counter') expect(metric.name).toMatch(/_total$/);
+      if (metric.type === MetricType.Counter) expect(metric.name).toMatch(/_total$/);
       // (prom-client's own gauges such as nodejs_active_resources_total keep their upstream names.)
       else if (!/^rc_softphone_(nodejs|process)_/.test(metric.name))
         expect(metric.name).not.toMatch(/_total$/);

@@ -144,11 +144,19 @@ export function checkFleetFlags(flags: FleetFlags): FleetSettings {
   };
 }
 
-/** Secrets in the fleet flags (broker passwords), for the log scrubber. */
+/**
+ * Secrets in the fleet flags, for the log scrubber: broker passwords, and a
+ * NATS token (a user name without a password). A Redis ACL user name is not
+ * secret (and "default" would blank out every "default" in the logs).
+ */
 export function fleetSecrets(settings: FleetSettings): string[] {
-  return [settings.events, settings.coordinate]
-    .flatMap((b) => (b ? [b.password, b.username] : []))
-    .filter((s): s is string => s !== undefined && s.length >= 4);
+  const out: string[] = [];
+  for (const b of [settings.events, settings.coordinate]) {
+    if (!b) continue;
+    if (b.password !== undefined) out.push(b.password);
+    else if (b.username !== undefined) out.push(b.username);
+  }
+  return out.filter((s) => s.length >= 4);
 }
 
 /** Loads --devices; a problem is a usage error naming the flag and every bad file. */

@@ -176,6 +176,8 @@ class DeviceRunner {
   /** Bumped by every start and stop: a late answer of an older run changes nothing. */
   #generation = 0;
   #stopping: Promise<void> | undefined;
+  /** Whether the device should run: a start() during a stop takes effect once the stop is done. */
+  #wanted = false;
 
   constructor(fleet: Fleet, device: FleetDevice, options: FleetOptions, ports: RtpPortPool) {
     this.#fleet = fleet;
@@ -204,6 +206,8 @@ class DeviceRunner {
   }
 
   start(): void {
+    this.#wanted = true;
+    if (this.#stopping) return; // the stop in progress starts it again when done
     if (this.#phone || this.#state === 'starting') return;
     const generation = ++this.#generation;
     clearTimeout(this.#retryTimer);
@@ -252,6 +256,7 @@ class DeviceRunner {
 
   /** Stops the device; `standby` leaves it waiting for its lease again instead of stopped. */
   async stop(standby: boolean): Promise<void> {
+    this.#wanted = false;
     this.#generation++;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
@@ -264,6 +269,8 @@ class DeviceRunner {
       if (this.#phone === phone) this.#phone = undefined;
     }
     this.#set(standby ? 'standby' : 'stopped');
+    // The lease came back while it was stopping (or a start() raced the stop): run it again.
+    if (this.#wanted && !this.#phone) this.start();
   }
 
   #failed(generation: number, err: unknown): void {

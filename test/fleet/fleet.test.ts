@@ -158,6 +158,41 @@ describe('Fleet', () => {
   });
 });
 
+describe('Fleet device restarts', () => {
+  it('a start that comes while the device is stopping (a lease back at once) runs it again after the stop', {
+    timeout: 20_000,
+  }, async () => {
+    const user = { username: '16505552301', authorizationId: '2301', password: 'Restart-Pw-1' };
+    const pbx = await LocalPbx.listen({ users: [user] });
+    cleanups.push(() => pbx.close());
+    const rtp = await freeUdpPortRange(4);
+    const fleet = new Fleet({
+      devices: [
+        {
+          id: 'r1',
+          sipInfo: { ...user, domain: pbx.domain, outboundProxy: pbx.address, transport: 'tcp' },
+          instanceId: deriveInstanceId({ ...user, domain: pbx.domain }),
+          maxCalls: undefined,
+          source: 'test',
+        },
+      ],
+      phone: { rtpPorts: { min: rtp, max: rtp + 3 }, mediaIp: '127.0.0.1' },
+      maxCalls: 1,
+    });
+    cleanups.push(() => fleet.stop());
+    fleet.startDevice('r1');
+    await waitFor(() => fleet.devices[0]?.registered);
+    const first = fleet.phone('r1');
+    const stopped = fleet.stopDevice('r1', 'lease lost');
+    fleet.startDevice('r1');
+    await stopped;
+    await waitFor(() => fleet.devices[0]?.registered && fleet.phone('r1') !== first, {
+      message: 'registered again with a new Softphone',
+    });
+    expect(fleet.devices[0]?.state).toBe('registered');
+  });
+});
+
 describe('Logger children and tap', () => {
   it('children tag every event, write through the root, and the tap sees every event scrubbed, even when quiet', () => {
     let out = '';

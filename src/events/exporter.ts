@@ -79,6 +79,8 @@ export class EventExporter extends SafeEmitter<EventExporterEvents> {
   #published = 0;
   #delivered = 0;
   #failures = 0;
+  /** Events the buffer dropped while they were in a batch being sent, which then arrived after all. */
+  #recovered = 0;
   #sending = false;
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -100,7 +102,7 @@ export class EventExporter extends SafeEmitter<EventExporterEvents> {
     return {
       published: this.#published,
       delivered: this.#delivered,
-      dropped: this.#buffer.dropped,
+      dropped: this.#buffer.dropped - this.#recovered,
       buffered: this.#buffer.length,
       failures: this.#failures,
       connected: this.#downSince === undefined,
@@ -188,10 +190,14 @@ export class EventExporter extends SafeEmitter<EventExporterEvents> {
           return;
         }
         const last = batch[batch.length - 1] as BufferedEvent;
-        // What the buffer dropped meanwhile is gone already; the rest of the batch is delivered.
+        // Events of this batch the full buffer pushed out while it was in flight
+        // arrived all the same: delivered, not dropped (the counts stay exact).
+        const head = this.#buffer.peek(1)[0]?.seq ?? this.#buffer.nextSeq;
+        const arrivedAnyway = batch.filter((e) => e.seq < head).length;
+        this.#recovered += arrivedAnyway;
         const before = this.#buffer.length;
         this.#buffer.ack(last.seq);
-        this.#delivered += before - this.#buffer.length;
+        this.#delivered += before - this.#buffer.length + arrivedAnyway;
         this.#succeeded();
       }
     } finally {
@@ -209,7 +215,7 @@ export class EventExporter extends SafeEmitter<EventExporterEvents> {
     this.#attempt++;
     if (this.#downSince === undefined) {
       this.#downSince = Date.now();
-      this.#droppedAtDown = this.#buffer.dropped;
+      this.#droppedAtDown = this.stats.dropped;
       this.emit('down', { reason: describeError(err) });
     }
     if (this.#closed) return;
@@ -226,6 +232,6 @@ export class EventExporter extends SafeEmitter<EventExporterEvents> {
     if (this.#downSince === undefined) return;
     const downMs = Date.now() - this.#downSince;
     this.#downSince = undefined;
-    this.emit('resumed', { dropped: this.#buffer.dropped - this.#droppedAtDown, downMs });
+    this.emit('resumed', { dropped: this.stats.dropped - this.#droppedAtDown, downMs });
   }
 }

@@ -6,6 +6,7 @@
  * signal or --exit-after.
  */
 import os from 'node:os';
+import type { PlayPcm } from '../../call/call.js';
 import { describeError } from '../../errors.js';
 import { defaultSource } from '../../events/exporter.js';
 import { Fleet } from '../../fleet/fleet.js';
@@ -26,7 +27,7 @@ import type { ListenFlags } from './listen.js';
 export async function listenFleet(
   flags: ListenFlags,
   settings: FleetSettings,
-  loadGreeting: (path: string) => Promise<Int16Array>,
+  loadGreeting: (path: string) => Promise<PlayPcm>,
 ): Promise<number> {
   // Everything that can be wrong with the configuration is found before any network I/O.
   const { env, shared, checkRecordDir } = checkDeviceFlags(flags);

@@ -1,17 +1,21 @@
 /**
- * Capacity of one bot process: SIPp places N concurrent calls (default 200)
- * through Kamailio to the CLI bot (`rc-softphone listen`, built, in its own
+ * Capacity of the bot: SIPp places N concurrent calls (default 200) through
+ * Kamailio to the CLI bot (`rc-softphone listen`, built, in its own
  * process), each streaming real speech for `seconds` (default 30), and the
- * bot records every one of them.
+ * bot records every one of them. With `--processes N`, N bot processes, each
+ * registering a device of its own, and SIPp calls the devices in turn.
  *
  *   npm run build && node --import tsx bench/capacity.ts [--calls 200] [--seconds 30] [--rate 20]
- *                                                        [--no-wire-rtp] [--cpu-profile] [--keep]
+ *                              [--processes 1] [--no-wire-rtp] [--cpu-profile] [--keep]
  *
  * What is measured, and how:
  *  - CPU and memory of the bot alone: /proc/<pid>/stat (utime + stime, all
  *    threads) and /proc/<pid>/status (VmRSS, VmHWM), sampled every second.
  *    100 % = one core. Its event-loop delay comes from a preloaded
  *    perf_hooks.monitorEventLoopDelay (no change to the bot's code).
+ *  - What shares the machine: SIPp, Kamailio (its process group), the
+ *    bench's own captures (tshark, dumpcap) and the whole machine's busy
+ *    time (/proc/stat: everyone's processes), over the same seconds.
  *  - INVITE → 200 latency on the wire: tshark captures the Kamailio ↔ bot
  *    TCP connection on lo (segment time, port, sequence number, payload);
  *    both byte streams are reframed afterwards (Content-Length framing) and
@@ -63,7 +67,12 @@ import { StreamFramer } from '../src/sip/transport/framer.js';
 import { freePort, freeUdpPortRange } from '../test/helpers/ports.js';
 import { checkTools, toolPath } from '../test/helpers/tools.js';
 import { readWav } from '../test/helpers/wav.js';
-import { DEFAULT_USER, type Kamailio, startKamailio } from '../test/interop/kamailio/harness.js';
+import {
+  DEFAULT_USER,
+  type Kamailio,
+  processGroupMembers,
+  startKamailio,
+} from '../test/interop/kamailio/harness.js';
 import { exited, PACKET_BYTES, prepareSpeech, RATE, waitForStderr } from '../test/interop/kamailio/speech.js';
 
 export interface CapacityOptions {
@@ -79,6 +88,30 @@ export interface CapacityOptions {
   cpuProfile?: boolean;
   /** Keep the work directory (recordings, captures, logs, profile) and report its path. Default false. */
   keepFiles?: boolean;
+  /**
+   * Bot processes, each registering a device of its own (one Kamailio user
+   * each); SIPp calls the devices in turn. Default 1.
+   */
+  processes?: number;
+}
+
+export interface EventLoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+  /** Garbage-collection pauses during the load: count, longest, total. */
+  gcPauses: number;
+  gcMaxMs: number;
+  gcTotalMs: number;
+}
+
+export interface Neighbours {
+  sippPercent: number;
+  kamailioPercent: number;
+  capturePercent: number;
+  /** Busy time of every CPU together (100 % = one core). */
+  machinePercent: number;
 }
 
 export interface LatencyFigures {
@@ -93,6 +126,7 @@ export interface CapacityFigures {
   calls: number;
   seconds: number;
   rate: number;
+  processes: number;
   /** Times the 2.8 s speech file plays in each call. */
   speechLoops: number;
   sipp: { exitCode: number | null; successful: number; failed: number };
@@ -102,8 +136,9 @@ export interface CapacityFigures {
     endedByRemoteBye: number;
     rejected: number;
     warnings: number;
-    /** Most calls the bot had up at once (call.answered − call.ended). */
+    /** Most calls the bot had up at once (call.answered − call.ended), all processes together. */
     peakConcurrent: number;
+    peakConcurrentPerProcess: number[];
     /** How the bot process ended after SIGTERM ("exit 0" = graceful). */
     exit: string;
   };
@@ -138,28 +173,35 @@ export interface CapacityFigures {
     /** The same for the bit-exact ones: p50 / max. */
     exactFirstPacketAfter200Ms: { p50: number; max: number };
   };
+  /** The bot processes together, % of one core (utime + stime of every thread, from /proc). */
   cpu: {
     /** From the first INVITE to the last call's end. */
     avgPercent: number;
     /** While every call was up. */
     allUpAvgPercent: number;
+    allUpPerProcessPercent: number[];
     /** Busiest one-second sample. */
     peakPercent: number;
     /** Registered and idle, before the first call. */
     idlePercent: number;
+    /** CPU time per call per 20 ms frame while every call was up, µs (allUpAvgPercent / calls). */
+    perCallUsPer20Ms: number;
+  };
+  /** What shares the machine, while every call was up, % of one core: SIPp, Kamailio, the bench's tshark captures, and the whole machine (/proc/stat, every process of everyone). */
+  neighbours: {
+    /** While every call was up (media only). */
+    allUp: Neighbours;
+    /** From the first INVITE to the last call's end (call set-up and tear-down too). */
+    load: Neighbours;
+    machineCores: number;
   };
   rss: { idleMb: number; peakMb: number };
-  /** The bot's event-loop delay during the load (monitorEventLoopDelay at 5 ms, less those 5 ms). */
-  eventLoopDelayMs?: {
-    p50: number;
-    p99: number;
-    max: number;
-    mean: number;
-    /** Garbage-collection pauses during the load: count, longest, total. */
-    gcPauses: number;
-    gcMaxMs: number;
-    gcTotalMs: number;
-  };
+  /**
+   * The bot's event-loop delay during the load (monitorEventLoopDelay at 5 ms,
+   * less those 5 ms); with several processes, the worst process's figure of each.
+   */
+  eventLoopDelayMs?: EventLoopDelay;
+  eventLoopDelayPerProcessMs?: (EventLoopDelay | undefined)[];
   inviteTo200: LatencyFigures;
   inviteTo100: LatencyFigures;
   trying100To200: LatencyFigures;
@@ -424,22 +466,23 @@ interface WireTimes {
 }
 
 /**
- * Reframes both directions of the Kamailio ↔ bot TCP connection from the
+ * Reframes both directions of every Kamailio ↔ bot TCP connection from the
  * captured segments (tab-separated: udp.dstport (empty), time, source port,
- * raw sequence number, payload hex) and stamps each message with the time
- * of the segment that completed it.
+ * raw sequence number, payload hex, destination port) and stamps each
+ * message with the time of the segment that completed it.
  */
 function sipOnTheWire(lines: readonly string[], kamPort: number): WireTimes {
   const directions = new Map<string, { framer: StreamFramer; next: number | undefined }>();
   const times: WireTimes = { invite: new Map(), trying: new Map(), ok: new Map(), messages: 0 };
   for (const line of lines) {
-    const [, epoch, srcPort, seqRaw, hex] = line.split('\t');
+    const [, epoch, srcPort, seqRaw, hex, dstPort] = line.split('\t');
     if (hex === undefined || hex === '' || srcPort === undefined) continue;
     const toBot = Number(srcPort) === kamPort;
-    let direction = directions.get(srcPort);
+    const key = `${srcPort}>${dstPort}`;
+    let direction = directions.get(key);
     if (!direction) {
       direction = { framer: new StreamFramer({ maxBodyBytes: 1 << 20 }), next: undefined };
-      directions.set(srcPort, direction);
+      directions.set(key, direction);
     }
     const payload = Buffer.from(hex.replace(/:/g, ''), 'hex');
     const seq = Number(seqRaw);
@@ -488,10 +531,69 @@ interface LogLine {
   [key: string]: unknown;
 }
 
-interface ProcSample {
+interface Bot {
+  child: ChildProcess;
+  pid: number;
+  eldFile: string;
+  registered: boolean;
+  answered: number;
+  active: number;
+  peakActive: number;
+}
+
+interface CpuSample {
   at: number;
-  ticks: number;
+  /** Per bot process. */
+  bots: number[];
   rssKb: number;
+  sipp: number;
+  kamailio: number;
+  capture: number;
+  machine: { busy: number };
+}
+
+function sumTicks(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) sum += readProc(pid)?.ticks ?? 0;
+  return sum;
+}
+
+/** Direct children of a process (tshark runs dumpcap), from /proc. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((s) => s !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Busy ticks of the whole machine (every CPU: all but idle and iowait), from /proc/stat. */
+function machineTicks(): { busy: number } {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+    return { busy: user + nice + system + irq + softirq + steal };
+  } catch {
+    return { busy: Number.NaN };
+  }
+}
+
+/** The worst of several processes' event-loop figures, each on its own. */
+function worstOf(elds: readonly EventLoopDelay[]): EventLoopDelay {
+  const max = (key: keyof EventLoopDelay) => Math.max(...elds.map((e) => e[key]));
+  return {
+    p50: max('p50'),
+    p99: max('p99'),
+    max: max('max'),
+    mean: max('mean'),
+    gcPauses: max('gcPauses'),
+    gcMaxMs: max('gcMaxMs'),
+    gcTotalMs: max('gcTotalMs'),
+  };
 }
 
 export function readProc(pid: number): { ticks: number; rssKb: number; hwmKb: number } | undefined {
@@ -540,10 +642,13 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
   const calls = options.calls ?? 200;
   const seconds = options.seconds ?? 30;
   const rate = options.rate ?? 20;
+  const processes = options.processes ?? 1;
   const wireRtp = options.wireRtp ?? true;
   if (!Number.isInteger(calls) || calls < 1) throw new RangeError(`bad calls ${calls}`);
   if (!(seconds >= 4)) throw new RangeError(`seconds must be ≥ 4, got ${seconds}`);
   if (!(rate > 0)) throw new RangeError(`bad rate ${rate}`);
+  if (!Number.isInteger(processes) || processes < 1 || processes > 16)
+    throw new RangeError(`processes must be 1-16, got ${processes}`);
   const tools = checkTools(['kamailio', 'kamcmd', 'sipp', 'sox', 'tshark']);
   if (!tools.ok) throw new Error(`capacity bench needs: ${tools.reason}`);
   if (!existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
@@ -562,7 +667,17 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
   try {
     const speech = await prepareSpeech(work);
     const loops = Math.max(1, Math.floor((seconds * 1000 - BYE_MARGIN_MS) / speech.ms));
-    const kam: Kamailio = await startKamailio();
+    // One device per bot process; SIPp calls them in turn.
+    const users = Array.from({ length: processes }, (_, i) =>
+      i === 0
+        ? { ...DEFAULT_USER }
+        : {
+            username: String(Number(DEFAULT_USER.username) + i),
+            authorizationId: String(Number(DEFAULT_USER.authorizationId) + i),
+            password: `${DEFAULT_USER.password}-${i}`,
+          },
+    );
+    const kam: Kamailio = await startKamailio({ users });
     cleanup.push(() => kam.stop());
 
     const probePort = await freePort('udp');
@@ -572,12 +687,12 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       probe.close();
     });
 
-    // The bot's SIP connection, captured before the bot connects so the stream is whole.
+    // The bots' SIP connections, captured before they connect so each stream is whole.
     const sipCapture = new LiveCapture(
       [
         ...['-i', 'lo', '-l', '-f', `(tcp port ${kam.port}) or (udp dst port ${probePort})`],
         ...['-T', 'fields', '-E', 'separator=/t', '-e', 'udp.dstport', '-e', 'frame.time_epoch'],
-        ...['-e', 'tcp.srcport', '-e', 'tcp.seq_raw', '-e', 'tcp.payload'],
+        ...['-e', 'tcp.srcport', '-e', 'tcp.seq_raw', '-e', 'tcp.payload', '-e', 'tcp.dstport'],
       ],
       probePort,
       'fields',
@@ -586,11 +701,10 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     await waitForStderr(sipCapture.child, /Capturing on/, 30_000);
     await sipCapture.probe(probe);
 
-    // The bot: ports for every call (evens first, as the pool prefers), outside SIPp's media port.
-    const portCount = Math.min(1000, 2 * (calls + 10) + 20);
-    if (portCount < calls + 10) throw new RangeError(`at most ${1000 - 10} calls (one RTP port range)`);
-    const rtpMin = await freeUdpPortRange(portCount);
-    const rtpMax = rtpMin + portCount - 1;
+    // Each bot's calls need two ports (RTP, RTCP), plus room for the pool's
+    // quarantine; evens first, as the pool prefers; all outside SIPp's media port.
+    const perProcess = Math.ceil(calls / processes);
+    const portCount = 2 * (perProcess + 10) + 20;
     const botLog: LogLine[] = [];
     let botErr = '';
     let active = 0;
@@ -623,102 +737,139 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
 
     const preload = path.join(work, 'event-loop-delay.mjs');
     writeFileSync(preload, ELD_PRELOAD);
-    const eldFile = path.join(work, 'event-loop-delay.json');
     const profileDir = path.join(work, 'profile');
-    const bot = spawn(
-      process.execPath,
-      [
-        '--import',
-        pathToFileURL(preload).href,
-        ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
-        BIN,
-        'listen',
-        ...['--log-format', 'json', '--max-calls', String(calls + 10)],
-        ...['--rtp-ports', `${rtpMin}-${rtpMax}`, '--record-dir', recordDir, '--media-ip', '127.0.0.1'],
-      ],
-      {
-        cwd: work, // no stray .env
-        env: {
-          ...process.env,
-          RCSP_BENCH_ELD_FILE: eldFile,
-          SIP_INFO_USERNAME: DEFAULT_USER.username,
-          SIP_INFO_PASSWORD: DEFAULT_USER.password,
-          SIP_INFO_AUTHORIZATION_ID: DEFAULT_USER.authorizationId,
-          SIP_INFO_DOMAIN: kam.domain,
-          SIP_INFO_OUTBOUND_PROXY: `${kam.host}:${kam.port}`,
-          SIP_INFO_TRANSPORT: 'TCP',
-          SIP_INFO_INSTANCE_ID: INSTANCE_ID,
+    const bots: Bot[] = [];
+    const rtpRanges: [number, number][] = [];
+    for (let i = 0; i < processes; i++) {
+      let min: number;
+      do min = await freeUdpPortRange(portCount);
+      while (rtpRanges.some(([a, b]) => min <= b && min + portCount - 1 >= a));
+      rtpRanges.push([min, min + portCount - 1]);
+    }
+    for (let i = 0; i < processes; i++) {
+      const user = users[i]!;
+      const [rtpMin, rtpMax] = rtpRanges[i]!;
+      const eldFile = path.join(work, `event-loop-delay-${i}.json`);
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          pathToFileURL(preload).href,
+          ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+          BIN,
+          'listen',
+          ...['--log-format', 'json', '--max-calls', String(perProcess + 10)],
+          ...['--rtp-ports', `${rtpMin}-${rtpMax}`, '--record-dir', recordDir, '--media-ip', '127.0.0.1'],
+        ],
+        {
+          cwd: work, // no stray .env
+          env: {
+            ...process.env,
+            RCSP_BENCH_ELD_FILE: eldFile,
+            SIP_INFO_USERNAME: user.username,
+            SIP_INFO_PASSWORD: user.password,
+            SIP_INFO_AUTHORIZATION_ID: user.authorizationId,
+            SIP_INFO_DOMAIN: kam.domain,
+            SIP_INFO_OUTBOUND_PROXY: `${kam.host}:${kam.port}`,
+            SIP_INFO_TRANSPORT: 'TCP',
+            SIP_INFO_INSTANCE_ID: INSTANCE_ID.replace(/.$/, String(i % 10)),
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
         },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    cleanup.push(() => stopChild(bot, 'SIGKILL', 5000));
-    const pid = bot.pid;
-    if (pid === undefined) throw new Error('could not start the bot');
-    let partial = '';
-    bot.stdout!.setEncoding('utf8');
-    bot.stdout!.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const text of lines) {
-        if (text.trim() === '') continue;
-        let line: LogLine;
-        try {
-          line = JSON.parse(text) as LogLine;
-        } catch {
-          botErr += `${text}\n`;
-          continue;
+      );
+      cleanup.push(() => stopChild(child, 'SIGKILL', 5000));
+      if (child.pid === undefined) throw new Error('could not start a bot');
+      const bot: Bot = {
+        child,
+        pid: child.pid,
+        eldFile,
+        answered: 0,
+        active: 0,
+        peakActive: 0,
+        registered: false,
+      };
+      bots.push(bot);
+      let partial = '';
+      child.stdout!.setEncoding('utf8');
+      child.stdout!.on('data', (chunk: string) => {
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop() ?? '';
+        for (const text of lines) {
+          if (text.trim() === '') continue;
+          let line: LogLine;
+          try {
+            line = JSON.parse(text) as LogLine;
+          } catch {
+            botErr += `${text}\n`;
+            continue;
+          }
+          botLog.push(line);
+          if (line.event === 'registered') bot.registered = true;
+          if (line.event === 'call.answered') {
+            answered++;
+            active++;
+            bot.answered++;
+            bot.active++;
+            if (bot.active > bot.peakActive) bot.peakActive = bot.active;
+            if (active > peakActive) peakActive = active;
+            if (active === calls && firstAllUp === undefined) firstAllUp = performance.now();
+          } else if (line.event === 'call.ended') {
+            ended++;
+            active--;
+            bot.active--;
+            firstEnd ??= performance.now();
+          }
         }
-        botLog.push(line);
-        if (line.event === 'call.answered') {
-          answered++;
-          active++;
-          if (active > peakActive) peakActive = active;
-          if (active === calls && firstAllUp === undefined) firstAllUp = performance.now();
-        } else if (line.event === 'call.ended') {
-          ended++;
-          active--;
-          firstEnd ??= performance.now();
-        }
-      }
-      notify();
-    });
-    bot.stderr!.on('data', (chunk: Buffer) => {
-      botErr = (botErr + chunk.toString('utf8')).slice(-16_384);
-    });
-    bot.once('exit', () => notify());
+        notify();
+      });
+      child.stderr!.on('data', (chunk: Buffer) => {
+        botErr = (botErr + chunk.toString('utf8')).slice(-16_384);
+      });
+      child.once('exit', () => notify());
+    }
     await until(
-      () => botLog.some((l) => l.event === 'registered') || bot.exitCode !== null,
+      () => bots.every((b) => b.registered) || bots.some((b) => b.child.exitCode !== null),
       30_000,
-      'bot registered',
+      'every bot registered',
     );
-    if (bot.exitCode !== null) throw new Error(`bot exited (${bot.exitCode}) before registering: ${botErr}`);
+    const early = bots.find((b) => b.child.exitCode !== null);
+    if (early) throw new Error(`a bot exited (${early.child.exitCode}) before registering: ${botErr}`);
 
-    // Sample the bot once a second from now on.
-    const samples: ProcSample[] = [];
+    // Sample every process once a second from now on: the bots, and what shares the machine with them.
+    const samples: CpuSample[] = [];
     let hwmKb = 0;
+    let sippPid: number | undefined;
+    const captures = () => [sipCapture.child.pid, rtpCapture?.child.pid].filter((p) => p !== undefined);
     const sample = () => {
-      const p = readProc(pid);
-      if (!p) return;
-      samples.push({ at: performance.now(), ticks: p.ticks, rssKb: p.rssKb });
-      hwmKb = Math.max(hwmKb, p.hwmKb);
+      const bot = bots.map((b) => readProc(b.pid));
+      for (const p of bot) if (p) hwmKb = Math.max(hwmKb, p.hwmKb);
+      samples.push({
+        at: performance.now(),
+        bots: bot.map((p) => p?.ticks ?? Number.NaN),
+        rssKb: bot.reduce((sum, p) => sum + (p?.rssKb ?? 0), 0),
+        // SIPp starts at 0 ticks; after it exits its last figure stands.
+        sipp: sippPid === undefined ? 0 : (readProc(sippPid)?.ticks ?? samples.at(-1)?.sipp ?? 0),
+        kamailio: sumTicks(processGroupMembers(kam.pid)),
+        capture: sumTicks(captures().flatMap((pid) => [pid, ...childrenOf(pid)])),
+        machine: machineTicks(),
+      });
     };
+    let rtpCapture: LiveCapture | undefined;
     sample();
     const sampler = setInterval(sample, 1000);
     cleanup.push(async () => clearInterval(sampler));
 
-    // SIPp's media port (it binds it and port + 2), outside the bot's range; its RTP captured.
+    // SIPp's media port (it binds it and port + 2), outside the bots' ranges; its RTP captured.
     let mediaPort: number;
     do mediaPort = await freeUdpPortRange(4);
-    while (mediaPort + 3 >= rtpMin && mediaPort <= rtpMax);
+    while (rtpRanges.some(([a, b]) => mediaPort + 3 >= a && mediaPort <= b));
     const streams = new Map<number, WireStream>();
     let wirePackets = 0;
-    let rtpCapture: LiveCapture | undefined;
     if (wireRtp) {
       rtpCapture = new LiveCapture(
         [
           ...['-i', 'lo', '-f', `(udp and src port ${mediaPort}) or (udp dst port ${probePort})`],
-          ...['-s', '96', '-B', '16', '-F', 'pcap', '-w', '-'],
+          ...['-s', '96', '-B', '32', '-F', 'pcap', '-w', '-'],
         ],
         probePort,
         'pcap',
@@ -754,12 +905,17 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     sample();
     const idleSamples = samples.slice();
 
-    // SIPp: all calls, `rate` per second, each talking `loops` × the speech, BYE at `seconds`.
+    // SIPp: all calls, `rate` per second, each talking `loops` × the speech, BYE at `seconds`;
+    // the callee of each call is the next device in turn (an injection file, one line per device).
     const sippDir = path.join(work, 'sipp');
     mkdirSync(sippDir);
+    const scenario = path.join(sippDir, 'uac-speech.xml');
+    writeFileSync(scenario, readFileSync(SCENARIO, 'utf8').replaceAll('[service]', '[field0]'));
+    const callees = path.join(sippDir, 'callees.csv');
+    writeFileSync(callees, `SEQUENTIAL\n${users.map((u) => `${u.username};\n`).join('')}`);
     const sippArgs = [
       `${kam.host}:${kam.port}`,
-      ...['-sf', SCENARIO, '-s', DEFAULT_USER.username],
+      ...['-sf', scenario, '-inf', callees],
       ...['-key', 'domain', kam.domain, '-key', 'speech', `${speech.file},${loops},0`],
       ...['-d', String(seconds * 1000)],
       ...['-i', '127.0.0.1', '-p', String(await freePort('udp')), '-mp', String(mediaPort), '-t', 'u1'],
@@ -768,9 +924,10 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       ...['-trace_err', '-error_file', path.join(sippDir, 'errors.log')],
       ...['-trace_stat', '-stf', path.join(sippDir, 'stat.csv')],
     ];
-    bot.kill('SIGUSR2'); // event-loop delay from here on
+    for (const bot of bots) bot.child.kill('SIGUSR2'); // event-loop delay from here on
     const loadStart = performance.now();
     const sipp = spawn(toolPath('sipp'), sippArgs, { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+    sippPid = sipp.pid;
     cleanup.push(() => stopChild(sipp, 'SIGKILL', 5000));
     let sippErr = '';
     sipp.stderr!.on('data', (chunk: Buffer) => {
@@ -778,8 +935,12 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     });
     await exited(sipp);
     const sippExit = sipp.exitCode;
-    // The bot logs call.ended as it answers each BYE; wait for the last one.
-    await until(() => ended >= answered || bot.exitCode !== null, 60_000, 'every call ended at the bot');
+    // The bots log call.ended as they answer each BYE; wait for the last one.
+    await until(
+      () => ended >= answered || bots.some((b) => b.child.exitCode !== null),
+      60_000,
+      'every call ended at the bots',
+    );
     const loadEnd = performance.now();
     sample();
     clearInterval(sampler);
@@ -790,8 +951,10 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       await rtpCapture.stop();
     }
     // Graceful stop (unregister, close), then the same proof for the SIP capture.
-    await stopChild(bot, 'SIGTERM', 20_000);
-    const botExit = bot.signalCode !== null ? `signal ${bot.signalCode}` : `exit ${bot.exitCode}`;
+    await Promise.all(bots.map((b) => stopChild(b.child, 'SIGTERM', 20_000)));
+    const exitOf = (c: ChildProcess) =>
+      c.signalCode !== null ? `signal ${c.signalCode}` : `exit ${c.exitCode}`;
+    const exits = [...new Set(bots.map((b) => exitOf(b.child)))];
     await sipCapture.probe(probe);
     await sipCapture.stop();
     const loadAtEnd = os.loadavg()[0]!;
@@ -863,20 +1026,34 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       }
     }
 
-    const cpuBetween = (from: number, to: number) => {
+    // CPU in % of one core between two moments, from the samples inside them.
+    const cpuBetween = (from: number, to: number, ticks: (s: CpuSample) => number) => {
       const inside = samples.filter((s) => s.at >= from && s.at <= to);
       const a = inside[0];
       const b = inside[inside.length - 1];
       if (!a || !b || b.at <= a.at) return Number.NaN;
-      return round1((((b.ticks - a.ticks) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
+      return round1((((ticks(b) - ticks(a)) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
     };
+    const botTicks = (s: CpuSample) => s.bots.reduce((x, y) => x + y, 0);
+    const allUp = (ticks: (s: CpuSample) => number) =>
+      cpuBetween(firstAllUp ?? Number.NaN, firstEnd ?? Number.NaN, ticks);
     let peakPercent = 0;
     for (let i = 1; i < samples.length; i++) {
       const a = samples[i - 1]!;
       const b = samples[i]!;
       if (b.at - a.at < 500) continue; // too short an interval for 10 ms ticks
-      peakPercent = Math.max(peakPercent, (((b.ticks - a.ticks) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
+      peakPercent = Math.max(
+        peakPercent,
+        (((botTicks(b) - botTicks(a)) / CLK_TCK) * 1000 * 100) / (b.at - a.at),
+      );
     }
+    const allUpAvgPercent = allUp(botTicks);
+    const neighbours = (over: (ticks: (s: CpuSample) => number) => number): Neighbours => ({
+      sippPercent: over((s) => s.sipp),
+      kamailioPercent: over((s) => s.kamailio),
+      capturePercent: over((s) => s.capture),
+      machinePercent: over((s) => s.machine.busy),
+    });
 
     const toOk: number[] = [];
     const toTrying: number[] = [];
@@ -891,9 +1068,10 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     const inviteTo200 = latencyFigures(toOk);
     const lateness = [...streams.values()].map((s) => s.maxLateMs).sort((a, b) => a - b);
     const exactSorted = exactFirstPacket.filter((n) => !Number.isNaN(n)).sort((a, b) => a - b);
-    const eld = existsSync(eldFile)
-      ? (JSON.parse(readFileSync(eldFile, 'utf8')) as CapacityFigures['eventLoopDelayMs'])
-      : undefined;
+    const elds = bots.map((b) =>
+      existsSync(b.eldFile) ? (JSON.parse(readFileSync(b.eldFile, 'utf8')) as EventLoopDelay) : undefined,
+    );
+    const eld = elds.every((e) => e !== undefined) ? worstOf(elds as EventLoopDelay[]) : undefined;
     const profiles = existsSync(profileDir)
       ? readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
       : [];
@@ -902,6 +1080,7 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       calls,
       seconds,
       rate,
+      processes,
       speechLoops: loops,
       sipp: {
         exitCode: sippExit,
@@ -915,7 +1094,8 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
         rejected: botLog.filter((l) => l.event === 'call.rejected').length,
         warnings: botLog.filter((l) => l.event === 'warning').length,
         peakConcurrent: peakActive,
-        exit: botExit,
+        peakConcurrentPerProcess: bots.map((b) => b.peakActive),
+        exit: exits.join(', '),
       },
       recordings: {
         valid,
@@ -952,19 +1132,28 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
         },
       }),
       cpu: {
-        avgPercent: cpuBetween(loadStart, loadEnd + 1000),
-        allUpAvgPercent: cpuBetween(firstAllUp ?? Number.NaN, firstEnd ?? Number.NaN),
+        avgPercent: cpuBetween(loadStart, loadEnd + 1000, botTicks),
+        allUpAvgPercent,
+        allUpPerProcessPercent: bots.map((_, i) => allUp((s) => s.bots[i]!)),
         peakPercent: round1(peakPercent),
         idlePercent: cpuBetween(
           idleSamples[0]?.at ?? Number.NaN,
           idleSamples[idleSamples.length - 1]?.at ?? 0,
+          botTicks,
         ),
+        perCallUsPer20Ms: round1(((allUpAvgPercent / 100) * FRAME_MS * 1000) / calls),
+      },
+      neighbours: {
+        allUp: neighbours(allUp),
+        load: neighbours((ticks) => cpuBetween(loadStart, loadEnd + 1000, ticks)),
+        machineCores: os.cpus().length,
       },
       rss: {
         idleMb: round1((idleSamples[idleSamples.length - 1]?.rssKb ?? Number.NaN) / 1024),
         peakMb: round1(Math.max(hwmKb, ...samples.map((s) => s.rssKb)) / 1024),
       },
       ...(eld && { eventLoopDelayMs: eld }),
+      ...(elds.length > 1 && { eventLoopDelayPerProcessMs: elds }),
       inviteTo200,
       inviteTo100: latencyFigures(toTrying),
       trying100To200: latencyFigures(tryingToOk),
@@ -1001,8 +1190,10 @@ if (invokedPath !== undefined && import.meta.url === pathToFileURL(path.resolve(
   const calls = value('--calls');
   const seconds = value('--seconds');
   const rate = value('--rate');
+  const processes = value('--processes');
   const figures = await benchCapacity({
     ...(calls !== undefined && { calls }),
+    ...(processes !== undefined && { processes }),
     ...(seconds !== undefined && { seconds }),
     ...(rate !== undefined && { rate }),
     wireRtp: !args.includes('--no-wire-rtp'),

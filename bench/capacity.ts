@@ -62,6 +62,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { saveSipInfoFile } from '../src/config/sip-info.js';
 import { FRAME_MS, RECORDING_DELAY_MS } from '../src/media/frame.js';
 import { StreamFramer } from '../src/sip/transport/framer.js';
 import { freePort, freeUdpPortRange } from '../test/helpers/ports.js';
@@ -139,6 +140,8 @@ export interface CapacityFigures {
     /** Most calls the bot had up at once (call.answered − call.ended), all processes together. */
     peakConcurrent: number;
     peakConcurrentPerProcess: number[];
+    /** Workers the supervisor had to start again (--processes). */
+    restarts: number;
     /** How the bot process ended after SIGTERM ("exit 0" = graceful). */
     exit: string;
   };
@@ -186,6 +189,8 @@ export interface CapacityFigures {
     idlePercent: number;
     /** CPU time per call per 20 ms frame while every call was up, µs (allUpAvgPercent / calls). */
     perCallUsPer20Ms: number;
+    /** The supervisor of --processes alone (it passes the workers' output on). */
+    supervisorAllUpPercent?: number;
   };
   /** What shares the machine, while every call was up, % of one core: SIPp, Kamailio, the bench's tshark captures, and the whole machine (/proc/stat, every process of everyone). */
   neighbours: {
@@ -245,7 +250,7 @@ process.on('exit', () => {
   const ms = (ns) => Math.max(0, Math.round(ns / 1e3 - 5000) / 1e3);
   gc.sort((a, b) => a - b);
   const round = (x) => Math.round(x * 1000) / 1000;
-  writeFileSync(process.env.RCSP_BENCH_ELD_FILE, JSON.stringify({
+  writeFileSync(\`\${process.env.RCSP_BENCH_ELD_DIR}/\${process.pid}.json\`, JSON.stringify({
     p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)),
     max: ms(histogram.max), mean: ms(histogram.mean),
     gcPauses: gc.length, gcMaxMs: round(gc[gc.length - 1] ?? 0),
@@ -531,12 +536,11 @@ interface LogLine {
   [key: string]: unknown;
 }
 
+/** A process that runs calls: the one bot, or a worker of `listen --processes`. */
 interface Bot {
-  child: ChildProcess;
-  pid: number;
-  eldFile: string;
-  registered: boolean;
-  answered: number;
+  /** The latest pid (a worker that died is started again). */
+  pid: number | undefined;
+  pids: number[];
   active: number;
   peakActive: number;
 }
@@ -545,6 +549,8 @@ interface CpuSample {
   at: number;
   /** Per bot process. */
   bots: number[];
+  /** The supervisor of `--processes` (0 with one process: it is the bot). */
+  supervisor: number;
   rssKb: number;
   sipp: number;
   kamailio: number;
@@ -701,10 +707,10 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     await waitForStderr(sipCapture.child, /Capturing on/, 30_000);
     await sipCapture.probe(probe);
 
-    // Each bot's calls need two ports (RTP, RTCP), plus room for the pool's
-    // quarantine; evens first, as the pool prefers; all outside SIPp's media port.
-    const perProcess = Math.ceil(calls / processes);
-    const portCount = 2 * (perProcess + 10) + 20;
+    // One process: `listen` with the device in the environment. Several:
+    // `listen --devices DIR --processes N`, a supervisor and N workers, a device each.
+    // Every call needs two ports (RTP, RTCP), plus room for the pools' quarantine.
+    const portCount = 2 * (calls + 10 * processes) + 20 * processes;
     const botLog: LogLine[] = [];
     let botErr = '';
     let active = 0;
@@ -737,103 +743,128 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
 
     const preload = path.join(work, 'event-loop-delay.mjs');
     writeFileSync(preload, ELD_PRELOAD);
+    const eldDir = path.join(work, 'event-loop-delay');
+    mkdirSync(eldDir);
     const profileDir = path.join(work, 'profile');
-    const bots: Bot[] = [];
-    const rtpRanges: [number, number][] = [];
-    for (let i = 0; i < processes; i++) {
-      let min: number;
-      do min = await freeUdpPortRange(portCount);
-      while (rtpRanges.some(([a, b]) => min <= b && min + portCount - 1 >= a));
-      rtpRanges.push([min, min + portCount - 1]);
-    }
-    for (let i = 0; i < processes; i++) {
-      const user = users[i]!;
-      const [rtpMin, rtpMax] = rtpRanges[i]!;
-      const eldFile = path.join(work, `event-loop-delay-${i}.json`);
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          pathToFileURL(preload).href,
-          ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
-          BIN,
-          'listen',
-          ...['--log-format', 'json', '--max-calls', String(perProcess + 10)],
-          ...['--rtp-ports', `${rtpMin}-${rtpMax}`, '--record-dir', recordDir, '--media-ip', '127.0.0.1'],
-        ],
-        {
-          cwd: work, // no stray .env
-          env: {
-            ...process.env,
-            RCSP_BENCH_ELD_FILE: eldFile,
-            SIP_INFO_USERNAME: user.username,
-            SIP_INFO_PASSWORD: user.password,
-            SIP_INFO_AUTHORIZATION_ID: user.authorizationId,
-            SIP_INFO_DOMAIN: kam.domain,
-            SIP_INFO_OUTBOUND_PROXY: `${kam.host}:${kam.port}`,
-            SIP_INFO_TRANSPORT: 'TCP',
-            SIP_INFO_INSTANCE_ID: INSTANCE_ID.replace(/.$/, String(i % 10)),
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      cleanup.push(() => stopChild(child, 'SIGKILL', 5000));
-      if (child.pid === undefined) throw new Error('could not start a bot');
-      const bot: Bot = {
-        child,
-        pid: child.pid,
-        eldFile,
-        answered: 0,
-        active: 0,
-        peakActive: 0,
-        registered: false,
+    const rtpMin = await freeUdpPortRange(portCount);
+    const rtpMax = rtpMin + portCount - 1;
+    const perDevice = Math.ceil(calls / processes) + 10;
+    let listen: string[];
+    let deviceEnv: Record<string, string> = {};
+    if (processes === 1) {
+      listen = ['listen', '--max-calls', String(perDevice)];
+      deviceEnv = {
+        SIP_INFO_USERNAME: DEFAULT_USER.username,
+        SIP_INFO_PASSWORD: DEFAULT_USER.password,
+        SIP_INFO_AUTHORIZATION_ID: DEFAULT_USER.authorizationId,
+        SIP_INFO_DOMAIN: kam.domain,
+        SIP_INFO_OUTBOUND_PROXY: `${kam.host}:${kam.port}`,
+        SIP_INFO_TRANSPORT: 'TCP',
+        SIP_INFO_INSTANCE_ID: INSTANCE_ID,
       };
-      bots.push(bot);
-      let partial = '';
-      child.stdout!.setEncoding('utf8');
-      child.stdout!.on('data', (chunk: string) => {
-        const lines = (partial + chunk).split('\n');
-        partial = lines.pop() ?? '';
-        for (const text of lines) {
-          if (text.trim() === '') continue;
-          let line: LogLine;
-          try {
-            line = JSON.parse(text) as LogLine;
-          } catch {
-            botErr += `${text}\n`;
-            continue;
-          }
-          botLog.push(line);
-          if (line.event === 'registered') bot.registered = true;
-          if (line.event === 'call.answered') {
-            answered++;
-            active++;
-            bot.answered++;
-            bot.active++;
-            if (bot.active > bot.peakActive) bot.peakActive = bot.active;
-            if (active > peakActive) peakActive = active;
-            if (active === calls && firstAllUp === undefined) firstAllUp = performance.now();
-          } else if (line.event === 'call.ended') {
-            ended++;
-            active--;
-            bot.active--;
-            firstEnd ??= performance.now();
-          }
-        }
-        notify();
-      });
-      child.stderr!.on('data', (chunk: Buffer) => {
-        botErr = (botErr + chunk.toString('utf8')).slice(-16_384);
-      });
-      child.once('exit', () => notify());
+    } else {
+      const devicesDir = path.join(work, 'devices');
+      mkdirSync(devicesDir);
+      for (const [i, user] of users.entries()) {
+        await saveSipInfoFile(path.join(devicesDir, `device-${i}.json`), {
+          username: user.username,
+          authorizationId: user.authorizationId,
+          password: user.password,
+          domain: kam.domain,
+          outboundProxy: { host: kam.host, port: kam.port },
+          transport: 'tcp',
+          deviceId: `device-${i}`,
+        });
+      }
+      listen = [
+        'listen',
+        '--devices',
+        devicesDir,
+        '--processes',
+        String(processes),
+        '--max-calls',
+        String(perDevice),
+      ];
     }
-    await until(
-      () => bots.every((b) => b.registered) || bots.some((b) => b.child.exitCode !== null),
-      30_000,
-      'every bot registered',
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        pathToFileURL(preload).href,
+        ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+        BIN,
+        ...listen,
+        ...['--log-format', 'json', '--rtp-ports', `${rtpMin}-${rtpMax}`],
+        ...['--record-dir', recordDir, '--media-ip', '127.0.0.1'],
+      ],
+      {
+        cwd: work, // no stray .env
+        env: { ...process.env, RCSP_BENCH_ELD_DIR: eldDir, ...deviceEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
-    const early = bots.find((b) => b.child.exitCode !== null);
-    if (early) throw new Error(`a bot exited (${early.child.exitCode}) before registering: ${botErr}`);
+    cleanup.push(() => stopChild(child, 'SIGKILL', 5000));
+    if (child.pid === undefined) throw new Error('could not start the bot');
+    const mainPid = child.pid;
+    // The processes that run calls: the one bot, or the supervisor's workers (by index, the latest pid).
+    const bots: Bot[] = Array.from({ length: processes }, () => ({
+      pid: processes === 1 ? mainPid : undefined,
+      pids: processes === 1 ? [mainPid] : [],
+      active: 0,
+      peakActive: 0,
+    }));
+    const botOfDevice = new Map<string, number>();
+    const registered = new Set<string>();
+    let partial = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const text of lines) {
+        if (text.trim() === '') continue;
+        let line: LogLine;
+        try {
+          line = JSON.parse(text) as LogLine;
+        } catch {
+          botErr += `${text}\n`;
+          continue;
+        }
+        botLog.push(line);
+        if (line.event === 'process.started') {
+          const bot = bots[line.process as number]!;
+          bot.pid = line.pid as number;
+          bot.pids.push(bot.pid);
+          for (const d of line.devices as string[]) botOfDevice.set(d, line.process as number);
+        }
+        const bot = bots[botOfDevice.get(line.device as string) ?? 0]!;
+        if (line.event === 'registered') registered.add((line.device as string | undefined) ?? 'bot');
+        if (line.event === 'call.answered') {
+          answered++;
+          active++;
+          bot.active++;
+          if (bot.active > bot.peakActive) bot.peakActive = bot.active;
+          if (active > peakActive) peakActive = active;
+          if (active === calls && firstAllUp === undefined) firstAllUp = performance.now();
+        } else if (line.event === 'call.ended') {
+          ended++;
+          active--;
+          bot.active--;
+          firstEnd ??= performance.now();
+        }
+      }
+      notify();
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      botErr = (botErr + chunk.toString('utf8')).slice(-16_384);
+    });
+    child.once('exit', () => notify());
+    await until(
+      () => registered.size === processes || child.exitCode !== null,
+      60_000,
+      'every device registered',
+    );
+    if (child.exitCode !== null)
+      throw new Error(`the bot exited (${child.exitCode}) before registering: ${botErr}`);
 
     // Sample every process once a second from now on: the bots, and what shares the machine with them.
     const samples: CpuSample[] = [];
@@ -841,12 +872,14 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     let sippPid: number | undefined;
     const captures = () => [sipCapture.child.pid, rtpCapture?.child.pid].filter((p) => p !== undefined);
     const sample = () => {
-      const bot = bots.map((b) => readProc(b.pid));
-      for (const p of bot) if (p) hwmKb = Math.max(hwmKb, p.hwmKb);
+      const bot = bots.map((b) => (b.pid === undefined ? undefined : readProc(b.pid)));
+      const supervisor = processes === 1 ? undefined : readProc(mainPid);
+      for (const p of [...bot, supervisor]) if (p) hwmKb = Math.max(hwmKb, p.hwmKb);
       samples.push({
         at: performance.now(),
-        bots: bot.map((p) => p?.ticks ?? Number.NaN),
-        rssKb: bot.reduce((sum, p) => sum + (p?.rssKb ?? 0), 0),
+        bots: bot.map((p, i) => p?.ticks ?? samples.at(-1)?.bots[i] ?? 0),
+        supervisor: supervisor?.ticks ?? 0,
+        rssKb: [...bot, supervisor].reduce((sum, p) => sum + (p?.rssKb ?? 0), 0),
         // SIPp starts at 0 ticks; after it exits its last figure stands.
         sipp: sippPid === undefined ? 0 : (readProc(sippPid)?.ticks ?? samples.at(-1)?.sipp ?? 0),
         kamailio: sumTicks(processGroupMembers(kam.pid)),
@@ -862,7 +895,7 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     // SIPp's media port (it binds it and port + 2), outside the bots' ranges; its RTP captured.
     let mediaPort: number;
     do mediaPort = await freeUdpPortRange(4);
-    while (rtpRanges.some(([a, b]) => mediaPort + 3 >= a && mediaPort <= b));
+    while (mediaPort + 3 >= rtpMin && mediaPort <= rtpMax);
     const streams = new Map<number, WireStream>();
     let wirePackets = 0;
     if (wireRtp) {
@@ -924,7 +957,9 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       ...['-trace_err', '-error_file', path.join(sippDir, 'errors.log')],
       ...['-trace_stat', '-stf', path.join(sippDir, 'stat.csv')],
     ];
-    for (const bot of bots) bot.child.kill('SIGUSR2'); // event-loop delay from here on
+    // Event-loop delay from here on (the preload in every process resets on SIGUSR2).
+    for (const pid of [mainPid, ...bots.flatMap((b) => (b.pid === undefined ? [] : [b.pid]))])
+      process.kill(pid, 'SIGUSR2');
     const loadStart = performance.now();
     const sipp = spawn(toolPath('sipp'), sippArgs, { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
     sippPid = sipp.pid;
@@ -936,11 +971,7 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     await exited(sipp);
     const sippExit = sipp.exitCode;
     // The bots log call.ended as they answer each BYE; wait for the last one.
-    await until(
-      () => ended >= answered || bots.some((b) => b.child.exitCode !== null),
-      60_000,
-      'every call ended at the bots',
-    );
+    await until(() => ended >= answered || child.exitCode !== null, 60_000, 'every call ended at the bots');
     const loadEnd = performance.now();
     sample();
     clearInterval(sampler);
@@ -951,10 +982,8 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       await rtpCapture.stop();
     }
     // Graceful stop (unregister, close), then the same proof for the SIP capture.
-    await Promise.all(bots.map((b) => stopChild(b.child, 'SIGTERM', 20_000)));
-    const exitOf = (c: ChildProcess) =>
-      c.signalCode !== null ? `signal ${c.signalCode}` : `exit ${c.exitCode}`;
-    const exits = [...new Set(bots.map((b) => exitOf(b.child)))];
+    await stopChild(child, 'SIGTERM', 30_000);
+    const botExit = child.signalCode !== null ? `signal ${child.signalCode}` : `exit ${child.exitCode}`;
     await sipCapture.probe(probe);
     await sipCapture.stop();
     const loadAtEnd = os.loadavg()[0]!;
@@ -1034,7 +1063,7 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       if (!a || !b || b.at <= a.at) return Number.NaN;
       return round1((((ticks(b) - ticks(a)) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
     };
-    const botTicks = (s: CpuSample) => s.bots.reduce((x, y) => x + y, 0);
+    const botTicks = (s: CpuSample) => s.supervisor + s.bots.reduce((x, y) => x + y, 0);
     const allUp = (ticks: (s: CpuSample) => number) =>
       cpuBetween(firstAllUp ?? Number.NaN, firstEnd ?? Number.NaN, ticks);
     let peakPercent = 0;
@@ -1068,13 +1097,17 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     const inviteTo200 = latencyFigures(toOk);
     const lateness = [...streams.values()].map((s) => s.maxLateMs).sort((a, b) => a - b);
     const exactSorted = exactFirstPacket.filter((n) => !Number.isNaN(n)).sort((a, b) => a - b);
-    const elds = bots.map((b) =>
-      existsSync(b.eldFile) ? (JSON.parse(readFileSync(b.eldFile, 'utf8')) as EventLoopDelay) : undefined,
-    );
+    const eldOf = (pid: number | undefined) => {
+      const file = path.join(eldDir, `${pid}.json`);
+      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay) : undefined;
+    };
+    const elds = bots.map((b) => eldOf(b.pid));
     const eld = elds.every((e) => e !== undefined) ? worstOf(elds as EventLoopDelay[]) : undefined;
+    // The (first) process that ran calls: CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile.
     const profiles = existsSync(profileDir)
       ? readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
       : [];
+    const profile = profiles.find((f) => f.split('.')[3] === String(bots[0]?.pids[0]));
 
     const figures: CapacityFigures = {
       calls,
@@ -1095,7 +1128,8 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
         warnings: botLog.filter((l) => l.event === 'warning').length,
         peakConcurrent: peakActive,
         peakConcurrentPerProcess: bots.map((b) => b.peakActive),
-        exit: exits.join(', '),
+        restarts: bots.reduce((n, b) => n + Math.max(0, b.pids.length - 1), 0),
+        exit: botExit,
       },
       recordings: {
         valid,
@@ -1142,6 +1176,7 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
           botTicks,
         ),
         perCallUsPer20Ms: round1(((allUpAvgPercent / 100) * FRAME_MS * 1000) / calls),
+        ...(processes > 1 && { supervisorAllUpPercent: allUp((s) => s.supervisor) }),
       },
       neighbours: {
         allUp: neighbours(allUp),
@@ -1158,7 +1193,7 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       inviteTo100: latencyFigures(toTrying),
       trying100To200: latencyFigures(tryingToOk),
       capture: { sipMessages: wire.messages },
-      ...(profiles[0] !== undefined && { profile: summarizeProfile(path.join(profileDir, profiles[0])) }),
+      ...(profile !== undefined && { profile: summarizeProfile(path.join(profileDir, profile)) }),
       loadAverage: [loadAtStart, loadAtEnd],
       targets: {
         concurrentRecorded: peakActive >= calls && exact === calls && calls >= 200,

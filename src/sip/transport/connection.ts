@@ -23,3 +23,8 @@ export interface SipConnection {
   /** Called once when the connection closes (`error` undefined for a close we asked for). */
   once(event: 'close', listener: (error: SoftphoneError | undefined) => void): unknown;
 }
+
+/** RFC 3261 17: TCP and TLS deliver or fail; over UDP the transaction layer retransmits. */
+export function isReliable(connection: Pick<SipConnection, 'transport'>): boolean {
+  return connection.transport !== 'udp';
+}

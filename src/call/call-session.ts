@@ -28,7 +28,7 @@ import type { SrtpKeys, SrtpPolicy } from '../sdp/crypto.js';
 import type { MediaDirection, NegotiatedMedia } from '../sdp/negotiate.js';
 import { SdpSession } from '../sdp/session.js';
 import { recordingPaths } from '../sinks/recording-path.js';
-import { type DtmfRecord, type PacketStats, writeSidecar } from '../sinks/sidecar.js';
+import { type CallSidecar, type DtmfRecord, type PacketStats, writeSidecar } from '../sinks/sidecar.js';
 import { WavWriter } from '../sinks/wav.js';
 import { WavSink } from '../sinks/wav-sink.js';
 import { DigestSession } from '../sip/auth/digest.js';
@@ -76,6 +76,8 @@ export interface CallContext {
   readonly outboundFor: ((call: Call) => OutboundSource | undefined) | undefined;
   /** Our address of record, for From and Referred-By: `<sip:user@domain>`. */
   readonly aor: string;
+  /** More for the sidecar, asked for as it is written (serve: the DID, the bot, the intents). */
+  readonly sidecarExtra?: (() => Pick<CallSidecar, 'serve'>) | undefined;
   readonly domain: string;
   /** Answers a digest challenge to one of our INVITEs (registrar realm only). */
   /** Live sinks for an answered call (engine pipe, media stream), attached after its listeners ran. */
@@ -620,6 +622,7 @@ export class CallSession implements CallOwner {
           ...(this.#failure?.status !== undefined && { status: this.#failure.status }),
           stats: { ...sidecarStats(mediaStats), ...extra },
           dtmf: this.#dtmf,
+          ...this.#ctx.sidecarExtra?.(),
         });
       } catch (err) {
         sidecar = undefined;
@@ -908,7 +911,13 @@ export class CallSession implements CallOwner {
     if (typeof p === 'string') return;
     const rate = this.#negotiated?.clockRate ?? 8000;
     const audio = p.payloadType === this.#negotiated?.payloadType;
-    this.#reception.update(p.ssrc, p.sequenceNumber, p.timestamp, Math.round((arrivalMs * rate) / 1000), audio);
+    this.#reception.update(
+      p.ssrc,
+      p.sequenceNumber,
+      p.timestamp,
+      Math.round((arrivalMs * rate) / 1000),
+      audio,
+    );
   }
 
   /** RFC 3550 A.8 interarrival jitter of the far end's audio as we received it, in ms. */

@@ -227,7 +227,7 @@ export function parsePortRange(value: string): { min: number; max: number } {
   return { min, max };
 }
 
-function parseCodecs(value: string): CodecName[] {
+export function parseCodecs(value: string): CodecName[] {
   const names = Object.keys(CODECS) as CodecName[];
   const list = value
     .split(',')

@@ -201,8 +201,12 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
       this.emit('callRejected', info);
     });
     this.#calls.on('ended', (call, info) => {
-      this.#forget(call.id);
-      this.emit('callEnded', call, info);
+      // callInfo() still answers for the listeners; forgotten after them.
+      try {
+        this.emit('callEnded', call, info);
+      } finally {
+        this.#forget(call.id);
+      }
     });
     this.#calls.on('warning', (w) => this.emit('warning', w));
   }
@@ -222,10 +226,12 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
     return this.#listener?.stats;
   }
 
-  /** What the INVITE of a call said and which bot answers it (undefined once it ended). */
-  callInfo(call: Call): ServeCallInfo | undefined {
+  /** What the INVITE of a call said, which bot answers it, its intents so far (undefined after `callEnded`). */
+  callInfo(call: Call): (ServeCallInfo & { intents: readonly IntentRecord[] }) | undefined {
     const s = this.#state.get(call.id);
-    return s && { did: s.did, bot: s.bot, caller: s.caller, sipHeaders: s.sipHeaders };
+    return (
+      s && { did: s.did, bot: s.bot, caller: s.caller, sipHeaders: s.sipHeaders, intents: [...s.intents] }
+    );
   }
 
   /**

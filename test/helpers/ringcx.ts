@@ -28,6 +28,11 @@ export interface RingCxOptions {
   ca?: string;
   /** TLS: the name to check the certificate against. */
   servername?: string;
+  /**
+   * TLS: accept exactly the certificate with this SHA-256 fingerprint (as
+   * `serve` prints it), whatever signed it: how a peer trusts a self-signed one.
+   */
+  pin?: string;
 }
 
 export interface InviteOptions {
@@ -118,6 +123,10 @@ export class RingCx {
               ...(options.localAddress && { localAddress: options.localAddress }),
               ...(options.ca && { ca: options.ca }),
               servername: options.servername ?? 'localhost',
+              ...(options.pin !== undefined && {
+                // The chain is not judged; the certificate is, by its fingerprint.
+                rejectUnauthorized: false,
+              }),
             })
           : net.connect({
               host,
@@ -127,6 +136,14 @@ export class RingCx {
       s.once('error', reject);
       s.once(options.transport === 'tls' ? 'secureConnect' : 'connect', () => {
         s.off('error', reject);
+        if (options.pin !== undefined) {
+          const seen = (s as tls.TLSSocket).getPeerCertificate().fingerprint256;
+          if (seen !== options.pin) {
+            s.destroy();
+            reject(new Error(`certificate fingerprint ${seen}, pinned ${options.pin}`));
+            return;
+          }
+        }
         resolve(s);
       });
     });

@@ -14,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
+import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../src/media/g711.js';
+import { serializeRtp } from '../../src/rtp/packet.js';
 import { parseMessage } from '../../src/sip/message/parse.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message/types.js';
 import { StreamFramer } from '../../src/sip/transport/framer.js';
@@ -414,4 +416,47 @@ export function offer(port: number, options: { address?: string; srtpKey?: strin
     'a=sendrecv',
     '',
   ].join(CRLF);
+}
+
+/**
+ * `count` PCMU packets (20 ms each) of a 440 Hz tone, and the audio they
+ * decode to: what a recording of them must hold, sample for sample.
+ */
+export function tonePackets(count: number, ssrc = 0x5eed_1234): { packets: Buffer[]; pcm: Int16Array } {
+  const pcm = new Int16Array(count * 160);
+  const packets: Buffer[] = [];
+  for (let p = 0; p < count; p++) {
+    const frame = new Int16Array(160);
+    for (let i = 0; i < 160; i++) {
+      frame[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * (p * 160 + i)) / 8000));
+    }
+    const payload = Buffer.alloc(160);
+    encodeUlawFrame(frame, payload);
+    for (let i = 0; i < 160; i++) pcm[p * 160 + i] = ULAW_TO_LINEAR[payload[i] as number] as number;
+    packets.push(
+      serializeRtp({
+        marker: p === 0,
+        payloadType: 0,
+        sequenceNumber: 1000 + p,
+        timestamp: 5000 + p * 160,
+        ssrc,
+        payload,
+      }),
+    );
+  }
+  return { packets, pcm };
+}
+
+/** Sends `packets` to `port` on loopback one every 20 ms (the sender's own clock, as a phone paces). */
+export async function sendPaced(
+  socket: dgram.Socket,
+  packets: readonly Buffer[],
+  port: number,
+): Promise<void> {
+  const t0 = performance.now();
+  for (const [i, packet] of packets.entries()) {
+    const due = t0 + i * 20 - performance.now();
+    if (due > 0) await new Promise((r) => setTimeout(r, due));
+    socket.send(packet, port, '127.0.0.1');
+  }
 }

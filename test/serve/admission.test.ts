@@ -143,13 +143,9 @@ describe('serve admits 127.0.0.2 and refuses 127.0.0.3', () => {
     expect(tcpBytes).toBe(0);
 
     // TLS from .3: no handshake at all.
-    const secure = tls.connect({
-      port: port('tls'),
-      host: '127.0.0.1',
-      localAddress: '127.0.0.3',
-      ca: localhostCertificate().cert,
-      servername: 'localhost',
-    });
+    const raw = net.connect({ port: port('tls'), host: '127.0.0.1', localAddress: '127.0.0.3' });
+    raw.on('error', () => {});
+    const secure = tls.connect({ socket: raw, ca: localhostCertificate().cert, servername: 'localhost' });
     cleanups.push(() => secure.destroy());
     const tlsOutcome = await new Promise<string>((resolve) => {
       secure.once('secureConnect', () => resolve('handshake completed'));

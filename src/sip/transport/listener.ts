@@ -167,7 +167,8 @@ export class SipListener extends EventEmitter<ListenerEvents> {
   readonly #limits: ListenerLimits;
   readonly #servers: { server: net.Server; address: ListenAddress }[] = [];
   readonly #udp: UdpEndpoint[] = [];
-  readonly #sockets = new Set<net.Socket>();
+  /** Admitted stream sockets, each with the promise of its 'close'. */
+  readonly #sockets = new Map<net.Socket, Promise<void>>();
   readonly #flows = new Set<SipFlow>();
   readonly #perAddress = new Map<string, number>();
   readonly #secureContext: tls.SecureContext | undefined;
@@ -246,11 +247,8 @@ export class SipListener extends EventEmitter<ListenerEvents> {
     this.#closed = true;
     for (const flow of [...this.#flows]) flow.close();
     const sockets = [...this.#sockets];
-    const gone = sockets.map((socket) =>
-      socket.closed ? undefined : new Promise<void>((resolve) => socket.once('close', () => resolve())),
-    );
-    for (const socket of sockets) socket.destroy();
-    await Promise.all(gone);
+    for (const [socket] of sockets) socket.destroy();
+    await Promise.all(sockets.map(([, gone]) => gone));
     await Promise.all(
       this.#servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
     );
@@ -301,7 +299,7 @@ export class SipListener extends EventEmitter<ListenerEvents> {
       return;
     }
     this.#stats.accepted++;
-    this.#sockets.add(socket);
+    this.#sockets.set(socket, new Promise((resolve) => socket.once('close', () => resolve())));
     this.#perAddress.set(peer.address, (this.#perAddress.get(peer.address) ?? 0) + 1);
     let flow: SipFlow | undefined;
     let settled = false;

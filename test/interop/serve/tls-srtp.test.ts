@@ -15,14 +15,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { CallEndInfo } from '../../../src/call/call.js';
-import { encodeUlawFrame, ULAW_TO_LINEAR } from '../../../src/media/g711.js';
-import { parseRtp, serializeRtp } from '../../../src/rtp/packet.js';
+import { parseRtp } from '../../../src/rtp/packet.js';
 import { AllowList, parseCidr } from '../../../src/serve/allow-list.js';
 import { BotServer } from '../../../src/serve/bot-server.js';
 import { type Bot, singleBot } from '../../../src/serve/bots.js';
 import { type ServeCertificate, stateCertificate } from '../../../src/serve/certificate.js';
 import { freeUdpPortRange } from '../../helpers/ports.js';
-import { offer, RingCx } from '../../helpers/ringcx.js';
+import { offer, RingCx, sendPaced, tonePackets } from '../../helpers/ringcx.js';
 import { describeInterop, toolPath } from '../../helpers/tools.js';
 import { readWav } from '../../helpers/wav.js';
 import { classifyRecording } from '../kamailio/speech.js';
@@ -51,32 +50,6 @@ async function libsrtp(
   );
   const { stdout } = await child;
   return (JSON.parse(stdout) as { results: PeerResult[] }).results;
-}
-
-/** 2 s of a 440 Hz tone as PCMU packets, and the audio they decode to. */
-function tone(): { packets: Buffer[]; pcm: Int16Array } {
-  const ssrc = 0x5eed_1234;
-  const pcm = new Int16Array(PACKETS * 160);
-  const packets: Buffer[] = [];
-  for (let p = 0; p < PACKETS; p++) {
-    const frame = new Int16Array(160);
-    for (let i = 0; i < 160; i++)
-      frame[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * (p * 160 + i)) / 8000));
-    const payload = Buffer.alloc(160);
-    encodeUlawFrame(frame, payload);
-    for (let i = 0; i < 160; i++) pcm[p * 160 + i] = ULAW_TO_LINEAR[payload[i] as number] as number;
-    packets.push(
-      serializeRtp({
-        marker: p === 0,
-        payloadType: 0,
-        sequenceNumber: 1000 + p,
-        timestamp: 5000 + p * 160,
-        ssrc,
-        payload,
-      }),
-    );
-  }
-  return { packets, pcm };
 }
 
 describeInterop('serve over TLS with SRTP (libsrtp caller)', ['pylibsrtp'], () => {
@@ -152,17 +125,12 @@ describeInterop('serve over TLS with SRTP (libsrtp caller)', ['pylibsrtp'], () =
       const theirKey = Buffer.from(crypto?.[2] as string, 'base64');
       const botPort = Number(/^m=audio (\d+)/m.exec(answer)?.[1]);
 
-      const { packets, pcm } = tone();
+      const { packets, pcm } = tonePackets(PACKETS);
       const protectedPackets = (await libsrtp(ourKey, 'protect', packets)).map((r) => {
         if (!('ok' in r)) throw new Error(`libsrtp protect: ${r.error}`);
         return Buffer.from(r.ok, 'hex');
       });
-      const t0 = performance.now();
-      for (const [i, packet] of protectedPackets.entries()) {
-        const due = t0 + i * 20 - performance.now();
-        if (due > 0) await new Promise((r) => setTimeout(r, due));
-        rtp.send(packet, botPort, '127.0.0.1');
-      }
+      await sendPaced(rtp, protectedPackets, botPort);
       // The tone has gone out; let the last packets land before hanging up.
       await new Promise((r) => setTimeout(r, 200));
       expect((await call.bye()).status).toBe(200);

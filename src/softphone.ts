@@ -15,7 +15,7 @@ import {
 import { resolveOptions } from './config/options.js';
 import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
 import { describeError, ErrorCodes, SoftphoneError } from './errors.js';
-import type { CodecName } from './media/codec.js';
+import { type CodecName, prepareCodecs, type SampleRate } from './media/codec.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
 import { SafeEmitter } from './safe-emitter.js';
@@ -80,6 +80,12 @@ export interface SoftphoneOptions {
   mediaIp?: string;
   /** Send RTP silence like a phone does after priming. Default true. */
   sendSilence?: boolean;
+  /**
+   * After a stall of this process longer than this (ms), sending skips ahead
+   * (the timestamp jump tells the far end time passed) instead of sending the
+   * backlog at once. Default 100; smoke uses 1000.
+   */
+  sendCatchUpMs?: number;
   /** Hang up when no RTP arrives for this long (ms); 0 disables. Default 60 000. */
   mediaTimeoutMs?: number;
   /** Hang up calls after this long (ms); 0 disables. Default 4 h. */
@@ -88,8 +94,13 @@ export interface SoftphoneOptions {
   autoAnswer?: boolean;
   /** How long a call rings (ms): outbound calls are cancelled after it, unanswered inbound ones get 480. Default 60 000. */
   ringTimeoutMs?: number;
-  /** Codec preference, most preferred first (default PCMU, PCMA). */
+  /** Codec preference, most preferred first (default opus, PCMU, PCMA: Opus when the far end offers it). */
   codecs?: CodecName[];
+  /**
+   * Force the audio rate of every call (WAV, frames, engine pipe): 8000 or
+   * 16000. Default: each call's own, 16000 for wideband Opus, 8000 for G.711.
+   */
+  sampleRate?: SampleRate;
   /**
    * SDES SRTP (RFC 4568): `required` (only RTP/SAVP or a=crypto offers; ours
    * is RTP/SAVP), `optional` (either; ours offers a=crypto on RTP/AVP), `off`.
@@ -135,6 +146,7 @@ export interface SoftphoneEvents {
 
 export class Softphone extends SafeEmitter<SoftphoneEvents> {
   readonly options: Readonly<SoftphoneOptions>;
+  readonly #codecs: readonly CodecName[];
   readonly ua: UserAgent;
   readonly calls: CallManager;
   readonly #streams = new WeakMap<Call, ReturnType<typeof createStream>>();
@@ -143,6 +155,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     super();
     const resolved = resolveOptions({ ...options, transport: options.sipInfo.transport });
     this.options = options;
+    this.#codecs = resolved.codecs;
     // A listener of the user's that throws is reported, never fatal (see SafeEmitter).
     this.setListenerErrorHandler(({ event, error }) =>
       this.emit('warning', {
@@ -181,9 +194,11 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       mediaTimeoutMs: resolved.mediaTimeoutMs,
       maxCallDurationMs: resolved.maxCallDurationMs,
       sendSilence: resolved.sendSilence,
+      sendCatchUpMs: resolved.sendCatchUpMs,
       autoAnswer: resolved.autoAnswer,
       ringTimeoutMs: resolved.ringTimeoutMs,
       codecs: resolved.codecs,
+      ...(resolved.sampleRate !== undefined && { sampleRate: resolved.sampleRate }),
       srtp: resolved.srtp,
       outboundFor: (call) => {
         if (options.stream) {
@@ -250,6 +265,8 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       const problem = prepareRecordDir(dir);
       if (problem) throw recordDirError(dir, problem);
     }
+    // Opus's WASM is loaded before the first call can need it (a broken install fails here, not mid-call).
+    await prepareCodecs(this.#codecs);
     return this.ua.start();
   }
 

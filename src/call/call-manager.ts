@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { DEFAULTS } from '../config/options.js';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
-import type { CodecName } from '../media/codec.js';
+import type { CodecName, SampleRate } from '../media/codec.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import type { OutboundSource } from '../media/session.js';
 import type { SrtpPolicy } from '../sdp/crypto.js';
@@ -82,6 +82,10 @@ export interface CallManagerOptions {
   maxCallDurationMs: number;
   /** Send RTP silence after priming, like a phone. */
   sendSilence: boolean;
+  /** After a stall longer than this (ms), sending skips ahead (default 100). */
+  sendCatchUpMs?: number;
+  /** Force the calls' audio rate (8000 or 16000); default: per call, the negotiated one. */
+  sampleRate?: SampleRate;
   /** How long to wait for the ACK of our 200 (Timer H, 32 s). */
   ackTimeoutMs?: number;
   /** Codec preference, most preferred first. */
@@ -164,6 +168,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       codecs: options.codecs ?? DEFAULTS.codecs,
       srtp: options.srtp ?? 'off',
       sendSilence: options.sendSilence,
+      sendCatchUpMs: options.sendCatchUpMs,
+      sampleRate: options.sampleRate,
       ackTimeoutMs: options.ackTimeoutMs,
       outboundFor: options.outboundFor,
       aor: `<sip:${ua.identity.username}@${ua.identity.domain}>`,

@@ -13,10 +13,16 @@ import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
 import { loadAudioFile } from '../media/audio-file.js';
-import { type CodecName, codecOf, TELEPHONE_EVENT_PT } from '../media/codec.js';
+import {
+  type CodecName,
+  codecInfo,
+  prepareCodecs,
+  type SampleRate,
+  TELEPHONE_EVENT_PT,
+} from '../media/codec.js';
 import { parseDtmfRelay } from '../media/dtmf.js';
 import { DTMF_DEFAULTS, type DtmfSendOptions } from '../media/dtmf-sender.js';
-import { FRAME_SAMPLES } from '../media/frame.js';
+import { FRAME_MS } from '../media/frame.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import { RtcpSession } from '../media/rtcp-session.js';
 import { RtpTransport } from '../media/rtp-transport.js';
@@ -68,6 +74,9 @@ export interface CallContext {
   readonly mediaTimeoutMs: number;
   readonly maxCallDurationMs: number;
   readonly sendSilence: boolean;
+  readonly sendCatchUpMs: number | undefined;
+  /** The call's audio rate when forced (`--sample-rate`); else the negotiated one. */
+  readonly sampleRate: SampleRate | undefined;
   /** Codec preference for our offers and answers. */
   readonly codecs: readonly CodecName[];
   /** Which offers we take and what we offer (SDES SRTP, RFC 4568). */
@@ -147,6 +156,8 @@ export class CallSession implements CallOwner {
   #negotiated: NegotiatedMedia | undefined;
   /** Media negotiated by the last offer/answer, applied on the usage's 'media' event. */
   #pendingMedia: NegotiatedMedia | undefined;
+  /** The rate of the call's audio, fixed when its media start (the WAV cannot change rate). */
+  #sampleRate: SampleRate | undefined;
   /** The negotiated media the last `media` event reported. */
   #reported: NegotiatedMedia | undefined;
   #state: CallState = 'ringing';
@@ -322,6 +333,10 @@ export class CallSession implements CallOwner {
     return this.#sdp?.address;
   }
 
+  get sampleRate(): SampleRate | undefined {
+    return this.#sampleRate;
+  }
+
   get answeredAt(): number | undefined {
     return this.#answeredAt;
   }
@@ -415,8 +430,14 @@ export class CallSession implements CallOwner {
 
   async play(source: PlaySource): Promise<void> {
     const media = this.#requireMedia('play audio');
-    const rate = codecOf(media.negotiated.codec).clockRate;
-    const pcm = typeof source === 'string' ? await loadAudioFile(source, rate) : source;
+    // A file is converted once, straight to the rate the encoder takes; PCM given is resampled as it plays.
+    const { pcm, sampleRate } =
+      typeof source === 'string'
+        ? { pcm: await loadAudioFile(source, media.sendSampleRate), sampleRate: media.sendSampleRate }
+        : source instanceof Int16Array
+          ? { pcm: source, sampleRate: 8000 as const }
+          : source;
+    const frameSamples = (sampleRate * FRAME_MS) / 1000;
     if (this.#state === 'ended') return;
     await new Promise<void>((resolve) => {
       let offset = 0;
@@ -428,14 +449,15 @@ export class CallSession implements CallOwner {
         resolve();
       };
       const player: OutboundSource = {
+        sampleRate,
         nextFrame: () => {
           if (offset >= pcm.length) {
             // Asked again after the last frame: that frame has gone out.
             queueMicrotask(finish);
             return undefined;
           }
-          const frame = pcm.subarray(offset, offset + FRAME_SAMPLES);
-          offset += FRAME_SAMPLES;
+          const frame = pcm.subarray(offset, offset + frameSamples);
+          offset += frameSamples;
           return frame;
         },
       };
@@ -613,6 +635,7 @@ export class CallSession implements CallOwner {
           endedAt: new Date().toISOString(),
           durationMs,
           codec: this.#negotiated?.codec ?? null,
+          sampleRate: this.#sampleRate ?? null,
           wav: wav ?? null,
           ...(recordingError && { recordingError }),
           ...(this.#rcIds.partyId !== undefined || this.#rcIds.sessionId !== undefined
@@ -748,6 +771,8 @@ export class CallSession implements CallOwner {
   // ── media ─────────────────────────────────────────────────────────────
 
   async #prepareMedia(connection: SipConnection): Promise<void> {
+    // Opus's WASM, once per process (the Softphone loads it at start; this covers other owners).
+    await prepareCodecs(this.#ctx.codecs);
     const mediaIp = this.#ctx.mediaIp;
     const bind = mediaIp ? { address: bindAddressFor(mediaIp) } : {};
     const socket = await this.#ctx.ports.allocate(bind);
@@ -766,6 +791,7 @@ export class CallSession implements CallOwner {
       port: socket.address().port,
       sessionId: String(Date.now()),
       codecs: [...this.#ctx.codecs],
+      ...(this.#ctx.sampleRate !== undefined && { sampleRate: this.#ctx.sampleRate }),
       srtp: this.#ctx.srtp,
       rtcpMux: true,
       ...(this.#rtcpSocket && { rtcpPort: this.#rtcpSocket.address().port }),
@@ -775,12 +801,16 @@ export class CallSession implements CallOwner {
   /** Opens the WAV and starts RTP (the recording begins now: the answer, or early media). */
   #startMedia(): void {
     if (this.#media || !this.#transport) return;
-    const wav = this.#wavPath ? this.#openRecording(this.#wavPath) : undefined;
+    const rate = this.#workingRate();
+    this.#sampleRate = rate;
+    const wav = this.#wavPath ? this.#openRecording(this.#wavPath, rate) : undefined;
     const media = new MediaSession({
       socket: this.#transport,
       negotiated: this.#pendingMedia ?? placeholderMedia(),
+      sampleRate: rate,
       t0: performance.now(),
       sendSilence: this.#ctx.sendSilence,
+      ...(this.#ctx.sendCatchUpMs === undefined ? {} : { maxCatchUpMs: this.#ctx.sendCatchUpMs }),
       inactivityTimeoutMs: this.#ctx.mediaTimeoutMs,
       ...(this.#ctx.outboundFor && { outbound: this.#outboundFor() }),
     });
@@ -942,6 +972,7 @@ export class CallSession implements CallOwner {
     const local = this.#sdp?.address;
     this.call.emit('media', {
       codec: n.codec,
+      sampleRate: this.#sampleRate ?? n.sampleRate ?? 8000,
       localMedia: local ? hostPort(local.address, local.port) : '',
       remoteMedia: hostPort(n.remoteAddress, n.remotePort),
       direction: n.direction,
@@ -968,10 +999,22 @@ export class CallSession implements CallOwner {
     }
   }
 
-  #openRecording(path: string): WavWriter | undefined {
+  /**
+   * The call's audio rate: forced, else the negotiated one; before an answer
+   * (a late offer) the rate our preferred codec would have.
+   */
+  #workingRate(): SampleRate {
+    return (
+      this.#ctx.sampleRate ??
+      this.#pendingMedia?.sampleRate ??
+      codecInfo(this.#ctx.codecs[0] ?? 'PCMU').sampleRates[0]!
+    );
+  }
+
+  #openRecording(path: string, sampleRate: SampleRate): WavWriter | undefined {
     try {
       try {
-        return WavWriter.open(path);
+        return WavWriter.open(path, { sampleRate });
       } catch (err) {
         if (!isSoftphoneError(err, ErrorCodes.SINK_WRITE_FAILED) || err.details.errno !== 'ENOENT') throw err;
         // A record directory deleted while we run is made again.
@@ -980,7 +1023,7 @@ export class CallSession implements CallOwner {
           `the record directory ${dirname(path)} had disappeared; created it again`,
           this.callId,
         );
-        return WavWriter.open(path);
+        return WavWriter.open(path, { sampleRate });
       }
     } catch (err) {
       const error = isSoftphoneError(err)

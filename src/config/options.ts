@@ -5,7 +5,8 @@
  * the same table, so a default is written exactly once.
  */
 import { ErrorCodes, SoftphoneError } from '../errors.js';
-import { type CodecName, DEFAULT_CODECS } from '../media/codec.js';
+import { type CodecName, DEFAULT_CODECS, SAMPLE_RATES, type SampleRate } from '../media/codec.js';
+import { MAX_CATCH_UP_MS } from '../media/send-path.js';
 import { defaultSrtpPolicy, isSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
 import { localAddressProblem } from '../sdp/negotiate.js';
 import { streamUrlProblem } from '../sinks/media-stream.js';
@@ -21,6 +22,8 @@ export const DEFAULTS = Object.freeze({
   maxCalls: 10,
   rtpPorts: Object.freeze({ min: 20000, max: 29999 }),
   sendSilence: true,
+  /** After a stall of the process longer than this, sending skips ahead instead of sending the backlog. */
+  sendCatchUpMs: MAX_CATCH_UP_MS,
   /** Hang up when no RTP arrives for this long. */
   mediaTimeoutMs: 60_000,
   /** Hang up calls longer than this. */
@@ -51,6 +54,7 @@ export interface ResolvedOptionsInput {
   rtpPorts?: { min: number; max: number };
   mediaIp?: string;
   sendSilence?: boolean;
+  sendCatchUpMs?: number;
   mediaTimeoutMs?: number;
   maxCallDurationMs?: number;
   autoAnswer?: boolean;
@@ -58,6 +62,7 @@ export interface ResolvedOptionsInput {
   recordDir?: string;
   stream?: { url: string };
   codecs?: readonly CodecName[];
+  sampleRate?: SampleRate;
   srtp?: SrtpPolicy;
   /** The device's SIP transport: decides the SRTP default (required on TLS, as RingCentral). */
   transport?: string;
@@ -70,12 +75,15 @@ export interface ResolvedCallOptions {
   readonly rtpPorts: Readonly<{ min: number; max: number }>;
   readonly mediaIp: string | undefined;
   readonly sendSilence: boolean;
+  readonly sendCatchUpMs: number;
   readonly mediaTimeoutMs: number;
   readonly maxCallDurationMs: number;
   readonly autoAnswer: boolean;
   readonly ringTimeoutMs: number;
   readonly recordDir: string | undefined;
   readonly codecs: readonly CodecName[];
+  /** Forced audio rate of every call; undefined: each call's negotiated rate. */
+  readonly sampleRate: SampleRate | undefined;
   readonly srtp: SrtpPolicy;
 }
 
@@ -118,6 +126,9 @@ export function resolveOptions(input: ResolvedOptionsInput): ResolvedCallOptions
   if (input.srtp !== undefined && !isSrtpPolicy(input.srtp)) {
     throw invalid('srtp', `srtp must be required, optional or off, got "${String(input.srtp)}"`);
   }
+  if (input.sampleRate !== undefined && !SAMPLE_RATES.includes(input.sampleRate)) {
+    throw invalid('sampleRate', `sampleRate must be 8000 or 16000, got ${String(input.sampleRate)}`);
+  }
   const codecs = input.codecs ?? DEFAULTS.codecs;
   if (codecs.length === 0) throw invalid('codecs', 'codecs must name at least one codec');
   return Object.freeze({
@@ -127,12 +138,14 @@ export function resolveOptions(input: ResolvedOptionsInput): ResolvedCallOptions
     rtpPorts: Object.freeze({ min: ports.min, max: ports.max }),
     mediaIp: input.mediaIp,
     sendSilence: input.sendSilence ?? DEFAULTS.sendSilence,
+    sendCatchUpMs: num('sendCatchUpMs', input.sendCatchUpMs, 20, 10_000),
     mediaTimeoutMs: num('mediaTimeoutMs', input.mediaTimeoutMs, 0, 2 ** 31 - 1),
     maxCallDurationMs: num('maxCallDurationMs', input.maxCallDurationMs, 0, 2 ** 31 - 1),
     autoAnswer: input.autoAnswer ?? DEFAULTS.autoAnswer,
     ringTimeoutMs: num('ringTimeoutMs', input.ringTimeoutMs, 0, 2 ** 31 - 1),
     recordDir: input.recordDir,
     codecs: Object.freeze([...codecs]),
+    sampleRate: input.sampleRate,
     srtp: input.srtp ?? defaultSrtpPolicy(input.transport ?? 'tcp'),
   });
 }

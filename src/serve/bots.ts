@@ -137,7 +137,12 @@ function parseBot(entry: unknown, where: string, defaults: BotDefaults): Bot {
   if (dids.length === 0 && !header) {
     throw new BotsConfigError(where, 'needs a "did" (a number, a list, or "*" for any) or a "header"');
   }
-  const name = optionalString(entry.name, `${where}.name`) ?? entry.did?.toString() ?? header?.value ?? where;
+  const firstDid = Array.isArray(entry.did) ? entry.did[0] : entry.did;
+  const name =
+    optionalString(entry.name, `${where}.name`) ??
+    (firstDid === undefined ? undefined : String(firstDid)) ??
+    header?.value ??
+    where;
   if (entry.record !== undefined && typeof entry.record !== 'boolean') {
     throw new BotsConfigError(`${where}.record`, 'must be true or false');
   }
@@ -237,10 +242,6 @@ function checkUnique(bots: readonly Bot[]): void {
   const dids = new Map<string, number>();
   const headers = new Map<string, number>();
   bots.forEach((bot, i) => {
-    const name = names.get(bot.name);
-    if (name !== undefined)
-      throw new BotsConfigError(`bots[${i}].name`, `"${bot.name}" is also bots[${name}]'s name`);
-    names.set(bot.name, i);
     for (const did of bot.dids) {
       const other = dids.get(did);
       if (other !== undefined) {
@@ -254,6 +255,14 @@ function checkUnique(bots: readonly Bot[]): void {
       if (other !== undefined) throw new BotsConfigError(`bots[${i}].header`, `is also bots[${other}]'s`);
       headers.set(key, i);
     }
+  });
+  // Names last: two bots for the same DID are the likelier mistake, and say more.
+  bots.forEach((bot, i) => {
+    const name = names.get(bot.name);
+    if (name !== undefined) {
+      throw new BotsConfigError(`bots[${i}].name`, `"${bot.name}" is also bots[${name}]'s name`);
+    }
+    names.set(bot.name, i);
   });
 }
 

@@ -375,8 +375,12 @@ function tlsCertificate(flags: ServeFlags, listen: readonly ListenAddress[]): Se
     return stateCertificate(flags.stateDir, { names: tls.map((a) => a.host) });
   } catch (err) {
     if (!isSoftphoneError(err, 'CONFIG_INVALID')) throw err;
-    const option = String(err.details.option);
-    const flag = option === 'tlsKey' ? '--tls-key' : option === 'tlsCert' ? '--tls-cert' : '--state-dir';
-    throw new UsageError(`${flag}: ${err.message}`);
+    // The library names its options; the command line, its flags.
+    throw new UsageError(
+      err.message
+        .replace(/\btlsCert\b/g, '--tls-cert')
+        .replace(/\btlsKey\b/g, '--tls-key')
+        .replace(/^stateDir\b/, '--state-dir'),
+    );
   }
 }

@@ -83,6 +83,8 @@ export class RingCx {
   #closed = false;
   /** Requests we answer ourselves (INFO, BYE, OPTIONS): how, by method. */
   answerStatus = new Map<string, number>([['INFO', 200]]);
+  /** How many requests of a method to leave unanswered first (as if lost), by method. */
+  leaveUnanswered = new Map<string, number>();
 
   private constructor(
     options: RingCxOptions,
@@ -359,7 +361,9 @@ export class RingCx {
     const m = r.message;
     if (m.type === 'request') {
       this.#onRequestHook.get(m.headers.callId() ?? '')?.(m);
-      const status = m.method === 'ACK' ? undefined : (this.answerStatus.get(m.method) ?? 200);
+      const skip = this.leaveUnanswered.get(m.method) ?? 0;
+      if (skip > 0) this.leaveUnanswered.set(m.method, skip - 1);
+      const status = m.method === 'ACK' || skip > 0 ? undefined : (this.answerStatus.get(m.method) ?? 200);
       if (status !== undefined) this.write(responseTo(m, status));
     }
     this.received.push(m);

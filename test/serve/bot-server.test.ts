@@ -204,6 +204,25 @@ describe('BotServer', () => {
     });
   }
 
+  it('UDP: an INFO RingCX does not answer is sent again (Timer E), same transaction, until it does', async () => {
+    const { server, port } = await startServer([singleBot([], DEFAULTS)]);
+    let answered: Call | undefined;
+    server.on('callAnswered', (call) => {
+      answered = call;
+    });
+    const rx = await connect('udp', port('udp'));
+    rx.leaveUnanswered.set('INFO', 2);
+    const rtp = await rtpSocket();
+    const call = await rx.invite({ did: 'x', sdp: offer(rtp.address().port) });
+    const outcome = await server.sendIntent(answered as Call, { intent: 'retry' });
+    expect(outcome.status).toBe(200);
+    expect(call.infos).toHaveLength(3);
+    const branches = new Set(call.infos.map((i) => i.headers.topVia()?.params.get('branch')));
+    const cseqs = new Set(call.infos.map((i) => i.headers.get('CSeq')));
+    expect([branches.size, cseqs.size]).toEqual([1, 1]);
+    await call.bye();
+  });
+
   it('hangs up itself when RingCX sends no BYE within the timeout after the final intent', async () => {
     const { server, port, ended } = await startServer([singleBot([], DEFAULTS)], { finalByeTimeoutMs: 200 });
     const hangups: number[] = [];

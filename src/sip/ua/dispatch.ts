@@ -33,7 +33,7 @@ export interface DispatcherOptions {
   userAgent: () => string;
   /** Something odd but survivable: a malformed message, a stray response. */
   warn: (warning: DispatchWarning) => void;
-  /** Option tags for OPTIONS answers (default `outbound`). */
+  /** Option tags for OPTIONS answers (default `outbound`; '' for none). */
   supported?: string;
 }
 
@@ -82,7 +82,9 @@ export class SipDispatcher {
         headers: [
           ['Allow', ALLOW],
           ['Accept', ACCEPT],
-          ['Supported', this.#options.supported ?? 'outbound'],
+          ...(this.#options.supported === ''
+            ? []
+            : [['Supported', this.#options.supported ?? 'outbound'] as [string, string]]),
           ['User-Agent', this.#options.userAgent()],
         ],
       });

@@ -194,7 +194,7 @@ const ON_TIME_MS = RECORDING_DELAY_MS - FRAME_MS;
 export const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Linux ABI Node runs on
 
 /** Preloaded into the bot: event-loop delay, reset on SIGUSR2 (load starts), written at exit. */
-const ELD_PRELOAD = `
+export const ELD_PRELOAD = `
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 const histogram = monitorEventLoopDelay({ resolution: 5 });

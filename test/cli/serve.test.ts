@@ -212,7 +212,7 @@ describe('rc-softphone serve: a run', () => {
     const events = r.events() as Event[];
     const incoming = events.find((e) => e.event === 'call.incoming');
     expect(incoming).toMatchObject({ did: '16505550100', bot: 'billing', caller: '16505550123' });
-    expect((incoming?.sipHeaders as Record<string, string>)['X-Agent']).toBe('7');
+    expect(incoming?.sipHeaders).toMatchObject({ 'X-Agent': '7' });
     expect(events.find((e) => e.event === 'call.intent')).toMatchObject({
       source: 'pipe',
       final: true,

@@ -5,8 +5,12 @@
  */
 import type { TimerName } from './fsm.js';
 
-/** Timers that only wait for stray retransmissions: they must not keep the process alive. */
-const LINGER: ReadonlySet<TimerName> = new Set(['D', 'K', 'M', 'I', 'J', 'L']);
+/**
+ * Timers that only absorb stray retransmissions, or keep repeating a refusal
+ * until its ACK: they must not keep the process alive. Those a TU waits on
+ * (A, B, E, F) do, as the pending request does.
+ */
+const LINGER: ReadonlySet<TimerName> = new Set(['D', 'K', 'M', 'G', 'H', 'I', 'J', 'L']);
 
 export class TransactionTimers {
   readonly #handles = new Map<TimerName, NodeJS.Timeout>();

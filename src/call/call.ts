@@ -160,7 +160,13 @@ export interface CallOwner {
  * 16-bit mono PCM at 8 kHz, or PCM at a rate you name. It is resampled
  * as needed (a 16 kHz file plays into a G.711 call, and 8 kHz into Opus).
  */
-export type PlaySource = string | Int16Array | { pcm: Int16Array; sampleRate: 8000 | 16000 };
+export type PlaySource = string | Int16Array | PlayPcm;
+
+/** PCM to play, at the rate it is in. */
+export interface PlayPcm {
+  pcm: Int16Array;
+  sampleRate: 8000 | 16000;
+}
 
 export interface CallInit {
   callId: string;

@@ -9,7 +9,7 @@ import { DEFAULTS } from '../config/options.js';
 import { type ResolvedSipInfo, resolveSipInfo } from '../config/sip-info.js';
 import { isSoftphoneError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { CODECS, type CodecName } from '../media/codec.js';
+import { CODECS, type CodecName, SAMPLE_RATES, type SampleRate } from '../media/codec.js';
 import { provisionFromEnv } from '../rest/provision.js';
 import { isSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
 import { localAddressProblem } from '../sdp/negotiate.js';
@@ -44,6 +44,7 @@ export interface DeviceFlags extends OutputOptions {
   pipeGrace: number;
   streamUrl?: string;
   codecs?: string;
+  sampleRate?: number;
   srtp?: string;
 }
 
@@ -78,7 +79,12 @@ export function addDeviceOptions(command: Command): Command {
     )
     .option(
       '--codecs <list>',
-      `codec preference, most preferred first (from ${Object.keys(CODECS).join(', ')})`,
+      `codec preference, most preferred first (from ${Object.keys(CODECS).join(', ')}; default ${DEFAULTS.codecs.join(',')}: Opus whenever the far end offers it)`,
+    )
+    .option(
+      '--sample-rate <hz>',
+      "force every call's audio rate (WAV, --pipe, frames): 8000 or 16000 (default: 16000 for wideband Opus calls, 8000 for G.711)",
+      sampleRateOption,
     )
     .option(
       '--srtp <policy>',
@@ -99,7 +105,7 @@ export function addDeviceOptions(command: Command): Command {
     .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)')
     .option(
       '--pipe <command>',
-      'per call, run COMMAND with sh -c and write the audio (s16le, 8 kHz, mono) to its stdin',
+      "per call, run COMMAND with sh -c and write the audio (s16le, mono, the call's rate in RC_SAMPLE_RATE) to its stdin",
     )
     .option(
       '--pipe-grace <seconds>',
@@ -147,11 +153,7 @@ export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice>
   if (flags.pipe !== undefined && flags.pipe.trim() === '')
     throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
   const codecs = flags.codecs === undefined ? undefined : parseCodecs(flags.codecs);
-  if (flags.srtp !== undefined && !isSrtpPolicy(flags.srtp)) {
-    throw new UsageError(
-      `--srtp must be required, optional or off, got "${flags.srtp}" (example: --srtp required)`,
-    );
-  }
+  if (flags.srtp !== undefined) parseSrtpPolicy(flags.srtp);
   const checkRecordDir = () => {
     // A bot that answers calls it cannot record is worse than one that does not start.
     if (flags.record) checkRecordDirFlag(flags.recordDir, true);
@@ -198,6 +200,7 @@ export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice>
     mediaTimeoutMs: flags.mediaTimeout * 1000,
     maxCallDurationMs: flags.maxDuration * 1000,
     ...(codecs && { codecs }),
+    ...(flags.sampleRate !== undefined && { sampleRate: flags.sampleRate as SampleRate }),
     ...(flags.srtp !== undefined && { srtp: flags.srtp as SrtpPolicy }),
     ...(flags.record && { recordDir: flags.recordDir }),
     ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
@@ -227,6 +230,26 @@ export function parsePortRange(value: string): { min: number; max: number } {
   return { min, max };
 }
 
+function sampleRateOption(value: string): number {
+  const rate = Number(value.trim());
+  if (!SAMPLE_RATES.includes(rate as SampleRate)) {
+    throw new UsageError(
+      `--sample-rate must be 8000 or 16000, got "${value}" (example: --sample-rate 16000)`,
+    );
+  }
+  return rate;
+}
+
+/** `--srtp`: required, optional or off. */
+export function parseSrtpPolicy(value: string): SrtpPolicy {
+  if (!isSrtpPolicy(value))
+    throw new UsageError(
+      `--srtp must be required, optional or off, got "${value}" (example: --srtp required)`,
+    );
+  return value;
+}
+
+/** `--codecs opus,pcmu`: known names, case-insensitive, duplicates dropped. */
 export function parseCodecs(value: string): CodecName[] {
   const names = Object.keys(CODECS) as CodecName[];
   const list = value

@@ -19,6 +19,8 @@
  * fires as a key's first RFC 4733 packet is built and `dtmf` as it arrives.
  */
 import { performance } from 'node:perf_hooks';
+import type { SampleRate } from '../media/codec.js';
+import { FRAME_MS } from '../media/frame.js';
 import type { OutboundSource } from '../media/session.js';
 
 export interface PatternTiming {
@@ -48,6 +50,11 @@ export class PatternSource implements OutboundSource {
 
   get playing(): boolean {
     return this.#pcm !== undefined;
+  }
+
+  /** The rate of the pattern: 20 ms frames of `frameSamples` (the send path resamples it to the codec's). */
+  get sampleRate(): SampleRate {
+    return ((this.#frameSamples * 1000) / FRAME_MS) as SampleRate;
   }
 
   get timing(): PatternTiming {

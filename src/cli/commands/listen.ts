@@ -1,10 +1,10 @@
 /** `rc-softphone listen`: register, answer every call, record it, until a signal or --exit-after. */
 import os from 'node:os';
 import { Command } from 'commander';
+import type { PlayPcm } from '../../call/call.js';
 import { DEFAULTS } from '../../config/options.js';
 import { describeError } from '../../errors.js';
-import { loadAudioFile } from '../../media/audio-file.js';
-import { SAMPLE_RATE } from '../../media/frame.js';
+import { loadAudioFile, PLAY_SAMPLE_RATE } from '../../media/audio-file.js';
 import { Softphone } from '../../softphone.js';
 import { ExitCode, intOption, UsageError } from '../common.js';
 import { addDeviceOptions, configUsageError, type DeviceFlags, prepareDevice } from '../device.js';
@@ -125,9 +125,9 @@ async function listen(flags: ListenFlags): Promise<number> {
 }
 
 /** The greeting is read and converted once, before registering: a bad file is a usage error. */
-async function loadGreeting(path: string): Promise<Int16Array> {
+async function loadGreeting(path: string): Promise<PlayPcm> {
   try {
-    return await loadAudioFile(path, SAMPLE_RATE);
+    return { pcm: await loadAudioFile(path, PLAY_SAMPLE_RATE), sampleRate: PLAY_SAMPLE_RATE };
   } catch (err) {
     throw new UsageError(`--play ${describeError(err)}`);
   }

@@ -11,7 +11,6 @@ import os from 'node:os';
 import { Command } from 'commander';
 import { DEFAULTS } from '../../config/options.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
-import { isSrtpPolicy, type SrtpPolicy } from '../../sdp/crypto.js';
 import { localAddressProblem } from '../../sdp/negotiate.js';
 import { AllowList, type Cidr, parseAllowFile, parseCidr } from '../../serve/allow-list.js';
 import { BotServer } from '../../serve/bot-server.js';
@@ -29,7 +28,7 @@ import {
   recordDirUsage,
   UsageError,
 } from '../common.js';
-import { parseCodecs, parsePortRange } from '../device.js';
+import { parseCodecs, parsePortRange, parseSrtpPolicy } from '../device.js';
 import { wireServeEvents } from '../events.js';
 
 interface ServeFlags extends OutputOptions {
@@ -161,7 +160,7 @@ async function serve(flags: ServeFlags): Promise<number> {
   const listen = parseListen(flags.listen);
   const allow = allowList(flags);
   const bots = resolveBots(flags);
-  const srtp = parseSrtp(flags.srtp);
+  const srtp = flags.srtp === undefined ? undefined : parseSrtpPolicy(flags.srtp);
   if (flags.mediaIp !== undefined) {
     const problem = localAddressProblem(flags.mediaIp);
     if (problem)
@@ -348,16 +347,6 @@ function checkRecordDir(bot: Bot, flags: ServeFlags): void {
     }
     throw err;
   }
-}
-
-function parseSrtp(value: string | undefined): SrtpPolicy | undefined {
-  if (value === undefined) return undefined;
-  if (!isSrtpPolicy(value)) {
-    throw new UsageError(
-      `--srtp must be required, optional or off, got "${value}" (example: --srtp required)`,
-    );
-  }
-  return value;
 }
 
 /** The certificate for the tls:// addresses (none without one). */

@@ -478,10 +478,17 @@ function callerOf(request: SipRequest): string {
   return uri?.user ?? request.headers.get('From') ?? '';
 }
 
-/** Every header field of the INVITE, by name as received; repeated fields joined (RFC 3261 7.3.1). */
+/** Credentials never reach an engine, a stream or a log line. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization']);
+
+/**
+ * Every header field of the INVITE, by name as received, repeated fields
+ * joined (RFC 3261 7.3.1); Authorization and Proxy-Authorization left out.
+ */
 export function sipHeadersOf(request: SipRequest): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
   request.headers.forEach((value, name) => {
+    if (CREDENTIAL_HEADERS.has(name.toLowerCase())) return;
     out[name] = name in out ? `${out[name]}, ${value}` : value;
   });
   return { ...out };

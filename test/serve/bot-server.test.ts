@@ -162,6 +162,7 @@ describe('BotServer', () => {
         headers: [
           ['X-RingCX-Campaign', 'spring sale'],
           ['X-RingCX-Agent', '42'],
+          ['Proxy-Authorization', 'Digest username="x", response="secret-digest"'],
         ],
       });
       expect(call.final.status).toBe(200);
@@ -189,6 +190,8 @@ describe('BotServer', () => {
       expect(headers['X-RingCX-Campaign']).toBe('spring sale');
       expect(headers['X-RingCX-Agent']).toBe('42');
       expect(headers['Call-ID']).toBe(call.callId);
+      // Credentials never reach the engine.
+      expect(JSON.stringify(headers)).not.toContain('secret-digest');
       expect(readFileSync(path.join(dir, 'ids.txt'), 'utf8')).toBe('16505550100 +14155550123 billing');
       const sidecar = JSON.parse(readFileSync(info?.sidecar as string, 'utf8')) as CallSidecar;
       expect(sidecar.serve).toMatchObject({

@@ -22,7 +22,7 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ErrorCodes, type SoftphoneError } from '../../errors.js';
+import { ErrorCodes, SoftphoneError } from '../../errors.js';
 import { type ParseResult, parseMessage } from '../message/parse.js';
 import { serialize } from '../message/serialize.js';
 import type { SipMessage } from '../message/types.js';
@@ -198,22 +198,33 @@ export class SipListener extends EventEmitter<ListenerEvents> {
       : undefined;
   }
 
-  /** Binds every address (port 0: any free port); rejects, closing what was bound, if one cannot be. */
+  /**
+   * Binds every address (port 0: any free one). Rejects, closing what was
+   * bound, with SIP_LISTEN_FAILED naming the address (EADDRINUSE, EACCES,
+   * EADDRNOTAVAIL), or CONFIG_INVALID for a tls:// address without a certificate.
+   */
   static async listen(options: ListenerOptions): Promise<SipListener> {
+    if (options.addresses.some((a) => a.transport === 'tls') && !options.tls) {
+      throw new SoftphoneError(ErrorCodes.CONFIG_INVALID, 'a tls:// address needs a certificate and key', {
+        details: { option: 'tls' },
+      });
+    }
     const listener = new SipListener(options);
-    try {
-      for (const address of options.addresses) {
+    for (const address of options.addresses) {
+      try {
         if (address.transport === 'udp') await listener.#bindUdp(address);
-        else {
-          if (address.transport === 'tls' && !listener.#secureContext) {
-            throw new Error('a tls:// address needs a certificate and key');
-          }
-          await listener.#bindStream(address);
-        }
+        else await listener.#bindStream(address);
+      } catch (err) {
+        await listener.close();
+        const errno = (err as NodeJS.ErrnoException).code;
+        const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+        const where = `${address.transport}://${host}:${address.port}`;
+        const why = err instanceof Error ? err.message : String(err);
+        throw new SoftphoneError(ErrorCodes.SIP_LISTEN_FAILED, `cannot listen on ${where}: ${why}`, {
+          cause: err,
+          details: { address: where, ...(errno !== undefined && { errno }) },
+        });
       }
-    } catch (err) {
-      await listener.close();
-      throw err;
     }
     return listener;
   }

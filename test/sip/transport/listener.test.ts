@@ -154,6 +154,32 @@ describe('SipListener', () => {
   });
 });
 
+describe('SipListener.listen', () => {
+  it('names the address it cannot bind (SIP_LISTEN_FAILED) and closes what it had bound', async () => {
+    const { port } = await listen();
+    const taken = port('tcp');
+    await expect(
+      SipListener.listen({
+        addresses: [
+          { transport: 'udp', host: '127.0.0.1', port: 0 },
+          { transport: 'tcp', host: '127.0.0.1', port: taken },
+        ],
+        admit: () => true,
+      }),
+    ).rejects.toMatchObject({
+      code: 'SIP_LISTEN_FAILED',
+      message: expect.stringContaining(`tcp://127.0.0.1:${taken}`),
+      details: { errno: 'EADDRINUSE' },
+    });
+    await expect(
+      SipListener.listen({
+        addresses: [{ transport: 'tls', host: '127.0.0.1', port: 0 }],
+        admit: () => true,
+      }),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { option: 'tls' } });
+  });
+});
+
 describe('parseListenUrl', () => {
   it('takes tcp/tls/udp with an IPv4 or bracketed IPv6 address, and says what is wrong otherwise', () => {
     expect(parseListenUrl('tcp://0.0.0.0:5060')).toEqual({

@@ -13,7 +13,7 @@ import {
   type StreamOptions,
 } from './call/live-sinks.js';
 import { resolveOptions } from './config/options.js';
-import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
+import { deriveInstanceId, type SipInfo, tlsCertificatePem } from './config/sip-info.js';
 import { describeError, ErrorCodes, SoftphoneError } from './errors.js';
 import { type CodecName, prepareCodecs, type SampleRate } from './media/codec.js';
 import { RtpPortPool } from './media/port-pool.js';
@@ -107,6 +107,14 @@ export interface SoftphoneOptions {
    * Default: required on TLS (as RingCentral expects), off on TCP.
    */
   srtp?: SrtpPolicy;
+  /**
+   * Follow a REFER from the far end (a blind transfer, we are the
+   * transferee): call the Refer-To target with Referred-By, report its
+   * progress back with NOTIFY, and end the call once the new one is answered
+   * (reason `transferred`). Default false: REFERs are declined with 603 and
+   * reported as the call's `refer` event.
+   */
+  followRefer?: boolean;
   /** Talk-back audio for a call (your own source; `stream` brings its own). */
   outboundFor?: (call: Call) => OutboundSource | undefined;
   /** Pipe each call's audio to a speech engine process. */
@@ -169,7 +177,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       expires: resolved.registrationExpires,
       keepAliveIntervalMs: resolved.keepAliveIntervalMs,
       ...(options.tlsInsecure && { tlsVerify: false }),
-      ...(options.tlsCa !== undefined && { tlsCa: options.tlsCa }),
+      ...trustedCas(options),
       proxySettingNames: {
         outboundProxy: 'sipInfo.outboundProxy',
         outboundProxyBackup: 'sipInfo.outboundProxyBackup',
@@ -198,6 +206,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       autoAnswer: resolved.autoAnswer,
       ringTimeoutMs: resolved.ringTimeoutMs,
       codecs: resolved.codecs,
+      ...(options.followRefer && { followRefer: true }),
       ...(resolved.sampleRate !== undefined && { sampleRate: resolved.sampleRate }),
       srtp: resolved.srtp,
       outboundFor: (call) => {
@@ -278,6 +287,14 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     await this.calls.closeAll();
     await this.ua.stop();
   }
+}
+
+/** TLS trust beyond the system CAs: the user's (`tlsCa`) and the certificate sip-provision gave the device. */
+function trustedCas(options: SoftphoneOptions): { tlsCa?: string[] } {
+  const extra = [...[options.tlsCa ?? []].flat()];
+  const provisioned = tlsCertificatePem(options.sipInfo);
+  if (provisioned !== undefined) extra.push(provisioned);
+  return extra.length > 0 ? { tlsCa: extra } : {};
 }
 
 function recordDirError(dir: string, problem: RecordDirProblem): SoftphoneError {

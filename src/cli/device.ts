@@ -45,6 +45,7 @@ export interface DeviceFlags extends OutputOptions {
   streamUrl?: string;
   codecs?: string;
   sampleRate?: number;
+  followRefer?: boolean;
   srtp?: string;
 }
 
@@ -103,6 +104,10 @@ export function addDeviceOptions(command: Command): Command {
       seconds(DEFAULTS.keepAliveIntervalMs),
     )
     .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)')
+    .option(
+      '--follow-refer',
+      "follow the far end's REFER (blind transfer): call the target it names, then end this call (default: decline with 603)",
+    )
     .option(
       '--pipe <command>',
       "per call, run COMMAND with sh -c and write the audio (s16le, mono, the call's rate in RC_SAMPLE_RATE) to its stdin",
@@ -201,6 +206,7 @@ export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice>
     maxCallDurationMs: flags.maxDuration * 1000,
     ...(codecs && { codecs }),
     ...(flags.sampleRate !== undefined && { sampleRate: flags.sampleRate as SampleRate }),
+    ...(flags.followRefer && { followRefer: true }),
     ...(flags.srtp !== undefined && { srtp: flags.srtp as SrtpPolicy }),
     ...(flags.record && { recordDir: flags.recordDir }),
     ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),

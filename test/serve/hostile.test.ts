@@ -8,6 +8,7 @@
  * sample-exact; the refusals and drops are counted in serve.stats.
  */
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -166,6 +167,14 @@ describe('serve under hostile input', () => {
     // PROTOS, placeholders filled as the suite's tool does (for a DID no bot answers: 404 at most).
     const cases = readdirSync(PROTOS).filter((f) => /^\d+$/.test(f));
     expect(cases.length).toBeGreaterThan(40);
+    // The slice is the suite's bytes, unchanged (SHA256SUMS was made from the suite's checkout).
+    const sums = readFileSync(path.join(PROTOS, 'SHA256SUMS'), 'utf8');
+    for (const file of cases) {
+      const sum = createHash('sha256')
+        .update(readFileSync(path.join(PROTOS, file)))
+        .digest('hex');
+      expect(sums).toContain(`${sum}  ${file}`);
+    }
     for (const [n, file] of cases.entries()) {
       const [raw] = caseMessages(readFileSync(path.join(PROTOS, file)));
       if (!raw) continue;

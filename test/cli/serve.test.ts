@@ -121,6 +121,7 @@ describe('rc-softphone serve: configuration', () => {
       ['--listen', 'tls://127.0.0.1:0', ...ALLOW, '--tls-cert', 'c.pem', '--tls-key', 'k.pem'],
       /^rc-softphone: --tls-cert c\.pem: .*ENOENT/,
     ],
+    ['an empty --did', [...LISTEN, ...ALLOW, '--did', ' '], /--did needs a number or a name/],
     [
       'a bad --srtp',
       [...LISTEN, ...ALLOW, '--srtp', 'maybe'],

@@ -14,7 +14,14 @@ import { describeError, isSoftphoneError } from '../../errors.js';
 import { localAddressProblem } from '../../sdp/negotiate.js';
 import { AllowList, type Cidr, parseAllowFile, parseCidr } from '../../serve/allow-list.js';
 import { BotServer } from '../../serve/bot-server.js';
-import { type Bot, type BotDefaults, BotsConfigError, parseBots, singleBot } from '../../serve/bots.js';
+import {
+  type Bot,
+  type BotDefaults,
+  BotsConfigError,
+  normalizeDid,
+  parseBots,
+  singleBot,
+} from '../../serve/bots.js';
 import { loadCertificateFiles, type ServeCertificate, stateCertificate } from '../../serve/certificate.js';
 import { streamUrlProblem } from '../../sinks/media-stream.js';
 import { type ListenAddress, parseListenUrl } from '../../sip/transport/listener.js';
@@ -314,6 +321,9 @@ function resolveBots(flags: ServeFlags): Bot[] {
     mediaTimeoutMs: flags.mediaTimeout * 1000,
     maxCallDurationMs: flags.maxDuration * 1000,
   };
+  if (flags.did.some((d) => normalizeDid(d) === '')) {
+    throw new UsageError('--did needs a number or a name (example: --did 16505550100)');
+  }
   if (flags.bots === undefined) return [singleBot(flags.did, defaults)];
   if (flags.did.length > 0) {
     throw new UsageError(

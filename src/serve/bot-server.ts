@@ -120,6 +120,8 @@ export interface BotServerEvents {
 interface CallState extends ServeCallInfo {
   botConfig: Bot;
   intents: IntentRecord[];
+  /** The intent whose INFO is out, recorded the moment its final response is handled. */
+  pending: IntentRecord | undefined;
   /** Intents go out one after another, in order. */
   queue: Promise<void>;
   stream: MediaStreamClient | undefined;
@@ -168,7 +170,12 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
             new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, 'the call’s connection is gone'),
           );
         }
-        return dispatch.client.send(connection, request, timeoutMs === undefined ? {} : { timeoutMs });
+        const intent = this.#pendingIntent(request);
+        return dispatch.client.send(connection, request, {
+          ...(timeoutMs !== undefined && { timeoutMs }),
+          // The sidecar must hold an intent whose 200 arrives in the same read as RingCX's BYE.
+          ...(intent && { onFinal: intent }),
+        });
       },
       invite: (connection, request, handlers, timeoutMs) =>
         dispatch.client.invite(connection, request, handlers, timeoutMs === undefined ? {} : { timeoutMs }),
@@ -297,12 +304,14 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
     const atMs = Math.round(call.durationMs);
     const final = isFinalIntent(info);
     const send = async (): Promise<IntentOutcome> => {
-      const outcome: IntentOutcome = { atMs, source, final, status: null, reason: '', info };
+      const record: IntentRecord = { atMs, source, final, status: null, reason: '' };
+      const outcome: IntentOutcome = { ...record, info };
       const body = intentBody(info);
       if (!body.ok) {
         outcome.reason = body.reason;
         outcome.code = ErrorCodes.CONFIG_INVALID;
       } else {
+        if (state) state.pending = record;
         try {
           const r = await call.sendInfo(body.body, 'application/json');
           outcome.status = r.status;
@@ -311,10 +320,15 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
           if (isSoftphoneError(err, ErrorCodes.SIP_TRANSACTION_TIMEOUT)) outcome.status = 408;
           outcome.reason = err instanceof Error ? err.message : String(err);
           if (isSoftphoneError(err)) outcome.code = err.code;
+        } finally {
+          if (state?.pending === record) state.pending = undefined;
         }
       }
-      const { info: _info, code: _code, ...record } = outcome;
-      state?.intents.push(record);
+      if (!state?.intents.includes(record)) {
+        record.status = outcome.status;
+        record.reason = outcome.reason;
+        state?.intents.push(record);
+      }
       this.emit('intent', call, outcome);
       if (final && state && !state.ended && !call.ended) this.#armFinalHangup(call, state);
       return outcome;
@@ -364,6 +378,7 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
       sipHeaders: sipHeadersOf(request),
       botConfig: bot,
       intents: [],
+      pending: undefined,
       queue: Promise.resolve(),
       stream: undefined,
       finalTimer: undefined,
@@ -441,6 +456,23 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
         if (intent) void this.sendIntent(call, intent, 'stream');
       });
     }
+  }
+
+  /**
+   * For an INFO going out: records the pending intent of its call as its
+   * final response is handled, when the INFO is that intent's (JSON).
+   */
+  #pendingIntent(request: SipRequest): ((response: { status: number; reason: string }) => void) | undefined {
+    if (request.method !== 'INFO') return undefined;
+    const state = this.#state.get(request.headers.callId() ?? '');
+    const record = state?.pending;
+    const type = request.headers.get('Content-Type')?.split(';')[0]?.trim().toLowerCase();
+    if (!state || !record || type !== 'application/json') return undefined;
+    return (response) => {
+      record.status = response.status;
+      record.reason = response.reason;
+      if (!state.intents.includes(record)) state.intents.push(record);
+    };
   }
 
   #armFinalHangup(call: Call, state: CallState): void {

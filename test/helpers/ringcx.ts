@@ -60,6 +60,11 @@ export interface RxCall {
   bye(timeoutMs?: number): Promise<SipResponse>;
   /** Sends any in-dialog request and resolves with its final response. */
   request(method: string, body?: string, contentType?: string): Promise<SipResponse>;
+  /**
+   * Sends `before` (raw bytes, e.g. a response we held back) and BYE in one
+   * write, so the far end reads them together; resolves with the BYE's final.
+   */
+  byeAfter(before: string): Promise<SipResponse>;
 }
 
 const CRLF = '\r\n';
@@ -300,10 +305,17 @@ export class RingCx {
         }
       }
     });
-    const request = async (method: string, payload = '', contentType?: string): Promise<SipResponse> => {
+    const request = async (
+      method: string,
+      payload = '',
+      contentType?: string,
+      before = '',
+    ): Promise<SipResponse> => {
       cseq.n++;
       const seq = cseq.n;
-      this.write(inDialog(method, seq, contentType ? [`Content-Type: ${contentType}`] : [], payload));
+      this.write(
+        before + inDialog(method, seq, contentType ? [`Content-Type: ${contentType}`] : [], payload),
+      );
       return (await this.waitFor(
         (m) =>
           m.type === 'response' &&
@@ -349,7 +361,8 @@ export class RingCx {
         void timeoutMs;
         return request('BYE');
       },
-      request,
+      request: (method, payload, contentType) => request(method, payload, contentType),
+      byeAfter: (before) => request('BYE', '', undefined, before),
     };
   }
 

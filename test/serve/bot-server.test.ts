@@ -17,7 +17,7 @@ import { BotServer, type BotServerOptions, type IntentOutcome } from '../../src/
 import { type Bot, type BotDefaults, singleBot } from '../../src/serve/bots.js';
 import type { CallSidecar } from '../../src/sinks/sidecar.js';
 import { freeUdpPortRange } from '../helpers/ports.js';
-import { offer, RingCx } from '../helpers/ringcx.js';
+import { offer, RingCx, responseTo } from '../helpers/ringcx.js';
 import { localhostCertificate } from '../helpers/tls-cert.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -206,6 +206,27 @@ describe('BotServer', () => {
       void server;
     });
   }
+
+  it('TCP: the final intent’s 200 and RingCX’s BYE in one read: the sidecar still has the intent with its 200', async () => {
+    const dir = tempDir();
+    const { server, port, ended } = await startServer([singleBot([], { ...DEFAULTS, recordDir: dir })]);
+    let answered: Call | undefined;
+    server.on('callAnswered', (call) => {
+      answered = call;
+    });
+    const rx = await connect('tcp', port('tcp'));
+    rx.leaveUnanswered.set('INFO', 1);
+    const rtp = await rtpSocket();
+    const call = await rx.invite({ did: 'x', sdp: offer(rtp.address().port) });
+    const sent = server.sendIntent(answered as Call, { intent: 'done', final: true });
+    const info = await call.nextInfo();
+    expect((await call.byeAfter(responseTo(info, 200))).status).toBe(200);
+    expect(await sent).toMatchObject({ status: 200, final: true });
+    const end = await ended.get(answered?.id as string);
+    expect(end?.reason).toBe('remote-bye');
+    const sidecar = JSON.parse(readFileSync(end?.sidecar as string, 'utf8')) as CallSidecar;
+    expect(sidecar.serve?.intents).toMatchObject([{ final: true, status: 200, reason: 'OK', source: 'api' }]);
+  });
 
   it('UDP: an INFO RingCX does not answer is sent again (Timer E), same transaction, until it does', async () => {
     const { server, port } = await startServer([singleBot([], DEFAULTS)]);

@@ -26,6 +26,12 @@ export interface ClientRequestOptions {
   /** Defaults to Timer F (32 s). */
   timeoutMs?: number;
   onProvisional?: (response: SipResponse) => void;
+  /**
+   * The final response, synchronously as it is handled (before the promise's
+   * continuations run): for a caller whose bookkeeping must not trail a
+   * message that arrives with it (a BYE in the same read).
+   */
+  onFinal?: (response: SipResponse) => void;
 }
 
 export function transactionKey(branch: string, method: string): string {
@@ -68,6 +74,7 @@ interface Pending {
   resolve: (response: SipResponse) => void;
   reject: (error: SoftphoneError) => void;
   onProvisional: ((response: SipResponse) => void) | undefined;
+  onFinal: ((response: SipResponse) => void) | undefined;
   settled: boolean;
 }
 
@@ -112,6 +119,7 @@ export class ClientTransactions {
         resolve,
         reject,
         onProvisional: options.onProvisional,
+        onFinal: options.onFinal,
         settled: false,
       };
       this.#pending.get(key)?.timers.clear();
@@ -233,6 +241,7 @@ export class ClientTransactions {
           if (response.status < 200) entry.onProvisional?.(response);
           else {
             entry.settled = true;
+            entry.onFinal?.(response);
             entry.resolve(response);
           }
           break;

@@ -70,11 +70,14 @@ describe('client transactions over UDP', () => {
     const c = new FakeConnection('udp');
     const tx = new ClientTransactions();
     const info = request('INFO');
-    const result = tx.send(c, info);
+    const finals: number[] = [];
+    const result = tx.send(c, info, { onFinal: (r) => finals.push(r.status) });
     await vi.advanceTimersByTimeAsync(11_600);
     expect(c.times(0, isMethod('INFO'))).toEqual([0, 500, 1500, 3500, 7500, 11_500]);
     const ok = createResponse(info, 200);
     expect(tx.handleResponse(ok)).toBe(true);
+    // onFinal runs as the final is handled, before any continuation of the promise.
+    expect(finals).toEqual([200]);
     await expect(result).resolves.toBe(ok);
     await vi.advanceTimersByTimeAsync(4000);
     expect(c.times(0, isMethod('INFO'))).toHaveLength(6);
@@ -82,6 +85,7 @@ describe('client transactions over UDP', () => {
     expect(tx.handleResponse(createResponse(info, 200))).toBe(true);
     await vi.advanceTimersByTimeAsync(1001);
     expect(tx.handleResponse(createResponse(info, 200))).toBe(false);
+    expect(finals).toEqual([200]);
   });
 
   it('non-INVITE: no final within Timer F (32 s) rejects SIP_TRANSACTION_TIMEOUT', async () => {

@@ -76,6 +76,8 @@ export interface SoftphoneOptions {
   maxCalls?: number;
   /** UDP port range for RTP, one port per call. Default 20000-29999. */
   rtpPorts?: { min: number; max: number };
+  /** Take RTP ports from this pool (shared by the devices of a fleet) instead of one of our own over rtpPorts. */
+  portPool?: RtpPortPool;
   /** IPv4 or IPv6 address put in our SDP; default: the local address of the SIP connection. */
   mediaIp?: string;
   /** Send RTP silence like a phone does after priming. Default true. */
@@ -194,7 +196,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     this.ua.on('trace', (e) => this.emit('sipTrace', e));
     this.ua.on('warning', (e) => this.emit('warning', e));
     this.calls = new CallManager(this.ua, {
-      ports: new RtpPortPool(resolved.rtpPorts),
+      ports: options.portPool ?? new RtpPortPool(resolved.rtpPorts),
       mediaIp: resolved.mediaIp,
       recordDir: resolved.recordDir,
       recordPath: options.recordPath,

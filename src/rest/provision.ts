@@ -107,18 +107,18 @@ function shownServer(serverUrl: string): string {
 }
 
 /**
- * Provisions a SIP device for the JWT's user and returns the SIP credentials
- * for `transport`. Calls, in order: `rc.authorize({ jwt })` (POST
- * /restapi/oauth/token, grant urn:ietf:params:oauth:grant-type:jwt-bearer,
- * Basic client auth), `rc.restapi().clientInfo().sipProvision().post(...)`,
- * and — in `finally`, whenever a token was issued — `rc.revoke()` (POST
- * /restapi/oauth/revoke). A revoke failure after a success is a warning, not
- * an error; after a failure, the original error wins.
- *
- * Throws REST_AUTH_FAILED, REST_PERMISSION, REST_RATE_LIMITED (details.retryAfterSeconds),
- * REST_NETWORK, REST_ERROR, or CONFIG_INVALID for an unusable server URL.
+ * The REST client for one provisioning run, after checking the server URL:
+ * @rc-ex/core with our timeout (and fetch, for tests), and a scrubber that
+ * knows the run's secrets.
  */
-export async function provisionDevice(options: ProvisionOptions): Promise<ProvisionResult> {
+function restClient(options: {
+  serverUrl: string;
+  clientId: string;
+  clientSecret: string;
+  jwt: string;
+  fetch?: FetchLike | undefined;
+  timeoutMs?: number | undefined;
+}): { rc: RingCentral; context: { serverUrl: string; timeoutMs: number; scrubber: Scrubber } } {
   const urlProblem = serverUrlProblem(options.serverUrl);
   if (urlProblem !== null) {
     throw new SoftphoneError(
@@ -131,7 +131,6 @@ export async function provisionDevice(options: ProvisionOptions): Promise<Provis
   const scrubber = new Scrubber();
   scrubber.add(options.clientSecret);
   scrubber.add(options.jwt);
-
   const rc = new RingCentral({
     server: options.serverUrl,
     clientId: options.clientId,
@@ -145,8 +144,24 @@ export async function provisionDevice(options: ProvisionOptions): Promise<Provis
     http.defaults.adapter = 'fetch';
     http.defaults.env = { ...http.defaults.env, fetch: options.fetch };
   }
+  return { rc, context: { serverUrl: options.serverUrl, timeoutMs, scrubber } };
+}
 
-  const context = { serverUrl: options.serverUrl, timeoutMs, scrubber };
+/**
+ * Provisions a SIP device for the JWT's user and returns the SIP credentials
+ * for `transport`. Calls, in order: `rc.authorize({ jwt })` (POST
+ * /restapi/oauth/token, grant urn:ietf:params:oauth:grant-type:jwt-bearer,
+ * Basic client auth), `rc.restapi().clientInfo().sipProvision().post(...)`,
+ * and — in `finally`, whenever a token was issued — `rc.revoke()` (POST
+ * /restapi/oauth/revoke). A revoke failure after a success is a warning, not
+ * an error; after a failure, the original error wins.
+ *
+ * Throws REST_AUTH_FAILED, REST_PERMISSION, REST_RATE_LIMITED (details.retryAfterSeconds),
+ * REST_NETWORK, REST_ERROR, or CONFIG_INVALID for an unusable server URL.
+ */
+export async function provisionDevice(options: ProvisionOptions): Promise<ProvisionResult> {
+  const { rc, context } = restClient(options);
+  const { scrubber } = context;
   const warnings: string[] = [];
   let stage: Stage = 'token';
   let outcome: { sipInfo: SipInfo; deviceId: string; raw: CreateSipRegistrationResponse } | undefined;
@@ -219,32 +234,8 @@ const DEFAULT_RATE_LIMIT_WAIT_MS = 60_000;
  * were already handed to `onDevice`. Resolves with the warnings.
  */
 export async function provisionDevices(options: ProvisionManyOptions): Promise<{ warnings: string[] }> {
-  const urlProblem = serverUrlProblem(options.serverUrl);
-  if (urlProblem !== null) {
-    throw new SoftphoneError(
-      ErrorCodes.CONFIG_INVALID,
-      `RINGCENTRAL_SERVER_URL ${urlProblem} (e.g. RINGCENTRAL_SERVER_URL=https://platform.ringcentral.com)`,
-      { details: { variable: 'RINGCENTRAL_SERVER_URL' } },
-    );
-  }
-  const timeoutMs = options.timeoutMs ?? DEFAULT_REST_TIMEOUT_MS;
-  const scrubber = new Scrubber();
-  scrubber.add(options.clientSecret);
-  scrubber.add(options.jwt);
-  const rc = new RingCentral({
-    server: options.serverUrl,
-    clientId: options.clientId,
-    clientSecret: options.clientSecret,
-    appName: 'rc-softphone',
-    appVersion: APP_VERSION,
-  });
-  const http = rc.rest.httpClient;
-  http.defaults.timeout = timeoutMs;
-  if (options.fetch) {
-    http.defaults.adapter = 'fetch';
-    http.defaults.env = { ...http.defaults.env, fetch: options.fetch };
-  }
-  const context = { serverUrl: options.serverUrl, timeoutMs, scrubber };
+  const { rc, context } = restClient(options);
+  const { scrubber } = context;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const maxWaitMs = options.maxWaitMs ?? 300_000;
   const maxRetries = options.maxRetries ?? 5;

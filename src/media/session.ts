@@ -528,13 +528,16 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     const target = this.#target;
     if (target === undefined) return;
     try {
-      this.#socket.send(packet, target.port, target.address, (err) => {
-        if (err) this.#sendErrors++;
-      });
+      this.#socket.send(packet, target.port, target.address, this.#onSent);
     } catch {
       // The socket was closed under us (ERR_SOCKET_DGRAM_NOT_RUNNING).
       this.#sendErrors++;
     }
+  };
+
+  /** One callback for every packet (not a closure each). */
+  readonly #onSent = (err: Error | null): void => {
+    if (err) this.#sendErrors++;
   };
 
   /** The user's source threw: reported once; it is skipped for that frame. */

@@ -115,6 +115,9 @@ export interface EventLoopDelay {
   gcPauses: number;
   gcMaxMs: number;
   gcTotalMs: number;
+  /** Of which full (mark-sweep-compact) collections. */
+  gcMajorPauses: number;
+  gcMajorMaxMs: number;
 }
 
 export interface Neighbours {
@@ -247,12 +250,18 @@ import { writeFileSync } from 'node:fs';
 const histogram = monitorEventLoopDelay({ resolution: 5 });
 histogram.enable();
 let gc = [];
+let major = [];
 new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gc.push(e.duration);
+  for (const e of list.getEntries()) {
+    gc.push(e.duration);
+    // Mark-sweep-compact (NODE_PERFORMANCE_GC_MAJOR); the rest are scavenges and incremental steps.
+    if (e.detail?.kind === 4) major.push(e.duration);
+  }
 }).observe({ entryTypes: ['gc'] });
 process.on('SIGUSR2', () => {
   histogram.reset();
   gc = [];
+  major = [];
 });
 process.on('exit', () => {
   histogram.disable();
@@ -267,6 +276,7 @@ process.on('exit', () => {
     max: ms(histogram.max), mean: ms(histogram.mean),
     gcPauses: gc.length, gcMaxMs: round(gc[gc.length - 1] ?? 0),
     gcTotalMs: round(gc.reduce((a, b) => a + b, 0)),
+    gcMajorPauses: major.length, gcMajorMaxMs: round(Math.max(0, ...major)),
   }));
 });
 `;
@@ -577,6 +587,8 @@ function worstOf(elds: readonly EventLoopDelay[]): EventLoopDelay {
     gcPauses: max('gcPauses'),
     gcMaxMs: max('gcMaxMs'),
     gcTotalMs: max('gcTotalMs'),
+    gcMajorPauses: max('gcMajorPauses'),
+    gcMajorMaxMs: max('gcMajorMaxMs'),
   };
 }
 

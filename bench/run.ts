@@ -6,6 +6,7 @@
 import { benchCapacity } from './capacity.js';
 import { benchFlood } from './flood.js';
 import { benchLiveDelay } from './live-delay.js';
+import { benchMediaLoad } from './media-load.js';
 import { benchMediaPath } from './media-path.js';
 import { benchOpus } from './opus.js';
 import { benchOutbound } from './outbound.js';
@@ -36,6 +37,19 @@ const benches: Bench[] = [
           `  SRTP ${s.suite}: ${s.nsPerPacket} ns/packet with unprotect (best ${s.nsPerPacketBest} ns; unprotect alone ${s.unprotectNsPerPacket} ns), ×${s.ratio.toFixed(2)} = +${s.addedPercent.toFixed(1)}% (target < 25%), ≈ ${s.callsPerCore.toLocaleString('en-US')} calls per core`,
         );
       }
+      return r;
+    },
+  },
+  {
+    name: 'media-load',
+    run: async () => {
+      const r = await benchMediaLoad();
+      console.log(
+        `${r.calls} calls' media in one process (real MediaSessions on loopback UDP, WAVs written, no SIP), ${r.seconds} s:`,
+      );
+      console.log(
+        `  ${r.cpuPercent} % of a core = ${r.perCallUsPer20Ms} µs per call per 20 ms; event-loop delay p99 ${r.eventLoopDelayMs.p99} ms, max ${r.eventLoopDelayMs.max} ms; GC ${r.gc.pauses} pauses, longest ${r.gc.maxMs} ms; lost ${r.lost}, late ${r.late} of ${r.received} (the sender: ${r.senderCpuPercent} %)`,
+      );
       return r;
     },
   },

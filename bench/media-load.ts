@@ -27,6 +27,7 @@ import { RtpTransport } from '../src/media/rtp-transport.js';
 import { MediaSession } from '../src/media/session.js';
 import { WavWriter } from '../src/sinks/wav.js';
 import { WavSink } from '../src/sinks/wav-sink.js';
+import { freeUdpPortRange } from '../test/helpers/ports.js';
 
 export interface MediaLoadFigures {
   calls: number;
@@ -94,7 +95,8 @@ export async function benchMediaLoad(
   const calls = options.calls ?? 500;
   const seconds = options.seconds ?? 20;
   const dir = mkdtempSync(path.join(tmpdir(), 'rcsp-media-load-'));
-  const pool = new RtpPortPool({ min: 30000, max: 30000 + 2 * calls + 100 }, { address: '127.0.0.1' });
+  const base = await freeUdpPortRange(calls + 20);
+  const pool = new RtpPortPool({ min: base, max: base + calls + 19 }, { address: '127.0.0.1' });
   const sessions: { media: MediaSession; fanOut: FrameFanOut }[] = [];
   let sender: ChildProcess | undefined;
   try {

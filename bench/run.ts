@@ -2,9 +2,12 @@
  * `npm run bench`: every benchmark in one run, figures printed as they come.
  * Speed and capacity live here, never in timed tests. Select a subset with
  * `npm run bench -- sip-parse media-path`.
+ * The knee of the capacity (bench/knee.ts, a quarter of an hour) runs only
+ * when named: `npm run bench -- knee`.
  */
 import { benchCapacity } from './capacity.js';
 import { benchFlood } from './flood.js';
+import { benchKnee } from './knee.js';
 import { benchLiveDelay } from './live-delay.js';
 import { benchMediaLoad } from './media-load.js';
 import { benchMediaPath } from './media-path.js';
@@ -15,7 +18,8 @@ import { benchSipParse } from './sip-parse.js';
 import { benchSpikes } from './spikes.js';
 import { benchStreamLatency } from './stream-latency.js';
 
-type Bench = { name: string; run: () => Promise<unknown> };
+/** `explicit`: runs only when named (`npm run bench -- knee`): it takes a quarter of an hour. */
+type Bench = { name: string; run: () => Promise<unknown>; explicit?: boolean };
 
 const benches: Bench[] = [
   { name: 'sip-parse', run: () => benchSipParse() },
@@ -176,6 +180,11 @@ const benches: Bench[] = [
     },
   },
   {
+    name: 'knee',
+    explicit: true,
+    run: () => benchKnee(),
+  },
+  {
     name: 'outbound',
     run: async () => {
       const r = await benchOutbound();
@@ -194,7 +203,7 @@ const benches: Bench[] = [
 
 const wanted = process.argv.slice(2);
 for (const bench of benches) {
-  if (wanted.length > 0 && !wanted.includes(bench.name)) continue;
+  if (wanted.length > 0 ? !wanted.includes(bench.name) : bench.explicit) continue;
   console.log(`\n== ${bench.name}`);
   try {
     await bench.run();

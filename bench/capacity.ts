@@ -204,6 +204,12 @@ export interface CapacityFigures {
     perCallUsPer20Ms: number;
     /** The supervisor of --processes alone (it passes the workers' output on). */
     supervisorAllUpPercent?: number;
+    /**
+     * Per process, while every call was up: how long its event loop was
+     * ready to run but had no CPU, % of the time (the machine's contention:
+     * event-loop delay and INVITE→200 include it).
+     */
+    allUpRunQueueWaitPercent: number[];
   };
   /** What shares the machine, while every call was up, % of one core: SIPp, Kamailio, the bench's tshark captures, and the whole machine (/proc/stat, every process of everyone). */
   neighbours: {
@@ -537,6 +543,8 @@ interface CpuSample {
   at: number;
   /** Per bot process. */
   bots: number[];
+  /** Per bot process: its main (event-loop) thread's time runnable but waiting for a CPU, ns. */
+  botWaitNs: number[];
   /** The supervisor of `--processes` (0 with one process: it is the bot). */
   supervisor: number;
   rssKb: number;
@@ -562,6 +570,19 @@ function childrenOf(pid: number): number[] {
       .map(Number);
   } catch {
     return [];
+  }
+}
+
+/**
+ * Time the main thread of `pid` (the event loop) spent runnable but waiting
+ * for a CPU, ns: /proc/<pid>/schedstat's second field. What other processes
+ * take from the bot shows here, not in its CPU.
+ */
+function runQueueWaitNs(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  } catch {
+    return undefined;
   }
 }
 
@@ -868,6 +889,9 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       samples.push({
         at: performance.now(),
         bots: bot.map((p, i) => p?.ticks ?? samples.at(-1)?.bots[i] ?? 0),
+        botWaitNs: bots.map((b, i) =>
+          b.pid === undefined ? 0 : (runQueueWaitNs(b.pid) ?? samples.at(-1)?.botWaitNs[i] ?? 0),
+        ),
         supervisor: supervisor?.ticks ?? 0,
         rssKb: [...bot, supervisor].reduce((sum, p) => sum + (p?.rssKb ?? 0), 0),
         // SIPp starts at 0 ticks; after it exits its last figure stands.
@@ -1167,6 +1191,8 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
         ),
         perCallUsPer20Ms: round1(((allUpAvgPercent / 100) * FRAME_MS * 1000) / calls),
         ...(processes > 1 && { supervisorAllUpPercent: allUp((s) => s.supervisor) }),
+        // In ticks of 10 ms (1e7 ns), as cpuBetween counts.
+        allUpRunQueueWaitPercent: bots.map((_, i) => allUp((s) => (s.botWaitNs[i] ?? 0) / 1e7)),
       },
       neighbours: {
         allUp: neighbours(allUp),

@@ -10,7 +10,8 @@
  * Each row: CPU of the bot (all processes) with every call up and per call
  * per 20 ms, frames lost or late, WAVs bit-exact, INVITE→200 p50/p99/max on
  * the wire, event-loop delay p99/max of the worst process, the longest GC
- * pause, SIPp's and Kamailio's CPU, the whole machine's, and the load average
+ * pause, how long each event loop waited for a CPU (other processes' share),
+ * SIPp's and Kamailio's CPU, the whole machine's, and the load average
  * before and after (the machine is shared: a busy one shows in the last
  * columns, and in the latencies).
  */
@@ -63,6 +64,7 @@ function header(): string {
     'INVITE→200 p50 / p99 / max ms',
     'event-loop delay p99 / max ms',
     'GC max ms',
+    'run-queue wait',
     'SIPp / Kamailio CPU',
     'machine busy',
     'load avg',
@@ -85,6 +87,7 @@ function row(r: CapacityFigures): string {
     `${r.inviteTo200.p50Ms} / ${r.inviteTo200.p99Ms} / ${r.inviteTo200.maxMs}`,
     e ? `${e.p99} / ${e.max}` : 'n/a',
     e ? e.gcMaxMs : 'n/a',
+    `${r.cpu.allUpRunQueueWaitPercent.join(' / ')} %`,
     `${n.load.sippPercent} / ${n.load.kamailioPercent} %`,
     `${n.allUp.machinePercent} / ${n.machineCores * 100} %`,
     r.loadAverage.join(' → '),

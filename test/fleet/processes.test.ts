@@ -11,9 +11,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { saveSipInfoFile } from '../../src/config/sip-info.js';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { devicesOfWorker, planProcesses, WORKER_ENV, workerPartFromEnv } from '../../src/fleet/processes.js';
+import { startRedis } from '../helpers/brokers.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/dirs.js';
 import { freePort, freeUdpPortRange, waitFor } from '../helpers/ports.js';
+import { describeInterop } from '../helpers/tools.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -320,5 +322,61 @@ describe('listen --devices --processes', () => {
       expect(await run.exit, args.join(' ')).toBe(2);
       expect(run.stderr()).toMatch(message);
     }
+  });
+});
+
+describeInterop('listen --devices --processes --coordinate', ['redis-server'], () => {
+  it('every worker lists every device and the leases share them out: each device registered once, by one worker', {
+    timeout: 60_000,
+  }, async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.close());
+    const { pbx, cwd, dir, rtp } = await setup();
+    const r = runCli(
+      [
+        'listen',
+        '--devices',
+        dir,
+        '--processes',
+        '2',
+        '--coordinate',
+        redis.url,
+        '--lease-ttl',
+        '3',
+        '--log-format',
+        'json',
+        '--no-record',
+        '--rtp-ports',
+        rtp,
+      ],
+      { cwd, cleanups },
+    );
+    const holders = () => {
+      const held = new Map<string, number>();
+      for (const e of r.events()) {
+        if (e.event === 'lease.acquired')
+          held.set(e.device as string, (held.get(e.device as string) ?? 0) + 1);
+        if (e.event === 'lease.lost' || e.event === 'lease.released')
+          held.set(e.device as string, (held.get(e.device as string) ?? 0) - 1);
+      }
+      return held;
+    };
+    await waitFor(() => USERS.every((u) => pbx.binding(u.username) !== undefined), {
+      timeoutMs: 30_000,
+      message: 'every device registered',
+    });
+    const started = r.events().filter((e) => e.event === 'process.started');
+    expect(started.map((e) => e.devices)).toEqual([
+      ['dev-1', 'dev-2', 'dev-3', 'dev-4'],
+      ['dev-1', 'dev-2', 'dev-3', 'dev-4'],
+    ]);
+    // Each device's lease is held by one process at a time.
+    await waitFor(() => [...holders().values()].every((n) => n === 1) && holders().size === 4, {
+      timeoutMs: 20_000,
+      message: 'one holder per device',
+    });
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+    for (const u of USERS) expect(pbx.binding(u.username)).toBeUndefined();
   });
 });

@@ -227,6 +227,8 @@ export interface CapacityFigures {
   eventLoopDelayMs?: EventLoopDelay;
   eventLoopDelayPerProcessMs?: (EventLoopDelay | undefined)[];
   inviteTo200: LatencyFigures;
+  /** The five slowest INVITE→200, with the call's place in arrival order (1 = the first INVITE). */
+  inviteTo200Slowest: { call: number; ms: number }[];
   inviteTo100: LatencyFigures;
   trying100To200: LatencyFigures;
   capture: { sipMessages: number };
@@ -1109,6 +1111,11 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       if (ok !== undefined && trying !== undefined) tryingToOk.push(ok - trying);
     }
     const inviteTo200 = latencyFigures(toOk);
+    // Which calls were slowest, by arrival order (the first calls pay for warm-up; later ones for load).
+    const slowest = toOk
+      .map((ms, index) => ({ call: index + 1, ms: round3(ms) }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5);
     const lateness = [...streams.values()].map((s) => s.maxLateMs).sort((a, b) => a - b);
     const exactSorted = exactFirstPacket.filter((n) => !Number.isNaN(n)).sort((a, b) => a - b);
     const eldOf = (pid: number | undefined) => {
@@ -1206,6 +1213,7 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       ...(eld && { eventLoopDelayMs: eld }),
       ...(elds.length > 1 && { eventLoopDelayPerProcessMs: elds }),
       inviteTo200,
+      inviteTo200Slowest: slowest,
       inviteTo100: latencyFigures(toTrying),
       trying100To200: latencyFigures(tryingToOk),
       capture: { sipMessages: wire.messages },

@@ -61,6 +61,7 @@ const EQUALS = 0x3d;
 const LBRACKET = 0x5b;
 const QUESTION = 0x3f;
 const PERCENT = 0x25;
+const AMPERSAND = 0x26;
 
 export function isTokenChar(c: number): boolean {
   return c < 128 && TOKEN[c] === 1;
@@ -250,115 +251,32 @@ function escapeWith(s: string, allowed: Uint8Array): string {
   return out;
 }
 
-// ---------------------------------------------------------------------------
-// Fast paths. The common shapes (what RingCentral and Kamailio send) are
-// matched by one linear regex each; the patterns are deliberately narrower
-// than the grammar (no whitespace, no quoted-pair surprises, no `;`/`?` in
-// the user part, no URI headers) so that whatever they accept, the exact
-// scanners below accept with the same result. Anything else falls through to
-// the scanners. The differential fuzz test checks this equivalence.
-
-const TOKEN_CLASS = "A-Za-z0-9\\-.!%*_+`'~";
-/** isValueChar as a class: anything above SP except DEL ; , " < > */
-const VALUE_CLASS = '^\\x00-\\x20\\x7f;,"<>';
-const PARAM_CLASS = "A-Za-z0-9\\-_.!~*'()\\[\\]/:&+$%";
-const QUOTED = '"(?:[^"\\\\]|\\\\.)*"';
-const GENERIC_PARAMS = `((?:;[${TOKEN_CLASS}]+(?:=(?:[${VALUE_CLASS}]+|${QUOTED}))?)*)`;
-
-/** sip:/sips: with optional user[:password]@, host or [IPv6], port, uri-parameters. */
-const SIP_URI_FAST = new RegExp(
-  "^(sips?):(?:([A-Za-z0-9\\-_.!~*'()&=+$,/%]+)(?::([A-Za-z0-9\\-_.!~*'()&=+$,%]*))?@)?" +
-    '([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\])(?::([0-9]{1,5}))?' +
-    `((?:;[${PARAM_CLASS}]+(?:=[${PARAM_CLASS}]*)?)*)$`,
-);
-
-function sipUriFromMatch(m: RegExpExecArray): SipUri | undefined {
-  const [, scheme, user, password, host, portText, paramText] = m;
-  const params = new Map<string, string | null>();
-  if (paramText !== undefined && paramText.length > 0) {
-    const parts = paramText.split(';');
-    for (let i = 1; i < parts.length; i++) {
-      const part = parts[i] as string;
-      const eq = part.indexOf('=');
-      const name = unescapeUriComponent(eq === -1 ? part : part.slice(0, eq)).toLowerCase();
-      if (!params.has(name)) params.set(name, eq === -1 ? null : unescapeUriComponent(part.slice(eq + 1)));
-    }
-  }
-  const uri: SipUri = { scheme: scheme as 'sip' | 'sips', host: host as string, params, headers: new Map() };
-  if (user !== undefined) uri.user = unescapeUriComponent(user);
-  if (password !== undefined) uri.password = unescapeUriComponent(password);
-  if (portText !== undefined) {
-    const port = Number(portText);
-    if (port > 65535) return undefined;
-    uri.port = port;
-  }
-  return uri;
-}
-
-/** "Quoted" or token display name, <URI>, header parameters. */
-const NAME_ADDR_FAST = new RegExp(
-  `^(?:"((?:[^"\\\\]|\\\\.)*)"|([${TOKEN_CLASS}]+(?:[ \\t]+[${TOKEN_CLASS}]+)*))?[ \\t]*` +
-    `<([^\\x00-\\x20\\x7f<>"]+)>${GENERIC_PARAMS}$`,
-);
-
-function nameAddrFromMatch(s: string, m: RegExpExecArray): NameAddr | undefined {
-  const [, quoted, tokens, uriText, paramText] = m;
-  const uri = parseUri(uriText as string);
-  if (uri === undefined) return undefined;
-  const params = new Map<string, string | null>();
-  if (paramText !== undefined && paramText.length > 0) {
-    if (scanParams(s, s.length - paramText.length, params) !== s.length) return undefined;
-  }
-  const result: NameAddr = { uri, params };
-  if (quoted !== undefined) result.displayName = unescapeQuotedContent(quoted);
-  else if (tokens !== undefined) result.displayName = collapseWs(tokens);
-  return result;
-}
-
-/** SIP/2.0/TRANSPORT host[:port] params, with no optional whitespace anywhere. */
-const VIA_FAST = new RegExp(
-  `^SIP/2\\.0/([A-Z]+) ([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\])(?::([0-9]{1,5}))?${GENERIC_PARAMS}$`,
-);
-
-function viaFromMatch(s: string, m: RegExpExecArray): Via | undefined {
-  const [, transport, host, portText, paramText] = m;
-  const params = new Map<string, string | null>();
-  if (paramText !== undefined && paramText.length > 0) {
-    if (paramText.indexOf('"') === -1) {
-      const parts = paramText.split(';');
-      for (let i = 1; i < parts.length; i++) {
-        const part = parts[i] as string;
-        const eq = part.indexOf('=');
-        const name = (eq === -1 ? part : part.slice(0, eq)).toLowerCase();
-        if (!params.has(name)) params.set(name, eq === -1 ? null : part.slice(eq + 1));
-      }
-    } else if (scanParams(s, s.length - paramText.length, params) !== s.length) return undefined;
-  }
-  const via: Via = { protocol: 'SIP/2.0', transport: transport as string, host: host as string, params };
-  if (portText !== undefined) {
-    const port = Number(portText);
-    if (port > 65535) return undefined;
-    via.port = port;
-  }
-  return via;
-}
-
 function collapseWs(s: string): string {
   return s.indexOf(' ') === -1 && s.indexOf('\t') === -1 ? s : s.split(/[ \t]+/).join(' ');
 }
 
 // ---------------------------------------------------------------------------
-// URIs (RFC 3261 19.1)
+// Scanners. Each grammar is scanned in one pass, straight into its result
+// (no regexes, no intermediate arrays). With `build` false a scanner only
+// checks the grammar and returns VALID: that is what the parser's validation
+// runs on the values nobody reads yet (lower Vias, Contact), so the typed value
+// is built only on first access, by the same code, with the same verdict.
 
-function hasForbiddenUriChar(s: string): boolean {
-  // Whitespace, controls and the delimiters that end a URI inside a header
-  // field can never be part of one (RFC 4475 3.1.2.7, 3.1.2.8, 3.1.2.14).
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c <= SP || c === 0x7f || c === LT || c === GT || c === DQUOTE) return true;
-  }
-  return false;
+/** What a scanner returns in check mode when the value is well formed. */
+const VALID = null;
+type Checked = typeof VALID;
+
+/** Whitespace, controls and the delimiters that end a URI inside a header field (RFC 4475 3.1.2.7, 3.1.2.8, 3.1.2.14). */
+function isForbiddenInUri(c: number): boolean {
+  return c <= SP || c === 0x7f || c === LT || c === GT || c === DQUOTE;
 }
+
+function lowerAscii(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+}
+
+// ---------------------------------------------------------------------------
+// URIs (RFC 3261 19.1)
 
 /**
  * Parses a URI. sip:/sips: URIs are parsed into their parts, any other
@@ -366,33 +284,46 @@ function hasForbiddenUriChar(s: string): boolean {
  * answers 416 for schemes it does not support; RFC 4475 3.3.2).
  */
 export function parseUri(s: string): Uri | undefined {
-  const fast = SIP_URI_FAST.exec(s);
-  if (fast !== null) {
-    const uri = sipUriFromMatch(fast);
-    if (uri !== undefined) return uri;
-  }
-  return parseUriSlow(s);
+  return scanUri(s, 0, s.length, true);
 }
 
-/** The exact scanner behind parseUri (exported for the differential tests). @internal */
-export function parseUriSlow(s: string): Uri | undefined {
-  const colon = s.indexOf(':');
-  if (colon <= 0 || hasForbiddenUriChar(s)) return undefined;
-  const c0 = s.charCodeAt(0);
+/** Scans the URI s[start, end). */
+function scanUri(s: string, start: number, end: number, build: true): Uri | undefined;
+function scanUri(s: string, start: number, end: number, build: boolean): Uri | Checked | undefined;
+function scanUri(s: string, start: number, end: number, build: boolean): Uri | Checked | undefined {
+  const colon = s.indexOf(':', start);
+  if (colon <= start || colon >= end) return undefined;
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+  const c0 = s.charCodeAt(start);
   if (!((c0 >= 0x41 && c0 <= 0x5a) || (c0 >= 0x61 && c0 <= 0x7a))) return undefined;
-  for (let i = 1; i < colon; i++) {
+  for (let i = start + 1; i < colon; i++) {
     const c = s.charCodeAt(i);
     if (c >= 128 || SCHEME_CHARS[c] !== 1) return undefined;
   }
-  const scheme = s.slice(0, colon).toLowerCase();
-  if (scheme === 'sip' || scheme === 'sips') return parseSipUri(s, colon + 1, scheme);
-  if (colon + 1 >= s.length) return undefined;
-  const other: OtherUri = { scheme, opaque: s.slice(colon + 1) };
+  const schemeLength = colon - start;
+  if (
+    (schemeLength === 3 || schemeLength === 4) &&
+    lowerAscii(c0) === 0x73 &&
+    lowerAscii(s.charCodeAt(start + 1)) === 0x69 &&
+    lowerAscii(s.charCodeAt(start + 2)) === 0x70 &&
+    (schemeLength === 3 || lowerAscii(s.charCodeAt(start + 3)) === 0x73)
+  ) {
+    return scanSipUri(s, colon + 1, end, schemeLength === 3 ? 'sip' : 'sips', build);
+  }
+  if (colon + 1 >= end) return undefined;
+  for (let i = colon + 1; i < end; i++) if (isForbiddenInUri(s.charCodeAt(i))) return undefined;
+  if (!build) return VALID;
+  const other: OtherUri = { scheme: s.slice(start, colon).toLowerCase(), opaque: s.slice(colon + 1, end) };
   return other;
 }
 
-function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri | undefined {
-  const n = s.length;
+function scanSipUri(
+  s: string,
+  start: number,
+  end: number,
+  scheme: 'sip' | 'sips',
+  build: boolean,
+): SipUri | Checked | undefined {
   let user: string | undefined;
   let password: string | undefined;
   let i = start;
@@ -400,75 +331,106 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
   // headers), so the first one ends the userinfo; the user part itself may
   // contain `;`, `?` and `/` (RFC 4475 3.1.1.2, 3.1.1.9).
   const at = s.indexOf('@', start);
-  if (at !== -1) {
-    const pc = s.indexOf(':', start);
-    const userEnd = pc !== -1 && pc < at ? pc : at;
+  if (at !== -1 && at < end) {
+    let userEnd = at;
+    for (let k = start; k < at; k++) {
+      const c = s.charCodeAt(k);
+      if (c === COLON && userEnd === at) userEnd = k;
+      else if (isForbiddenInUri(c)) return undefined;
+    }
     if (userEnd === start) return undefined;
-    user = unescapeUriComponent(s.slice(start, userEnd));
-    if (userEnd < at) password = unescapeUriComponent(s.slice(userEnd + 1, at));
+    if (build) {
+      user = unescapeUriComponent(s.slice(start, userEnd));
+      if (userEnd < at) password = unescapeUriComponent(s.slice(userEnd + 1, at));
+    }
     i = at + 1;
   }
 
-  let host: string;
-  if (s.charCodeAt(i) === LBRACKET) {
+  const hostStart = i;
+  if (i < end && s.charCodeAt(i) === LBRACKET) {
     const close = s.indexOf(']', i);
-    if (close === -1 || close === i + 1) return undefined;
+    if (close === -1 || close >= end || close === i + 1) return undefined;
     for (let k = i + 1; k < close; k++) {
       const c = s.charCodeAt(k);
       if (c >= 128 || IPV6_CHARS[c] !== 1) return undefined;
     }
-    host = s.slice(i, close + 1);
     i = close + 1;
   } else {
-    const h = i;
-    while (i < n) {
+    while (i < end) {
       const c = s.charCodeAt(i);
       if (c === COLON || c === SEMI || c === QUESTION) break;
       if (c >= 128 || HOST_CHARS[c] !== 1) return undefined;
       i++;
     }
-    if (i === h) return undefined;
-    host = s.slice(h, i);
+    if (i === hostStart) return undefined;
   }
+  const hostEnd = i;
 
-  let port: number | undefined;
-  if (i < n && s.charCodeAt(i) === COLON) {
-    const p = i + 1;
-    i = p;
-    while (i < n && s.charCodeAt(i) !== SEMI && s.charCodeAt(i) !== QUESTION) i++;
-    port = parseBoundedInt(s.slice(p, i), 65535);
-    if (port === undefined) return undefined;
-  }
-
-  const params = new Map<string, string | null>();
-  while (i < n && s.charCodeAt(i) === SEMI) {
-    const p = i + 1;
-    i = p;
-    while (i < n && s.charCodeAt(i) !== SEMI && s.charCodeAt(i) !== QUESTION) i++;
-    const seg = s.slice(p, i);
-    const eq = seg.indexOf('=');
-    const rawName = eq === -1 ? seg : seg.slice(0, eq);
-    if (rawName.length === 0) return undefined; // `;;` or `;=x`
-    const name = unescapeUriComponent(rawName).toLowerCase();
-    if (!params.has(name)) params.set(name, eq === -1 ? null : unescapeUriComponent(seg.slice(eq + 1)));
-  }
-
-  const headers = new Map<string, string>();
-  if (i < n && s.charCodeAt(i) === QUESTION) {
-    // headers = "?" header *( "&" header ); header = hname "=" hvalue
-    for (const h of s.slice(i + 1).split('&')) {
-      const eq = h.indexOf('=');
-      if (eq <= 0) return undefined;
-      headers.set(unescapeUriComponent(h.slice(0, eq)), unescapeUriComponent(h.slice(eq + 1)));
+  let port = -1;
+  if (i < end && s.charCodeAt(i) === COLON) {
+    const p = ++i;
+    port = 0;
+    while (i < end) {
+      const c = s.charCodeAt(i);
+      if (c === SEMI || c === QUESTION) break;
+      if (c < 0x30 || c > 0x39) return undefined;
+      port = port * 10 + (c - 0x30);
+      if (port > 65535) return undefined;
+      i++;
     }
-    i = n;
+    if (i === p) return undefined;
   }
-  if (i !== n) return undefined;
 
-  const uri: SipUri = { scheme, host, params, headers };
+  // uri-parameters, %-decoded (RFC 3261 19.1.4 compares them unescaped); the first of a name wins.
+  const params = build ? new Map<string, string | null>() : undefined;
+  while (i < end && s.charCodeAt(i) === SEMI) {
+    const p = ++i;
+    let eq = -1;
+    while (i < end) {
+      const c = s.charCodeAt(i);
+      if (c === SEMI || c === QUESTION) break;
+      if (c === EQUALS) {
+        if (eq === -1) eq = i;
+      } else if (isForbiddenInUri(c)) return undefined;
+      i++;
+    }
+    const nameEnd = eq === -1 ? i : eq;
+    if (nameEnd === p) return undefined; // `;;` or `;=x`
+    if (params !== undefined) {
+      const name = unescapeUriComponent(s.slice(p, nameEnd)).toLowerCase();
+      if (!params.has(name)) params.set(name, eq === -1 ? null : unescapeUriComponent(s.slice(eq + 1, i)));
+    }
+  }
+
+  // headers = "?" header *( "&" header ); header = hname "=" hvalue
+  const headers = build ? new Map<string, string>() : undefined;
+  if (i < end && s.charCodeAt(i) === QUESTION) {
+    let p = i + 1;
+    for (;;) {
+      let eq = -1;
+      let k = p;
+      while (k < end) {
+        const c = s.charCodeAt(k);
+        if (c === AMPERSAND) break;
+        if (c === EQUALS) {
+          if (eq === -1) eq = k;
+        } else if (isForbiddenInUri(c)) return undefined;
+        k++;
+      }
+      if (eq <= p) return undefined;
+      headers?.set(unescapeUriComponent(s.slice(p, eq)), unescapeUriComponent(s.slice(eq + 1, k)));
+      if (k >= end) break;
+      p = k + 1;
+    }
+    i = end;
+  }
+  if (i !== end) return undefined;
+  if (params === undefined || headers === undefined) return VALID;
+
+  const uri: SipUri = { scheme, host: s.slice(hostStart, hostEnd), params, headers };
   if (user !== undefined) uri.user = user;
   if (password !== undefined) uri.password = password;
-  if (port !== undefined) uri.port = port;
+  if (port !== -1) uri.port = port;
   return uri;
 }
 
@@ -509,39 +471,45 @@ function isValueChar(c: number): boolean {
 }
 
 /**
- * Strictly parses `*( SEMI param )` from index i into `out` (raw values, see
- * the file comment). Returns the index after the last parameter, or -1 on a
- * malformed parameter (empty name as in `;;`, `name=` without a value,
- * unterminated quoted value).
+ * Strictly scans `*( SEMI param )` from index i, into `out` when given (raw
+ * values, see the file comment). Returns the index after the last parameter,
+ * or -1 on a malformed parameter (empty name as in `;;`, `name=` without a
+ * value, unterminated quoted value).
  */
-function scanParams(s: string, i: number, out: Map<string, string | null>): number {
+function scanParams(s: string, i: number, out: Map<string, string | null> | undefined): number {
   const n = s.length;
   for (;;) {
-    const k = skipWs(s, i);
+    let k = i;
+    while (k < n && isWs(s.charCodeAt(k))) k++;
     if (k >= n || s.charCodeAt(k) !== SEMI) return i;
-    const nameStart = skipWs(s, k + 1);
-    const nameEnd = scanToken(s, nameStart);
+    let nameStart = k + 1;
+    while (nameStart < n && isWs(s.charCodeAt(nameStart))) nameStart++;
+    let nameEnd = nameStart;
+    while (nameEnd < n && isTokenChar(s.charCodeAt(nameEnd))) nameEnd++;
     if (nameEnd === nameStart) return -1;
-    const name = s.slice(nameStart, nameEnd).toLowerCase();
-    let value: string | null = null;
     i = nameEnd;
-    const e = skipWs(s, nameEnd);
+    let valueStart = -1;
+    let e = nameEnd;
+    while (e < n && isWs(s.charCodeAt(e))) e++;
     if (e < n && s.charCodeAt(e) === EQUALS) {
-      const v = skipWs(s, e + 1);
+      let v = e + 1;
+      while (v < n && isWs(s.charCodeAt(v))) v++;
+      let end: number;
       if (v < n && s.charCodeAt(v) === DQUOTE) {
-        const end = scanQuoted(s, v);
+        end = scanQuoted(s, v);
         if (end < 0) return -1;
-        value = s.slice(v, end);
-        i = end;
       } else {
-        let end = v;
+        end = v;
         while (end < n && isValueChar(s.charCodeAt(end))) end++;
         if (end === v) return -1;
-        value = s.slice(v, end);
-        i = end;
       }
+      valueStart = v;
+      i = end;
     }
-    if (!out.has(name)) out.set(name, value);
+    if (out !== undefined) {
+      const name = s.slice(nameStart, nameEnd).toLowerCase();
+      if (!out.has(name)) out.set(name, valueStart === -1 ? null : s.slice(valueStart, i));
+    }
   }
 }
 
@@ -593,28 +561,28 @@ function formatParams(params: ReadonlyMap<string, string | null>): string {
  * rejected (RFC 4475 3.1.2.14).
  */
 export function parseNameAddr(s: string): NameAddr | undefined {
-  const fast = NAME_ADDR_FAST.exec(s);
-  if (fast !== null) {
-    const na = nameAddrFromMatch(s, fast);
-    if (na !== undefined) return na;
-  }
-  return parseNameAddrSlow(s);
+  return scanNameAddr(s, true);
 }
 
-/** The exact scanner behind parseNameAddr (exported for the differential tests). @internal */
-export function parseNameAddrSlow(s: string): NameAddr | undefined {
+/** True when parseNameAddr(s) would return a value; builds nothing. @internal */
+export function isNameAddr(s: string): boolean {
+  return scanNameAddr(s, false) === VALID;
+}
+
+function scanNameAddr(s: string, build: true): NameAddr | undefined;
+function scanNameAddr(s: string, build: false): Checked | undefined;
+function scanNameAddr(s: string, build: boolean): NameAddr | Checked | undefined {
   const n = s.length;
   let i = skipWs(s, 0);
   if (i >= n) return undefined;
   let displayName: string | undefined;
-  let uriText: string;
 
   let lt = -1;
   const c0 = s.charCodeAt(i);
   if (c0 === DQUOTE) {
     const end = scanQuoted(s, i);
     if (end < 0) return undefined; // RFC 4475 3.1.2.6
-    displayName = unescapeQuotedContent(s.slice(i + 1, end - 1));
+    if (build) displayName = unescapeQuotedContent(s.slice(i + 1, end - 1));
     lt = skipWs(s, end);
     if (lt >= n || s.charCodeAt(lt) !== LT) return undefined;
   } else if (c0 === LT) {
@@ -636,15 +604,20 @@ export function parseNameAddrSlow(s: string): NameAddr | undefined {
     }
     if (j < n && s.charCodeAt(j) === LT) {
       lt = j;
-      const raw = s.slice(i, lastTokenEnd);
-      displayName = sawSpace ? collapseWs(raw) : raw;
+      if (build) {
+        const raw = s.slice(i, lastTokenEnd);
+        displayName = sawSpace ? collapseWs(raw) : raw;
+      }
     }
   }
 
+  let uriStart: number;
+  let uriEnd: number;
   if (lt >= 0) {
     const gt = s.indexOf('>', lt + 1);
     if (gt === -1) return undefined;
-    uriText = s.slice(lt + 1, gt);
+    uriStart = lt + 1;
+    uriEnd = gt;
     i = gt + 1;
   } else {
     let j = i;
@@ -654,15 +627,17 @@ export function parseNameAddrSlow(s: string): NameAddr | undefined {
       if (c === COMMA || c === QUESTION) return undefined; // must be in <> (RFC 3261 20.10)
       j++;
     }
-    uriText = s.slice(i, j);
+    uriStart = i;
+    uriEnd = j;
     i = j;
   }
 
-  const uri = parseUriSlow(uriText);
+  const uri = scanUri(s, uriStart, uriEnd, build);
   if (uri === undefined) return undefined;
-  const params = new Map<string, string | null>();
+  const params = uri === VALID ? undefined : new Map<string, string | null>();
   i = scanParams(s, i, params);
   if (i < 0 || skipWs(s, i) !== n) return undefined;
+  if (uri === VALID || params === undefined) return VALID;
   const result: NameAddr = { uri, params };
   if (displayName !== undefined) result.displayName = displayName;
   return result;
@@ -678,40 +653,45 @@ export function formatNameAddr(na: NameAddr): string {
 // Via (RFC 3261 20.42): sent-protocol LWS sent-by *( SEMI via-params )
 
 export function parseVia(s: string): Via | undefined {
-  const fast = VIA_FAST.exec(s);
-  if (fast !== null) {
-    const via = viaFromMatch(s, fast);
-    if (via !== undefined) return via;
-  }
-  return parseViaSlow(s);
+  return scanVia(s, true);
 }
 
-/** The exact scanner behind parseVia (exported for the differential tests). @internal */
-export function parseViaSlow(s: string): Via | undefined {
+/** True when parseVia(s) would return a value; builds nothing. @internal */
+export function isVia(s: string): boolean {
+  return scanVia(s, false) === VALID;
+}
+
+function scanVia(s: string, build: true): Via | undefined;
+function scanVia(s: string, build: false): Checked | undefined;
+function scanVia(s: string, build: boolean): Via | Checked | undefined {
   const n = s.length;
   let i = skipWs(s, 0);
   // sent-protocol = protocol-name SLASH protocol-version SLASH transport, SLASH = SWS "/" SWS
-  const nameStart = i;
+  let protocol = 'SIP/2.0';
+  if (s.startsWith('SIP/2.0/', i)) i = skipWs(s, i + 8);
+  else {
+    const nameStart = i;
+    i = scanToken(s, i);
+    if (i === nameStart) return undefined;
+    const nameEnd = i;
+    i = skipWs(s, i);
+    if (s.charCodeAt(i) !== SLASH) return undefined;
+    const versionStart = skipWs(s, i + 1);
+    i = scanToken(s, versionStart);
+    if (i === versionStart) return undefined;
+    if (build) protocol = s.slice(nameStart, nameEnd) + '/' + s.slice(versionStart, i);
+    i = skipWs(s, i);
+    if (s.charCodeAt(i) !== SLASH) return undefined;
+    i = skipWs(s, i + 1);
+  }
+  const transportStart = i;
   i = scanToken(s, i);
-  if (i === nameStart) return undefined;
-  const protocolName = s.slice(nameStart, i);
-  i = skipWs(s, i);
-  if (s.charCodeAt(i) !== SLASH) return undefined;
-  const versionStart = skipWs(s, i + 1);
-  i = scanToken(s, versionStart);
-  if (i === versionStart) return undefined;
-  const version = s.slice(versionStart, i);
-  i = skipWs(s, i);
-  if (s.charCodeAt(i) !== SLASH) return undefined;
-  const transportStart = skipWs(s, i + 1);
-  i = scanToken(s, transportStart);
   if (i === transportStart) return undefined;
-  const transport = s.slice(transportStart, i).toUpperCase();
+  const transportEnd = i;
   const hostStart = skipWs(s, i);
   if (hostStart === i) return undefined; // LWS is required before sent-by
   i = hostStart;
 
-  let host: string;
   if (s.charCodeAt(i) === LBRACKET) {
     const close = s.indexOf(']', i);
     if (close === -1 || close === i + 1) return undefined;
@@ -719,7 +699,6 @@ export function parseViaSlow(s: string): Via | undefined {
       const c = s.charCodeAt(k);
       if (c >= 128 || IPV6_CHARS[c] !== 1) return undefined;
     }
-    host = s.slice(i, close + 1);
     i = close + 1;
   } else {
     while (i < n) {
@@ -728,25 +707,36 @@ export function parseViaSlow(s: string): Via | undefined {
       i++;
     }
     if (i === hostStart) return undefined;
-    host = s.slice(hostStart, i);
   }
+  const hostEnd = i;
 
-  let port: number | undefined;
+  let port = -1;
   const k = skipWs(s, i);
   if (k < n && s.charCodeAt(k) === COLON) {
     const p = skipWs(s, k + 1);
     let e = p;
-    while (e < n && s.charCodeAt(e) >= 0x30 && s.charCodeAt(e) <= 0x39) e++;
-    port = parseBoundedInt(s.slice(p, e), 65535);
-    if (port === undefined) return undefined;
+    port = 0;
+    for (; e < n; e++) {
+      const c = s.charCodeAt(e);
+      if (c < 0x30 || c > 0x39) break;
+      port = port * 10 + (c - 0x30);
+      if (port > 65535) return undefined;
+    }
+    if (e === p) return undefined;
     i = e;
   }
 
-  const params = new Map<string, string | null>();
+  const params = build ? new Map<string, string | null>() : undefined;
   i = scanParams(s, i, params);
   if (i < 0 || skipWs(s, i) !== n) return undefined;
-  const via: Via = { protocol: `${protocolName}/${version}`, transport, host, params };
-  if (port !== undefined) via.port = port;
+  if (params === undefined) return VALID;
+  const via: Via = {
+    protocol,
+    transport: s.slice(transportStart, transportEnd).toUpperCase(),
+    host: s.slice(hostStart, hostEnd),
+    params,
+  };
+  if (port !== -1) via.port = port;
   return via;
 }
 

@@ -8,16 +8,10 @@ import { createResponse } from '../../../src/sip/message/build.js';
 import { INTERNAL_ERROR, type ParseResult, parseMessage } from '../../../src/sip/message/parse.js';
 import { serialize } from '../../../src/sip/message/serialize.js';
 import type { SipMessage } from '../../../src/sip/message/types.js';
-import {
-  parseNameAddr,
-  parseNameAddrSlow,
-  parseUri,
-  parseUriSlow,
-  parseVia,
-  parseViaSlow,
-} from '../../../src/sip/message/uri.js';
+import { isNameAddr, isVia, parseNameAddr, parseUri, parseVia } from '../../../src/sip/message/uri.js';
 import { type FramerEvent, StreamFramer } from '../../../src/sip/transport/framer.js';
 import { loadCase, manifest } from './corpus.js';
+import { parseNameAddrSlow, parseUriSlow, parseViaSlow } from './reference-scanners.js';
 
 /** mulberry32: a tiny seeded PRNG. */
 function rng(seed: number): () => number {
@@ -169,7 +163,7 @@ describe('parser fuzzing', () => {
     }
   });
 
-  it('the fast paths agree with the exact scanners on mutated values', () => {
+  it('the scanners agree with the reference scanners on mutated values, and check mode with build mode', () => {
     const random = rng(7);
     const values = { via: [] as string[], nameAddr: [] as string[], uri: [] as string[] };
     for (const bytes of seeds) {
@@ -187,11 +181,13 @@ describe('parser fuzzing', () => {
       for (const v of values.via) {
         const s = round === 0 ? v : mutateText(v);
         expect(parseVia(s), s).toEqual(parseViaSlow(s));
+        expect(isVia(s), s).toBe(parseVia(s) !== undefined);
         checked++;
       }
       for (const v of values.nameAddr) {
         const s = round === 0 ? v : mutateText(v);
         expect(parseNameAddr(s), s).toEqual(parseNameAddrSlow(s));
+        expect(isNameAddr(s), s).toBe(parseNameAddr(s) !== undefined);
         checked++;
       }
       for (const v of values.uri) {

@@ -181,7 +181,7 @@ const INSTANCE_ID = 'urn:uuid:8c1d7f3e-2b4a-4e6c-9f0d-1a2b3c4d5e6f';
 const BYE_MARGIN_MS = 1000;
 /** The recording's bound (MediaSession default) less a frame of margin: see calls.test.ts. */
 const ON_TIME_MS = RECORDING_DELAY_MS - FRAME_MS;
-const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Linux ABI Node runs on
+export const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Linux ABI Node runs on
 
 /** Preloaded into the bot: event-loop delay, reset on SIGUSR2 (load starts), written at exit. */
 const ELD_PRELOAD = `
@@ -216,7 +216,7 @@ process.on('exit', () => {
 // small helpers
 
 /** Signals a child and waits for it; SIGKILL after `graceMs`. */
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill(signal);
   let timer: NodeJS.Timeout | undefined;
@@ -233,21 +233,21 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: n
 }
 
 /** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
   return sorted[Math.min(sorted.length, rank) - 1]!;
 }
 
-function round3(n: number): number {
+export function round3(n: number): number {
   return Math.round(n * 1000) / 1000;
 }
 
-function round1(n: number): number {
+export function round1(n: number): number {
   return Math.round(n * 10) / 10;
 }
 
-function latencyFigures(values: number[]): LatencyFigures {
+export function latencyFigures(values: number[]): LatencyFigures {
   const sorted = [...values].sort((a, b) => a - b);
   return {
     count: sorted.length,
@@ -266,7 +266,7 @@ function latencyFigures(values: number[]): LatencyFigures {
  * 160-sample packet present, bit-exact and in order, with runs of zeros
  * inserted between some. 'broken': otherwise.
  */
-function classify(wav: Int16Array, sent: Int16Array, times: number): 'exact' | 'gaps' | 'broken' {
+export function classify(wav: Int16Array, sent: Int16Array, times: number): 'exact' | 'gaps' | 'broken' {
   const firstNonZero = (a: Int16Array) => a.findIndex((s) => s !== 0);
   const offset = firstNonZero(wav) - firstNonZero(sent);
   if (offset < 0) return 'broken';
@@ -303,7 +303,7 @@ function classify(wav: Int16Array, sent: Int16Array, times: number): 'exact' | '
  * field must be udp.dstport, to recognise probes). 'pcap': a pcap stream,
  * parsed here (Ethernet/IPv4/UDP; `onPacket` gets time, ports and UDP payload).
  */
-class LiveCapture {
+export class LiveCapture {
   readonly lines: string[] = [];
   readonly #child: ChildProcess;
   readonly #probePort: number;
@@ -494,7 +494,7 @@ interface ProcSample {
   rssKb: number;
 }
 
-function readProc(pid: number): { ticks: number; rssKb: number; hwmKb: number } | undefined {
+export function readProc(pid: number): { ticks: number; rssKb: number; hwmKb: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // After "pid (comm) " the fields start at 3 (state); utime and stime are fields 14 and 15.

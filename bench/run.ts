@@ -8,6 +8,7 @@ import { benchFlood } from './flood.js';
 import { benchLiveDelay } from './live-delay.js';
 import { benchMediaPath } from './media-path.js';
 import { benchOpus } from './opus.js';
+import { benchOutbound } from './outbound.js';
 import { benchSipParse } from './sip-parse.js';
 import { benchSpikes } from './spikes.js';
 import { benchStreamLatency } from './stream-latency.js';
@@ -142,6 +143,21 @@ const benches: Bench[] = [
     name: 'capacity',
     run: async () => {
       const r = await benchCapacity();
+      console.log(JSON.stringify(r, null, 2));
+      return r;
+    },
+  },
+  {
+    name: 'outbound',
+    run: async () => {
+      const r = await benchOutbound();
+      const s = r.setup.inviteTo200;
+      console.log(
+        `${r.calls} concurrent outbound calls through Kamailio (407 answered) to SIPp, ${r.seconds} s each, both ways talking:`,
+      );
+      console.log(
+        `  setup (first INVITE sent → 200 received): p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, max ${s.maxMs} ms; frames lost ${r.frames.lost}, late ${r.frames.late}; WAVs bit-exact ${r.recordings.bitExact}/${r.calls}; bot CPU ${r.cpu.allUpAvgPercent} % of a core with every call up; event-loop delay p99 ${r.eventLoopDelayMs?.p99} ms`,
+      );
       console.log(JSON.stringify(r, null, 2));
       return r;
     },

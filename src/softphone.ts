@@ -80,6 +80,12 @@ export interface SoftphoneOptions {
   mediaIp?: string;
   /** Send RTP silence like a phone does after priming. Default true. */
   sendSilence?: boolean;
+  /**
+   * After a stall of this process longer than this (ms), sending skips ahead
+   * (the timestamp jump tells the far end time passed) instead of sending the
+   * backlog at once. Default 100; smoke uses 1000.
+   */
+  sendCatchUpMs?: number;
   /** Hang up when no RTP arrives for this long (ms); 0 disables. Default 60 000. */
   mediaTimeoutMs?: number;
   /** Hang up calls after this long (ms); 0 disables. Default 4 h. */
@@ -181,6 +187,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       mediaTimeoutMs: resolved.mediaTimeoutMs,
       maxCallDurationMs: resolved.maxCallDurationMs,
       sendSilence: resolved.sendSilence,
+      sendCatchUpMs: resolved.sendCatchUpMs,
       autoAnswer: resolved.autoAnswer,
       ringTimeoutMs: resolved.ringTimeoutMs,
       codecs: resolved.codecs,

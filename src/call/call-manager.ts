@@ -40,6 +40,8 @@ export interface CallManagerOptions {
   maxCallDurationMs: number;
   /** Send RTP silence after priming, like a phone. */
   sendSilence: boolean;
+  /** After a stall longer than this (ms), sending skips ahead (default 100). */
+  sendCatchUpMs?: number;
   /** How long to wait for the ACK of our 200 (Timer H, 32 s). */
   ackTimeoutMs?: number;
   /** Codec preference, most preferred first. */
@@ -117,6 +119,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       codecs: options.codecs ?? DEFAULTS.codecs,
       srtp: options.srtp ?? 'off',
       sendSilence: options.sendSilence,
+      sendCatchUpMs: options.sendCatchUpMs,
       ackTimeoutMs: options.ackTimeoutMs,
       outboundFor: options.outboundFor,
       aor: `<sip:${ua.identity.username}@${ua.identity.domain}>`,

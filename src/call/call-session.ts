@@ -68,6 +68,7 @@ export interface CallContext {
   readonly mediaTimeoutMs: number;
   readonly maxCallDurationMs: number;
   readonly sendSilence: boolean;
+  readonly sendCatchUpMs: number | undefined;
   /** Codec preference for our offers and answers. */
   readonly codecs: readonly CodecName[];
   /** Which offers we take and what we offer (SDES SRTP, RFC 4568). */
@@ -778,6 +779,7 @@ export class CallSession implements CallOwner {
       negotiated: this.#pendingMedia ?? placeholderMedia(),
       t0: performance.now(),
       sendSilence: this.#ctx.sendSilence,
+      ...(this.#ctx.sendCatchUpMs === undefined ? {} : { maxCatchUpMs: this.#ctx.sendCatchUpMs }),
       inactivityTimeoutMs: this.#ctx.mediaTimeoutMs,
       ...(this.#ctx.outboundFor && { outbound: this.#outboundFor() }),
     });
@@ -908,7 +910,13 @@ export class CallSession implements CallOwner {
     if (typeof p === 'string') return;
     const rate = this.#negotiated?.clockRate ?? 8000;
     const audio = p.payloadType === this.#negotiated?.payloadType;
-    this.#reception.update(p.ssrc, p.sequenceNumber, p.timestamp, Math.round((arrivalMs * rate) / 1000), audio);
+    this.#reception.update(
+      p.ssrc,
+      p.sequenceNumber,
+      p.timestamp,
+      Math.round((arrivalMs * rate) / 1000),
+      audio,
+    );
   }
 
   /** RFC 3550 A.8 interarrival jitter of the far end's audio as we received it, in ms. */

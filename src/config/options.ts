@@ -6,6 +6,7 @@
  */
 import { ErrorCodes, SoftphoneError } from '../errors.js';
 import { type CodecName, DEFAULT_CODECS } from '../media/codec.js';
+import { MAX_CATCH_UP_MS } from '../media/send-path.js';
 import { defaultSrtpPolicy, isSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
 import { localAddressProblem } from '../sdp/negotiate.js';
 import { streamUrlProblem } from '../sinks/media-stream.js';
@@ -20,6 +21,8 @@ export const DEFAULTS = Object.freeze({
   maxCalls: 10,
   rtpPorts: Object.freeze({ min: 20000, max: 29999 }),
   sendSilence: true,
+  /** After a stall of the process longer than this, sending skips ahead instead of sending the backlog. */
+  sendCatchUpMs: MAX_CATCH_UP_MS,
   /** Hang up when no RTP arrives for this long. */
   mediaTimeoutMs: 60_000,
   /** Hang up calls longer than this. */
@@ -42,6 +45,7 @@ export interface ResolvedOptionsInput {
   rtpPorts?: { min: number; max: number };
   mediaIp?: string;
   sendSilence?: boolean;
+  sendCatchUpMs?: number;
   mediaTimeoutMs?: number;
   maxCallDurationMs?: number;
   autoAnswer?: boolean;
@@ -61,6 +65,7 @@ export interface ResolvedCallOptions {
   readonly rtpPorts: Readonly<{ min: number; max: number }>;
   readonly mediaIp: string | undefined;
   readonly sendSilence: boolean;
+  readonly sendCatchUpMs: number;
   readonly mediaTimeoutMs: number;
   readonly maxCallDurationMs: number;
   readonly autoAnswer: boolean;
@@ -118,6 +123,7 @@ export function resolveOptions(input: ResolvedOptionsInput): ResolvedCallOptions
     rtpPorts: Object.freeze({ min: ports.min, max: ports.max }),
     mediaIp: input.mediaIp,
     sendSilence: input.sendSilence ?? DEFAULTS.sendSilence,
+    sendCatchUpMs: num('sendCatchUpMs', input.sendCatchUpMs, 20, 10_000),
     mediaTimeoutMs: num('mediaTimeoutMs', input.mediaTimeoutMs, 0, 2 ** 31 - 1),
     maxCallDurationMs: num('maxCallDurationMs', input.maxCallDurationMs, 0, 2 ** 31 - 1),
     autoAnswer: input.autoAnswer ?? DEFAULTS.autoAnswer,

@@ -59,12 +59,19 @@ export interface SendPathOptions {
   onSourceError?: (error: unknown) => void;
   /** Each DTMF key as its first packet goes out. */
   onDtmfSent?: (digit: DtmfDigit) => void;
+  /** After a stall longer than this (ms), skip ahead instead of sending the backlog. Default MAX_CATCH_UP_MS. */
+  maxCatchUpMs?: number;
 }
 
 /** Packet durations an Opus encoder can produce in one frame (RFC 6716 2.1.4; 2.5 and 5 ms are below a=ptime's 10). */
 const OPUS_PTIMES = [10, 20, 40, 60];
 
-/** After a stall longer than this, sending skips ahead instead of bursting the backlog. */
+/**
+ * After a stall longer than this, sending skips ahead instead of bursting the
+ * backlog: a phone's jitter buffer drops a burst of old audio anyway, and the
+ * timestamp jump tells it time passed. A measurement (smoke) raises it, so a
+ * stall of its own process shows as latency instead of cutting the pattern.
+ */
 export const MAX_CATCH_UP_MS = 100;
 
 export class SendPath {
@@ -75,6 +82,7 @@ export class SendPath {
   readonly #sendSilence: boolean;
   readonly #onSourceError: ((error: unknown) => void) | undefined;
   readonly #onDtmfSent: ((digit: DtmfDigit) => void) | undefined;
+  readonly #maxCatchUpMs: number;
   #media: SendMedia;
   #clockRate: number;
   #sampleRate: SampleRate;
@@ -112,6 +120,7 @@ export class SendPath {
     this.#sendSilence = options.sendSilence ?? true;
     this.#onSourceError = options.onSourceError;
     this.#onDtmfSent = options.onDtmfSent;
+    this.#maxCatchUpMs = options.maxCatchUpMs ?? MAX_CATCH_UP_MS;
     this.#setPtime(options.media.ptime, false);
     this.#dtmf = new DtmfSender(this.#ptime, this.#clockRate);
   }
@@ -223,7 +232,7 @@ export class SendPath {
 
   /** Builds every frame due by `nowMs` and hands each packet to `send`. */
   due(nowMs: number, send: (packet: Buffer) => void): void {
-    if (nowMs - this.#index * this.#ptime > MAX_CATCH_UP_MS) this.skipTo(nowMs);
+    if (nowMs - this.#index * this.#ptime > this.#maxCatchUpMs) this.skipTo(nowMs);
     while (this.#index * this.#ptime <= nowMs) {
       const packet = this.#frame();
       if (packet !== undefined) send(packet);

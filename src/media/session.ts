@@ -56,6 +56,8 @@ export interface MediaSessionOptions {
   sendSilence?: boolean;
   /** Audio to send instead of silence. */
   outbound?: OutboundSource;
+  /** After a stall longer than this (ms), sending skips ahead instead of sending the backlog. Default 100. */
+  maxCatchUpMs?: number;
   /** Emit 'inactive' after this long without valid RTP from the latched source; 0 = never. Default 0. */
   inactivityTimeoutMs?: number;
   /**
@@ -170,6 +172,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       sendSilence: options.sendSilence ?? true,
       onSourceError: (err) => this.#sourceFailed(err),
       onDtmfSent: (digit) => this.emit('dtmfSent', { digit }),
+      ...(options.maxCatchUpMs === undefined ? {} : { maxCatchUpMs: options.maxCatchUpMs }),
     });
     if (options.outbound) this.#send.addSource(options.outbound);
     this.#inactivityMs = Math.max(0, options.inactivityTimeoutMs ?? 0);

@@ -342,7 +342,12 @@ export function jitterCheck(
       : `mean transit change over ${transits.length} DTMF packets (${transits.map((t) => ms(t)).join(', ')})`;
   const jitter = interarrivalMs ?? dtmfJitter;
   if (jitter === undefined)
-    return skipped(name, "needs the audio's reception statistics or two DTMF presses that arrived as RFC 4733 events", maxMs, 'ms');
+    return skipped(
+      name,
+      "needs the audio's reception statistics or two DTMF presses that arrived as RFC 4733 events",
+      maxMs,
+      'ms',
+    );
   const ok = jitter <= maxMs;
   const what =
     interarrivalMs === undefined

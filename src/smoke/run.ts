@@ -213,6 +213,10 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
       },
       // The run's own budget ends a call that goes quiet; the phone must not end it first.
       mediaTimeoutMs: 0,
+      // A stall of this process (a loaded CI runner) must not cut the pattern: the
+      // backlog goes out with its true timestamps, the far end's jitter buffer places
+      // it, and the stall shows where it belongs, as latency.
+      sendCatchUpMs: 1000,
       maxCallDurationMs: Math.min(2 ** 31 - 1, options.timeoutMs + 60_000),
     });
     // A proxy that refuses connections or a registrar that answers 503 is retried, not fatal:

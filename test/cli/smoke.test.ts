@@ -105,7 +105,7 @@ describe('rc-softphone smoke', () => {
       expect(Object.keys(c)).toEqual(expect.arrayContaining(['name', 'ok', 'value', 'limit', 'message']));
     const latency = checks.find((c) => c.name === 'callee.latency')!;
     expect(latency).toMatchObject({ limit: 400, unit: 'ms' });
-    expect(latency.value as number).toBeGreaterThan(45); // the 70 ms playout delay is in it
+    expect(latency.value as number).toBeGreaterThan(15); // the live delay (40 ms at first) less up to a tick
     const result = r.events().find((e) => e.event === 'smoke.result');
     expect(result).toMatchObject({
       ok: true,

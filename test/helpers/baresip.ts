@@ -17,7 +17,15 @@
  *    aubridge as both player and source: no sound card, and what baresip
  *    sends back is what it received (an echo).
  *  - `accounts`: one account `sip:<user>@127.0.0.1` with regint=0 (never
- *    registers) and answermode=auto.
+ *    registers) and answermode=auto; or, with `registrar`, the account
+ *    `sip:<username>@<domain>` registered (over UDP, digest with its
+ *    authorization id) through the registrar as outbound proxy, still
+ *    answering every call at once. Its INVITEs then go through the
+ *    registrar too (and answer its 407).
+ *  - `commands`: the stdio UI and the menu module read commands from stdin
+ *    (`/dial …`, `/hangup`, a key during a call is a DTMF key: baresip logs
+ *    `send DTMF digit: 'K'` and, at the key's release, `send DTMF digit end:
+ *    'K'`, and sends it as RFC 4733 events).
  *  - DTMF: baresip logs every RFC 4733 event its telev decoder reports as
  *    `received event: 'K' (end=0|1)` (src/call.c, audio_event_handler). An
  *    application on baresip sees end=0 as a key press (UA event
@@ -50,6 +58,22 @@ export interface BaresipOptions {
   sipTrace?: boolean;
   /** Debug logging (-v). Default false. */
   verbose?: boolean;
+  /**
+   * Register at this registrar instead of listening unregistered: the
+   * account is `sip:<username>@<domain>`, digest username `authorizationId`
+   * (default `username`), the registrar is also the outbound proxy (UDP).
+   * startBaresip() resolves once the registration got its 200.
+   */
+  registrar?: {
+    host: string;
+    port: number;
+    domain: string;
+    username: string;
+    authorizationId?: string;
+    password: string;
+  };
+  /** Take commands on stdin (dial(), hangup(), sendDtmf()): loads the stdio and menu modules. Default false. */
+  commands?: boolean;
   /** Extra config lines (`name value`), appended after the generated ones. */
   config?: string[];
   /** Safety net for the start-up. Default 15 000 ms. */
@@ -76,6 +100,8 @@ export interface Baresip {
   readonly user: string;
   /** sip:user@127.0.0.1:port */
   readonly uri: string;
+  /** With `registrar`: the address of record, sip:username@domain (calls to it go through the registrar). */
+  readonly aor: string | undefined;
   readonly pid: number;
   /** The temp config dir (also where recordings go); removed by stop(). */
   readonly dir: string;
@@ -104,7 +130,20 @@ export interface Baresip {
   readonly recordDir: string | undefined;
   /** WAV files sndfile wrote (with `record`): 'dec' is what baresip received, 'enc' what it sent. */
   recordings(): { decoded: string[]; encoded: string[] };
-  /** SIGTERM (baresip hangs up its calls), SIGKILL after 5 s; removes the dir. Idempotent. */
+  /**
+   * With `commands`: calls `target` (a SIP URI, or a user at the registrar's
+   * domain); resolves once baresip has taken the command (`call: connecting`).
+   */
+  dial(target: string, options?: { timeoutMs?: number }): Promise<void>;
+  /** With `commands`: hangs up the current call. */
+  hangup(): void;
+  /**
+   * With `commands`: presses `keys` (0-9 * # A-D) one at a time in the
+   * current call, each once baresip has released the one before (its
+   * `send DTMF digit end:` line); resolves when the last is released.
+   */
+  sendDtmf(keys: string, options?: { timeoutMs?: number }): Promise<void>;
+  /** SIGTERM (baresip hangs up its calls, unregisters), SIGKILL after 5 s; removes the dir. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -124,7 +163,20 @@ export async function startBaresip(options: BaresipOptions = {}): Promise<Baresi
     typeof options.record === 'string' ? path.resolve(options.record) : options.record ? dir : undefined;
   if (recordDir !== undefined && /\s/.test(recordDir))
     throw new RangeError(`record dir with spaces: ${recordDir}`);
-  const modules = ['g711.so', 'aubridge.so', ...(recordDir === undefined ? [] : ['sndfile.so'])];
+  const registrar = options.registrar;
+  if (registrar !== undefined) {
+    for (const [name, value] of Object.entries(registrar)) {
+      if (typeof value === 'string' && !/^[A-Za-z0-9._~+-]+$/.test(value))
+        throw new RangeError(`bad registrar ${name} ${JSON.stringify(value)}`);
+    }
+  }
+  const commands = options.commands ?? false;
+  const modules = [
+    'g711.so',
+    'aubridge.so',
+    ...(recordDir === undefined ? [] : ['sndfile.so']),
+    ...(commands ? ['stdio.so'] : []),
+  ];
   writeFileSync(
     path.join(dir, 'config'),
     [
@@ -134,6 +186,7 @@ export async function startBaresip(options: BaresipOptions = {}): Promise<Baresi
       'module_path\t\t/usr/lib/baresip/modules',
       ...modules.map((m) => `module\t\t\t${m}`),
       'module_app\t\taccount.so',
+      ...(commands ? ['module_app\t\tmenu.so'] : []),
       // aubridge pairs a player and a source of the same device name: no sound
       // card, and baresip sends back what it plays (an echo).
       'audio_player\t\taubridge,rcsp',
@@ -146,10 +199,19 @@ export async function startBaresip(options: BaresipOptions = {}): Promise<Baresi
       '',
     ].join('\n'),
   );
-  writeFileSync(
-    path.join(dir, 'accounts'),
-    `<sip:${user}@${HOST}>;regint=0;answermode=auto;audio_codecs=${codecs.join(',')}\n`,
-  );
+  const account =
+    registrar === undefined
+      ? `<sip:${user}@${HOST}>;regint=0`
+      : [
+          `<sip:${registrar.username}@${registrar.domain}>`,
+          `auth_user=${registrar.authorizationId ?? registrar.username}`,
+          `auth_pass=${registrar.password}`,
+          `outbound="sip:${registrar.host}:${registrar.port}"`,
+          'regint=600',
+        ].join(';');
+  writeFileSync(path.join(dir, 'accounts'), `${account};answermode=auto;audio_codecs=${codecs.join(',')}\n`, {
+    mode: 0o600,
+  });
   const args = ['-f', dir, '-4', ...(options.sipTrace ? ['-s'] : []), ...(options.verbose ? ['-v'] : [])];
   const proc = new UaProcess({
     name: 'baresip',
@@ -157,15 +219,24 @@ export async function startBaresip(options: BaresipOptions = {}): Promise<Baresi
     args,
     runDir: dir,
     stopWith: 'SIGTERM',
+    stdin: commands,
   });
   try {
-    await proc.waitForLine(/baresip is ready\./, { timeoutMs: options.startTimeoutMs ?? 15_000 });
+    const timeoutMs = options.startTimeoutMs ?? 15_000;
+    await proc.waitForLine(/baresip is ready\./, { timeoutMs });
+    if (registrar !== undefined) {
+      // "<aor>: {0/UDP/v4} 200 OK (<server>) [1 binding]", or the status that refused it.
+      const { match } = await proc.waitForLine(/: \{\d+\/UDP\/v4\} (\d{3}) /, { timeoutMs });
+      if (match[1] !== '200')
+        throw new Error(`baresip: registration answered ${match[1]}\n${proc.output(40)}`);
+    }
     // "ready" is printed after the SIP transports are bound; the UDP socket on
     // 127.0.0.1 is SIP (RTP sockets only exist during calls).
     const ports = udpPortsOf(proc.pid, HOST);
     if (ports.length !== 1)
       throw new Error(`expected one UDP socket on ${HOST}, found ports [${ports.join(', ')}]`);
-    return new BaresipInstance(proc, dir, user, ports[0]!, recordDir);
+    const aor = registrar && `sip:${registrar.username}@${registrar.domain}`;
+    return new BaresipInstance(proc, dir, registrar?.username ?? user, ports[0]!, recordDir, aor, commands);
   } catch (error) {
     await proc.stop();
     throw error instanceof Error && error.message.startsWith('baresip')
@@ -182,10 +253,22 @@ class BaresipInstance implements Baresip {
   readonly pid: number;
   readonly dir: string;
   readonly recordDir: string | undefined;
+  readonly aor: string | undefined;
   readonly #proc: UaProcess;
+  readonly #commands: boolean;
 
-  constructor(proc: UaProcess, dir: string, user: string, port: number, recordDir: string | undefined) {
+  constructor(
+    proc: UaProcess,
+    dir: string,
+    user: string,
+    port: number,
+    recordDir: string | undefined,
+    aor: string | undefined,
+    commands: boolean,
+  ) {
     this.#proc = proc;
+    this.aor = aor;
+    this.#commands = commands;
     this.dir = dir;
     this.recordDir = recordDir;
     this.user = user;
@@ -256,8 +339,36 @@ class BaresipInstance implements Baresip {
     return { decoded: pick('dec'), encoded: pick('enc') };
   }
 
+  async dial(target: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#requireCommands('dial');
+    if (!/^[A-Za-z0-9:@._~+;=-]+$/.test(target)) throw new RangeError(`bad target ${JSON.stringify(target)}`);
+    const from = this.#proc.nextSeq;
+    this.#proc.write(`/dial ${target}\n`);
+    await this.#proc.waitForLine(/call: connecting to /, { from, timeoutMs: options.timeoutMs ?? 10_000 });
+  }
+
+  hangup(): void {
+    this.#requireCommands('hangup');
+    this.#proc.write('/hangup\n');
+  }
+
+  async sendDtmf(keys: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#requireCommands('sendDtmf');
+    if (!/^[0-9*#A-D]*$/.test(keys)) throw new RangeError(`bad DTMF keys ${JSON.stringify(keys)}`);
+    for (const key of keys) {
+      const from = this.#proc.nextSeq;
+      this.#proc.write(key);
+      const end = new RegExp(`send DTMF digit end: '${key === '*' ? '\\*' : key}'`);
+      await this.#proc.waitForLine(end, { from, timeoutMs: options.timeoutMs ?? 10_000 });
+    }
+  }
+
   stop(): Promise<void> {
     return this.#proc.stop();
+  }
+
+  #requireCommands(what: string): void {
+    if (!this.#commands) throw new Error(`baresip: ${what}() needs startBaresip({ commands: true })`);
   }
 }
 

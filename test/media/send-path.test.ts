@@ -77,6 +77,23 @@ describe('SendPath', () => {
     expect(burst[0]?.marker).toBe(true);
   });
 
+  it('with a higher catch-up limit, a stall shorter than it sends the backlog with its true timestamps', () => {
+    const path = new SendPath({ media: PCMU, maxCatchUpMs: 1000 });
+    const before = run(path, 0, 40);
+    const backlog: RtpPacket[] = [];
+    path.due(500, (b) => backlog.push(parseRtp(b) as RtpPacket));
+    // 60 ms … 500 ms: every frame, none skipped, timestamps 160 apart.
+    expect(backlog).toHaveLength(23);
+    const last = before.at(-1)!;
+    backlog.forEach((p, i) => expect((p.timestamp - last.timestamp) >>> 0).toBe(160 * (i + 1)));
+    expect(backlog[0]?.marker).toBe(false);
+    // Beyond the limit it still skips ahead.
+    const later: RtpPacket[] = [];
+    path.due(2000, (b) => later.push(parseRtp(b) as RtpPacket));
+    expect(later).toHaveLength(1);
+    expect(later[0]?.marker).toBe(true);
+  });
+
   it('a throwing source is reported once and skipped', () => {
     const errors: unknown[] = [];
     const path = new SendPath({ media: PCMU, onSourceError: (e) => errors.push(e) });

@@ -58,7 +58,9 @@ describe('latency, loss, jitter', () => {
     expect(pass).toMatchObject({ status: 'pass', value: 72, limit: 400, unit: 'ms' });
     expect(pass.message).toContain('over 3 tones');
     expect(pass.message).toContain("incl. the receiver's playout delay (p50 70 ms)");
-    expect(latencyCheck('callee', [72], [], 400, undefined).message).toMatch(/incl. the receiver's playout delay$/);
+    expect(latencyCheck('callee', [72], [], 400, undefined).message).toMatch(
+      /incl. the receiver's playout delay$/,
+    );
     expect(pass.message).toContain('DTMF transit p50 0.5 ms');
     expect(latencyCheck('callee', [500, 420], [], 400, 70)).toMatchObject({ status: 'fail', value: 460 });
     expect(latencyCheck('callee', [undefined], [], 400, 70).status).toBe('skip');
@@ -86,7 +88,9 @@ describe('latency, loss, jitter', () => {
     // The receiver's RFC 3550 interarrival jitter, when it has one, is the figure; DTMF's beside it.
     const interarrival = jitterCheck('callee', [1, 3, 1], 2, 30, 0.61);
     expect(interarrival).toMatchObject({ status: 'pass', value: 0.61 });
-    expect(interarrival.message).toMatch(/^RFC 3550 interarrival jitter over the audio packets; mean transit change over 3 DTMF packets/);
+    expect(interarrival.message).toMatch(
+      /^RFC 3550 interarrival jitter over the audio packets; mean transit change over 3 DTMF packets/,
+    );
     expect(jitterCheck('callee', [], undefined, 30, 31).status).toBe('fail');
   });
 });

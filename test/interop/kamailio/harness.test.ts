@@ -25,10 +25,12 @@ import {
   startKamailio,
 } from './harness.js';
 import {
+  branch,
   buildRegister,
   buildResponse,
   digestAuthorization,
   parseChallenge,
+  parseSipMessage,
   RawSipTcpClient,
   type SipMessage,
   tag,
@@ -220,6 +222,111 @@ async function udpRequestFinals(kam: Kamailio, method: string, user: string): Pr
   }
 }
 
+/**
+ * An INVITE from a device over its TCP connection (one Call-ID, the CSeq
+ * counted up per send, as RFC 3261 8.1.3.5 wants for a retry with credentials).
+ */
+class Invite {
+  readonly callId = randomUUID();
+  readonly #fromTag = tag();
+  #cseq = 0;
+
+  constructor(
+    readonly device: Device,
+    readonly domain: string,
+    readonly target: string,
+  ) {}
+
+  /** Sends it (with a Proxy-Authorization value, if given); resolves with its final response. */
+  send(proxyAuthorization?: string): Promise<SipMessage> {
+    this.#cseq += 1;
+    const cseq = `${this.#cseq} INVITE`;
+    const d = this.device;
+    this.device.client.send(
+      [
+        `INVITE ${this.target} SIP/2.0`,
+        `Via: SIP/2.0/TCP ${d.contactHost};branch=${branch()}`,
+        'Max-Forwards: 70',
+        `From: <sip:${d.user}@${this.domain}>;tag=${this.#fromTag}`,
+        `To: <${this.target}>`,
+        `Call-ID: ${this.callId}`,
+        `CSeq: ${cseq}`,
+        `Contact: <sip:${d.user}@${d.contactHost};transport=tcp>`,
+        ...(proxyAuthorization === undefined ? [] : [`Proxy-Authorization: ${proxyAuthorization}`]),
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    return this.device.client.next(
+      (m) => m.status !== undefined && m.status >= 200 && m.header('CSeq') === cseq,
+    );
+  }
+
+  /** The Proxy-Authorization value answering a 407. */
+  answer(challenge: SipMessage, username: string, password: string): string {
+    const params = parseChallenge(challenge.header('Proxy-Authenticate') ?? '');
+    return digestAuthorization({
+      username,
+      password,
+      realm: params.realm ?? '',
+      nonce: params.nonce ?? '',
+      method: 'INVITE',
+      uri: this.target,
+    });
+  }
+}
+
+/** A callee on a loopback UDP port, addressed by a foreign URI (Kamailio relays it): sees what arrives, answers by hand. */
+class UdpCallee {
+  readonly received: SipMessage[] = [];
+  readonly #socket: dgram.Socket;
+  readonly #waiters: { predicate: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void }[] = [];
+  readonly #from = new Map<SipMessage, { address: string; port: number }>();
+
+  private constructor(socket: dgram.Socket) {
+    this.#socket = socket;
+    socket.on('message', (data, rinfo) => {
+      const message = parseSipMessage(data.toString('utf8'));
+      if (message.method === undefined) return;
+      this.received.push(message);
+      this.#from.set(message, { address: rinfo.address, port: rinfo.port });
+      const waiter = this.#waiters.find((w) => w.predicate(message));
+      if (waiter) {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        waiter.resolve(message);
+      }
+    });
+  }
+
+  static async start(): Promise<UdpCallee> {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    return new UdpCallee(socket);
+  }
+
+  uri(user: string): string {
+    return `sip:${user}@127.0.0.1:${this.#socket.address().port}`;
+  }
+
+  /** The first request received (or to come) that matches. */
+  next(predicate: (m: SipMessage) => boolean): Promise<SipMessage> {
+    const found = this.received.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => this.#waiters.push({ predicate, resolve }));
+  }
+
+  respond(request: SipMessage, status: number, reason: string): void {
+    const to = this.#from.get(request);
+    if (!to) throw new Error('not a request this callee received');
+    this.#socket.send(buildResponse(request, status, reason, { toTag: tag() }), to.port, to.address);
+  }
+
+  close(): void {
+    this.#socket.close();
+  }
+}
+
 /** Pids of processes whose argv mentions `needle` (every kamailio process of a run has its runDir there). */
 function processesMentioning(needle: string): number[] {
   const pids: number[] = [];
@@ -351,6 +458,47 @@ describeInterop('Kamailio harness (real kamailio + sipp)', ['kamailio', 'kamcmd'
       expect(contact).toContain(`received="sip:127.0.0.1:${device.client.localPort};transport=tcp"`);
       expect(contact).toContain(`+sip.instance="<urn:uuid:${device.instance}>"`);
       expect(contact).toMatch(/;reg-id=1(;|,|$)/);
+    });
+
+    it('answers a REGISTER that asks for outbound (Supported: outbound, reg-id) with Require: outbound, one that does not without', async () => {
+      const plain = await register(kam, device, 3600);
+      expect(plain.final.status).toBe(200);
+      expect(plain.final.header('Require')).toBeUndefined();
+      const asking = await connectDevice(kam, THIRD_USER);
+      try {
+        const challenge = await sendRegister(kam, asking, 3600);
+        const params = parseChallenge(challenge.header('WWW-Authenticate') ?? '');
+        asking.cseq += 1;
+        const authorization = digestAuthorization({
+          username: asking.authorizationId,
+          password: asking.password,
+          realm: params.realm ?? '',
+          nonce: params.nonce ?? '',
+          method: 'REGISTER',
+          uri: `sip:${kam.domain}`,
+        });
+        const request = buildRegister({
+          domain: kam.domain,
+          user: asking.user,
+          callId: asking.callId,
+          cseq: asking.cseq,
+          fromTag: asking.fromTag,
+          contactHost: asking.contactHost,
+          instance: asking.instance,
+          regId: 1,
+          expires: 3600,
+          authorization,
+        }).replace('\r\nExpires:', '\r\nSupported: outbound, path\r\nExpires:');
+        asking.client.send(request);
+        const final = await asking.client.next(
+          (m) => m.status !== undefined && m.header('CSeq') === `${asking.cseq} REGISTER`,
+        );
+        expect(final.status).toBe(200);
+        expect(final.header('Require')).toBe('outbound');
+        await register(kam, asking, 0);
+      } finally {
+        await asking.client.close();
+      }
     });
 
     it('shows the binding in ulDump with instance, reg-id, received address and socket', async () => {
@@ -539,6 +687,148 @@ describeInterop('Kamailio harness (real kamailio + sipp)', ['kamailio', 'kamcmd'
       expect(stats['registrar:max_expires']).toBe(10);
       expect(stats['registrar:accepted_regs']).toBeGreaterThanOrEqual(3);
       expect(stats['tcp:passive_open']).toBeGreaterThanOrEqual(1);
+    });
+  });
+
+  describe('INVITE challenge (challengeInvites, on by default)', () => {
+    let kam: Kamailio;
+    let callee: UdpCallee;
+
+    beforeAll(async () => {
+      kam = await startKamailio({ users: [DEFAULT_USER, OTHER_USER] });
+      callee = await UdpCallee.start();
+    });
+
+    afterAll(async () => {
+      callee?.close();
+      await kam?.stop();
+    });
+
+    it('challenges a local user’s INVITE with 407 (realm = domain, no qop), relays it with the right digest, credentials removed', async () => {
+      const device = await connectDevice(kam);
+      try {
+        const invite = new Invite(device, kam.domain, callee.uri('alice'));
+        const challenge = await invite.send();
+        expect(challenge.status).toBe(407);
+        const header = challenge.header('Proxy-Authenticate') ?? '';
+        expect(header).toMatch(
+          new RegExp(`^Digest realm="${kam.domain.replace(/\./g, '\\.')}", nonce="[^"]+"$`),
+        );
+        expect(callee.received).toHaveLength(0);
+
+        const relayed = callee.next((m) => m.method === 'INVITE');
+        const final = invite.send(invite.answer(challenge, device.authorizationId, device.password));
+        const atCallee = await relayed;
+        // The callee never sees the device's credentials.
+        expect(atCallee.header('Proxy-Authorization')).toBeUndefined();
+        expect(atCallee.header('Call-ID')).toBe(invite.callId);
+        callee.respond(atCallee, 486, 'Busy Here');
+        expect((await final).status).toBe(486);
+        await waitFor(() => kam.inviteAuthEvents(DEFAULT_USER.username).length === 2);
+        expect(
+          kam.inviteAuthEvents(DEFAULT_USER.username).map((e) => [e.result, e.code, e.authUser, e.cseq]),
+        ).toEqual([
+          ['challenge', 407, undefined, 1],
+          ['authorized', undefined, DEFAULT_USER.authorizationId, 2],
+        ]);
+        expect(kam.inviteAuthEvents()[0]).toMatchObject({
+          fromUser: DEFAULT_USER.username,
+          requestUri: callee.uri('alice'),
+          callId: invite.callId,
+        });
+      } finally {
+        await device.client.close();
+      }
+    });
+
+    it('challenges a wrong password again (407) and refuses another user’s authorization id (403): nothing relayed', async () => {
+      const device = await connectDevice(kam);
+      try {
+        const before = callee.received.length;
+        const wrong = new Invite(device, kam.domain, callee.uri('bob'));
+        const challenge = await wrong.send();
+        const again = await wrong.send(wrong.answer(challenge, device.authorizationId, 'not-the-password'));
+        expect(again.status).toBe(407);
+
+        const impostor = new Invite(device, kam.domain, callee.uri('bob'));
+        const first = await impostor.send();
+        const refused = await impostor.send(
+          impostor.answer(first, OTHER_USER.authorizationId, OTHER_USER.password),
+        );
+        expect(refused.status).toBe(403);
+        await waitFor(
+          () => kam.inviteAuthEvents().filter((e) => e.requestUri === callee.uri('bob')).length === 4,
+        );
+        expect(
+          kam
+            .inviteAuthEvents()
+            .filter((e) => e.requestUri === callee.uri('bob'))
+            .map((e) => [e.result, e.code, e.authRc]),
+        ).toEqual([
+          ['challenge', 407, undefined],
+          ['auth-failed', 407, -2], // -2: wrong password
+          ['challenge', 407, undefined],
+          ['forbidden', 403, undefined],
+        ]);
+        expect(callee.received.length).toBe(before);
+      } finally {
+        await device.client.close();
+      }
+    });
+
+    it('does not challenge an INVITE from outside the domain', async () => {
+      const socket = dgram.createSocket('udp4');
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+      try {
+        const relayed = callee.next(
+          (m) => m.method === 'INVITE' && m.header('From')?.includes('stranger') === true,
+        );
+        const port = socket.address().port;
+        socket.send(
+          [
+            `INVITE ${callee.uri('carol')} SIP/2.0`,
+            `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=${branch()};rport`,
+            'Max-Forwards: 70',
+            `From: <sip:stranger@127.0.0.1:${port}>;tag=${tag()}`,
+            `To: <${callee.uri('carol')}>`,
+            `Call-ID: ${randomUUID()}`,
+            'CSeq: 1 INVITE',
+            `Contact: <sip:stranger@127.0.0.1:${port}>`,
+            'Content-Length: 0',
+            '',
+            '',
+          ].join('\r\n'),
+          kam.port,
+          kam.host,
+        );
+        callee.respond(await relayed, 486, 'Busy Here');
+        expect(kam.inviteAuthEvents('stranger')).toEqual([]);
+      } finally {
+        socket.close();
+      }
+    });
+  });
+
+  describe('challengeInvites: false', () => {
+    let kam: Kamailio;
+    afterAll(async () => {
+      await kam?.stop();
+    });
+
+    it('relays a local user’s INVITE without a challenge', async () => {
+      kam = await startKamailio({ challengeInvites: false, domain: 'open.rc-softphone.test' });
+      const callee = await UdpCallee.start();
+      const device = await connectDevice(kam);
+      try {
+        const relayed = callee.next((m) => m.method === 'INVITE');
+        const final = new Invite(device, kam.domain, callee.uri('alice')).send();
+        callee.respond(await relayed, 486, 'Busy Here');
+        expect((await final).status).toBe(486);
+        expect(kam.inviteAuthEvents()).toEqual([]);
+      } finally {
+        callee.close();
+        await device.client.close();
+      }
     });
   });
 

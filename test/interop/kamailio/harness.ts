@@ -59,6 +59,15 @@ export interface KamailioOptions {
   domain?: string;
   /** Challenge with qop="auth" (RingCentral doesn't). Default false. */
   qop?: boolean;
+  /**
+   * Challenge every INVITE whose From is a user of this domain with 407
+   * (Proxy-Authenticate, realm = domain), as RingCentral does, and relay it
+   * once its digest checks out against the same users as REGISTER (the
+   * authorization id must own the From user, else 403); the credentials are
+   * removed before the INVITE goes on. INVITEs from elsewhere (SIPp's From is
+   * `sipp@127.0.0.1:PORT`) are never challenged. Default true.
+   */
+  challengeInvites?: boolean;
   /** Listen on this port (UDP and TCP) instead of a free one, e.g. to restart on the same port. */
   port?: number;
   /**
@@ -103,6 +112,26 @@ export interface Binding {
   ruid: string;
   /** Every field as printed, for anything not mapped above. */
   raw: Readonly<Record<string, string>>;
+}
+
+/** One "KH|INVITE-AUTH" line: what Kamailio decided about an INVITE from a local user (challengeInvites). */
+export interface InviteAuthEvent {
+  /** From-URI user. */
+  fromUser: string;
+  /** Digest username from the Proxy-Authorization header, if any. */
+  authUser?: string;
+  /** The Request-URI as received. */
+  requestUri: string;
+  callId: string;
+  cseq: number;
+  /** 'challenge' (407, no usable credentials), 'auth-failed' (407 again), 'forbidden' (403), 'authorized' (relayed). */
+  result: 'challenge' | 'auth-failed' | 'forbidden' | 'authorized';
+  /** The response Kamailio sent itself (absent for 'authorized': the callee answers). */
+  code?: number;
+  /** 'auth-failed' only: pv_proxy_authenticate() result (-2 wrong password, -4 stale nonce, …). */
+  authRc?: number;
+  /** Monotonic index in this instance's log (shared with RegisterEvent.seq). */
+  seq: number;
 }
 
 /** One "KH|REGISTER-…" line kamailio logged (see kamailio.cfg). */
@@ -152,6 +181,8 @@ export interface Kamailio {
   registerCount(user?: string): number;
   /** The REGISTER log events, optionally filtered by AOR user or digest username. */
   registerEvents(user?: string): RegisterEvent[];
+  /** What was decided about each INVITE from a local user (challengeInvites), optionally by From user or digest username. */
+  inviteAuthEvents(user?: string): InviteAuthEvent[];
   ulDump(): Promise<Binding[]>;
   /** `kamcmd stats.get_statistics all` as { "group:name": value }. */
   statistics(): Promise<Record<string, number>>;
@@ -182,6 +213,7 @@ interface ResolvedOptions {
   users: Required<KamailioUser>[];
   domain: string;
   qop: boolean;
+  challengeInvites: boolean;
   port: number | undefined;
   tls: boolean;
   tlsPort: number | undefined;
@@ -220,6 +252,7 @@ function resolveOptions(options: KamailioOptions): ResolvedOptions {
     users,
     domain,
     qop: options.qop ?? false,
+    challengeInvites: options.challengeInvites ?? true,
     port: options.port,
     tls: options.tls ?? false,
     tlsPort: options.tlsPort,
@@ -427,9 +460,14 @@ export function parseUlDump(text: string): Binding[] {
 // ---------------------------------------------------------------------------
 // stderr: "KH|REGISTER-IN|tu=…|au=…|…|" lines
 
-const KH_LINE = /KH\|(REGISTER-IN|REGISTER-OUT)\|(.*)$/;
+const KH_LINE = /KH\|(REGISTER-IN|REGISTER-OUT|INVITE-AUTH)\|(.*)$/;
 
-function parseRegisterLine(line: string, seq: number): RegisterEvent | undefined {
+/** The `key=value|…` fields of a KH line; '<null>' and empty values are absent. */
+function khFields(
+  line: string,
+):
+  | { kind: string; value: (key: string) => string | undefined; number: (key: string) => number | undefined }
+  | undefined {
   const match = KH_LINE.exec(line);
   if (match === null) return undefined;
   const fields: Record<string, string> = {};
@@ -445,8 +483,35 @@ function parseRegisterLine(line: string, seq: number): RegisterEvent | undefined
     const v = value(key);
     return v === undefined ? undefined : Number(v);
   };
+  return { kind: match[1]!, value, number };
+}
+
+const INVITE_RESULTS = new Set(['challenge', 'auth-failed', 'forbidden', 'authorized']);
+
+function parseInviteAuthLine(line: string, seq: number): InviteAuthEvent | undefined {
+  const kh = khFields(line);
+  const result = kh?.value('result');
+  if (kh?.kind !== 'INVITE-AUTH' || result === undefined || !INVITE_RESULTS.has(result)) return undefined;
+  const { value, number } = kh;
   return {
-    phase: match[1] === 'REGISTER-IN' ? 'in' : 'out',
+    fromUser: value('fu') ?? '',
+    authUser: value('au'),
+    requestUri: value('ru') ?? '',
+    callId: value('callid') ?? '',
+    cseq: Number(value('cseq') ?? 0),
+    result: result as InviteAuthEvent['result'],
+    code: number('code'),
+    authRc: number('authrc'),
+    seq,
+  };
+}
+
+function parseRegisterLine(line: string, seq: number): RegisterEvent | undefined {
+  const kh = khFields(line);
+  if (kh === undefined || kh.kind === 'INVITE-AUTH') return undefined;
+  const { value, number } = kh;
+  return {
+    phase: kh.kind === 'REGISTER-IN' ? 'in' : 'out',
     toUser: value('tu') ?? '',
     authUser: value('au'),
     callId: value('callid') ?? '',
@@ -560,6 +625,7 @@ class KamailioInstance implements Kamailio {
   #stdout = '';
   #partialLine = '';
   #events: RegisterEvent[] = [];
+  #inviteEvents: InviteAuthEvent[] = [];
   #lineSeq = 0;
   #exitStatus: string | undefined;
   #stopping: Promise<void> | undefined;
@@ -606,6 +672,7 @@ class KamailioInstance implements Kamailio {
       '-A',
       `LOG_LEVEL=${options.logLevel}`,
       ...(options.qop ? ['-A', 'WITH_QOP'] : []),
+      ...(options.challengeInvites ? ['-A', 'WITH_INVITE_AUTH'] : []),
       ...tlsArgs,
     ];
     installExitHook();
@@ -681,6 +748,11 @@ class KamailioInstance implements Kamailio {
     const lines = text.split('\n');
     this.#partialLine = lines.pop() ?? '';
     for (const line of lines) {
+      if (line.includes('KH|INVITE-AUTH|')) {
+        const event = parseInviteAuthLine(line, this.#lineSeq++);
+        if (event) this.#inviteEvents.push(event);
+        continue;
+      }
       if (!line.includes('KH|REGISTER-')) continue;
       const event = parseRegisterLine(line, this.#lineSeq++);
       if (event) this.#events.push(event);
@@ -766,6 +838,10 @@ class KamailioInstance implements Kamailio {
 
   registerEvents(user?: string): RegisterEvent[] {
     return this.#events.filter((e) => user === undefined || e.toUser === user || e.authUser === user);
+  }
+
+  inviteAuthEvents(user?: string): InviteAuthEvent[] {
+    return this.#inviteEvents.filter((e) => user === undefined || e.fromUser === user || e.authUser === user);
   }
 
   registerCount(user?: string): number {

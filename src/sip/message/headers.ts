@@ -151,20 +151,30 @@ interface Spelling {
   readonly name: string;
   /** Lowercased canonical name: the matching key. */
   readonly key: string;
+  /** Index in KNOWN_NAMES, or UNKNOWN_HEADER. */
+  readonly id: number;
 }
+
+/** headerId() of a name that is not in KNOWN_NAMES. @internal */
+export const UNKNOWN_HEADER = -1;
+/** appendParsedField() of a name that is not a token. @internal */
+export const INVALID_HEADER_NAME = -2;
 
 /** Any spelling we may meet (canonical, lowercased, compact) → its canonical name and key. */
 const SPELLINGS = new Map<string, Spelling>();
-for (const name of KNOWN_NAMES) {
-  const entry = { name, key: name.toLowerCase() };
+for (const [id, name] of KNOWN_NAMES.entries()) {
+  const entry = { name, key: name.toLowerCase(), id };
   SPELLINGS.set(name, entry);
   SPELLINGS.set(entry.key, entry);
 }
 for (const [compact, name] of Object.entries(COMPACT)) {
-  const entry = SPELLINGS.get(name) ?? { name, key: name.toLowerCase() };
+  const entry = SPELLINGS.get(name) ?? { name, key: name.toLowerCase(), id: UNKNOWN_HEADER };
   SPELLINGS.set(compact, entry);
   SPELLINGS.set(compact.toUpperCase(), entry);
 }
+
+/** Number of known header names: every headerId() is below it. @internal */
+export const KNOWN_HEADER_COUNT = KNOWN_NAMES.length;
 /**
  * Unknown spellings seen on the wire, memoized by exact spelling only (so that
  * `x-foo` learned first never changes how `X-Foo` is spelled), and only this
@@ -183,13 +193,18 @@ function spelling(name: string, learn = false): Spelling {
   const lower = name.toLowerCase();
   const known = SPELLINGS.get(lower);
   if (known !== undefined) return known;
-  const entry = { name, key: lower };
+  const entry = { name, key: lower, id: UNKNOWN_HEADER };
   if (learn && LEARNED.size < MAX_LEARNED_SPELLINGS) LEARNED.set(name, entry);
   return entry;
 }
 
 function keyOf(name: string): string {
   return spelling(name).key;
+}
+
+/** A small-integer identity of a known header name in any spelling (for the parser's tables), else UNKNOWN_HEADER. @internal */
+export function headerId(name: string): number {
+  return spelling(name).id;
 }
 
 /**
@@ -246,16 +261,18 @@ function assertField(name: string, value: string): void {
 const UNSET: unique symbol = Symbol('unset');
 type Memo<T> = T | typeof UNSET;
 
-let trustedAppend: ((h: Headers, name: string, value: string) => boolean) | undefined;
+let trustedAppend: ((h: Headers, name: string, value: string) => number) | undefined;
 
 /**
  * Parser fast path: appends a field whose value the parser split at CRLF (so
- * it holds no CR/LF). Returns false, appending nothing, when the name is not a
- * token. Known and already-seen spellings skip the token check.
+ * it holds no CR/LF) to Headers the parser just made (nothing memoized yet).
+ * Returns the name's headerId(), or INVALID_HEADER_NAME, appending nothing,
+ * when the name is not a token. Known and already-seen spellings skip the
+ * token check.
  * @internal
  */
-export function appendParsedField(headers: Headers, name: string, value: string): boolean {
-  return (trustedAppend as (h: Headers, name: string, value: string) => boolean)(headers, name, value);
+export function appendParsedField(headers: Headers, name: string, value: string): number {
+  return (trustedAppend as (h: Headers, name: string, value: string) => number)(headers, name, value);
 }
 
 export class Headers {
@@ -276,14 +293,13 @@ export class Headers {
     trustedAppend = (h, name, value) => {
       let entry = SPELLINGS.get(name) ?? LEARNED.get(name);
       if (entry === undefined) {
-        if (!isToken(name)) return false;
+        if (!isToken(name)) return INVALID_HEADER_NAME;
         entry = spelling(name, true);
       }
       h.#names.push(entry.name);
       h.#keys.push(entry.key);
       h.#values.push(value);
-      h.#changed();
-      return true;
+      return entry.id;
     };
   }
 

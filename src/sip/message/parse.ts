@@ -9,7 +9,10 @@
  *   counted in bytes.
  * - Header values are stored unfolded and trimmed; typed values (Via, From,
  *   To, CSeq, …) are parsed on demand by Headers and memoized. Validation
- *   parses the ones every UA needs, so they are cached when the caller reads them.
+ *   builds the ones every layer reads on every message (top Via, CSeq, From,
+ *   To), so they are cached when the caller reads them, and only checks the
+ *   others it must reject when malformed (lower Vias, Contact): those are
+ *   built on first access, if ever.
  * - A request that fails validation still yields `message` (start line and
  *   the header fields that parsed) plus the `status` to answer, so the UA can
  *   send `400 Bad Request` / `505` with the error text as reason phrase. That
@@ -23,16 +26,24 @@
  * body is the rest of the buffer. Stream framing is the framer's job.
  */
 import { type ErrorCode, ErrorCodes, SoftphoneError } from '../../errors.js';
-import { appendParsedField, Headers, splitHeaderList } from './headers.js';
+import {
+  appendParsedField,
+  Headers,
+  headerId,
+  INVALID_HEADER_NAME,
+  KNOWN_HEADER_COUNT,
+  splitHeaderList,
+} from './headers.js';
 import { decodeHeaderText } from './text.js';
 import type { SipMessage, SipRequest, SipResponse } from './types.js';
 import {
+  isNameAddr,
   isSipUri,
   isToken,
   isTokenChar,
+  isVia,
   MAX_CSEQ,
   parseBoundedInt,
-  parseNameAddr,
   parseUri,
   trimWs,
 } from './uri.js';
@@ -98,9 +109,33 @@ const SINGLE_VALUED = [
   'Min-SE',
 ] as const;
 
-/** Names validate() counts: the single-valued ones (same indexes), then Via. */
-const TRACKED: readonly string[] = [...SINGLE_VALUED, 'Via'];
-const TRACKED_INDEX = new Map(TRACKED.map((name, i) => [name, i]));
+/** Names validate() counts: the single-valued ones (same indexes), then Via and Contact. */
+const TRACKED: readonly string[] = [...SINGLE_VALUED, 'Via', 'Contact'];
+/** headerId() → index in TRACKED, or -1. */
+const SLOT = new Int8Array(KNOWN_HEADER_COUNT).fill(-1);
+for (const [i, name] of TRACKED.entries()) {
+  const id = headerId(name);
+  if (id < 0) throw new Error(`${name} must be a known header name`);
+  SLOT[id] = i;
+}
+const VIA_SLOT = TRACKED.indexOf('Via');
+const CONTACT_SLOT = TRACKED.indexOf('Contact');
+const CONTENT_LENGTH_SLOT = TRACKED.indexOf('Content-Length');
+const MAX_FORWARDS_SLOT = TRACKED.indexOf('Max-Forwards');
+const REQUIRED_SLOTS = REQUIRED.map((name) => TRACKED.indexOf(name));
+
+/**
+ * What validation and body extraction need from the header fields, collected
+ * while the fields are split, so that neither searches Headers again.
+ */
+interface Seen {
+  /** Fields per TRACKED name, saturating at 255. */
+  counts: Uint8Array;
+  /** Every Via, Contact and Content-Length field's value, in order. */
+  via: string[];
+  contact: string[];
+  contentLength: string[];
+}
 
 export function parseMessage(bytes: Uint8Array, limits: ParseLimits = {}): ParseResult {
   try {
@@ -166,12 +201,13 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if (startLine.kind === 'invalid') return failure(ErrorCodes.SIP_PARSE_ERROR, startLine.error);
 
   const headers = new Headers();
-  const fieldsError = parseFields(text, lineEnd + 2, headers);
+  const seen: Seen = { counts: new Uint8Array(TRACKED.length), via: [], contact: [], contentLength: [] };
+  const fieldsError = parseFields(text, lineEnd + 2, headers, seen);
   structural ??= fieldsError;
   let body = EMPTY_BODY;
   let bodyError: { reason: string; status: number } | undefined;
   if (structural === undefined) {
-    const r = extractBody(buf, bodyStart, headers, maxBody);
+    const r = extractBody(buf, bodyStart, seen.contentLength, maxBody);
     if ('reason' in r) bodyError = r;
     else body = r.body;
   }
@@ -184,7 +220,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
       headers,
       body,
     };
-    const problem = structural ?? bodyError?.reason ?? validate(message);
+    const problem = structural ?? bodyError?.reason ?? validate(message, seen);
     if (problem !== undefined) return failure(ErrorCodes.SIP_PARSE_ERROR, problem, message);
     return { ok: true, message };
   }
@@ -199,7 +235,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if (startLine.error !== undefined) {
     // Binary noise or an HTTP request has nothing a response could be matched
     // by; a request with a Via has a transaction waiting for our answer.
-    if (startLine.unrecognised && !headers.has('Via')) {
+    if (startLine.unrecognised && seen.counts[VIA_SLOT] === 0) {
       return failure(ErrorCodes.SIP_PARSE_ERROR, 'Malformed start line');
     }
     return failure(ErrorCodes.SIP_BAD_REQUEST, startLine.error, message, startLine.status ?? 400);
@@ -208,7 +244,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if (bodyError !== undefined) {
     return failure(ErrorCodes.SIP_PARSE_ERROR, bodyError.reason, message, bodyError.status);
   }
-  const problem = validate(message);
+  const problem = validate(message, seen);
   if (problem !== undefined) return failure(ErrorCodes.SIP_BAD_REQUEST, problem, message, 400);
   return { ok: true, message };
 }
@@ -330,10 +366,11 @@ function parseStatusLine(line: string): StartLine {
 
 /**
  * Parses the header field lines of `text` (start line excluded: they begin at
- * `pos`, just after a CRLF) into `headers`. Returns the first structural
- * problem, after adding every field before it (so that a 400 can be built).
+ * `pos`, just after a CRLF) into `headers`, noting in `seen` what validation
+ * needs. Returns the first structural problem, after adding every field
+ * before it (so that a 400 can be built).
  */
-function parseFields(text: string, pos: number, headers: Headers): string | undefined {
+function parseFields(text: string, pos: number, headers: Headers, seen: Seen): string | undefined {
   const n = text.length;
   let error: string | undefined;
   let name: string | undefined;
@@ -360,8 +397,7 @@ function parseFields(text: string, pos: number, headers: Headers): string | unde
         if (more.length > 0) value = value.length === 0 ? more : value + ' ' + more;
       }
     } else {
-      if (name !== undefined && !appendParsedField(headers, name, value))
-        error ??= 'Invalid header field name';
+      if (name !== undefined && !addField(headers, name, value, seen)) error ??= 'Invalid header field name';
       name = undefined;
       if (colon < pos) colon = text.indexOf(':', pos);
       if (colon === -1) {
@@ -383,8 +419,22 @@ function parseFields(text: string, pos: number, headers: Headers): string | unde
     }
     pos = lineEnd + 2;
   }
-  if (name !== undefined && !appendParsedField(headers, name, value)) error ??= 'Invalid header field name';
+  if (name !== undefined && !addField(headers, name, value, seen)) error ??= 'Invalid header field name';
   return error;
+}
+
+/** Appends one unfolded field; false when its name is not a token. */
+function addField(headers: Headers, name: string, value: string, seen: Seen): boolean {
+  const id = appendParsedField(headers, name, value);
+  if (id < 0) return id !== INVALID_HEADER_NAME;
+  const slot = SLOT[id] as number;
+  if (slot < 0) return true;
+  const counts = seen.counts;
+  if ((counts[slot] as number) < 255) counts[slot] = (counts[slot] as number) + 1;
+  if (slot === VIA_SLOT) seen.via.push(value);
+  else if (slot === CONTACT_SLOT) seen.contact.push(value);
+  else if (slot === CONTENT_LENGTH_SLOT) seen.contentLength.push(value);
+  return true;
 }
 
 function isWsCode(c: number): boolean {
@@ -397,11 +447,10 @@ function isWsCode(c: number): boolean {
 function extractBody(
   buf: Buffer,
   bodyStart: number,
-  headers: Headers,
+  values: readonly string[],
   maxBody: number,
 ): { body: Uint8Array } | { reason: string; status: number } {
   const available = buf.length - bodyStart;
-  const values = headers.getAll('Content-Length');
   if (values.length === 0) {
     if (available > maxBody) return { reason: `Message body exceeds ${maxBody} bytes`, status: 513 };
     return { body: copyBytes(buf, bodyStart, buf.length) };
@@ -436,17 +485,18 @@ function copyBytes(buf: Buffer, from: number, to: number): Uint8Array {
 // ---------------------------------------------------------------------------
 // Validation (RFC 3261 8.2, RFC 4475)
 
-function validate(message: SipMessage): string | undefined {
+/**
+ * Checks what RFC 3261 8.2 and RFC 4475 require of every message. The values
+ * every layer reads at once (top Via, CSeq, From, To) are built here and stay
+ * memoized in Headers; the others that must be well formed (lower Vias,
+ * Contact) are only checked, and built if and when someone reads them.
+ */
+function validate(message: SipMessage, seen: Seen): string | undefined {
   const h = message.headers;
   const isRequest = message.type === 'request';
+  const counts = seen.counts;
 
-  // One pass over the field names: presence of the required ones, repeats of single-valued ones.
-  const counts = new Uint8Array(TRACKED.length);
-  h.forEach((_value, name) => {
-    const index = TRACKED_INDEX.get(name);
-    if (index !== undefined && counts[index] !== 255) counts[index] = (counts[index] as number) + 1;
-  });
-  const missing = REQUIRED.filter((name) => counts[TRACKED_INDEX.get(name) as number] === 0);
+  const missing = REQUIRED.filter((_name, i) => counts[REQUIRED_SLOTS[i] as number] === 0);
   if (missing.length > 0) {
     return `Missing required header field${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}`;
   }
@@ -455,7 +505,9 @@ function validate(message: SipMessage): string | undefined {
   }
 
   const callId = h.get('Call-ID') as string;
-  if (callId.length === 0 || /[ \t]/.test(callId)) return 'Malformed Call-ID header field';
+  if (callId.length === 0 || callId.indexOf(' ') !== -1 || callId.indexOf('\t') !== -1) {
+    return 'Malformed Call-ID header field';
+  }
 
   const cseq = h.cseq();
   if (cseq === undefined) {
@@ -469,9 +521,8 @@ function validate(message: SipMessage): string | undefined {
     return `CSeq method ${cseq.method} does not match request method ${message.method}`;
   }
 
-  if (isRequest) {
-    const maxForwards = h.get('Max-Forwards');
-    if (maxForwards !== undefined && parseBoundedInt(maxForwards, 255) === undefined) {
+  if (isRequest && counts[MAX_FORWARDS_SLOT] !== 0) {
+    if (parseBoundedInt(h.get('Max-Forwards') as string, 255) === undefined) {
       return 'Max-Forwards must be an integer from 0 to 255';
     }
   }
@@ -479,28 +530,46 @@ function validate(message: SipMessage): string | undefined {
   if (h.from() === undefined) return nameAddrProblem('From', h.get('From') as string);
   if (h.to() === undefined) return nameAddrProblem('To', h.get('To') as string);
 
-  if (h.vias() === undefined) {
-    for (const field of fieldValues(h, 'Via')) {
+  if (h.topVia() === undefined || !lowerViasValid(seen.via)) {
+    for (const field of seen.via) {
       // RFC 4475 3.1.2.1: `Via: …;;,;,,`
       if (splitHeaderList(field).some((v) => v.length === 0)) return 'Via header field has an empty value';
     }
     return 'Malformed Via header field';
   }
 
-  if (isRequest && h.has('Contact')) {
-    const contacts = h.getAll('Contact');
-    const wildcard = contacts.length === 1 && contacts[0] === '*' && h.count('Contact') === 1;
-    if (!wildcard && h.nameAddrs('Contact') === undefined) {
-      const bad = contacts.find((c) => parseNameAddr(c) === undefined) ?? '';
-      return nameAddrProblem('Contact', bad);
+  if (isRequest && seen.contact.length > 0) {
+    const contacts = listElements(seen.contact);
+    const given = contacts.filter((c) => c.length > 0);
+    const wildcard = given.length === 1 && given[0] === '*' && seen.contact.length === 1;
+    if (!wildcard && !contacts.every(isNameAddr)) {
+      return nameAddrProblem('Contact', given.find((c) => !isNameAddr(c)) ?? '');
     }
   }
   return undefined;
 }
 
-function fieldValues(h: Headers, name: string): string[] {
+/** Every Via value after the top one (which topVia() checked) is well formed. */
+function lowerViasValid(fields: readonly string[]): boolean {
+  for (let f = 0; f < fields.length; f++) {
+    const field = fields[f] as string;
+    if (field.indexOf(',') === -1) {
+      if (f > 0 && !isVia(field)) return false;
+      continue;
+    }
+    const values = splitHeaderList(field);
+    for (let i = f === 0 ? 1 : 0; i < values.length; i++) if (!isVia(values[i] as string)) return false;
+  }
+  return true;
+}
+
+/** The comma-separated elements of list header fields, empty ones included. */
+function listElements(fields: readonly string[]): string[] {
   const out: string[] = [];
-  for (const [n, v] of h.entries()) if (n === name) out.push(v);
+  for (const field of fields) {
+    if (field.indexOf(',') === -1) out.push(field);
+    else out.push(...splitHeaderList(field));
+  }
   return out;
 }
 

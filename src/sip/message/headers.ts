@@ -198,6 +198,45 @@ function spelling(name: string, learn = false): Spelling {
   return entry;
 }
 
+/**
+ * The parser's lookup: spellings by length and first letter, matched in place
+ * in the header text, so a field name is neither sliced out nor hashed. Holds
+ * every spelling above, plus (bounded, as peers choose them) each new spelling
+ * the parser resolved: `Call-Id` → Call-ID, an unknown `p-rc-api-ids` → itself.
+ */
+const WIRE_MAX_LENGTH = 48;
+const WIRE: Array<Array<string | Spelling> | undefined> = Array.from(
+  { length: (WIRE_MAX_LENGTH + 1) * 128 },
+  () => undefined,
+);
+let wireLearned = 0;
+
+function wireSlot(length: number, first: number): number {
+  return length > WIRE_MAX_LENGTH || first >= 128
+    ? -1
+    : length * 128 + (first >= 0x41 && first <= 0x5a ? first | 0x20 : first);
+}
+
+function addWireSpelling(name: string, entry: Spelling): void {
+  const slot = wireSlot(name.length, name.charCodeAt(0));
+  if (slot < 0) return;
+  let bucket = WIRE[slot];
+  if (bucket === undefined) WIRE[slot] = bucket = [];
+  bucket.push(name, entry);
+}
+for (const [name, entry] of SPELLINGS) addWireSpelling(name, entry);
+
+/** The entry whose exact spelling is text[start, end), if the parser has met it. */
+function findWireSpelling(text: string, start: number, end: number): Spelling | undefined {
+  const slot = wireSlot(end - start, text.charCodeAt(start));
+  const bucket = slot < 0 ? undefined : WIRE[slot];
+  if (bucket === undefined) return undefined;
+  for (let i = 0; i < bucket.length; i += 2) {
+    if (text.startsWith(bucket[i] as string, start)) return bucket[i + 1] as Spelling;
+  }
+  return undefined;
+}
+
 function keyOf(name: string): string {
   return spelling(name).key;
 }
@@ -261,18 +300,25 @@ function assertField(name: string, value: string): void {
 const UNSET: unique symbol = Symbol('unset');
 type Memo<T> = T | typeof UNSET;
 
-let trustedAppend: ((h: Headers, name: string, value: string) => number) | undefined;
+type TrustedAppend = (h: Headers, text: string, nameStart: number, nameEnd: number, value: string) => number;
+let trustedAppend: TrustedAppend | undefined;
 
 /**
- * Parser fast path: appends a field whose value the parser split at CRLF (so
- * it holds no CR/LF) to Headers the parser just made (nothing memoized yet).
- * Returns the name's headerId(), or INVALID_HEADER_NAME, appending nothing,
- * when the name is not a token. Known and already-seen spellings skip the
- * token check.
+ * Parser fast path: appends the field named text[nameStart, nameEnd) whose
+ * value the parser split at CRLF (so it holds no CR/LF) to Headers the parser
+ * just made (nothing memoized yet). Returns the name's headerId(), or
+ * INVALID_HEADER_NAME, appending nothing, when the name is not a token.
+ * Spellings met before skip the token check.
  * @internal
  */
-export function appendParsedField(headers: Headers, name: string, value: string): number {
-  return (trustedAppend as (h: Headers, name: string, value: string) => number)(headers, name, value);
+export function appendParsedField(
+  headers: Headers,
+  text: string,
+  nameStart: number,
+  nameEnd: number,
+  value: string,
+): number {
+  return (trustedAppend as TrustedAppend)(headers, text, nameStart, nameEnd, value);
 }
 
 export class Headers {
@@ -290,11 +336,16 @@ export class Headers {
   #nameAddrs: Map<string, NameAddr[] | undefined> | undefined;
 
   static {
-    trustedAppend = (h, name, value) => {
-      let entry = SPELLINGS.get(name) ?? LEARNED.get(name);
+    trustedAppend = (h, text, nameStart, nameEnd, value) => {
+      let entry = findWireSpelling(text, nameStart, nameEnd);
       if (entry === undefined) {
+        const name = text.slice(nameStart, nameEnd);
         if (!isToken(name)) return INVALID_HEADER_NAME;
         entry = spelling(name, true);
+        if (wireLearned < MAX_LEARNED_SPELLINGS) {
+          wireLearned++;
+          addWireSpelling(name, entry);
+        }
       }
       h.#names.push(entry.name);
       h.#keys.push(entry.key);
@@ -314,7 +365,10 @@ export class Headers {
 
   /** The first field's whole value. */
   get(name: string): string | undefined {
-    const key = keyOf(name);
+    return this.#first(keyOf(name));
+  }
+
+  #first(key: string): string | undefined {
     const keys = this.#keys;
     for (let i = 0; i < keys.length; i++) if (keys[i] === key) return this.#values[i];
     return undefined;
@@ -442,7 +496,7 @@ export class Headers {
     let top: Via | undefined;
     if (this.#vias !== UNSET) top = this.#vias?.[0];
     else {
-      const first = this.get('Via');
+      const first = this.#first('via');
       const value = first === undefined || first.indexOf(',') === -1 ? first : splitHeaderList(first)[0];
       top = value === undefined ? undefined : parseVia(value);
     }
@@ -452,27 +506,27 @@ export class Headers {
 
   cseq(): CSeq | undefined {
     if (this.#cseq !== UNSET) return this.#cseq;
-    const value = this.get('CSeq');
+    const value = this.#first('cseq');
     this.#cseq = value === undefined ? undefined : parseCSeq(value);
     return this.#cseq;
   }
 
   from(): NameAddr | undefined {
     if (this.#from !== UNSET) return this.#from;
-    const value = this.get('From');
+    const value = this.#first('from');
     this.#from = value === undefined ? undefined : parseNameAddr(value);
     return this.#from;
   }
 
   to(): NameAddr | undefined {
     if (this.#to !== UNSET) return this.#to;
-    const value = this.get('To');
+    const value = this.#first('to');
     this.#to = value === undefined ? undefined : parseNameAddr(value);
     return this.#to;
   }
 
   callId(): string | undefined {
-    return this.get('Call-ID');
+    return this.#first('call-id');
   }
 
   /**

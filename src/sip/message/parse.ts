@@ -37,14 +37,13 @@ import {
 import { decodeHeaderText } from './text.js';
 import type { SipMessage, SipRequest, SipResponse } from './types.js';
 import {
+  checkUri,
   isNameAddr,
-  isSipUri,
   isToken,
   isTokenChar,
   isVia,
   MAX_CSEQ,
   parseBoundedInt,
-  parseUri,
   trimWs,
 } from './uri.js';
 
@@ -137,6 +136,9 @@ interface Seen {
   contentLength: string[];
 }
 
+/** One for every parse: parsing is synchronous and never re-entered, and this keeps it allocation-free. */
+const SEEN: Seen = { counts: new Uint8Array(TRACKED.length), via: [], contact: [], contentLength: [] };
+
 export function parseMessage(bytes: Uint8Array, limits: ParseLimits = {}): ParseResult {
   try {
     return parse(bytes, limits);
@@ -201,7 +203,11 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if (startLine.kind === 'invalid') return failure(ErrorCodes.SIP_PARSE_ERROR, startLine.error);
 
   const headers = new Headers();
-  const seen: Seen = { counts: new Uint8Array(TRACKED.length), via: [], contact: [], contentLength: [] };
+  const seen = SEEN;
+  seen.counts.fill(0);
+  seen.via.length = 0;
+  seen.contact.length = 0;
+  seen.contentLength.length = 0;
   const fieldsError = parseFields(text, lineEnd + 2, headers, seen);
   structural ??= fieldsError;
   let body = EMPTY_BODY;
@@ -318,11 +324,10 @@ function parseStartLine(line: string): StartLine {
   if (/[ \t]/.test(uri)) return request('Request-URI contains whitespace');
   // RFC 4475 3.1.2.7
   if (uri.charCodeAt(0) === 0x3c) return request('Request-URI must not be enclosed in <>');
-  const parsed = parseUri(uri);
-  if (parsed === undefined) return request('Malformed Request-URI');
+  const shape = checkUri(uri);
+  if (shape === 'malformed') return request('Malformed Request-URI');
   // RFC 3261 19.1.1 (table 1): headers are not allowed in a Request-URI; RFC 4475 3.1.2.11.
-  if (isSipUri(parsed) && parsed.headers.size > 0)
-    return request('Request-URI must not contain escaped headers');
+  if (shape === 'escaped-headers') return request('Request-URI must not contain escaped headers');
   return request();
 }
 
@@ -373,7 +378,9 @@ function parseStatusLine(line: string): StartLine {
 function parseFields(text: string, pos: number, headers: Headers, seen: Seen): string | undefined {
   const n = text.length;
   let error: string | undefined;
-  let name: string | undefined;
+  // The pending field: its name is text[nameStart, nameEnd) (-1: none yet).
+  let nameStart = -1;
+  let nameEnd = -1;
   let value = '';
   let colon = -1; // next ':' position, cached so that lines without one stay linear
   while (pos < n) {
@@ -391,14 +398,16 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
     if (c === 0x20 || c === 0x09) {
       // RFC 3261 7.3.1: a line starting with whitespace continues the field
       // above; the folding is equivalent to a single SP.
-      if (name === undefined) error ??= 'Header field continuation line without a header field';
+      if (nameStart === -1) error ??= 'Header field continuation line without a header field';
       else {
         const more = trimWs(text.slice(pos, lineEnd));
         if (more.length > 0) value = value.length === 0 ? more : value + ' ' + more;
       }
     } else {
-      if (name !== undefined && !addField(headers, name, value, seen)) error ??= 'Invalid header field name';
-      name = undefined;
+      if (nameStart !== -1 && !addField(headers, text, nameStart, nameEnd, value, seen)) {
+        error ??= 'Invalid header field name';
+      }
+      nameStart = -1;
       if (colon < pos) colon = text.indexOf(':', pos);
       if (colon === -1) {
         error ??= 'Header field line without a colon';
@@ -407,25 +416,34 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
       if (colon > lineEnd) error ??= 'Header field line without a colon';
       else {
         // HCOLON = *( SP / HTAB ) ":" SWS (RFC 4475 3.1.1.1: `Via  : …`)
-        let nameEnd = colon;
+        nameEnd = colon;
         while (nameEnd > pos && isWsCode(text.charCodeAt(nameEnd - 1))) nameEnd--;
         let valueStart = colon + 1;
         while (valueStart < lineEnd && isWsCode(text.charCodeAt(valueStart))) valueStart++;
         let valueEnd = lineEnd;
         while (valueEnd > valueStart && isWsCode(text.charCodeAt(valueEnd - 1))) valueEnd--;
-        name = text.slice(pos, nameEnd);
+        nameStart = pos;
         value = text.slice(valueStart, valueEnd);
       }
     }
     pos = lineEnd + 2;
   }
-  if (name !== undefined && !addField(headers, name, value, seen)) error ??= 'Invalid header field name';
+  if (nameStart !== -1 && !addField(headers, text, nameStart, nameEnd, value, seen)) {
+    error ??= 'Invalid header field name';
+  }
   return error;
 }
 
-/** Appends one unfolded field; false when its name is not a token. */
-function addField(headers: Headers, name: string, value: string, seen: Seen): boolean {
-  const id = appendParsedField(headers, name, value);
+/** Appends one unfolded field named text[nameStart, nameEnd); false when its name is not a token. */
+function addField(
+  headers: Headers,
+  text: string,
+  nameStart: number,
+  nameEnd: number,
+  value: string,
+  seen: Seen,
+): boolean {
+  const id = appendParsedField(headers, text, nameStart, nameEnd, value);
   if (id < 0) return id !== INVALID_HEADER_NAME;
   const slot = SLOT[id] as number;
   if (slot < 0) return true;
@@ -504,7 +522,7 @@ function validate(message: SipMessage, seen: Seen): string | undefined {
     if ((counts[i] as number) > 1) return `Header field ${SINGLE_VALUED[i]} appears more than once`;
   }
 
-  const callId = h.get('Call-ID') as string;
+  const callId = h.callId() as string;
   if (callId.length === 0 || callId.indexOf(' ') !== -1 || callId.indexOf('\t') !== -1) {
     return 'Malformed Call-ID header field';
   }

@@ -263,8 +263,10 @@ function collapseWs(s: string): string {
 // is built only on first access, by the same code, with the same verdict.
 
 /** What a scanner returns in check mode when the value is well formed. */
-const VALID = null;
-type Checked = typeof VALID;
+const VALID = 0;
+/** scanUri's check mode: a well-formed SIP URI with escaped headers (`?subject=…`). */
+const VALID_WITH_HEADERS = 1;
+type Checked = typeof VALID | typeof VALID_WITH_HEADERS;
 
 /** Whitespace, controls and the delimiters that end a URI inside a header field (RFC 4475 3.1.2.7, 3.1.2.8, 3.1.2.14). */
 function isForbiddenInUri(c: number): boolean {
@@ -287,8 +289,19 @@ export function parseUri(s: string): Uri | undefined {
   return scanUri(s, 0, s.length, true);
 }
 
+/**
+ * Checks a URI without building it: 'malformed' where parseUri would return
+ * undefined, 'escaped-headers' for a SIP URI with `?headers` (not allowed in
+ * a Request-URI, RFC 3261 19.1.1), else 'ok'. @internal
+ */
+export function checkUri(s: string): 'ok' | 'malformed' | 'escaped-headers' {
+  const checked = scanUri(s, 0, s.length, false);
+  return checked === undefined ? 'malformed' : checked === VALID ? 'ok' : 'escaped-headers';
+}
+
 /** Scans the URI s[start, end). */
 function scanUri(s: string, start: number, end: number, build: true): Uri | undefined;
+function scanUri(s: string, start: number, end: number, build: false): Checked | undefined;
 function scanUri(s: string, start: number, end: number, build: boolean): Uri | Checked | undefined;
 function scanUri(s: string, start: number, end: number, build: boolean): Uri | Checked | undefined {
   const colon = s.indexOf(':', start);
@@ -404,7 +417,8 @@ function scanSipUri(
 
   // headers = "?" header *( "&" header ); header = hname "=" hvalue
   const headers = build ? new Map<string, string>() : undefined;
-  if (i < end && s.charCodeAt(i) === QUESTION) {
+  const hasHeaders = i < end && s.charCodeAt(i) === QUESTION;
+  if (hasHeaders) {
     let p = i + 1;
     for (;;) {
       let eq = -1;
@@ -425,7 +439,7 @@ function scanSipUri(
     i = end;
   }
   if (i !== end) return undefined;
-  if (params === undefined || headers === undefined) return VALID;
+  if (params === undefined || headers === undefined) return hasHeaders ? VALID_WITH_HEADERS : VALID;
 
   const uri: SipUri = { scheme, host: s.slice(hostStart, hostEnd), params, headers };
   if (user !== undefined) uri.user = user;
@@ -634,10 +648,10 @@ function scanNameAddr(s: string, build: boolean): NameAddr | Checked | undefined
 
   const uri = scanUri(s, uriStart, uriEnd, build);
   if (uri === undefined) return undefined;
-  const params = uri === VALID ? undefined : new Map<string, string | null>();
+  const params = typeof uri === 'number' ? undefined : new Map<string, string | null>();
   i = scanParams(s, i, params);
   if (i < 0 || skipWs(s, i) !== n) return undefined;
-  if (uri === VALID || params === undefined) return VALID;
+  if (typeof uri === 'number' || params === undefined) return VALID;
   const result: NameAddr = { uri, params };
   if (displayName !== undefined) result.displayName = displayName;
   return result;

@@ -8,7 +8,14 @@ import { createResponse } from '../../../src/sip/message/build.js';
 import { INTERNAL_ERROR, type ParseResult, parseMessage } from '../../../src/sip/message/parse.js';
 import { serialize } from '../../../src/sip/message/serialize.js';
 import type { SipMessage } from '../../../src/sip/message/types.js';
-import { isNameAddr, isVia, parseNameAddr, parseUri, parseVia } from '../../../src/sip/message/uri.js';
+import {
+  checkUri,
+  isNameAddr,
+  isVia,
+  parseNameAddr,
+  parseUri,
+  parseVia,
+} from '../../../src/sip/message/uri.js';
 import { type FramerEvent, StreamFramer } from '../../../src/sip/transport/framer.js';
 import { loadCase, manifest } from './corpus.js';
 import { parseNameAddrSlow, parseUriSlow, parseViaSlow } from './reference-scanners.js';
@@ -192,7 +199,10 @@ describe('parser fuzzing', () => {
       }
       for (const v of values.uri) {
         const s = round === 0 ? v : mutateText(v);
-        expect(parseUri(s), s).toEqual(parseUriSlow(s));
+        const uri = parseUri(s);
+        expect(uri, s).toEqual(parseUriSlow(s));
+        const withHeaders = uri !== undefined && 'headers' in uri && uri.headers.size > 0;
+        expect(checkUri(s), s).toBe(uri === undefined ? 'malformed' : withHeaders ? 'escaped-headers' : 'ok');
         checked++;
       }
     }

@@ -321,6 +321,18 @@ export function appendParsedField(
   return (trustedAppend as TrustedAppend)(headers, text, nameStart, nameEnd, value);
 }
 
+type PrimeParsed = (h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr) => void;
+let prime: PrimeParsed | undefined;
+
+/**
+ * The parser's typed values of the Headers it just made (built while
+ * validating, from these very fields), memoized as if they had been read.
+ * @internal
+ */
+export function primeParsedValues(h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr): void {
+  (prime as PrimeParsed)(h, topVia, cseq, from, to);
+}
+
 export class Headers {
   /** Canonical names, in field order. */
   #names: string[] = [];
@@ -336,6 +348,12 @@ export class Headers {
   #nameAddrs: Map<string, NameAddr[] | undefined> | undefined;
 
   static {
+    prime = (h, topVia, cseq, from, to) => {
+      h.#topVia = topVia;
+      h.#cseq = cseq;
+      h.#from = from;
+      h.#to = to;
+    };
     trustedAppend = (h, text, nameStart, nameEnd, value) => {
       let entry = findWireSpelling(text, nameStart, nameEnd);
       if (entry === undefined) {

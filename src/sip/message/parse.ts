@@ -32,18 +32,27 @@ import {
   headerId,
   INVALID_HEADER_NAME,
   KNOWN_HEADER_COUNT,
+  primeParsedValues,
   splitHeaderList,
 } from './headers.js';
 import { decodeHeaderText } from './text.js';
-import type { SipMessage, SipRequest, SipResponse } from './types.js';
+import type { NameAddr, SipMessage, SipRequest, SipResponse, Via } from './types.js';
 import {
   checkUri,
   isNameAddr,
+  isNameAddrIn,
   isToken,
   isTokenChar,
   isVia,
+  isViaIn,
   MAX_CSEQ,
   parseBoundedInt,
+  parseCSeq,
+  parseCSeqIn,
+  parseNameAddr,
+  parseNameAddrIn,
+  parseVia,
+  parseViaIn,
   trimWs,
 } from './uri.js';
 
@@ -121,7 +130,21 @@ const VIA_SLOT = TRACKED.indexOf('Via');
 const CONTACT_SLOT = TRACKED.indexOf('Contact');
 const CONTENT_LENGTH_SLOT = TRACKED.indexOf('Content-Length');
 const MAX_FORWARDS_SLOT = TRACKED.indexOf('Max-Forwards');
+const FROM_SLOT = TRACKED.indexOf('From');
+const TO_SLOT = TRACKED.indexOf('To');
+const CSEQ_SLOT = TRACKED.indexOf('CSeq');
 const REQUIRED_SLOTS = REQUIRED.map((name) => TRACKED.indexOf(name));
+
+/**
+ * A field's value, and where it stands in the header text so that the
+ * scanners read it there (a flat string: faster than the value, a slice of
+ * it). start is -1 for a value unfolded from several lines: only `value` has it.
+ */
+interface FieldRef {
+  value: string;
+  start: number;
+  end: number;
+}
 
 /**
  * What validation and body extraction need from the header fields, collected
@@ -130,14 +153,35 @@ const REQUIRED_SLOTS = REQUIRED.map((name) => TRACKED.indexOf(name));
 interface Seen {
   /** Fields per TRACKED name, saturating at 255. */
   counts: Uint8Array;
-  /** Every Via, Contact and Content-Length field's value, in order. */
-  via: string[];
-  contact: string[];
+  /** Every Via, Contact and Content-Length field, in order. */
+  via: FieldRef[];
+  contact: FieldRef[];
   contentLength: string[];
+  /** The first From, To and CSeq field. */
+  from: FieldRef | undefined;
+  to: FieldRef | undefined;
+  cseq: FieldRef | undefined;
 }
 
-/** One for every parse: parsing is synchronous and never re-entered, and this keeps it allocation-free. */
-const SEEN: Seen = { counts: new Uint8Array(TRACKED.length), via: [], contact: [], contentLength: [] };
+/** One for every parse: parsing is synchronous and never re-entered. */
+const SEEN: Seen = {
+  counts: new Uint8Array(TRACKED.length),
+  via: [],
+  contact: [],
+  contentLength: [],
+  from: undefined,
+  to: undefined,
+  cseq: undefined,
+};
+
+function resetSeen(seen: Seen): Seen {
+  seen.counts.fill(0);
+  seen.via.length = 0;
+  seen.contact.length = 0;
+  seen.contentLength.length = 0;
+  seen.from = seen.to = seen.cseq = undefined;
+  return seen;
+}
 
 export function parseMessage(bytes: Uint8Array, limits: ParseLimits = {}): ParseResult {
   try {
@@ -203,11 +247,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if (startLine.kind === 'invalid') return failure(ErrorCodes.SIP_PARSE_ERROR, startLine.error);
 
   const headers = new Headers();
-  const seen = SEEN;
-  seen.counts.fill(0);
-  seen.via.length = 0;
-  seen.contact.length = 0;
-  seen.contentLength.length = 0;
+  const seen = resetSeen(SEEN);
   const fieldsError = parseFields(text, lineEnd + 2, headers, seen);
   structural ??= fieldsError;
   let body = EMPTY_BODY;
@@ -226,7 +266,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
       headers,
       body,
     };
-    const problem = structural ?? bodyError?.reason ?? validate(message, seen);
+    const problem = structural ?? bodyError?.reason ?? validate(message, text, seen);
     if (problem !== undefined) return failure(ErrorCodes.SIP_PARSE_ERROR, problem, message);
     return { ok: true, message };
   }
@@ -250,7 +290,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if (bodyError !== undefined) {
     return failure(ErrorCodes.SIP_PARSE_ERROR, bodyError.reason, message, bodyError.status);
   }
-  const problem = validate(message, seen);
+  const problem = validate(message, text, seen);
   if (problem !== undefined) return failure(ErrorCodes.SIP_BAD_REQUEST, problem, message, 400);
   return { ok: true, message };
 }
@@ -382,6 +422,8 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
   let nameStart = -1;
   let nameEnd = -1;
   let value = '';
+  let valueStart = -1; // value's place in the text; -1 once unfolded from several lines
+  let valueEnd = -1;
   let colon = -1; // next ':' position, cached so that lines without one stay linear
   while (pos < n) {
     const lf = text.indexOf('\n', pos);
@@ -401,10 +443,16 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
       if (nameStart === -1) error ??= 'Header field continuation line without a header field';
       else {
         const more = trimWs(text.slice(pos, lineEnd));
-        if (more.length > 0) value = value.length === 0 ? more : value + ' ' + more;
+        if (more.length > 0) {
+          value = value.length === 0 ? more : value + ' ' + more;
+          valueStart = -1;
+        }
       }
     } else {
-      if (nameStart !== -1 && !addField(headers, text, nameStart, nameEnd, value, seen)) {
+      if (
+        nameStart !== -1 &&
+        !addField(headers, text, nameStart, nameEnd, value, valueStart, valueEnd, seen)
+      ) {
         error ??= 'Invalid header field name';
       }
       nameStart = -1;
@@ -418,9 +466,9 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
         // HCOLON = *( SP / HTAB ) ":" SWS (RFC 4475 3.1.1.1: `Via  : …`)
         nameEnd = colon;
         while (nameEnd > pos && isWsCode(text.charCodeAt(nameEnd - 1))) nameEnd--;
-        let valueStart = colon + 1;
+        valueStart = colon + 1;
         while (valueStart < lineEnd && isWsCode(text.charCodeAt(valueStart))) valueStart++;
-        let valueEnd = lineEnd;
+        valueEnd = lineEnd;
         while (valueEnd > valueStart && isWsCode(text.charCodeAt(valueEnd - 1))) valueEnd--;
         nameStart = pos;
         value = text.slice(valueStart, valueEnd);
@@ -428,7 +476,7 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
     }
     pos = lineEnd + 2;
   }
-  if (nameStart !== -1 && !addField(headers, text, nameStart, nameEnd, value, seen)) {
+  if (nameStart !== -1 && !addField(headers, text, nameStart, nameEnd, value, valueStart, valueEnd, seen)) {
     error ??= 'Invalid header field name';
   }
   return error;
@@ -441,6 +489,8 @@ function addField(
   nameStart: number,
   nameEnd: number,
   value: string,
+  valueStart: number,
+  valueEnd: number,
   seen: Seen,
 ): boolean {
   const id = appendParsedField(headers, text, nameStart, nameEnd, value);
@@ -449,9 +499,12 @@ function addField(
   if (slot < 0) return true;
   const counts = seen.counts;
   if ((counts[slot] as number) < 255) counts[slot] = (counts[slot] as number) + 1;
-  if (slot === VIA_SLOT) seen.via.push(value);
-  else if (slot === CONTACT_SLOT) seen.contact.push(value);
-  else if (slot === CONTENT_LENGTH_SLOT) seen.contentLength.push(value);
+  if (slot === CONTENT_LENGTH_SLOT) seen.contentLength.push(value);
+  else if (slot === VIA_SLOT) seen.via.push({ value, start: valueStart, end: valueEnd });
+  else if (slot === CONTACT_SLOT) seen.contact.push({ value, start: valueStart, end: valueEnd });
+  else if (slot === FROM_SLOT) seen.from ??= { value, start: valueStart, end: valueEnd };
+  else if (slot === TO_SLOT) seen.to ??= { value, start: valueStart, end: valueEnd };
+  else if (slot === CSEQ_SLOT) seen.cseq ??= { value, start: valueStart, end: valueEnd };
   return true;
 }
 
@@ -505,11 +558,12 @@ function copyBytes(buf: Buffer, from: number, to: number): Uint8Array {
 
 /**
  * Checks what RFC 3261 8.2 and RFC 4475 require of every message. The values
- * every layer reads at once (top Via, CSeq, From, To) are built here and stay
- * memoized in Headers; the others that must be well formed (lower Vias,
- * Contact) are only checked, and built if and when someone reads them.
+ * every layer reads at once (top Via, CSeq, From, To) are built here, read in
+ * the header text, and handed to Headers as its memoized values; the others
+ * that must be well formed (lower Vias, Contact) are only checked, and built
+ * if and when someone reads them.
  */
-function validate(message: SipMessage, seen: Seen): string | undefined {
+function validate(message: SipMessage, text: string, seen: Seen): string | undefined {
   const h = message.headers;
   const isRequest = message.type === 'request';
   const counts = seen.counts;
@@ -527,9 +581,11 @@ function validate(message: SipMessage, seen: Seen): string | undefined {
     return 'Malformed Call-ID header field';
   }
 
-  const cseq = h.cseq();
+  const cseqField = seen.cseq as FieldRef;
+  const cseq =
+    cseqField.start >= 0 ? parseCSeqIn(text, cseqField.start, cseqField.end) : parseCSeq(cseqField.value);
   if (cseq === undefined) {
-    const digits = /^[ \t]*([0-9]+)/.exec(h.get('CSeq') as string)?.[1];
+    const digits = /^[ \t]*([0-9]+)/.exec(cseqField.value)?.[1];
     if (digits !== undefined && parseBoundedInt(digits, MAX_CSEQ) === undefined) {
       return 'CSeq sequence number exceeds 2^32-1';
     }
@@ -545,48 +601,82 @@ function validate(message: SipMessage, seen: Seen): string | undefined {
     }
   }
 
-  if (h.from() === undefined) return nameAddrProblem('From', h.get('From') as string);
-  if (h.to() === undefined) return nameAddrProblem('To', h.get('To') as string);
+  const fromField = seen.from as FieldRef;
+  const from = nameAddrIn(text, fromField);
+  if (from === undefined) return nameAddrProblem('From', fromField.value);
+  const toField = seen.to as FieldRef;
+  const to = nameAddrIn(text, toField);
+  if (to === undefined) return nameAddrProblem('To', toField.value);
 
-  if (h.topVia() === undefined || !lowerViasValid(seen.via)) {
+  const topVia = topViaIn(text, seen.via[0] as FieldRef);
+  if (topVia === undefined || !lowerViasValid(text, seen.via)) {
     for (const field of seen.via) {
       // RFC 4475 3.1.2.1: `Via: …;;,;,,`
-      if (splitHeaderList(field).some((v) => v.length === 0)) return 'Via header field has an empty value';
+      if (splitHeaderList(field.value).some((v) => v.length === 0))
+        return 'Via header field has an empty value';
     }
     return 'Malformed Via header field';
   }
+  primeParsedValues(h, topVia, cseq, from, to);
 
   if (isRequest && seen.contact.length > 0) {
-    const contacts = listElements(seen.contact);
-    const given = contacts.filter((c) => c.length > 0);
-    const wildcard = given.length === 1 && given[0] === '*' && seen.contact.length === 1;
-    if (!wildcard && !contacts.every(isNameAddr)) {
+    const wildcard = seen.contact.length === 1 && isWildcard((seen.contact[0] as FieldRef).value);
+    if (!wildcard && !contactsValid(text, seen.contact)) {
+      const given = listElements(seen.contact).filter((c) => c.length > 0);
       return nameAddrProblem('Contact', given.find((c) => !isNameAddr(c)) ?? '');
     }
   }
   return undefined;
 }
 
-/** Every Via value after the top one (which topVia() checked) is well formed. */
-function lowerViasValid(fields: readonly string[]): boolean {
+function nameAddrIn(text: string, field: FieldRef): NameAddr | undefined {
+  return field.start >= 0 ? parseNameAddrIn(text, field.start, field.end) : parseNameAddr(field.value);
+}
+
+/** What Headers.topVia() makes of the first Via field. */
+function topViaIn(text: string, field: FieldRef): Via | undefined {
+  if (field.value.indexOf(',') !== -1) return parseVia(splitHeaderList(field.value)[0] as string);
+  return field.start >= 0 ? parseViaIn(text, field.start, field.end) : parseVia(field.value);
+}
+
+/** Every Via value after the top one (which topViaIn built) is well formed. */
+function lowerViasValid(text: string, fields: readonly FieldRef[]): boolean {
   for (let f = 0; f < fields.length; f++) {
-    const field = fields[f] as string;
-    if (field.indexOf(',') === -1) {
-      if (f > 0 && !isVia(field)) return false;
+    const field = fields[f] as FieldRef;
+    if (field.value.indexOf(',') === -1) {
+      if (f === 0) continue;
+      if (!(field.start >= 0 ? isViaIn(text, field.start, field.end) : isVia(field.value))) return false;
       continue;
     }
-    const values = splitHeaderList(field);
+    const values = splitHeaderList(field.value);
     for (let i = f === 0 ? 1 : 0; i < values.length; i++) if (!isVia(values[i] as string)) return false;
   }
   return true;
 }
 
+/** `Contact: *` (RFC 3261 10.2.2), which only REGISTER may carry and only alone. */
+function isWildcard(value: string): boolean {
+  if (value.indexOf(',') === -1) return value === '*';
+  const given = splitHeaderList(value).filter((c) => c.length > 0);
+  return given.length === 1 && given[0] === '*';
+}
+
+function contactsValid(text: string, fields: readonly FieldRef[]): boolean {
+  for (const field of fields) {
+    if (field.value.indexOf(',') === -1) {
+      if (!(field.start >= 0 ? isNameAddrIn(text, field.start, field.end) : isNameAddr(field.value)))
+        return false;
+    } else if (!splitHeaderList(field.value).every(isNameAddr)) return false;
+  }
+  return true;
+}
+
 /** The comma-separated elements of list header fields, empty ones included. */
-function listElements(fields: readonly string[]): string[] {
+function listElements(fields: readonly FieldRef[]): string[] {
   const out: string[] = [];
   for (const field of fields) {
-    if (field.indexOf(',') === -1) out.push(field);
-    else out.push(...splitHeaderList(field));
+    if (field.value.indexOf(',') === -1) out.push(field.value);
+    else out.push(...splitHeaderList(field.value));
   }
   return out;
 }

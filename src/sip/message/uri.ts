@@ -78,13 +78,13 @@ function isWs(c: number): boolean {
   return c === SP || c === HT;
 }
 
-function skipWs(s: string, i: number): number {
-  while (i < s.length && isWs(s.charCodeAt(i))) i++;
+function skipWs(s: string, i: number, end: number): number {
+  while (i < end && isWs(s.charCodeAt(i))) i++;
   return i;
 }
 
-function scanToken(s: string, i: number): number {
-  while (i < s.length && isTokenChar(s.charCodeAt(i))) i++;
+function scanToken(s: string, i: number, end: number): number {
+  while (i < end && isTokenChar(s.charCodeAt(i))) i++;
   return i;
 }
 
@@ -118,11 +118,11 @@ export function parseBoundedInt(s: string, max: number): number | undefined {
 
 /**
  * Scans a quoted-string starting at the opening DQUOTE; returns the index just
- * after the closing DQUOTE, or -1 when it is unterminated.
+ * after the closing DQUOTE, or -1 when it is unterminated before `end`.
  */
-function scanQuoted(s: string, i: number): number {
+function scanQuoted(s: string, i: number, end: number): number {
   let j = i + 1;
-  while (j < s.length) {
+  while (j < end) {
     const c = s.charCodeAt(j);
     if (c === BACKSLASH)
       j += 2; // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
@@ -485,40 +485,34 @@ function isValueChar(c: number): boolean {
 }
 
 /**
- * Strictly scans `*( SEMI param )` from index i, into `out` when given (raw
+ * Strictly scans `*( SEMI param )` in s[i, end), into `out` when given (raw
  * values, see the file comment). Returns the index after the last parameter,
  * or -1 on a malformed parameter (empty name as in `;;`, `name=` without a
  * value, unterminated quoted value).
  */
-function scanParams(s: string, i: number, out: Map<string, string | null> | undefined): number {
-  const n = s.length;
+function scanParams(s: string, i: number, end: number, out: Map<string, string | null> | undefined): number {
   for (;;) {
-    let k = i;
-    while (k < n && isWs(s.charCodeAt(k))) k++;
-    if (k >= n || s.charCodeAt(k) !== SEMI) return i;
-    let nameStart = k + 1;
-    while (nameStart < n && isWs(s.charCodeAt(nameStart))) nameStart++;
-    let nameEnd = nameStart;
-    while (nameEnd < n && isTokenChar(s.charCodeAt(nameEnd))) nameEnd++;
+    const k = skipWs(s, i, end);
+    if (k >= end || s.charCodeAt(k) !== SEMI) return i;
+    const nameStart = skipWs(s, k + 1, end);
+    const nameEnd = scanToken(s, nameStart, end);
     if (nameEnd === nameStart) return -1;
     i = nameEnd;
     let valueStart = -1;
-    let e = nameEnd;
-    while (e < n && isWs(s.charCodeAt(e))) e++;
-    if (e < n && s.charCodeAt(e) === EQUALS) {
-      let v = e + 1;
-      while (v < n && isWs(s.charCodeAt(v))) v++;
-      let end: number;
-      if (v < n && s.charCodeAt(v) === DQUOTE) {
-        end = scanQuoted(s, v);
-        if (end < 0) return -1;
+    const e = skipWs(s, nameEnd, end);
+    if (e < end && s.charCodeAt(e) === EQUALS) {
+      const v = skipWs(s, e + 1, end);
+      let valueEnd: number;
+      if (v < end && s.charCodeAt(v) === DQUOTE) {
+        valueEnd = scanQuoted(s, v, end);
+        if (valueEnd < 0) return -1;
       } else {
-        end = v;
-        while (end < n && isValueChar(s.charCodeAt(end))) end++;
-        if (end === v) return -1;
+        valueEnd = v;
+        while (valueEnd < end && isValueChar(s.charCodeAt(valueEnd))) valueEnd++;
+        if (valueEnd === v) return -1;
       }
       valueStart = v;
-      i = end;
+      i = valueEnd;
     }
     if (out !== undefined) {
       const name = s.slice(nameStart, nameEnd).toLowerCase();
@@ -575,30 +569,39 @@ function formatParams(params: ReadonlyMap<string, string | null>): string {
  * rejected (RFC 4475 3.1.2.14).
  */
 export function parseNameAddr(s: string): NameAddr | undefined {
-  return scanNameAddr(s, true);
+  return scanNameAddr(s, 0, s.length, true);
 }
 
 /** True when parseNameAddr(s) would return a value; builds nothing. @internal */
 export function isNameAddr(s: string): boolean {
-  return scanNameAddr(s, false) === VALID;
+  return scanNameAddr(s, 0, s.length, false) === VALID;
 }
 
-function scanNameAddr(s: string, build: true): NameAddr | undefined;
-function scanNameAddr(s: string, build: false): Checked | undefined;
-function scanNameAddr(s: string, build: boolean): NameAddr | Checked | undefined {
-  const n = s.length;
-  let i = skipWs(s, 0);
-  if (i >= n) return undefined;
+/** parseNameAddr(s.slice(start, end)), without the slice. @internal */
+export function parseNameAddrIn(s: string, start: number, end: number): NameAddr | undefined {
+  return scanNameAddr(s, start, end, true);
+}
+
+/** isNameAddr(s.slice(start, end)), without the slice. @internal */
+export function isNameAddrIn(s: string, start: number, end: number): boolean {
+  return scanNameAddr(s, start, end, false) === VALID;
+}
+
+function scanNameAddr(s: string, start: number, end: number, build: true): NameAddr | undefined;
+function scanNameAddr(s: string, start: number, end: number, build: false): Checked | undefined;
+function scanNameAddr(s: string, start: number, end: number, build: boolean): NameAddr | Checked | undefined {
+  let i = skipWs(s, start, end);
+  if (i >= end) return undefined;
   let displayName: string | undefined;
 
   let lt = -1;
   const c0 = s.charCodeAt(i);
   if (c0 === DQUOTE) {
-    const end = scanQuoted(s, i);
-    if (end < 0) return undefined; // RFC 4475 3.1.2.6
-    if (build) displayName = unescapeQuotedContent(s.slice(i + 1, end - 1));
-    lt = skipWs(s, end);
-    if (lt >= n || s.charCodeAt(lt) !== LT) return undefined;
+    const close = scanQuoted(s, i, end);
+    if (close < 0) return undefined; // RFC 4475 3.1.2.6
+    if (build) displayName = unescapeQuotedContent(s.slice(i + 1, close - 1));
+    lt = skipWs(s, close, end);
+    if (lt >= end || s.charCodeAt(lt) !== LT) return undefined;
   } else if (c0 === LT) {
     lt = i;
   } else {
@@ -606,7 +609,7 @@ function scanNameAddr(s: string, build: boolean): NameAddr | Checked | undefined
     let j = i;
     let sawSpace = false;
     let lastTokenEnd = i;
-    while (j < n) {
+    while (j < end) {
       const c = s.charCodeAt(j);
       if (isTokenChar(c)) {
         j++;
@@ -616,7 +619,7 @@ function scanNameAddr(s: string, build: boolean): NameAddr | Checked | undefined
         j++;
       } else break;
     }
-    if (j < n && s.charCodeAt(j) === LT) {
+    if (j < end && s.charCodeAt(j) === LT) {
       lt = j;
       if (build) {
         const raw = s.slice(i, lastTokenEnd);
@@ -629,13 +632,13 @@ function scanNameAddr(s: string, build: boolean): NameAddr | Checked | undefined
   let uriEnd: number;
   if (lt >= 0) {
     const gt = s.indexOf('>', lt + 1);
-    if (gt === -1) return undefined;
+    if (gt === -1 || gt >= end) return undefined;
     uriStart = lt + 1;
     uriEnd = gt;
     i = gt + 1;
   } else {
     let j = i;
-    while (j < n) {
+    while (j < end) {
       const c = s.charCodeAt(j);
       if (c === SEMI || isWs(c)) break;
       if (c === COMMA || c === QUESTION) return undefined; // must be in <> (RFC 3261 20.10)
@@ -649,8 +652,8 @@ function scanNameAddr(s: string, build: boolean): NameAddr | Checked | undefined
   const uri = scanUri(s, uriStart, uriEnd, build);
   if (uri === undefined) return undefined;
   const params = typeof uri === 'number' ? undefined : new Map<string, string | null>();
-  i = scanParams(s, i, params);
-  if (i < 0 || skipWs(s, i) !== n) return undefined;
+  i = scanParams(s, i, end, params);
+  if (i < 0 || skipWs(s, i, end) !== end) return undefined;
   if (typeof uri === 'number' || params === undefined) return VALID;
   const result: NameAddr = { uri, params };
   if (displayName !== undefined) result.displayName = displayName;
@@ -667,55 +670,64 @@ export function formatNameAddr(na: NameAddr): string {
 // Via (RFC 3261 20.42): sent-protocol LWS sent-by *( SEMI via-params )
 
 export function parseVia(s: string): Via | undefined {
-  return scanVia(s, true);
+  return scanVia(s, 0, s.length, true);
 }
 
 /** True when parseVia(s) would return a value; builds nothing. @internal */
 export function isVia(s: string): boolean {
-  return scanVia(s, false) === VALID;
+  return scanVia(s, 0, s.length, false) === VALID;
 }
 
-function scanVia(s: string, build: true): Via | undefined;
-function scanVia(s: string, build: false): Checked | undefined;
-function scanVia(s: string, build: boolean): Via | Checked | undefined {
-  const n = s.length;
-  let i = skipWs(s, 0);
+/** parseVia(s.slice(start, end)), without the slice. @internal */
+export function parseViaIn(s: string, start: number, end: number): Via | undefined {
+  return scanVia(s, start, end, true);
+}
+
+/** isVia(s.slice(start, end)), without the slice. @internal */
+export function isViaIn(s: string, start: number, end: number): boolean {
+  return scanVia(s, start, end, false) === VALID;
+}
+
+function scanVia(s: string, start: number, end: number, build: true): Via | undefined;
+function scanVia(s: string, start: number, end: number, build: false): Checked | undefined;
+function scanVia(s: string, start: number, end: number, build: boolean): Via | Checked | undefined {
+  let i = skipWs(s, start, end);
   // sent-protocol = protocol-name SLASH protocol-version SLASH transport, SLASH = SWS "/" SWS
   let protocol = 'SIP/2.0';
-  if (s.startsWith('SIP/2.0/', i)) i = skipWs(s, i + 8);
+  if (i + 8 <= end && s.startsWith('SIP/2.0/', i)) i = skipWs(s, i + 8, end);
   else {
     const nameStart = i;
-    i = scanToken(s, i);
+    i = scanToken(s, i, end);
     if (i === nameStart) return undefined;
     const nameEnd = i;
-    i = skipWs(s, i);
-    if (s.charCodeAt(i) !== SLASH) return undefined;
-    const versionStart = skipWs(s, i + 1);
-    i = scanToken(s, versionStart);
+    i = skipWs(s, i, end);
+    if (i >= end || s.charCodeAt(i) !== SLASH) return undefined;
+    const versionStart = skipWs(s, i + 1, end);
+    i = scanToken(s, versionStart, end);
     if (i === versionStart) return undefined;
     if (build) protocol = s.slice(nameStart, nameEnd) + '/' + s.slice(versionStart, i);
-    i = skipWs(s, i);
-    if (s.charCodeAt(i) !== SLASH) return undefined;
-    i = skipWs(s, i + 1);
+    i = skipWs(s, i, end);
+    if (i >= end || s.charCodeAt(i) !== SLASH) return undefined;
+    i = skipWs(s, i + 1, end);
   }
   const transportStart = i;
-  i = scanToken(s, i);
+  i = scanToken(s, i, end);
   if (i === transportStart) return undefined;
   const transportEnd = i;
-  const hostStart = skipWs(s, i);
+  const hostStart = skipWs(s, i, end);
   if (hostStart === i) return undefined; // LWS is required before sent-by
   i = hostStart;
 
-  if (s.charCodeAt(i) === LBRACKET) {
+  if (i < end && s.charCodeAt(i) === LBRACKET) {
     const close = s.indexOf(']', i);
-    if (close === -1 || close === i + 1) return undefined;
+    if (close === -1 || close >= end || close === i + 1) return undefined;
     for (let k = i + 1; k < close; k++) {
       const c = s.charCodeAt(k);
       if (c >= 128 || IPV6_CHARS[c] !== 1) return undefined;
     }
     i = close + 1;
   } else {
-    while (i < n) {
+    while (i < end) {
       const c = s.charCodeAt(i);
       if (c >= 128 || HOST_CHARS[c] !== 1) break;
       i++;
@@ -725,12 +737,12 @@ function scanVia(s: string, build: boolean): Via | Checked | undefined {
   const hostEnd = i;
 
   let port = -1;
-  const k = skipWs(s, i);
-  if (k < n && s.charCodeAt(k) === COLON) {
-    const p = skipWs(s, k + 1);
+  const k = skipWs(s, i, end);
+  if (k < end && s.charCodeAt(k) === COLON) {
+    const p = skipWs(s, k + 1, end);
     let e = p;
     port = 0;
-    for (; e < n; e++) {
+    for (; e < end; e++) {
       const c = s.charCodeAt(e);
       if (c < 0x30 || c > 0x39) break;
       port = port * 10 + (c - 0x30);
@@ -741,8 +753,8 @@ function scanVia(s: string, build: boolean): Via | Checked | undefined {
   }
 
   const params = build ? new Map<string, string | null>() : undefined;
-  i = scanParams(s, i, params);
-  if (i < 0 || skipWs(s, i) !== n) return undefined;
+  i = scanParams(s, i, end, params);
+  if (i < 0 || skipWs(s, i, end) !== end) return undefined;
   if (params === undefined) return VALID;
   const via: Via = {
     protocol,
@@ -766,15 +778,24 @@ export function formatVia(v: Via): string {
 export const MAX_CSEQ = 0xffffffff;
 
 export function parseCSeq(s: string): CSeq | undefined {
-  const n = s.length;
-  const start = skipWs(s, 0);
-  let i = start;
-  while (i < n && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) i++;
-  const seq = parseBoundedInt(s.slice(start, i), MAX_CSEQ);
-  if (seq === undefined) return undefined;
-  const m = skipWs(s, i);
+  return parseCSeqIn(s, 0, s.length);
+}
+
+/** parseCSeq(s.slice(start, end)), without the slice. @internal */
+export function parseCSeqIn(s: string, start: number, end: number): CSeq | undefined {
+  const first = skipWs(s, start, end);
+  let i = first;
+  let seq = 0;
+  for (; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) break;
+    seq = seq * 10 + (c - 0x30);
+    if (seq > MAX_CSEQ) return undefined; // before it can grow imprecise (RFC 4475 3.1.2.4)
+  }
+  if (i === first) return undefined;
+  const m = skipWs(s, i, end);
   if (m === i) return undefined;
-  const e = scanToken(s, m);
-  if (e === m || skipWs(s, e) !== n) return undefined;
+  const e = scanToken(s, m, end);
+  if (e === m || skipWs(s, e, end) !== end) return undefined;
   return { seq, method: s.slice(m, e) };
 }

@@ -11,10 +11,14 @@ import type { SipMessage } from '../../../src/sip/message/types.js';
 import {
   checkUri,
   isNameAddr,
+  isNameAddrIn,
   isVia,
+  isViaIn,
   parseNameAddr,
+  parseNameAddrIn,
   parseUri,
   parseVia,
+  parseViaIn,
 } from '../../../src/sip/message/uri.js';
 import { type FramerEvent, StreamFramer } from '../../../src/sip/transport/framer.js';
 import { loadCase, manifest } from './corpus.js';
@@ -183,18 +187,31 @@ describe('parser fuzzing', () => {
       if (m.type === 'request') values.uri.push(m.uri);
     }
     const mutateText = (s: string): string => mutate(Buffer.from(s, 'utf8'), random).toString('utf8');
+    // The parser scans values in place in the header text: what surrounds them must never count.
+    const AROUND = ['', ' ', '>', '"', ']', ';x=y', ',', '@h', '\\', 'SIP/2.0/'];
+    const around = () => AROUND[Math.floor(random() * AROUND.length)] as string;
     let checked = 0;
     for (let round = 0; round < 20; round++) {
       for (const v of values.via) {
         const s = round === 0 ? v : mutateText(v);
         expect(parseVia(s), s).toEqual(parseViaSlow(s));
         expect(isVia(s), s).toBe(parseVia(s) !== undefined);
+        const [before, after] = [around(), around()];
+        const framed = before + s + after;
+        expect(parseViaIn(framed, before.length, before.length + s.length), framed).toEqual(parseVia(s));
+        expect(isViaIn(framed, before.length, before.length + s.length), framed).toBe(isVia(s));
         checked++;
       }
       for (const v of values.nameAddr) {
         const s = round === 0 ? v : mutateText(v);
         expect(parseNameAddr(s), s).toEqual(parseNameAddrSlow(s));
         expect(isNameAddr(s), s).toBe(parseNameAddr(s) !== undefined);
+        const [before, after] = [around(), around()];
+        const framed = before + s + after;
+        expect(parseNameAddrIn(framed, before.length, before.length + s.length), framed).toEqual(
+          parseNameAddr(s),
+        );
+        expect(isNameAddrIn(framed, before.length, before.length + s.length), framed).toBe(isNameAddr(s));
         checked++;
       }
       for (const v of values.uri) {

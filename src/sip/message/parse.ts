@@ -25,6 +25,8 @@
  * body bytes are taken and extra trailing bytes are ignored; without one the
  * body is the rest of the buffer. Stream framing is the framer's job.
  */
+
+import { isAscii } from 'node:buffer';
 import { type ErrorCode, ErrorCodes, SoftphoneError } from '../../errors.js';
 import {
   appendParsedField,
@@ -39,6 +41,7 @@ import { decodeHeaderText } from './text.js';
 import type { NameAddr, SipMessage, SipRequest, SipResponse, Via } from './types.js';
 import {
   checkUri,
+  codesOf,
   isNameAddr,
   isNameAddrIn,
   isToken,
@@ -233,8 +236,14 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
     return failure(ErrorCodes.SIP_PARSE_ERROR, `Header section exceeds ${maxHeader} bytes`);
   }
 
-  // Malformed UTF-8 survives as escaped bytes, so copies of it go back as received (text.ts).
-  const text = decodeHeaderText(buf, start, headEnd);
+  // ASCII (what sane peers send) decodes byte for byte, and the bytes are then
+  // the scanners' codes (uri.ts); anything else is decoded as UTF-8, malformed
+  // UTF-8 surviving as escaped bytes so that copies of it go back as received
+  // (text.ts), and gets codes of its own.
+  const head = buf.subarray(start, headEnd);
+  const ascii = isAscii(head);
+  const text = ascii ? buf.toString('latin1', start, headEnd) : decodeHeaderText(buf, start, headEnd);
+  const codes = ascii ? head : codesOf(text);
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd === -1) lineEnd = text.length;
   // Lines end with CRLF only (see parseFields).
@@ -266,7 +275,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
       headers,
       body,
     };
-    const problem = structural ?? bodyError?.reason ?? validate(message, text, seen);
+    const problem = structural ?? bodyError?.reason ?? validate(message, text, codes, seen);
     if (problem !== undefined) return failure(ErrorCodes.SIP_PARSE_ERROR, problem, message);
     return { ok: true, message };
   }
@@ -290,7 +299,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if (bodyError !== undefined) {
     return failure(ErrorCodes.SIP_PARSE_ERROR, bodyError.reason, message, bodyError.status);
   }
-  const problem = validate(message, text, seen);
+  const problem = validate(message, text, codes, seen);
   if (problem !== undefined) return failure(ErrorCodes.SIP_BAD_REQUEST, problem, message, 400);
   return { ok: true, message };
 }
@@ -563,7 +572,7 @@ function copyBytes(buf: Buffer, from: number, to: number): Uint8Array {
  * that must be well formed (lower Vias, Contact) are only checked, and built
  * if and when someone reads them.
  */
-function validate(message: SipMessage, text: string, seen: Seen): string | undefined {
+function validate(message: SipMessage, text: string, codes: Uint8Array, seen: Seen): string | undefined {
   const h = message.headers;
   const isRequest = message.type === 'request';
   const counts = seen.counts;
@@ -583,7 +592,9 @@ function validate(message: SipMessage, text: string, seen: Seen): string | undef
 
   const cseqField = seen.cseq as FieldRef;
   const cseq =
-    cseqField.start >= 0 ? parseCSeqIn(text, cseqField.start, cseqField.end) : parseCSeq(cseqField.value);
+    cseqField.start >= 0
+      ? parseCSeqIn(codes, text, cseqField.start, cseqField.end)
+      : parseCSeq(cseqField.value);
   if (cseq === undefined) {
     const digits = /^[ \t]*([0-9]+)/.exec(cseqField.value)?.[1];
     if (digits !== undefined && parseBoundedInt(digits, MAX_CSEQ) === undefined) {
@@ -602,14 +613,14 @@ function validate(message: SipMessage, text: string, seen: Seen): string | undef
   }
 
   const fromField = seen.from as FieldRef;
-  const from = nameAddrIn(text, fromField);
+  const from = nameAddrIn(codes, text, fromField);
   if (from === undefined) return nameAddrProblem('From', fromField.value);
   const toField = seen.to as FieldRef;
-  const to = nameAddrIn(text, toField);
+  const to = nameAddrIn(codes, text, toField);
   if (to === undefined) return nameAddrProblem('To', toField.value);
 
-  const topVia = topViaIn(text, seen.via[0] as FieldRef);
-  if (topVia === undefined || !lowerViasValid(text, seen.via)) {
+  const topVia = topViaIn(codes, text, seen.via[0] as FieldRef);
+  if (topVia === undefined || !lowerViasValid(codes, text, seen.via)) {
     for (const field of seen.via) {
       // RFC 4475 3.1.2.1: `Via: …;;,;,,`
       if (splitHeaderList(field.value).some((v) => v.length === 0))
@@ -621,7 +632,7 @@ function validate(message: SipMessage, text: string, seen: Seen): string | undef
 
   if (isRequest && seen.contact.length > 0) {
     const wildcard = seen.contact.length === 1 && isWildcard((seen.contact[0] as FieldRef).value);
-    if (!wildcard && !contactsValid(text, seen.contact)) {
+    if (!wildcard && !contactsValid(codes, text, seen.contact)) {
       const given = listElements(seen.contact).filter((c) => c.length > 0);
       return nameAddrProblem('Contact', given.find((c) => !isNameAddr(c)) ?? '');
     }
@@ -629,23 +640,24 @@ function validate(message: SipMessage, text: string, seen: Seen): string | undef
   return undefined;
 }
 
-function nameAddrIn(text: string, field: FieldRef): NameAddr | undefined {
-  return field.start >= 0 ? parseNameAddrIn(text, field.start, field.end) : parseNameAddr(field.value);
+function nameAddrIn(codes: Uint8Array, text: string, field: FieldRef): NameAddr | undefined {
+  return field.start >= 0 ? parseNameAddrIn(codes, text, field.start, field.end) : parseNameAddr(field.value);
 }
 
 /** What Headers.topVia() makes of the first Via field. */
-function topViaIn(text: string, field: FieldRef): Via | undefined {
+function topViaIn(codes: Uint8Array, text: string, field: FieldRef): Via | undefined {
   if (field.value.indexOf(',') !== -1) return parseVia(splitHeaderList(field.value)[0] as string);
-  return field.start >= 0 ? parseViaIn(text, field.start, field.end) : parseVia(field.value);
+  return field.start >= 0 ? parseViaIn(codes, text, field.start, field.end) : parseVia(field.value);
 }
 
 /** Every Via value after the top one (which topViaIn built) is well formed. */
-function lowerViasValid(text: string, fields: readonly FieldRef[]): boolean {
+function lowerViasValid(codes: Uint8Array, text: string, fields: readonly FieldRef[]): boolean {
   for (let f = 0; f < fields.length; f++) {
     const field = fields[f] as FieldRef;
     if (field.value.indexOf(',') === -1) {
       if (f === 0) continue;
-      if (!(field.start >= 0 ? isViaIn(text, field.start, field.end) : isVia(field.value))) return false;
+      if (!(field.start >= 0 ? isViaIn(codes, text, field.start, field.end) : isVia(field.value)))
+        return false;
       continue;
     }
     const values = splitHeaderList(field.value);
@@ -661,10 +673,10 @@ function isWildcard(value: string): boolean {
   return given.length === 1 && given[0] === '*';
 }
 
-function contactsValid(text: string, fields: readonly FieldRef[]): boolean {
+function contactsValid(codes: Uint8Array, text: string, fields: readonly FieldRef[]): boolean {
   for (const field of fields) {
     if (field.value.indexOf(',') === -1) {
-      if (!(field.start >= 0 ? isNameAddrIn(text, field.start, field.end) : isNameAddr(field.value)))
+      if (!(field.start >= 0 ? isNameAddrIn(codes, text, field.start, field.end) : isNameAddr(field.value)))
         return false;
     } else if (!splitHeaderList(field.value).every(isNameAddr)) return false;
   }

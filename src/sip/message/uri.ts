@@ -78,13 +78,13 @@ function isWs(c: number): boolean {
   return c === SP || c === HT;
 }
 
-function skipWs(s: string, i: number, end: number): number {
-  while (i < end && isWs(s.charCodeAt(i))) i++;
+function skipWs(b: Uint8Array, i: number, end: number): number {
+  while (i < end && isWs(b[i] as number)) i++;
   return i;
 }
 
-function scanToken(s: string, i: number, end: number): number {
-  while (i < end && isTokenChar(s.charCodeAt(i))) i++;
+function scanToken(b: Uint8Array, i: number, end: number): number {
+  while (i < end && isTokenChar(b[i] as number)) i++;
   return i;
 }
 
@@ -120,10 +120,10 @@ export function parseBoundedInt(s: string, max: number): number | undefined {
  * Scans a quoted-string starting at the opening DQUOTE; returns the index just
  * after the closing DQUOTE, or -1 when it is unterminated before `end`.
  */
-function scanQuoted(s: string, i: number, end: number): number {
+function scanQuoted(b: Uint8Array, i: number, end: number): number {
   let j = i + 1;
   while (j < end) {
-    const c = s.charCodeAt(j);
+    const c = b[j] as number;
     if (c === BACKSLASH)
       j += 2; // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
     else if (c === DQUOTE) return j + 1;
@@ -261,6 +261,37 @@ function collapseWs(s: string): string {
 // checks the grammar and returns VALID: that is what the parser's validation
 // runs on the values nobody reads yet (lower Vias, Contact), so the typed value
 // is built only on first access, by the same code, with the same verdict.
+//
+// A scanner reads s[start, end) through `b`, its codes: b[i] is s's UTF-16
+// unit i, or 0x80 for any unit above 0x7f (every grammar decision here is
+// about ASCII; all other characters fall in the same classes). Reading a byte
+// array is several times faster than charCodeAt on a string, and the parser
+// hands over the received bytes themselves when the header section is ASCII
+// (codes and text then coincide). Results are sliced from s.
+
+/** A string's codes, for the scanners (see above). */
+export function codesOf(s: string, into?: Uint8Array): Uint8Array {
+  const n = s.length;
+  const b = into !== undefined && into.length >= n ? into : new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    b[i] = Math.min(c, 0x80);
+  }
+  return b;
+}
+
+/**
+ * Codes of the string a public entry point was given, in a buffer reused from
+ * call to call (entry points never nest; the parser has codes of its own).
+ */
+let scratch = new Uint8Array(1024);
+function scratchCodes(s: string): Uint8Array {
+  if (s.length > scratch.length) {
+    if (s.length > 65536) return codesOf(s); // rare and huge: not worth keeping
+    scratch = new Uint8Array(Math.max(s.length, scratch.length * 2));
+  }
+  return codesOf(s, scratch);
+}
 
 /** What a scanner returns in check mode when the value is well formed. */
 const VALID = 0;
@@ -286,7 +317,7 @@ function lowerAscii(c: number): number {
  * answers 416 for schemes it does not support; RFC 4475 3.3.2).
  */
 export function parseUri(s: string): Uri | undefined {
-  return scanUri(s, 0, s.length, true);
+  return scanUri(scratchCodes(s), s, 0, s.length, true);
 }
 
 /**
@@ -295,42 +326,55 @@ export function parseUri(s: string): Uri | undefined {
  * a Request-URI, RFC 3261 19.1.1), else 'ok'. @internal
  */
 export function checkUri(s: string): 'ok' | 'malformed' | 'escaped-headers' {
-  const checked = scanUri(s, 0, s.length, false);
+  const checked = scanUri(scratchCodes(s), s, 0, s.length, false);
   return checked === undefined ? 'malformed' : checked === VALID ? 'ok' : 'escaped-headers';
 }
 
 /** Scans the URI s[start, end). */
-function scanUri(s: string, start: number, end: number, build: true): Uri | undefined;
-function scanUri(s: string, start: number, end: number, build: false): Checked | undefined;
-function scanUri(s: string, start: number, end: number, build: boolean): Uri | Checked | undefined;
-function scanUri(s: string, start: number, end: number, build: boolean): Uri | Checked | undefined {
+function scanUri(b: Uint8Array, s: string, start: number, end: number, build: true): Uri | undefined;
+function scanUri(b: Uint8Array, s: string, start: number, end: number, build: false): Checked | undefined;
+function scanUri(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): Uri | Checked | undefined;
+function scanUri(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): Uri | Checked | undefined {
   const colon = s.indexOf(':', start);
   if (colon <= start || colon >= end) return undefined;
   // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-  const c0 = s.charCodeAt(start);
+  const c0 = b[start] as number;
   if (!((c0 >= 0x41 && c0 <= 0x5a) || (c0 >= 0x61 && c0 <= 0x7a))) return undefined;
   for (let i = start + 1; i < colon; i++) {
-    const c = s.charCodeAt(i);
+    const c = b[i] as number;
     if (c >= 128 || SCHEME_CHARS[c] !== 1) return undefined;
   }
   const schemeLength = colon - start;
   if (
     (schemeLength === 3 || schemeLength === 4) &&
     lowerAscii(c0) === 0x73 &&
-    lowerAscii(s.charCodeAt(start + 1)) === 0x69 &&
-    lowerAscii(s.charCodeAt(start + 2)) === 0x70 &&
-    (schemeLength === 3 || lowerAscii(s.charCodeAt(start + 3)) === 0x73)
+    lowerAscii(b[start + 1] as number) === 0x69 &&
+    lowerAscii(b[start + 2] as number) === 0x70 &&
+    (schemeLength === 3 || lowerAscii(b[start + 3] as number) === 0x73)
   ) {
-    return scanSipUri(s, colon + 1, end, schemeLength === 3 ? 'sip' : 'sips', build);
+    return scanSipUri(b, s, colon + 1, end, schemeLength === 3 ? 'sip' : 'sips', build);
   }
   if (colon + 1 >= end) return undefined;
-  for (let i = colon + 1; i < end; i++) if (isForbiddenInUri(s.charCodeAt(i))) return undefined;
+  for (let i = colon + 1; i < end; i++) if (isForbiddenInUri(b[i] as number)) return undefined;
   if (!build) return VALID;
   const other: OtherUri = { scheme: s.slice(start, colon).toLowerCase(), opaque: s.slice(colon + 1, end) };
   return other;
 }
 
 function scanSipUri(
+  b: Uint8Array,
   s: string,
   start: number,
   end: number,
@@ -347,7 +391,7 @@ function scanSipUri(
   if (at !== -1 && at < end) {
     let userEnd = at;
     for (let k = start; k < at; k++) {
-      const c = s.charCodeAt(k);
+      const c = b[k] as number;
       if (c === COLON && userEnd === at) userEnd = k;
       else if (isForbiddenInUri(c)) return undefined;
     }
@@ -360,17 +404,17 @@ function scanSipUri(
   }
 
   const hostStart = i;
-  if (i < end && s.charCodeAt(i) === LBRACKET) {
+  if (i < end && (b[i] as number) === LBRACKET) {
     const close = s.indexOf(']', i);
     if (close === -1 || close >= end || close === i + 1) return undefined;
     for (let k = i + 1; k < close; k++) {
-      const c = s.charCodeAt(k);
+      const c = b[k] as number;
       if (c >= 128 || IPV6_CHARS[c] !== 1) return undefined;
     }
     i = close + 1;
   } else {
     while (i < end) {
-      const c = s.charCodeAt(i);
+      const c = b[i] as number;
       if (c === COLON || c === SEMI || c === QUESTION) break;
       if (c >= 128 || HOST_CHARS[c] !== 1) return undefined;
       i++;
@@ -380,11 +424,11 @@ function scanSipUri(
   const hostEnd = i;
 
   let port = -1;
-  if (i < end && s.charCodeAt(i) === COLON) {
+  if (i < end && (b[i] as number) === COLON) {
     const p = ++i;
     port = 0;
     while (i < end) {
-      const c = s.charCodeAt(i);
+      const c = b[i] as number;
       if (c === SEMI || c === QUESTION) break;
       if (c < 0x30 || c > 0x39) return undefined;
       port = port * 10 + (c - 0x30);
@@ -396,11 +440,11 @@ function scanSipUri(
 
   // uri-parameters, %-decoded (RFC 3261 19.1.4 compares them unescaped); the first of a name wins.
   const params = build ? new Map<string, string | null>() : undefined;
-  while (i < end && s.charCodeAt(i) === SEMI) {
+  while (i < end && (b[i] as number) === SEMI) {
     const p = ++i;
     let eq = -1;
     while (i < end) {
-      const c = s.charCodeAt(i);
+      const c = b[i] as number;
       if (c === SEMI || c === QUESTION) break;
       if (c === EQUALS) {
         if (eq === -1) eq = i;
@@ -417,14 +461,14 @@ function scanSipUri(
 
   // headers = "?" header *( "&" header ); header = hname "=" hvalue
   const headers = build ? new Map<string, string>() : undefined;
-  const hasHeaders = i < end && s.charCodeAt(i) === QUESTION;
+  const hasHeaders = i < end && (b[i] as number) === QUESTION;
   if (hasHeaders) {
     let p = i + 1;
     for (;;) {
       let eq = -1;
       let k = p;
       while (k < end) {
-        const c = s.charCodeAt(k);
+        const c = b[k] as number;
         if (c === AMPERSAND) break;
         if (c === EQUALS) {
           if (eq === -1) eq = k;
@@ -490,25 +534,31 @@ function isValueChar(c: number): boolean {
  * or -1 on a malformed parameter (empty name as in `;;`, `name=` without a
  * value, unterminated quoted value).
  */
-function scanParams(s: string, i: number, end: number, out: Map<string, string | null> | undefined): number {
+function scanParams(
+  b: Uint8Array,
+  s: string,
+  i: number,
+  end: number,
+  out: Map<string, string | null> | undefined,
+): number {
   for (;;) {
-    const k = skipWs(s, i, end);
-    if (k >= end || s.charCodeAt(k) !== SEMI) return i;
-    const nameStart = skipWs(s, k + 1, end);
-    const nameEnd = scanToken(s, nameStart, end);
+    const k = skipWs(b, i, end);
+    if (k >= end || (b[k] as number) !== SEMI) return i;
+    const nameStart = skipWs(b, k + 1, end);
+    const nameEnd = scanToken(b, nameStart, end);
     if (nameEnd === nameStart) return -1;
     i = nameEnd;
     let valueStart = -1;
-    const e = skipWs(s, nameEnd, end);
-    if (e < end && s.charCodeAt(e) === EQUALS) {
-      const v = skipWs(s, e + 1, end);
+    const e = skipWs(b, nameEnd, end);
+    if (e < end && (b[e] as number) === EQUALS) {
+      const v = skipWs(b, e + 1, end);
       let valueEnd: number;
-      if (v < end && s.charCodeAt(v) === DQUOTE) {
-        valueEnd = scanQuoted(s, v, end);
+      if (v < end && (b[v] as number) === DQUOTE) {
+        valueEnd = scanQuoted(b, v, end);
         if (valueEnd < 0) return -1;
       } else {
         valueEnd = v;
-        while (valueEnd < end && isValueChar(s.charCodeAt(valueEnd))) valueEnd++;
+        while (valueEnd < end && isValueChar(b[valueEnd] as number)) valueEnd++;
         if (valueEnd === v) return -1;
       }
       valueStart = v;
@@ -569,39 +619,57 @@ function formatParams(params: ReadonlyMap<string, string | null>): string {
  * rejected (RFC 4475 3.1.2.14).
  */
 export function parseNameAddr(s: string): NameAddr | undefined {
-  return scanNameAddr(s, 0, s.length, true);
+  return scanNameAddr(scratchCodes(s), s, 0, s.length, true);
 }
 
 /** True when parseNameAddr(s) would return a value; builds nothing. @internal */
 export function isNameAddr(s: string): boolean {
-  return scanNameAddr(s, 0, s.length, false) === VALID;
+  return scanNameAddr(scratchCodes(s), s, 0, s.length, false) === VALID;
 }
 
-/** parseNameAddr(s.slice(start, end)), without the slice. @internal */
-export function parseNameAddrIn(s: string, start: number, end: number): NameAddr | undefined {
-  return scanNameAddr(s, start, end, true);
+/** parseNameAddr(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function parseNameAddrIn(b: Uint8Array, s: string, start: number, end: number): NameAddr | undefined {
+  return scanNameAddr(b, s, start, end, true);
 }
 
-/** isNameAddr(s.slice(start, end)), without the slice. @internal */
-export function isNameAddrIn(s: string, start: number, end: number): boolean {
-  return scanNameAddr(s, start, end, false) === VALID;
+/** isNameAddr(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function isNameAddrIn(b: Uint8Array, s: string, start: number, end: number): boolean {
+  return scanNameAddr(b, s, start, end, false) === VALID;
 }
 
-function scanNameAddr(s: string, start: number, end: number, build: true): NameAddr | undefined;
-function scanNameAddr(s: string, start: number, end: number, build: false): Checked | undefined;
-function scanNameAddr(s: string, start: number, end: number, build: boolean): NameAddr | Checked | undefined {
-  let i = skipWs(s, start, end);
+function scanNameAddr(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: true,
+): NameAddr | undefined;
+function scanNameAddr(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: false,
+): Checked | undefined;
+function scanNameAddr(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): NameAddr | Checked | undefined {
+  let i = skipWs(b, start, end);
   if (i >= end) return undefined;
   let displayName: string | undefined;
 
   let lt = -1;
-  const c0 = s.charCodeAt(i);
+  const c0 = b[i] as number;
   if (c0 === DQUOTE) {
-    const close = scanQuoted(s, i, end);
+    const close = scanQuoted(b, i, end);
     if (close < 0) return undefined; // RFC 4475 3.1.2.6
     if (build) displayName = unescapeQuotedContent(s.slice(i + 1, close - 1));
-    lt = skipWs(s, close, end);
-    if (lt >= end || s.charCodeAt(lt) !== LT) return undefined;
+    lt = skipWs(b, close, end);
+    if (lt >= end || (b[lt] as number) !== LT) return undefined;
   } else if (c0 === LT) {
     lt = i;
   } else {
@@ -610,7 +678,7 @@ function scanNameAddr(s: string, start: number, end: number, build: boolean): Na
     let sawSpace = false;
     let lastTokenEnd = i;
     while (j < end) {
-      const c = s.charCodeAt(j);
+      const c = b[j] as number;
       if (isTokenChar(c)) {
         j++;
         lastTokenEnd = j;
@@ -619,7 +687,7 @@ function scanNameAddr(s: string, start: number, end: number, build: boolean): Na
         j++;
       } else break;
     }
-    if (j < end && s.charCodeAt(j) === LT) {
+    if (j < end && (b[j] as number) === LT) {
       lt = j;
       if (build) {
         const raw = s.slice(i, lastTokenEnd);
@@ -639,7 +707,7 @@ function scanNameAddr(s: string, start: number, end: number, build: boolean): Na
   } else {
     let j = i;
     while (j < end) {
-      const c = s.charCodeAt(j);
+      const c = b[j] as number;
       if (c === SEMI || isWs(c)) break;
       if (c === COMMA || c === QUESTION) return undefined; // must be in <> (RFC 3261 20.10)
       j++;
@@ -649,11 +717,11 @@ function scanNameAddr(s: string, start: number, end: number, build: boolean): Na
     i = j;
   }
 
-  const uri = scanUri(s, uriStart, uriEnd, build);
+  const uri = scanUri(b, s, uriStart, uriEnd, build);
   if (uri === undefined) return undefined;
   const params = typeof uri === 'number' ? undefined : new Map<string, string | null>();
-  i = scanParams(s, i, end, params);
-  if (i < 0 || skipWs(s, i, end) !== end) return undefined;
+  i = scanParams(b, s, i, end, params);
+  if (i < 0 || skipWs(b, i, end) !== end) return undefined;
   if (typeof uri === 'number' || params === undefined) return VALID;
   const result: NameAddr = { uri, params };
   if (displayName !== undefined) result.displayName = displayName;
@@ -670,65 +738,71 @@ export function formatNameAddr(na: NameAddr): string {
 // Via (RFC 3261 20.42): sent-protocol LWS sent-by *( SEMI via-params )
 
 export function parseVia(s: string): Via | undefined {
-  return scanVia(s, 0, s.length, true);
+  return scanVia(scratchCodes(s), s, 0, s.length, true);
 }
 
 /** True when parseVia(s) would return a value; builds nothing. @internal */
 export function isVia(s: string): boolean {
-  return scanVia(s, 0, s.length, false) === VALID;
+  return scanVia(scratchCodes(s), s, 0, s.length, false) === VALID;
 }
 
-/** parseVia(s.slice(start, end)), without the slice. @internal */
-export function parseViaIn(s: string, start: number, end: number): Via | undefined {
-  return scanVia(s, start, end, true);
+/** parseVia(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function parseViaIn(b: Uint8Array, s: string, start: number, end: number): Via | undefined {
+  return scanVia(b, s, start, end, true);
 }
 
-/** isVia(s.slice(start, end)), without the slice. @internal */
-export function isViaIn(s: string, start: number, end: number): boolean {
-  return scanVia(s, start, end, false) === VALID;
+/** isVia(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function isViaIn(b: Uint8Array, s: string, start: number, end: number): boolean {
+  return scanVia(b, s, start, end, false) === VALID;
 }
 
-function scanVia(s: string, start: number, end: number, build: true): Via | undefined;
-function scanVia(s: string, start: number, end: number, build: false): Checked | undefined;
-function scanVia(s: string, start: number, end: number, build: boolean): Via | Checked | undefined {
-  let i = skipWs(s, start, end);
+function scanVia(b: Uint8Array, s: string, start: number, end: number, build: true): Via | undefined;
+function scanVia(b: Uint8Array, s: string, start: number, end: number, build: false): Checked | undefined;
+function scanVia(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): Via | Checked | undefined {
+  let i = skipWs(b, start, end);
   // sent-protocol = protocol-name SLASH protocol-version SLASH transport, SLASH = SWS "/" SWS
   let protocol = 'SIP/2.0';
-  if (i + 8 <= end && s.startsWith('SIP/2.0/', i)) i = skipWs(s, i + 8, end);
+  if (i + 8 <= end && s.startsWith('SIP/2.0/', i)) i = skipWs(b, i + 8, end);
   else {
     const nameStart = i;
-    i = scanToken(s, i, end);
+    i = scanToken(b, i, end);
     if (i === nameStart) return undefined;
     const nameEnd = i;
-    i = skipWs(s, i, end);
-    if (i >= end || s.charCodeAt(i) !== SLASH) return undefined;
-    const versionStart = skipWs(s, i + 1, end);
-    i = scanToken(s, versionStart, end);
+    i = skipWs(b, i, end);
+    if (i >= end || (b[i] as number) !== SLASH) return undefined;
+    const versionStart = skipWs(b, i + 1, end);
+    i = scanToken(b, versionStart, end);
     if (i === versionStart) return undefined;
     if (build) protocol = s.slice(nameStart, nameEnd) + '/' + s.slice(versionStart, i);
-    i = skipWs(s, i, end);
-    if (i >= end || s.charCodeAt(i) !== SLASH) return undefined;
-    i = skipWs(s, i + 1, end);
+    i = skipWs(b, i, end);
+    if (i >= end || (b[i] as number) !== SLASH) return undefined;
+    i = skipWs(b, i + 1, end);
   }
   const transportStart = i;
-  i = scanToken(s, i, end);
+  i = scanToken(b, i, end);
   if (i === transportStart) return undefined;
   const transportEnd = i;
-  const hostStart = skipWs(s, i, end);
+  const hostStart = skipWs(b, i, end);
   if (hostStart === i) return undefined; // LWS is required before sent-by
   i = hostStart;
 
-  if (i < end && s.charCodeAt(i) === LBRACKET) {
+  if (i < end && (b[i] as number) === LBRACKET) {
     const close = s.indexOf(']', i);
     if (close === -1 || close >= end || close === i + 1) return undefined;
     for (let k = i + 1; k < close; k++) {
-      const c = s.charCodeAt(k);
+      const c = b[k] as number;
       if (c >= 128 || IPV6_CHARS[c] !== 1) return undefined;
     }
     i = close + 1;
   } else {
     while (i < end) {
-      const c = s.charCodeAt(i);
+      const c = b[i] as number;
       if (c >= 128 || HOST_CHARS[c] !== 1) break;
       i++;
     }
@@ -737,13 +811,13 @@ function scanVia(s: string, start: number, end: number, build: boolean): Via | C
   const hostEnd = i;
 
   let port = -1;
-  const k = skipWs(s, i, end);
-  if (k < end && s.charCodeAt(k) === COLON) {
-    const p = skipWs(s, k + 1, end);
+  const k = skipWs(b, i, end);
+  if (k < end && (b[k] as number) === COLON) {
+    const p = skipWs(b, k + 1, end);
     let e = p;
     port = 0;
     for (; e < end; e++) {
-      const c = s.charCodeAt(e);
+      const c = b[e] as number;
       if (c < 0x30 || c > 0x39) break;
       port = port * 10 + (c - 0x30);
       if (port > 65535) return undefined;
@@ -753,8 +827,8 @@ function scanVia(s: string, start: number, end: number, build: boolean): Via | C
   }
 
   const params = build ? new Map<string, string | null>() : undefined;
-  i = scanParams(s, i, end, params);
-  if (i < 0 || skipWs(s, i, end) !== end) return undefined;
+  i = scanParams(b, s, i, end, params);
+  if (i < 0 || skipWs(b, i, end) !== end) return undefined;
   if (params === undefined) return VALID;
   const via: Via = {
     protocol,
@@ -778,24 +852,24 @@ export function formatVia(v: Via): string {
 export const MAX_CSEQ = 0xffffffff;
 
 export function parseCSeq(s: string): CSeq | undefined {
-  return parseCSeqIn(s, 0, s.length);
+  return parseCSeqIn(scratchCodes(s), s, 0, s.length);
 }
 
-/** parseCSeq(s.slice(start, end)), without the slice. @internal */
-export function parseCSeqIn(s: string, start: number, end: number): CSeq | undefined {
-  const first = skipWs(s, start, end);
+/** parseCSeq(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function parseCSeqIn(b: Uint8Array, s: string, start: number, end: number): CSeq | undefined {
+  const first = skipWs(b, start, end);
   let i = first;
   let seq = 0;
   for (; i < end; i++) {
-    const c = s.charCodeAt(i);
+    const c = b[i] as number;
     if (c < 0x30 || c > 0x39) break;
     seq = seq * 10 + (c - 0x30);
     if (seq > MAX_CSEQ) return undefined; // before it can grow imprecise (RFC 4475 3.1.2.4)
   }
   if (i === first) return undefined;
-  const m = skipWs(s, i, end);
+  const m = skipWs(b, i, end);
   if (m === i) return undefined;
-  const e = scanToken(s, m, end);
-  if (e === m || skipWs(s, e, end) !== end) return undefined;
+  const e = scanToken(b, m, end);
+  if (e === m || skipWs(b, e, end) !== end) return undefined;
   return { seq, method: s.slice(m, e) };
 }

@@ -146,13 +146,20 @@ const LIST_HEADERS = new Set(
   ].map((n) => n.toLowerCase()),
 );
 
-interface Spelling {
+/** @internal */
+export interface Spelling {
   /** Canonical name (or the spelling itself for an unknown header). */
   readonly name: string;
   /** Lowercased canonical name: the matching key. */
   readonly key: string;
   /** Index in KNOWN_NAMES, or UNKNOWN_HEADER. */
   readonly id: number;
+  /** `name: `, what a serialized field starts with. */
+  readonly prefix: string;
+}
+
+function newSpelling(name: string, key: string, id: number): Spelling {
+  return { name, key, id, prefix: name + ': ' };
 }
 
 /** headerId() of a name that is not in KNOWN_NAMES. @internal */
@@ -163,12 +170,12 @@ export const INVALID_HEADER_NAME = -2;
 /** Any spelling we may meet (canonical, lowercased, compact) → its canonical name and key. */
 const SPELLINGS = new Map<string, Spelling>();
 for (const [id, name] of KNOWN_NAMES.entries()) {
-  const entry = { name, key: name.toLowerCase(), id };
+  const entry = newSpelling(name, name.toLowerCase(), id);
   SPELLINGS.set(name, entry);
   SPELLINGS.set(entry.key, entry);
 }
 for (const [compact, name] of Object.entries(COMPACT)) {
-  const entry = SPELLINGS.get(name) ?? { name, key: name.toLowerCase(), id: UNKNOWN_HEADER };
+  const entry = SPELLINGS.get(name) ?? newSpelling(name, name.toLowerCase(), UNKNOWN_HEADER);
   SPELLINGS.set(compact, entry);
   SPELLINGS.set(compact.toUpperCase(), entry);
 }
@@ -193,7 +200,7 @@ function spelling(name: string, learn = false): Spelling {
   const lower = name.toLowerCase();
   const known = SPELLINGS.get(lower);
   if (known !== undefined) return known;
-  const entry = { name, key: lower, id: UNKNOWN_HEADER };
+  const entry = newSpelling(name, lower, UNKNOWN_HEADER);
   if (learn && LEARNED.size < MAX_LEARNED_SPELLINGS) LEARNED.set(name, entry);
   return entry;
 }
@@ -323,6 +330,35 @@ export function appendParsedField(
 
 type PrimeParsed = (h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr) => void;
 let prime: PrimeParsed | undefined;
+type Fields = (h: Headers) => HeaderFields;
+let fields: Fields | undefined;
+
+/** A Headers' fields as stored, for the serializer. @internal */
+export interface HeaderFields {
+  readonly spellings: readonly Spelling[];
+  readonly values: readonly string[];
+  /** Every value is ASCII (the serializer may then take one character for one byte). */
+  readonly ascii: boolean;
+}
+
+/** The fields of `h`, not copied: read them, never keep them. @internal */
+export function headerFields(h: Headers): HeaderFields {
+  return (fields as Fields)(h);
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * A Headers for the parser: `ascii` says whether every value it will append
+ * is ASCII (the parser knows it of the whole header section).
+ * @internal
+ */
+export function parsedHeaders(ascii: boolean): Headers {
+  const h = new Headers();
+  if (!ascii) markNotAscii(h);
+  return h;
+}
+let markNotAscii: (h: Headers) => void = () => {};
 
 /**
  * The parser's typed values of the Headers it just made (built while
@@ -334,11 +370,11 @@ export function primeParsedValues(h: Headers, topVia: Via, cseq: CSeq, from: Nam
 }
 
 export class Headers {
-  /** Canonical names, in field order. */
-  #names: string[] = [];
-  /** Lowercased canonical names, for matching. */
-  #keys: string[] = [];
+  /** Each field's name (canonical name, key), in field order. */
+  #spellings: Spelling[] = [];
   #values: string[] = [];
+  /** Every value is ASCII (names always are: they are tokens). */
+  #ascii = true;
   // Memoized typed values; every mutation resets them.
   #vias: Memo<Via[] | undefined> = UNSET;
   #topVia: Memo<Via | undefined> = UNSET;
@@ -348,6 +384,10 @@ export class Headers {
   #nameAddrs: Map<string, NameAddr[] | undefined> | undefined;
 
   static {
+    fields = (h) => ({ spellings: h.#spellings, values: h.#values, ascii: h.#ascii });
+    markNotAscii = (h) => {
+      h.#ascii = false;
+    };
     prime = (h, topVia, cseq, from, to) => {
       h.#topVia = topVia;
       h.#cseq = cseq;
@@ -365,8 +405,7 @@ export class Headers {
           addWireSpelling(name, entry);
         }
       }
-      h.#names.push(entry.name);
-      h.#keys.push(entry.key);
+      h.#spellings.push(entry);
       h.#values.push(value);
       return entry.id;
     };
@@ -378,7 +417,7 @@ export class Headers {
 
   /** Number of header fields (lines). */
   get size(): number {
-    return this.#names.length;
+    return this.#spellings.length;
   }
 
   /** The first field's whole value. */
@@ -387,9 +426,16 @@ export class Headers {
   }
 
   #first(key: string): string | undefined {
-    const keys = this.#keys;
-    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return this.#values[i];
+    const spellings = this.#spellings;
+    for (let i = 0; i < spellings.length; i++)
+      if ((spellings[i] as Spelling).key === key) return this.#values[i];
     return undefined;
+  }
+
+  #indexOf(key: string): number {
+    const spellings = this.#spellings;
+    for (let i = 0; i < spellings.length; i++) if ((spellings[i] as Spelling).key === key) return i;
+    return -1;
   }
 
   /**
@@ -400,9 +446,9 @@ export class Headers {
     const key = keyOf(name);
     const list = LIST_HEADERS.has(key);
     const out: string[] = [];
-    const keys = this.#keys;
-    for (let i = 0; i < keys.length; i++) {
-      if (keys[i] !== key) continue;
+    const spellings = this.#spellings;
+    for (let i = 0; i < spellings.length; i++) {
+      if ((spellings[i] as Spelling).key !== key) continue;
       const value = this.#values[i] as string;
       if (!list) out.push(value);
       else if (value.indexOf(',') === -1) {
@@ -413,14 +459,14 @@ export class Headers {
   }
 
   has(name: string): boolean {
-    return this.#keys.includes(keyOf(name));
+    return this.#indexOf(keyOf(name)) !== -1;
   }
 
   /** Number of header fields (lines) with that name. */
   count(name: string): number {
     const key = keyOf(name);
     let n = 0;
-    for (const k of this.#keys) if (k === key) n++;
+    for (const entry of this.#spellings) if (entry.key === key) n++;
     return n;
   }
 
@@ -428,54 +474,56 @@ export class Headers {
   set(name: string, value: string): this {
     const entry = spelling(name);
     assertField(entry.name, value);
-    const first = this.#keys.indexOf(entry.key);
+    const first = this.#indexOf(entry.key);
     if (first === -1) return this.append(name, value);
-    this.#names[first] = entry.name;
+    this.#spellings[first] = entry;
     this.#values[first] = value;
-    for (let i = this.#keys.length - 1; i > first; i--) {
-      if (this.#keys[i] === entry.key) this.#removeAt(i);
+    for (let i = this.#spellings.length - 1; i > first; i--) {
+      if ((this.#spellings[i] as Spelling).key === entry.key) this.#removeAt(i);
     }
-    this.#changed();
+    this.#changed(value);
     return this;
   }
 
   append(name: string, value: string): this {
     const entry = spelling(name);
     assertField(entry.name, value);
-    this.#names.push(entry.name);
-    this.#keys.push(entry.key);
+    this.#spellings.push(entry);
     this.#values.push(value);
-    this.#changed();
+    this.#changed(value);
     return this;
   }
 
   prepend(name: string, value: string): this {
     const entry = spelling(name);
     assertField(entry.name, value);
-    this.#names.unshift(entry.name);
-    this.#keys.unshift(entry.key);
+    this.#spellings.unshift(entry);
     this.#values.unshift(value);
-    this.#changed();
+    this.#changed(value);
     return this;
   }
 
   delete(name: string): this {
     const key = keyOf(name);
-    for (let i = this.#keys.length - 1; i >= 0; i--) if (this.#keys[i] === key) this.#removeAt(i);
-    this.#changed();
+    for (let i = this.#spellings.length - 1; i >= 0; i--) {
+      if ((this.#spellings[i] as Spelling).key === key) this.#removeAt(i);
+    }
+    this.#changed('');
     return this;
   }
 
   /** [canonical name, value] for every field, in order. */
   *entries(): IterableIterator<[string, string]> {
-    for (let i = 0; i < this.#names.length; i++) yield [this.#names[i] as string, this.#values[i] as string];
+    for (let i = 0; i < this.#spellings.length; i++) {
+      yield [(this.#spellings[i] as Spelling).name, this.#values[i] as string];
+    }
   }
 
   /** Calls `callback(value, name)` for every field in order (cheaper than entries()). */
   forEach(callback: (value: string, name: string) => void): void {
-    const names = this.#names;
+    const spellings = this.#spellings;
     const values = this.#values;
-    for (let i = 0; i < names.length; i++) callback(values[i] as string, names[i] as string);
+    for (let i = 0; i < spellings.length; i++) callback(values[i] as string, (spellings[i] as Spelling).name);
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
@@ -484,9 +532,9 @@ export class Headers {
 
   clone(): Headers {
     const copy = new Headers();
-    copy.#names = this.#names.slice();
-    copy.#keys = this.#keys.slice();
+    copy.#spellings = this.#spellings.slice();
     copy.#values = this.#values.slice();
+    copy.#ascii = this.#ascii;
     return copy;
   }
 
@@ -572,8 +620,8 @@ export class Headers {
   /** All values of a list header including empty elements (for validation). */
   #listValues(key: string): string[] {
     const out: string[] = [];
-    for (let i = 0; i < this.#keys.length; i++) {
-      if (this.#keys[i] !== key) continue;
+    for (let i = 0; i < this.#spellings.length; i++) {
+      if ((this.#spellings[i] as Spelling).key !== key) continue;
       const value = this.#values[i] as string;
       if (value.indexOf(',') === -1) out.push(value);
       else out.push(...splitHeaderList(value));
@@ -581,7 +629,9 @@ export class Headers {
     return out;
   }
 
-  #changed(): void {
+  /** After a mutation that added `value`: memos are stale. */
+  #changed(value: string): void {
+    if (this.#ascii && NON_ASCII.test(value)) this.#ascii = false;
     if (this.#vias !== UNSET) this.#vias = UNSET;
     if (this.#topVia !== UNSET) this.#topVia = UNSET;
     if (this.#cseq !== UNSET) this.#cseq = UNSET;
@@ -591,8 +641,7 @@ export class Headers {
   }
 
   #removeAt(i: number): void {
-    this.#names.splice(i, 1);
-    this.#keys.splice(i, 1);
+    this.#spellings.splice(i, 1);
     this.#values.splice(i, 1);
   }
 }

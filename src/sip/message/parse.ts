@@ -30,10 +30,11 @@ import { isAscii } from 'node:buffer';
 import { type ErrorCode, ErrorCodes, SoftphoneError } from '../../errors.js';
 import {
   appendParsedField,
-  Headers,
+  type Headers,
   headerId,
   INVALID_HEADER_NAME,
   KNOWN_HEADER_COUNT,
+  parsedHeaders,
   primeParsedValues,
   splitHeaderList,
 } from './headers.js';
@@ -239,11 +240,11 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   // ASCII (what sane peers send) decodes byte for byte, and the bytes are then
   // the scanners' codes (uri.ts); anything else is decoded as UTF-8, malformed
   // UTF-8 surviving as escaped bytes so that copies of it go back as received
-  // (text.ts), and gets codes of its own.
-  const head = buf.subarray(start, headEnd);
-  const ascii = isAscii(head);
+  // (text.ts), and gets codes of its own. (Asking about the whole buffer first
+  // spares a view of the header section: bodies are mostly ASCII too.)
+  const ascii = isAscii(buf) || isAscii(buf.subarray(start, headEnd));
   const text = ascii ? buf.toString('latin1', start, headEnd) : decodeHeaderText(buf, start, headEnd);
-  const codes = ascii ? head : codesOf(text);
+  const codes = !ascii ? codesOf(text) : start === 0 ? buf : buf.subarray(start, headEnd);
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd === -1) lineEnd = text.length;
   // Lines end with CRLF only (see parseFields).
@@ -255,7 +256,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   const startLine = parseStartLine(text.slice(0, lineEnd));
   if (startLine.kind === 'invalid') return failure(ErrorCodes.SIP_PARSE_ERROR, startLine.error);
 
-  const headers = new Headers();
+  const headers = parsedHeaders(ascii);
   const seen = resetSeen(SEEN);
   const fieldsError = parseFields(text, lineEnd + 2, headers, seen);
   structural ??= fieldsError;
@@ -559,7 +560,10 @@ function extractBody(
 function copyBytes(buf: Buffer, from: number, to: number): Uint8Array {
   // A copy, so the message never pins or aliases the caller's (reused) buffer.
   // A Buffer, so that an accidental body.toString() still yields the text.
-  return from === to ? EMPTY_BODY : Buffer.from(buf.subarray(from, to));
+  if (from === to) return EMPTY_BODY;
+  const body = Buffer.allocUnsafe(to - from);
+  buf.copy(body, 0, from, to);
+  return body;
 }
 
 // ---------------------------------------------------------------------------

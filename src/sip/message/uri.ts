@@ -269,6 +269,73 @@ function collapseWs(s: string): string {
 // hands over the received bytes themselves when the header section is ASCII
 // (codes and text then coincide). Results are sliced from s.
 
+/**
+ * Names met on every message, kept as constants: a parameter name or
+ * transport found in the codes needs neither a slice nor a case conversion
+ * (the common case; any other is sliced and lowercased as before).
+ */
+const PARAM_NAMES = [
+  'branch',
+  'rport',
+  'received',
+  'maddr',
+  'ttl',
+  'alias',
+  'tag',
+  'expires',
+  'q',
+  'transport',
+  'lr',
+  'ob',
+  'user',
+  'method',
+  'reg-id',
+  '+sip.instance',
+  'r2',
+  'gr',
+  'refresher',
+  'cause',
+  'text',
+];
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'SCTP', 'WS', 'WSS'];
+const INTERN_MAX_LENGTH = 15;
+
+function internTable(names: readonly string[]): Array<string[] | undefined> {
+  const table: Array<string[] | undefined> = Array.from(
+    { length: (INTERN_MAX_LENGTH + 1) * 128 },
+    () => undefined,
+  );
+  for (const name of names) {
+    const slot = name.length * 128 + lowerAscii(name.charCodeAt(0));
+    const bucket = table[slot] ?? [];
+    bucket.push(name);
+    table[slot] = bucket;
+  }
+  return table;
+}
+const PARAM_TABLE = internTable(PARAM_NAMES);
+const TRANSPORT_TABLE = internTable(TRANSPORTS);
+
+/** The constant in `table` that the codes b[start, end) spell, ignoring ASCII case. */
+function interned(
+  table: Array<string[] | undefined>,
+  b: Uint8Array,
+  start: number,
+  end: number,
+): string | undefined {
+  const length = end - start;
+  if (length > INTERN_MAX_LENGTH) return undefined;
+  const bucket = table[length * 128 + lowerAscii(b[start] as number)];
+  if (bucket === undefined) return undefined;
+  next: for (const name of bucket) {
+    for (let k = 1; k < length; k++) {
+      if (lowerAscii(b[start + k] as number) !== lowerAscii(name.charCodeAt(k))) continue next;
+    }
+    return name;
+  }
+  return undefined;
+}
+
 /** A string's codes, for the scanners (see above). */
 export function codesOf(s: string, into?: Uint8Array): Uint8Array {
   const n = s.length;
@@ -454,7 +521,8 @@ function scanSipUri(
     const nameEnd = eq === -1 ? i : eq;
     if (nameEnd === p) return undefined; // `;;` or `;=x`
     if (params !== undefined) {
-      const name = unescapeUriComponent(s.slice(p, nameEnd)).toLowerCase();
+      const name =
+        interned(PARAM_TABLE, b, p, nameEnd) ?? unescapeUriComponent(s.slice(p, nameEnd)).toLowerCase();
       if (!params.has(name)) params.set(name, eq === -1 ? null : unescapeUriComponent(s.slice(eq + 1, i)));
     }
   }
@@ -565,7 +633,7 @@ function scanParams(
       i = valueEnd;
     }
     if (out !== undefined) {
-      const name = s.slice(nameStart, nameEnd).toLowerCase();
+      const name = interned(PARAM_TABLE, b, nameStart, nameEnd) ?? s.slice(nameStart, nameEnd).toLowerCase();
       if (!out.has(name)) out.set(name, valueStart === -1 ? null : s.slice(valueStart, i));
     }
   }
@@ -832,7 +900,9 @@ function scanVia(
   if (params === undefined) return VALID;
   const via: Via = {
     protocol,
-    transport: s.slice(transportStart, transportEnd).toUpperCase(),
+    transport:
+      interned(TRANSPORT_TABLE, b, transportStart, transportEnd) ??
+      s.slice(transportStart, transportEnd).toUpperCase(),
     host: s.slice(hostStart, hostEnd),
     params,
   };

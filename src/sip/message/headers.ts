@@ -207,7 +207,8 @@ function spelling(name: string, learn = false): Spelling {
 
 /**
  * The parser's lookup: spellings by length and first letter, matched in place
- * in the header text, so a field name is neither sliced out nor hashed. Holds
+ * in the header section's codes (uri.ts), so a field name is neither sliced
+ * out nor hashed. Holds
  * every spelling above, plus (bounded, as peers choose them) each new spelling
  * the parser resolved: `Call-Id` → Call-ID, an unknown `p-rc-api-ids` → itself.
  */
@@ -233,13 +234,16 @@ function addWireSpelling(name: string, entry: Spelling): void {
 }
 for (const [name, entry] of SPELLINGS) addWireSpelling(name, entry);
 
-/** The entry whose exact spelling is text[start, end), if the parser has met it. */
-function findWireSpelling(text: string, start: number, end: number): Spelling | undefined {
-  const slot = wireSlot(end - start, text.charCodeAt(start));
+/** The entry whose exact spelling the codes b[start, end) hold, if the parser has met it. */
+function findWireSpelling(b: Uint8Array, start: number, end: number): Spelling | undefined {
+  const length = end - start;
+  const slot = length === 0 ? -1 : wireSlot(length, b[start] as number);
   const bucket = slot < 0 ? undefined : WIRE[slot];
   if (bucket === undefined) return undefined;
-  for (let i = 0; i < bucket.length; i += 2) {
-    if (text.startsWith(bucket[i] as string, start)) return bucket[i + 1] as Spelling;
+  next: for (let i = 0; i < bucket.length; i += 2) {
+    const spelling = bucket[i] as string;
+    for (let k = 0; k < length; k++) if (b[start + k] !== spelling.charCodeAt(k)) continue next;
+    return bucket[i + 1] as Spelling;
   }
   return undefined;
 }
@@ -307,25 +311,33 @@ function assertField(name: string, value: string): void {
 const UNSET: unique symbol = Symbol('unset');
 type Memo<T> = T | typeof UNSET;
 
-type TrustedAppend = (h: Headers, text: string, nameStart: number, nameEnd: number, value: string) => number;
+type TrustedAppend = (
+  h: Headers,
+  codes: Uint8Array,
+  text: string,
+  nameStart: number,
+  nameEnd: number,
+  value: string,
+) => number;
 let trustedAppend: TrustedAppend | undefined;
 
 /**
- * Parser fast path: appends the field named text[nameStart, nameEnd) whose
- * value the parser split at CRLF (so it holds no CR/LF) to Headers the parser
- * just made (nothing memoized yet). Returns the name's headerId(), or
- * INVALID_HEADER_NAME, appending nothing, when the name is not a token.
- * Spellings met before skip the token check.
+ * Parser fast path: appends the field named text[nameStart, nameEnd) (whose
+ * codes are in `codes`, uri.ts) with a value the parser split at CRLF (so it
+ * holds no CR/LF) to Headers the parser just made (nothing memoized yet).
+ * Returns the name's headerId(), or INVALID_HEADER_NAME, appending nothing,
+ * when the name is not a token. Spellings met before skip the token check.
  * @internal
  */
 export function appendParsedField(
   headers: Headers,
+  codes: Uint8Array,
   text: string,
   nameStart: number,
   nameEnd: number,
   value: string,
 ): number {
-  return (trustedAppend as TrustedAppend)(headers, text, nameStart, nameEnd, value);
+  return (trustedAppend as TrustedAppend)(headers, codes, text, nameStart, nameEnd, value);
 }
 
 type PrimeParsed = (h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr) => void;
@@ -394,8 +406,8 @@ export class Headers {
       h.#from = from;
       h.#to = to;
     };
-    trustedAppend = (h, text, nameStart, nameEnd, value) => {
-      let entry = findWireSpelling(text, nameStart, nameEnd);
+    trustedAppend = (h, codes, text, nameStart, nameEnd, value) => {
+      let entry = findWireSpelling(codes, nameStart, nameEnd);
       if (entry === undefined) {
         const name = text.slice(nameStart, nameEnd);
         if (!isToken(name)) return INVALID_HEADER_NAME;

@@ -258,7 +258,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
 
   const headers = parsedHeaders(ascii);
   const seen = resetSeen(SEEN);
-  const fieldsError = parseFields(text, lineEnd + 2, headers, seen);
+  const fieldsError = parseFields(codes, text, lineEnd + 2, headers, seen);
   structural ??= fieldsError;
   let body = EMPTY_BODY;
   let bodyError: { reason: string; status: number } | undefined;
@@ -421,11 +421,17 @@ function parseStatusLine(line: string): StartLine {
 
 /**
  * Parses the header field lines of `text` (start line excluded: they begin at
- * `pos`, just after a CRLF) into `headers`, noting in `seen` what validation
+ * `pos`, just after a CRLF; `codes` are its codes, uri.ts) into `headers`, noting in `seen` what validation
  * needs. Returns the first structural problem, after adding every field
  * before it (so that a 400 can be built).
  */
-function parseFields(text: string, pos: number, headers: Headers, seen: Seen): string | undefined {
+function parseFields(
+  codes: Uint8Array,
+  text: string,
+  pos: number,
+  headers: Headers,
+  seen: Seen,
+): string | undefined {
   const n = text.length;
   let error: string | undefined;
   // The pending field: its name is text[nameStart, nameEnd) (-1: none yet).
@@ -461,7 +467,7 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
     } else {
       if (
         nameStart !== -1 &&
-        !addField(headers, text, nameStart, nameEnd, value, valueStart, valueEnd, seen)
+        !addField(headers, codes, text, nameStart, nameEnd, value, valueStart, valueEnd, seen)
       ) {
         error ??= 'Invalid header field name';
       }
@@ -486,7 +492,10 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
     }
     pos = lineEnd + 2;
   }
-  if (nameStart !== -1 && !addField(headers, text, nameStart, nameEnd, value, valueStart, valueEnd, seen)) {
+  if (
+    nameStart !== -1 &&
+    !addField(headers, codes, text, nameStart, nameEnd, value, valueStart, valueEnd, seen)
+  ) {
     error ??= 'Invalid header field name';
   }
   return error;
@@ -495,6 +504,7 @@ function parseFields(text: string, pos: number, headers: Headers, seen: Seen): s
 /** Appends one unfolded field named text[nameStart, nameEnd); false when its name is not a token. */
 function addField(
   headers: Headers,
+  codes: Uint8Array,
   text: string,
   nameStart: number,
   nameEnd: number,
@@ -503,7 +513,7 @@ function addField(
   valueEnd: number,
   seen: Seen,
 ): boolean {
-  const id = appendParsedField(headers, text, nameStart, nameEnd, value);
+  const id = appendParsedField(headers, codes, text, nameStart, nameEnd, value);
   if (id < 0) return id !== INVALID_HEADER_NAME;
   const slot = SLOT[id] as number;
   if (slot < 0) return true;

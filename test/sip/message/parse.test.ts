@@ -131,6 +131,10 @@ describe('parseMessage: requests', () => {
       expect.arrayContaining(['X-RC-Learned', 'X-RC-LEARNED']),
     );
     expect(second.headers.getAll('x-rc-learned')).toEqual(['2', '3']);
+    // Spellings that differ only in their first letter are told apart too.
+    request(parseMessage(invite(['x-first-only: 1'])));
+    const third = request(parseMessage(invite(['X-first-only: 2'])));
+    expect([...third.headers].map(([n]) => n)).toContain('X-first-only');
   });
 
   it('keeps UTF-8 header values and NUL or DEL inside quoted strings', () => {

@@ -41,7 +41,7 @@ import {
 import { decodeHeaderText } from './text.js';
 import type { NameAddr, SipMessage, SipRequest, SipResponse, Via } from './types.js';
 import {
-  checkUri,
+  checkUriIn,
   codesOf,
   isNameAddr,
   isNameAddrIn,
@@ -253,7 +253,7 @@ function parse(bytes: Uint8Array, limits: ParseLimits): ParseResult {
   if ((firstLf !== -1 && firstLf !== lineEnd + 1) || (firstCr !== -1 && firstCr !== lineEnd)) {
     return failure(ErrorCodes.SIP_PARSE_ERROR, 'Start line contains a bare CR or LF');
   }
-  const startLine = parseStartLine(text.slice(0, lineEnd));
+  const startLine = parseStartLine(text.slice(0, lineEnd), codes);
   if (startLine.kind === 'invalid') return failure(ErrorCodes.SIP_PARSE_ERROR, startLine.error);
 
   const headers = parsedHeaders(ascii);
@@ -327,7 +327,8 @@ function failure(
 // ---------------------------------------------------------------------------
 // Start line (RFC 3261 7.1, 7.2)
 
-function parseStartLine(line: string): StartLine {
+/** The start line text[0, lineEnd) is `line`; `codes` are the text's codes (uri.ts). */
+function parseStartLine(line: string, codes: Uint8Array): StartLine {
   if (line.startsWith('SIP/') || (line.length >= 4 && line.slice(0, 4).toUpperCase() === 'SIP/')) {
     return parseStatusLine(line);
   }
@@ -338,10 +339,9 @@ function parseStartLine(line: string): StartLine {
   // Anything else is a request, answered 400/505 with what is wrong. When it
   // is not recognisably SIP either (binary noise, an HTTP request…), parse()
   // answers it only if it carries a Via; method and URI stay as received.
-  const unrecognised = !isToken(method) || !SIP_VERSION_ANYWHERE.test(line);
   if (!isToken(method)) {
     const uri = sp1 === -1 ? '' : line.slice(sp1 + 1, Math.max(sp1 + 1, line.lastIndexOf(' ')));
-    return { kind: 'request', method, uri, error: 'Malformed Method in Request-Line', unrecognised };
+    return { kind: 'request', method, uri, error: 'Malformed Method in Request-Line', unrecognised: true };
   }
   const spLast = line.lastIndexOf(' ');
   if (sp1 === -1 || spLast === sp1) {
@@ -350,49 +350,52 @@ function parseStartLine(line: string): StartLine {
       method,
       uri: sp1 === -1 ? '' : line.slice(sp1 + 1),
       error: 'Request-Line must be Method SP Request-URI SP SIP-Version',
-      unrecognised,
+      unrecognised: !SIP_VERSION_ANYWHERE.test(line),
     };
   }
   const uri = line.slice(sp1 + 1, spLast);
-  const version = line.slice(spLast + 1);
-  const request = requestLine.bind(undefined, method, uri, unrecognised);
+  const problem = requestLineProblem(line, codes, uri, sp1 + 1, spLast);
+  const r: StartLine = { kind: 'request', method, uri };
+  if (problem !== undefined) {
+    r.error = problem.error;
+    if (problem.status !== undefined) r.status = problem.status;
+    if (!SIP_VERSION_ANYWHERE.test(line)) r.unrecognised = true;
+  }
+  return r;
+}
+
+/** What is wrong with a Request-Line whose method is a token and whose URI is line[uriStart, uriEnd). */
+function requestLineProblem(
+  line: string,
+  codes: Uint8Array,
+  uri: string,
+  uriStart: number,
+  uriEnd: number,
+): { error: string; status?: number } | undefined {
+  const version = line.slice(uriEnd + 1);
   if (version !== 'SIP/2.0') {
     // RFC 4475 3.1.2.10: trailing SP after the version.
-    if (version === '') return request('Request-Line has trailing whitespace');
-    if (!SIP_VERSION.test(version)) return request('Malformed SIP-Version in Request-Line');
+    if (version === '') return { error: 'Request-Line has trailing whitespace' };
+    if (!SIP_VERSION.test(version)) return { error: 'Malformed SIP-Version in Request-Line' };
     if (version.toUpperCase() !== 'SIP/2.0') {
-      return request(
-        version.length <= 16 ? `SIP version ${version} not supported` : 'SIP version not supported',
-        505,
-      );
+      const error =
+        version.length <= 16 ? `SIP version ${version} not supported` : 'SIP version not supported';
+      return { error, status: 505 };
     }
   }
   // RFC 4475 3.1.2.8 / 3.1.2.9: LWS inside the Request-URI, several SP between elements.
   if (uri.charCodeAt(0) === 0x20 || uri.charCodeAt(uri.length - 1) === 0x20) {
-    return request('Request-Line elements must be separated by a single SP');
+    return { error: 'Request-Line elements must be separated by a single SP' };
   }
-  if (/[ \t]/.test(uri)) return request('Request-URI contains whitespace');
+  if (uri.indexOf(' ') !== -1 || uri.indexOf('\t') !== -1)
+    return { error: 'Request-URI contains whitespace' };
   // RFC 4475 3.1.2.7
-  if (uri.charCodeAt(0) === 0x3c) return request('Request-URI must not be enclosed in <>');
-  const shape = checkUri(uri);
-  if (shape === 'malformed') return request('Malformed Request-URI');
+  if (uri.charCodeAt(0) === 0x3c) return { error: 'Request-URI must not be enclosed in <>' };
+  const shape = checkUriIn(codes, line, uriStart, uriEnd);
+  if (shape === 'malformed') return { error: 'Malformed Request-URI' };
   // RFC 3261 19.1.1 (table 1): headers are not allowed in a Request-URI; RFC 4475 3.1.2.11.
-  if (shape === 'escaped-headers') return request('Request-URI must not contain escaped headers');
-  return request();
-}
-
-function requestLine(
-  method: string,
-  uri: string,
-  unrecognised: boolean,
-  error?: string,
-  status?: number,
-): StartLine {
-  const r: StartLine = { kind: 'request', method, uri };
-  if (error !== undefined) r.error = error;
-  if (status !== undefined) r.status = status;
-  if (unrecognised) r.unrecognised = true;
-  return r;
+  if (shape === 'escaped-headers') return { error: 'Request-URI must not contain escaped headers' };
+  return undefined;
 }
 
 function parseStatusLine(line: string): StartLine {

@@ -393,7 +393,17 @@ export function parseUri(s: string): Uri | undefined {
  * a Request-URI, RFC 3261 19.1.1), else 'ok'. @internal
  */
 export function checkUri(s: string): 'ok' | 'malformed' | 'escaped-headers' {
-  const checked = scanUri(scratchCodes(s), s, 0, s.length, false);
+  return checkUriIn(scratchCodes(s), s, 0, s.length);
+}
+
+/** checkUri(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function checkUriIn(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+): 'ok' | 'malformed' | 'escaped-headers' {
+  const checked = scanUri(b, s, start, end, false);
   return checked === undefined ? 'malformed' : checked === VALID ? 'ok' : 'escaped-headers';
 }
 

@@ -556,8 +556,10 @@ export class Headers {
   vias(): Via[] | undefined {
     if (this.#vias !== UNSET) return this.#vias;
     let out: Via[] | undefined = [];
-    for (const value of this.#listValues('via')) {
-      const via = parseVia(value);
+    const values = this.#listValues('via');
+    for (let i = 0; i < values.length; i++) {
+      // The top one is often known already (the parser builds it).
+      const via = i === 0 && this.#topVia !== UNSET ? this.#topVia : parseVia(values[i] as string);
       if (via === undefined) {
         out = undefined;
         break;

@@ -263,8 +263,8 @@ function collapseWs(s: string): string {
 // is built only on first access, by the same code, with the same verdict.
 //
 // A scanner reads s[start, end) through `b`, its codes: b[i] is s's UTF-16
-// unit i, or 0x80 for any unit above 0x7f (every grammar decision here is
-// about ASCII; all other characters fall in the same classes). Reading a byte
+// unit i when that is ASCII, else some value from 0x80 to 0xff (every grammar
+// decision here is about ASCII; all other characters fall in the same classes). Reading a byte
 // array is several times faster than charCodeAt on a string, and the parser
 // hands over the received bytes themselves when the header section is ASCII
 // (codes and text then coincide). Results are sliced from s.
@@ -336,14 +336,18 @@ function interned(
   return undefined;
 }
 
-/** A string's codes, for the scanners (see above). */
-export function codesOf(s: string, into?: Uint8Array): Uint8Array {
+const BEYOND_LATIN1 = /[^\x00-\xff]/;
+
+/**
+ * A string's codes, for the scanners (see above), in `into` when it is large
+ * enough. Latin-1 text is written natively, byte for byte (its units 0x80 to
+ * 0xff are non-ASCII codes as good as 0x80); beyond it, unit by unit.
+ */
+export function codesOf(s: string, into?: Buffer): Buffer {
   const n = s.length;
-  const b = into !== undefined && into.length >= n ? into : new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    b[i] = Math.min(c, 0x80);
-  }
+  const b = into !== undefined && into.length >= n ? into : Buffer.allocUnsafeSlow(n);
+  if (!BEYOND_LATIN1.test(s)) b.write(s, 0, 'latin1');
+  else for (let i = 0; i < n; i++) b[i] = Math.min(s.charCodeAt(i), 0x80);
   return b;
 }
 
@@ -351,11 +355,11 @@ export function codesOf(s: string, into?: Uint8Array): Uint8Array {
  * Codes of the string a public entry point was given, in a buffer reused from
  * call to call (entry points never nest; the parser has codes of its own).
  */
-let scratch = new Uint8Array(1024);
+let scratch = Buffer.allocUnsafeSlow(1024);
 function scratchCodes(s: string): Uint8Array {
   if (s.length > scratch.length) {
     if (s.length > 65536) return codesOf(s); // rare and huge: not worth keeping
-    scratch = new Uint8Array(Math.max(s.length, scratch.length * 2));
+    scratch = Buffer.allocUnsafeSlow(Math.max(s.length, scratch.length * 2));
   }
   return codesOf(s, scratch);
 }

@@ -13,7 +13,16 @@
  * await phone.start();
  * ```
  */
-export { Call, type CallEndInfo, type CallEndReason, type CallEvents, type CallParty } from './call/call.js';
+export {
+  Call,
+  type CallEndInfo,
+  type CallEndReason,
+  type CallEvents,
+  type CallMediaInfo,
+  type CallParty,
+  type PlayPcm,
+  type PlaySource,
+} from './call/call.js';
 export type { PipeOptions, StreamOptions } from './call/live-sinks.js';
 export {
   deriveInstanceId,
@@ -23,6 +32,8 @@ export {
   saveSipInfoFile,
 } from './config/sip-info.js';
 export { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from './errors.js';
+export type { CodecName, SampleRate } from './media/codec.js';
+export { RtpPortPool } from './media/port-pool.js';
 export type { MediaStats, OutboundSource } from './media/session.js';
 export { type ProvisionOptions, type ProvisionResult, provisionDevice } from './rest/provision.js';
 export type { CallSidecar, PacketStats } from './sinks/sidecar.js';

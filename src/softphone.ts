@@ -13,9 +13,9 @@ import {
   type StreamOptions,
 } from './call/live-sinks.js';
 import { resolveOptions } from './config/options.js';
-import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
+import { deriveInstanceId, type SipInfo, tlsCertificatePem } from './config/sip-info.js';
 import { describeError, ErrorCodes, SoftphoneError } from './errors.js';
-import type { CodecName } from './media/codec.js';
+import { type CodecName, prepareCodecs, type SampleRate } from './media/codec.js';
 import { RtpPortPool } from './media/port-pool.js';
 import type { OutboundSource } from './media/session.js';
 import { SafeEmitter } from './safe-emitter.js';
@@ -76,6 +76,8 @@ export interface SoftphoneOptions {
   maxCalls?: number;
   /** UDP port range for RTP, one port per call. Default 20000-29999. */
   rtpPorts?: { min: number; max: number };
+  /** Take RTP ports from this pool (shared by the devices of a fleet) instead of one of our own over rtpPorts. */
+  portPool?: RtpPortPool;
   /** IPv4 or IPv6 address put in our SDP; default: the local address of the SIP connection. */
   mediaIp?: string;
   /** Send RTP silence like a phone does after priming. Default true. */
@@ -94,14 +96,27 @@ export interface SoftphoneOptions {
   autoAnswer?: boolean;
   /** How long a call rings (ms): outbound calls are cancelled after it, unanswered inbound ones get 480. Default 60 000. */
   ringTimeoutMs?: number;
-  /** Codec preference, most preferred first (default PCMU, PCMA). */
+  /** Codec preference, most preferred first (default opus, PCMU, PCMA: Opus when the far end offers it). */
   codecs?: CodecName[];
+  /**
+   * Force the audio rate of every call (WAV, frames, engine pipe): 8000 or
+   * 16000. Default: each call's own, 16000 for wideband Opus, 8000 for G.711.
+   */
+  sampleRate?: SampleRate;
   /**
    * SDES SRTP (RFC 4568): `required` (only RTP/SAVP or a=crypto offers; ours
    * is RTP/SAVP), `optional` (either; ours offers a=crypto on RTP/AVP), `off`.
    * Default: required on TLS (as RingCentral expects), off on TCP.
    */
   srtp?: SrtpPolicy;
+  /**
+   * Follow a REFER from the far end (a blind transfer, we are the
+   * transferee): call the Refer-To target with Referred-By, report its
+   * progress back with NOTIFY, and end the call once the new one is answered
+   * (reason `transferred`). Default false: REFERs are declined with 603 and
+   * reported as the call's `refer` event.
+   */
+  followRefer?: boolean;
   /** Talk-back audio for a call (your own source; `stream` brings its own). */
   outboundFor?: (call: Call) => OutboundSource | undefined;
   /** Pipe each call's audio to a speech engine process. */
@@ -141,6 +156,7 @@ export interface SoftphoneEvents {
 
 export class Softphone extends SafeEmitter<SoftphoneEvents> {
   readonly options: Readonly<SoftphoneOptions>;
+  readonly #codecs: readonly CodecName[];
   readonly ua: UserAgent;
   readonly calls: CallManager;
   readonly #streams = new WeakMap<Call, ReturnType<typeof createStream>>();
@@ -149,6 +165,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     super();
     const resolved = resolveOptions({ ...options, transport: options.sipInfo.transport });
     this.options = options;
+    this.#codecs = resolved.codecs;
     // A listener of the user's that throws is reported, never fatal (see SafeEmitter).
     this.setListenerErrorHandler(({ event, error }) =>
       this.emit('warning', {
@@ -162,7 +179,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       expires: resolved.registrationExpires,
       keepAliveIntervalMs: resolved.keepAliveIntervalMs,
       ...(options.tlsInsecure && { tlsVerify: false }),
-      ...(options.tlsCa !== undefined && { tlsCa: options.tlsCa }),
+      ...trustedCas(options),
       proxySettingNames: {
         outboundProxy: 'sipInfo.outboundProxy',
         outboundProxyBackup: 'sipInfo.outboundProxyBackup',
@@ -179,7 +196,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     this.ua.on('trace', (e) => this.emit('sipTrace', e));
     this.ua.on('warning', (e) => this.emit('warning', e));
     this.calls = new CallManager(this.ua, {
-      ports: new RtpPortPool(resolved.rtpPorts),
+      ports: options.portPool ?? new RtpPortPool(resolved.rtpPorts),
       mediaIp: resolved.mediaIp,
       recordDir: resolved.recordDir,
       recordPath: options.recordPath,
@@ -191,6 +208,8 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       autoAnswer: resolved.autoAnswer,
       ringTimeoutMs: resolved.ringTimeoutMs,
       codecs: resolved.codecs,
+      ...(options.followRefer && { followRefer: true }),
+      ...(resolved.sampleRate !== undefined && { sampleRate: resolved.sampleRate }),
       srtp: resolved.srtp,
       outboundFor: (call) => {
         if (options.stream) {
@@ -257,6 +276,8 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       const problem = prepareRecordDir(dir);
       if (problem) throw recordDirError(dir, problem);
     }
+    // Opus's WASM is loaded before the first call can need it (a broken install fails here, not mid-call).
+    await prepareCodecs(this.#codecs);
     return this.ua.start();
   }
 
@@ -268,6 +289,14 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     await this.calls.closeAll();
     await this.ua.stop();
   }
+}
+
+/** TLS trust beyond the system CAs: the user's (`tlsCa`) and the certificate sip-provision gave the device. */
+function trustedCas(options: SoftphoneOptions): { tlsCa?: string[] } {
+  const extra = [...[options.tlsCa ?? []].flat()];
+  const provisioned = tlsCertificatePem(options.sipInfo);
+  if (provisioned !== undefined) extra.push(provisioned);
+  return extra.length > 0 ? { tlsCa: extra } : {};
 }
 
 function recordDirError(dir: string, problem: RecordDirProblem): SoftphoneError {

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { DEFAULTS } from '../config/options.js';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
-import type { CodecName } from '../media/codec.js';
+import type { CodecName, SampleRate } from '../media/codec.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import type { OutboundSource } from '../media/session.js';
 import type { SrtpPolicy } from '../sdp/crypto.js';
@@ -42,12 +42,16 @@ export interface CallManagerOptions {
   sendSilence: boolean;
   /** After a stall longer than this (ms), sending skips ahead (default 100). */
   sendCatchUpMs?: number;
+  /** Force the calls' audio rate (8000 or 16000); default: per call, the negotiated one. */
+  sampleRate?: SampleRate;
   /** How long to wait for the ACK of our 200 (Timer H, 32 s). */
   ackTimeoutMs?: number;
   /** Codec preference, most preferred first. */
   codecs?: readonly CodecName[];
   /** SDES SRTP policy (default off; the Softphone picks required on TLS). */
   srtp?: SrtpPolicy;
+  /** Follow the far end's REFER (blind transfer, we are the transferee); default false: 603. */
+  followRefer?: boolean;
   /** Talk-back audio source per call (WebSocket streams). */
   outboundFor?: ((call: Call) => OutboundSource | undefined) | undefined;
   /** Answer inbound calls at once (default); false: they ring until call.accept()/reject(). */
@@ -120,6 +124,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       srtp: options.srtp ?? 'off',
       sendSilence: options.sendSilence,
       sendCatchUpMs: options.sendCatchUpMs,
+      sampleRate: options.sampleRate,
       ackTimeoutMs: options.ackTimeoutMs,
       outboundFor: options.outboundFor,
       aor: `<sip:${ua.identity.username}@${ua.identity.domain}>`,
@@ -127,6 +132,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       answerChallenge: (response, request, digest) => ua.answerChallenge(response, request, digest),
       liveSinks: options.liveSinks,
       warn: (message, callId, code) => this.#warn(message, callId, code),
+      ...(options.followRefer && {
+        transferTo: (target: string, referredBy: string) =>
+          this.dial(target, { headers: [['Referred-By', referredBy]] }),
+      }),
     };
     this.#events = {
       incoming: (call) => this.emit('incoming', call),

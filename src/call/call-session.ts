@@ -13,10 +13,16 @@ import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
 import { loadAudioFile } from '../media/audio-file.js';
-import { type CodecName, codecOf, TELEPHONE_EVENT_PT } from '../media/codec.js';
+import {
+  type CodecName,
+  codecInfo,
+  prepareCodecs,
+  type SampleRate,
+  TELEPHONE_EVENT_PT,
+} from '../media/codec.js';
 import { parseDtmfRelay } from '../media/dtmf.js';
 import { DTMF_DEFAULTS, type DtmfSendOptions } from '../media/dtmf-sender.js';
-import { FRAME_SAMPLES } from '../media/frame.js';
+import { FRAME_MS } from '../media/frame.js';
 import type { RtpPortPool } from '../media/port-pool.js';
 import { RtcpSession } from '../media/rtcp-session.js';
 import { RtpTransport } from '../media/rtp-transport.js';
@@ -69,12 +75,19 @@ export interface CallContext {
   readonly maxCallDurationMs: number;
   readonly sendSilence: boolean;
   readonly sendCatchUpMs: number | undefined;
+  /** The call's audio rate when forced (`--sample-rate`); else the negotiated one. */
+  readonly sampleRate: SampleRate | undefined;
   /** Codec preference for our offers and answers. */
   readonly codecs: readonly CodecName[];
   /** Which offers we take and what we offer (SDES SRTP, RFC 4568). */
   readonly srtp: SrtpPolicy;
   readonly ackTimeoutMs: number | undefined;
   readonly outboundFor: ((call: Call) => OutboundSource | undefined) | undefined;
+  /**
+   * Places the call a REFER asks for (the owner opted in: followRefer), with
+   * Referred-By; undefined: REFERs are declined (603).
+   */
+  readonly transferTo?: ((target: string, referredBy: string) => Promise<Call>) | undefined;
   /** Our address of record, for From and Referred-By: `<sip:user@domain>`. */
   readonly aor: string;
   readonly domain: string;
@@ -146,6 +159,8 @@ export class CallSession implements CallOwner {
   #negotiated: NegotiatedMedia | undefined;
   /** Media negotiated by the last offer/answer, applied on the usage's 'media' event. */
   #pendingMedia: NegotiatedMedia | undefined;
+  /** The rate of the call's audio, fixed when its media start (the WAV cannot change rate). */
+  #sampleRate: SampleRate | undefined;
   /** The negotiated media the last `media` event reported. */
   #reported: NegotiatedMedia | undefined;
   #state: CallState = 'ringing';
@@ -321,6 +336,10 @@ export class CallSession implements CallOwner {
     return this.#sdp?.address;
   }
 
+  get sampleRate(): SampleRate | undefined {
+    return this.#sampleRate;
+  }
+
   get answeredAt(): number | undefined {
     return this.#answeredAt;
   }
@@ -414,8 +433,14 @@ export class CallSession implements CallOwner {
 
   async play(source: PlaySource): Promise<void> {
     const media = this.#requireMedia('play audio');
-    const rate = codecOf(media.negotiated.codec).clockRate;
-    const pcm = typeof source === 'string' ? await loadAudioFile(source, rate) : source;
+    // A file is converted once, straight to the rate the encoder takes; PCM given is resampled as it plays.
+    const { pcm, sampleRate } =
+      typeof source === 'string'
+        ? { pcm: await loadAudioFile(source, media.sendSampleRate), sampleRate: media.sendSampleRate }
+        : source instanceof Int16Array
+          ? { pcm: source, sampleRate: 8000 as const }
+          : source;
+    const frameSamples = (sampleRate * FRAME_MS) / 1000;
     if (this.#state === 'ended') return;
     await new Promise<void>((resolve) => {
       let offset = 0;
@@ -427,14 +452,15 @@ export class CallSession implements CallOwner {
         resolve();
       };
       const player: OutboundSource = {
+        sampleRate,
         nextFrame: () => {
           if (offset >= pcm.length) {
             // Asked again after the last frame: that frame has gone out.
             queueMicrotask(finish);
             return undefined;
           }
-          const frame = pcm.subarray(offset, offset + FRAME_SAMPLES);
-          offset += FRAME_SAMPLES;
+          const frame = pcm.subarray(offset, offset + frameSamples);
+          offset += frameSamples;
           return frame;
         },
       };
@@ -612,6 +638,7 @@ export class CallSession implements CallOwner {
           endedAt: new Date().toISOString(),
           durationMs,
           codec: this.#negotiated?.codec ?? null,
+          sampleRate: this.#sampleRate ?? null,
           wav: wav ?? null,
           ...(recordingError && { recordingError }),
           ...(this.#rcIds.partyId !== undefined || this.#rcIds.sessionId !== undefined
@@ -746,6 +773,8 @@ export class CallSession implements CallOwner {
   // ── media ─────────────────────────────────────────────────────────────
 
   async #prepareMedia(connection: SipConnection): Promise<void> {
+    // Opus's WASM, once per process (the Softphone loads it at start; this covers other owners).
+    await prepareCodecs(this.#ctx.codecs);
     const mediaIp = this.#ctx.mediaIp;
     const bind = mediaIp ? { address: bindAddressFor(mediaIp) } : {};
     const socket = await this.#ctx.ports.allocate(bind);
@@ -764,6 +793,7 @@ export class CallSession implements CallOwner {
       port: socket.address().port,
       sessionId: String(Date.now()),
       codecs: [...this.#ctx.codecs],
+      ...(this.#ctx.sampleRate !== undefined && { sampleRate: this.#ctx.sampleRate }),
       srtp: this.#ctx.srtp,
       rtcpMux: true,
       ...(this.#rtcpSocket && { rtcpPort: this.#rtcpSocket.address().port }),
@@ -773,10 +803,13 @@ export class CallSession implements CallOwner {
   /** Opens the WAV and starts RTP (the recording begins now: the answer, or early media). */
   #startMedia(): void {
     if (this.#media || !this.#transport) return;
-    const wav = this.#wavPath ? this.#openRecording(this.#wavPath) : undefined;
+    const rate = this.#workingRate();
+    this.#sampleRate = rate;
+    const wav = this.#wavPath ? this.#openRecording(this.#wavPath, rate) : undefined;
     const media = new MediaSession({
       socket: this.#transport,
       negotiated: this.#pendingMedia ?? placeholderMedia(),
+      sampleRate: rate,
       t0: performance.now(),
       sendSilence: this.#ctx.sendSilence,
       ...(this.#ctx.sendCatchUpMs === undefined ? {} : { maxCatchUpMs: this.#ctx.sendCatchUpMs }),
@@ -941,6 +974,7 @@ export class CallSession implements CallOwner {
     const local = this.#sdp?.address;
     this.call.emit('media', {
       codec: n.codec,
+      sampleRate: this.#sampleRate ?? n.sampleRate ?? 8000,
       localMedia: local ? hostPort(local.address, local.port) : '',
       remoteMedia: hostPort(n.remoteAddress, n.remotePort),
       direction: n.direction,
@@ -967,10 +1001,22 @@ export class CallSession implements CallOwner {
     }
   }
 
-  #openRecording(path: string): WavWriter | undefined {
+  /**
+   * The call's audio rate: forced, else the negotiated one; before an answer
+   * (a late offer) the rate our preferred codec would have.
+   */
+  #workingRate(): SampleRate {
+    return (
+      this.#ctx.sampleRate ??
+      this.#pendingMedia?.sampleRate ??
+      codecInfo(this.#ctx.codecs[0] ?? 'PCMU').sampleRates[0]!
+    );
+  }
+
+  #openRecording(path: string, sampleRate: SampleRate): WavWriter | undefined {
     try {
       try {
-        return WavWriter.open(path);
+        return WavWriter.open(path, { sampleRate });
       } catch (err) {
         if (!isSoftphoneError(err, ErrorCodes.SINK_WRITE_FAILED) || err.details.errno !== 'ENOENT') throw err;
         // A record directory deleted while we run is made again.
@@ -979,7 +1025,7 @@ export class CallSession implements CallOwner {
           `the record directory ${dirname(path)} had disappeared; created it again`,
           this.callId,
         );
-        return WavWriter.open(path);
+        return WavWriter.open(path, { sampleRate });
       }
     } catch (err) {
       const error = isSoftphoneError(err)
@@ -1021,10 +1067,45 @@ export class CallSession implements CallOwner {
     }
   }
 
+  /**
+   * We are the transferee (RFC 3515, RFC 5589 blind transfer): call the
+   * Refer-To target with Referred-By, report its progress to the transferor
+   * as NOTIFY sipfrag, and once it is answered, end this call ('transferred').
+   * A new call that fails is reported with its status; this call goes on.
+   */
+  async #followRefer(invite: InviteSession, referTo: string, referredBy: string | undefined): Promise<void> {
+    const transferTo = this.#ctx.transferTo;
+    if (transferTo === undefined) return;
+    let next: Call;
+    try {
+      next = await transferTo(referTarget(referTo), referredBy ?? this.#ctx.aor);
+    } catch (err) {
+      this.#ctx.warn(`cannot follow the transfer to ${referTo}: ${describeError(err)}`, this.callId);
+      await invite.notifyRefer(503, 'Service Unavailable');
+      return;
+    }
+    next.on('progress', (p) => {
+      if (p.status === 180 || p.status === 183) void invite.notifyRefer(p.status, p.reason);
+    });
+    const answered = await new Promise<boolean>((resolve) => {
+      next.once('answered', () => resolve(true));
+      void next.done.then(() => resolve(false));
+    });
+    if (answered) {
+      await invite.notifyRefer(200, 'OK');
+      // The transferor normally hangs up now; if it does not, the old call ends here.
+      if (this.#state !== 'ended') await this.#hangup('transferred');
+      return;
+    }
+    const end = await next.done;
+    await invite.notifyRefer(end.status ?? 487, end.statusReason ?? 'Request Terminated');
+  }
+
   // ── the usage's events ────────────────────────────────────────────────
 
   #attach(invite: InviteSession): void {
     this.#invite = invite;
+    invite.followRefers(this.#ctx.transferTo !== undefined);
     invite.on('media', () => this.#applyMedia());
     invite.on('progress', (response) => {
       this.#noteRcIds(response.headers.get('P-Rc-Api-Ids'));
@@ -1047,7 +1128,10 @@ export class CallSession implements CallOwner {
     });
     invite.on('ackTimeout', () => void this.#hangup('no-ack'));
     invite.on('info', (info) => this.#onInfo(info));
-    invite.on('refer', (info) => this.call.emit('refer', info));
+    invite.on('refer', (info) => {
+      this.call.emit('refer', info);
+      if (info.accepted) void this.#followRefer(invite, info.referTo, info.referredBy);
+    });
     invite.on('terminated', (t) => this.#onTerminated(t));
   }
 
@@ -1221,6 +1305,14 @@ function bindAddressFor(mediaIp: string): string {
 }
 
 /** Until an answer says where to send, the session records but sends nothing. */
+/** The URI a Refer-To names: without its angle brackets, header parameters and field parameters. */
+export function referTarget(referTo: string): string {
+  const inBrackets = /<([^>]*)>/.exec(referTo);
+  const uri = (inBrackets ? inBrackets[1]! : referTo.split(';')[0]!).trim();
+  // Embedded headers (?Replaces=… for an attended transfer) are not acted on.
+  return uri.split('?')[0]!;
+}
+
 function placeholderMedia(): NegotiatedMedia {
   return {
     codec: 'PCMU',

@@ -27,6 +27,8 @@ export type CallEndReason =
   | 'max-duration'
   | 'shutdown'
   | 'flow-lost'
+  /** We followed the far end's REFER (followRefer) and the new call was answered: this one is over. */
+  | 'transferred'
   | 'error';
 
 export type CallDirection = 'inbound' | 'outbound';
@@ -63,6 +65,8 @@ export interface CallEndInfo {
 /** What was negotiated, as the `media` event and `call.media` report it. */
 export interface CallMediaInfo {
   codec: string;
+  /** Rate of the call's audio: the WAV, the frames, the engine pipe (8000, or 16000 for wideband). */
+  sampleRate: number;
   /** The address and port in our SDP. */
   localMedia: string;
   /** Where the far end asked for RTP (its SDP). */
@@ -135,6 +139,7 @@ export interface CallOwner {
   readonly state: CallState;
   readonly negotiated: NegotiatedMedia | undefined;
   readonly localMedia: { address: string; port: number } | undefined;
+  readonly sampleRate: number | undefined;
   readonly answeredAt: number | undefined;
   readonly level: number;
   readonly endInfo: CallEndInfo | undefined;
@@ -152,8 +157,18 @@ export interface CallOwner {
   redirect(target: string): void;
 }
 
-/** Audio to play into a call: a WAV file path, or 16-bit mono PCM at the call's rate. */
-export type PlaySource = string | Int16Array;
+/**
+ * Audio to play into a call: a WAV file path (converted to the codec's rate),
+ * 16-bit mono PCM at 8 kHz, or PCM at a rate you name. It is resampled
+ * as needed (a 16 kHz file plays into a G.711 call, and 8 kHz into Opus).
+ */
+export type PlaySource = string | Int16Array | PlayPcm;
+
+/** PCM to play, at the rate it is in. */
+export interface PlayPcm {
+  pcm: Int16Array;
+  sampleRate: 8000 | 16000;
+}
 
 export interface CallInit {
   callId: string;
@@ -213,6 +228,15 @@ export class Call extends SafeEmitter<CallEvents> {
   /** The address and port our SDP announces (not the socket's bind address). */
   get localMedia(): Readonly<{ address: string; port: number }> | undefined {
     return this.#owner.localMedia;
+  }
+
+  /**
+   * The rate of the call's audio, once its media started: what the WAV, the
+   * `frame` events and the engine pipe carry (8000 for G.711, 16000 for a
+   * wideband Opus call, or what `sampleRate` forced).
+   */
+  get sampleRate(): number | undefined {
+    return this.#owner.sampleRate;
   }
 
   /** RingCentral's party and telephony session ids, when its edge sent them. */

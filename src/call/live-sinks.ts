@@ -4,13 +4,14 @@
  * buffer. Neither can hurt the call: their failures become events and
  * counters, and the recording goes on.
  */
+import { StreamResampler } from '../media/resample.js';
 import { EnginePipe } from '../sinks/engine-pipe.js';
 import { MediaStreamClient } from '../sinks/media-stream.js';
 import type { Call } from './call.js';
 import type { LiveSinkPort } from './call-manager.js';
 
 export interface PipeOptions {
-  /** Run with `sh -c` per answered call; audio (s16le, 8 kHz, mono) on its stdin. */
+  /** Run with `sh -c` per answered call; audio (s16le, mono, at the call's rate: RC_SAMPLE_RATE) on its stdin. */
   command: string;
   /** Time after stdin closes for final results before the engine is stopped (default 5000 ms). */
   graceMs?: number;
@@ -31,7 +32,13 @@ export interface StreamOptions {
 export function attachPipe(call: Call, port: LiveSinkPort, options: PipeOptions): void {
   const pipe = EnginePipe.start({
     command: options.command,
-    call: { callId: call.id, from: call.from.header, to: call.to.header, wavPath: call.wavPath },
+    call: {
+      callId: call.id,
+      from: call.from.header,
+      to: call.to.header,
+      wavPath: call.wavPath,
+      sampleRate: call.sampleRate,
+    },
     ...(options.graceMs !== undefined && { graceMs: options.graceMs }),
     ...(options.maxBufferMs !== undefined && { maxBufferMs: options.maxBufferMs }),
   });
@@ -65,9 +72,16 @@ export function attachStream(
   client: MediaStreamClient,
   options: StreamOptions,
 ): void {
+  // The Twilio format is µ-law at 8 kHz by definition: a wideband call is
+  // low-passed and decimated on the way (the half-band filter keeps its state
+  // from frame to frame, so nothing clicks at the frame edges).
+  const down = call.sampleRate === 16000 ? StreamResampler.halfband(16000, 8000) : undefined;
   port.addSink({
-    write: (frame) => client.sendFrame(frame),
-    close: () => client.stop(),
+    write: (frame) => client.sendFrame(down ? down.process(frame) : frame),
+    close: async () => {
+      await client.stop();
+      down?.close();
+    },
     stats: () => ({
       streamFramesSent: client.stats.sent,
       streamFramesDropped: client.stats.dropped,

@@ -5,7 +5,7 @@
  * the same table, so a default is written exactly once.
  */
 import { ErrorCodes, SoftphoneError } from '../errors.js';
-import { type CodecName, DEFAULT_CODECS } from '../media/codec.js';
+import { type CodecName, DEFAULT_CODECS, SAMPLE_RATES, type SampleRate } from '../media/codec.js';
 import { MAX_CATCH_UP_MS } from '../media/send-path.js';
 import { defaultSrtpPolicy, isSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
 import { localAddressProblem } from '../sdp/negotiate.js';
@@ -53,6 +53,7 @@ export interface ResolvedOptionsInput {
   recordDir?: string;
   stream?: { url: string };
   codecs?: readonly CodecName[];
+  sampleRate?: SampleRate;
   srtp?: SrtpPolicy;
   /** The device's SIP transport: decides the SRTP default (required on TLS, as RingCentral). */
   transport?: string;
@@ -72,6 +73,8 @@ export interface ResolvedCallOptions {
   readonly ringTimeoutMs: number;
   readonly recordDir: string | undefined;
   readonly codecs: readonly CodecName[];
+  /** Forced audio rate of every call; undefined: each call's negotiated rate. */
+  readonly sampleRate: SampleRate | undefined;
   readonly srtp: SrtpPolicy;
 }
 
@@ -114,6 +117,9 @@ export function resolveOptions(input: ResolvedOptionsInput): ResolvedCallOptions
   if (input.srtp !== undefined && !isSrtpPolicy(input.srtp)) {
     throw invalid('srtp', `srtp must be required, optional or off, got "${String(input.srtp)}"`);
   }
+  if (input.sampleRate !== undefined && !SAMPLE_RATES.includes(input.sampleRate)) {
+    throw invalid('sampleRate', `sampleRate must be 8000 or 16000, got ${String(input.sampleRate)}`);
+  }
   const codecs = input.codecs ?? DEFAULTS.codecs;
   if (codecs.length === 0) throw invalid('codecs', 'codecs must name at least one codec');
   return Object.freeze({
@@ -130,6 +136,7 @@ export function resolveOptions(input: ResolvedOptionsInput): ResolvedCallOptions
     ringTimeoutMs: num('ringTimeoutMs', input.ringTimeoutMs, 0, 2 ** 31 - 1),
     recordDir: input.recordDir,
     codecs: Object.freeze([...codecs]),
+    sampleRate: input.sampleRate,
     srtp: input.srtp ?? defaultSrtpPolicy(input.transport ?? 'tcp'),
   });
 }

@@ -22,6 +22,13 @@ export interface DecodedAudio {
   samples: Float32Array;
 }
 
+/**
+ * The rate a file is loaded at before any call is known (`--play`): wideband,
+ * so an Opus call gets the file's full band; a G.711 call gets it low-passed
+ * to 8 kHz as it plays (the send path's half-band filter).
+ */
+export const PLAY_SAMPLE_RATE = 16000;
+
 /** A generous bound: about 50 minutes of 44.1 kHz stereo 16-bit. */
 export const MAX_AUDIO_FILE_BYTES = 512 * 1024 * 1024;
 

@@ -213,14 +213,10 @@ export const CODECS: Readonly<Record<CodecName, Codec>> = Object.freeze({
   opus: OPUS,
 });
 
-/**
- * Our codec preference when the user sets none. G.711 only while the receive
- * path decodes per sample at placement; once it decodes through
- * createDecoder (issue 12), this becomes OPUS_FIRST_CODECS.
- */
-export const DEFAULT_CODECS: readonly CodecName[] = ['PCMU', 'PCMA'];
-/** Issue 12's default: Opus whenever the far end offers it, else PCMU as RingCentral's edge prefers. */
+/** Issue 12's preference: Opus whenever the far end offers it, else PCMU as RingCentral's edge prefers. */
 export const OPUS_FIRST_CODECS: readonly CodecName[] = ['opus', 'PCMU', 'PCMA'];
+/** Our codec preference when the user sets none (`--codecs`). */
+export const DEFAULT_CODECS: readonly CodecName[] = OPUS_FIRST_CODECS;
 
 /**
  * RFC 4733 telephone-event: the dynamic payload type we offer, and the one a

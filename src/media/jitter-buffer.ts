@@ -81,14 +81,27 @@ export interface JitterBufferOptions {
   maxLiveDelaySamples?: number;
   /** Accepted event packets (RFC 4733, comfort noise: pushed without a decode table), in order, once their stream counts. */
   onEvent?: (packet: AudioPacket, now: number) => void;
+  /**
+   * Timeline samples per RTP timestamp unit: the working rate over the RTP
+   * clock rate (1 for G.711 recorded at 8 kHz, 1/3 for opus/48000 recorded
+   * at 16 kHz, 2 for G.711 recorded at 16 kHz). Default 1.
+   */
+  timestampRatio?: number;
 }
 
 export interface AudioPacket {
   ssrc: number;
   sequenceNumber: number;
   timestamp: number;
-  /** Encoded payload, one byte per sample (G.711). */
+  /** Encoded payload, one byte per sample (G.711), decoded by the table push() is given. */
   payload: Uint8Array;
+  /**
+   * The packet's audio already decoded at the working rate (a stateful codec:
+   * Opus, or G.711 resampled; see DecodeStage): placed as is, and `payload`
+   * is not read. It may start before the packet's own audio (the repair of a
+   * lost packet before it), so `timestamp` is where this PCM starts.
+   */
+  pcm?: Int16Array;
   /** Carried along for onEvent; the buffer itself never looks at it. */
   payloadType?: number;
 }
@@ -205,6 +218,7 @@ export class JitterBuffer {
   readonly #leadLimit: number;
   readonly #maxLiveDelay: number;
   readonly #perMs: number;
+  #timestampRatio: number;
   readonly #onEvent: ((packet: AudioPacket, now: number) => void) | undefined;
   readonly #stats: JitterStats = {
     received: 0,
@@ -273,6 +287,7 @@ export class JitterBuffer {
     this.#leadLimit = options.leadLimitSamples ?? ms(100);
     this.#maxLiveDelay = options.maxLiveDelaySamples ?? ms(3000);
     this.#onEvent = options.onEvent;
+    this.#timestampRatio = ratioOf(options.timestampRatio);
     const min = options.liveTargetMinSamples ?? ms(LIVE_TARGET_MIN_MS);
     const max = options.liveTargetMaxSamples ?? ms(LIVE_TARGET_MAX_MS);
     const initial =
@@ -305,6 +320,11 @@ export class JitterBuffer {
   /** The wall-clock position at which the next live frame is due. */
   get nextLiveDue(): number {
     return this.#liveSlot;
+  }
+
+  /** A re-INVITE changed the codec: RTP timestamps now map to the timeline at this ratio (see the option). */
+  setTimestampRatio(ratio: number): void {
+    this.#timestampRatio = ratioOf(ratio);
   }
 
   /** The live stream's target delay now (samples after the best-placed packets). */
@@ -486,13 +506,19 @@ export class JitterBuffer {
     // RFC 4733 2.5.1.2: an event's timestamp is the START of the event and repeats
     // in every packet of it, so it says nothing about where "now" is on the
     // timeline: events never move the anchor (they would shift the audio after them).
-    if (!decode) {
+    const pcm = packet.pcm;
+    if (!decode && !pcm) {
       this.#onEvent?.(packet, now);
       return 'event';
     }
     const f = this.frameSamples;
-    const n = packet.payload.length;
-    let position = stream.posBase + tsDiff(packet.timestamp, stream.tsBase);
+    const n = pcm ? pcm.length : packet.payload.length;
+    const r = this.#timestampRatio;
+    let position =
+      stream.posBase +
+      (r === 1
+        ? tsDiff(packet.timestamp, stream.tsBase)
+        : Math.round(tsDiff(packet.timestamp, stream.tsBase) * r));
     if (newest) {
       const gap = position - stream.end;
       // Arrived before its place began (by more than a little jitter), close
@@ -534,7 +560,7 @@ export class JitterBuffer {
       this.#stats.late++;
       return 'late';
     }
-    this.#write(position, Math.max(stream.floor, this.#recorded), packet.payload, decode);
+    this.#write(position, Math.max(stream.floor, this.#recorded), pcm ?? packet.payload, decode);
     if (position < this.#live) this.#liveCounts.liveLate++;
     if (newest) {
       stream.end = position + n;
@@ -698,8 +724,16 @@ export class JitterBuffer {
     return stream ? Math.max(0, stream.maxExt - stream.baseExt + 1 - stream.uniqueReceived) : 0;
   }
 
-  /** Decodes the payload onto the timeline from `position`, leaving out what lies before `from`. */
-  #write(position: number, from: number, payload: Uint8Array, decode: Int16Array): void {
+  /**
+   * Puts the audio on the timeline from `position`, leaving out what lies
+   * before `from`: a G.711 payload through its decode table, or PCM as is.
+   */
+  #write(
+    position: number,
+    from: number,
+    payload: Uint8Array | Int16Array,
+    decode: Int16Array | undefined,
+  ): void {
     const f = this.frameSamples;
     let i = 0;
     // A packet straddling what the recording has written (or the stream before's end) keeps only the rest.
@@ -715,7 +749,8 @@ export class JitterBuffer {
         this.#frames.set(index, frame);
       }
       const count = Math.min(f - offset, n - i);
-      for (let k = 0; k < count; k++) frame[offset + k] = decode[payload[i + k]!]!;
+      if (decode === undefined) frame.set(payload.subarray(i, i + count), offset);
+      else for (let k = 0; k < count; k++) frame[offset + k] = decode[payload[i + k]!]!;
       i += count;
     }
   }
@@ -868,6 +903,14 @@ function isQuiet(frame: Int16Array): boolean {
   return true;
 }
 
+function ratioOf(ratio: number | undefined): number {
+  const r = ratio ?? 1;
+  if (!Number.isFinite(r) || r <= 0)
+    throw new RangeError(`timestampRatio must be a positive number, got ${ratio}`);
+  return r;
+}
+
+/** A packet kept for later: its payload may be a reused buffer (decoded PCM is always a fresh array). */
 function copy(packet: AudioPacket): AudioPacket {
   return { ...packet, payload: packet.payload.slice() };
 }

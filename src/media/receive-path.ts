@@ -1,8 +1,9 @@
 /**
  * The per-packet receive logic of one call's media, as a pure processor (no
  * socket, no clock): datagram → RTP parse/validate (RFC 3550 5.1, A.1) →
- * source latch → payload-type dispatch → jitter buffer (G.711 decode) or
- * RFC 4733 DTMF. MediaSession feeds it from its socket and tick; the media
+ * source latch → payload-type dispatch → jitter buffer (G.711 decoded by
+ * table as it is placed; Opus, and G.711 recorded at 16 kHz, through the
+ * DecodeStage in front of it) or RFC 4733 DTMF. MediaSession feeds it from its socket and tick; the media
  * benchmark drives the very same code without sockets.
  *
  * Times are positions on the call's timeline: samples of wall clock since
@@ -12,7 +13,8 @@
 import { isRtpInvalid, parseRtp, type RtpPacket } from '../rtp/packet.js';
 import type { Codec } from '../sdp/negotiate.js';
 import type { PacketStats } from '../sinks/sidecar.js';
-import { codecOf, TELEPHONE_EVENT_PT } from './codec.js';
+import { codecInfo, type SampleRate, TELEPHONE_EVENT_PT } from './codec.js';
+import { type DecodedSink, DecodeStage } from './decode-stage.js';
 import { DtmfDeduper, type DtmfDigit, parseTelephoneEvent } from './dtmf.js';
 import { FRAME_MS } from './frame.js';
 import {
@@ -21,6 +23,7 @@ import {
   JitterBuffer,
   type JitterBufferOptions,
 } from './jitter-buffer.js';
+import { MAX_OPUS_PAYLOAD } from './opus.js';
 
 export interface Endpoint {
   address: string;
@@ -31,6 +34,8 @@ export interface ReceiveMedia {
   codec: Codec;
   /** Payload type of the audio codec. */
   payloadType: number;
+  /** RTP clock rate of the audio (default the codec's: 8000 G.711, 48000 Opus). */
+  clockRate?: number;
   /** RFC 4733 telephone-event payload type, when negotiated. */
   telephoneEventPt?: number;
   /** Packetization asked for (a=ptime, ms; default 20): bounds the audio payloads taken. */
@@ -63,6 +68,10 @@ export interface ReceiveStats extends PacketStats {
   otherPayload: number;
   /** Key presses reported. */
   dtmf: number;
+  /** Opus: ms of lost audio rebuilt from the in-band FEC of the packet after it. */
+  fecMs: number;
+  /** Opus: ms of lost audio filled by packet loss concealment (the rest of a long hole is silence). */
+  plcMs: number;
 }
 
 export type DtmfListener = (digit: DtmfDigit, atSamples: number) => void;
@@ -87,8 +96,10 @@ type LatchMode =
   /** The SDP's address:port, or else a source that proves itself (RFC 4961 symmetric RTP, NAT). */
   | 'any';
 
-export interface ReceivePathOptions extends Omit<JitterBufferOptions, 'onEvent'> {
+export interface ReceivePathOptions extends Omit<JitterBufferOptions, 'onEvent' | 'timestampRatio'> {
   media: ReceiveMedia;
+  /** The rate of the timeline and of every frame out (the call's working rate). Default 8000. */
+  sampleRate?: SampleRate;
   /** The remote media address from SDP, resolved to an IP (undefined until known). */
   expected?: Endpoint;
   onDtmf?: DtmfListener;
@@ -114,8 +125,17 @@ interface SourceCandidate {
 
 export class ReceivePath {
   readonly jitter: JitterBuffer;
+  readonly sampleRate: SampleRate;
   #media: ReceiveMedia;
-  #decode: Int16Array;
+  /** G.711 at 8 kHz: decoded by this table as the jitter buffer places it. */
+  #decode: Int16Array | undefined;
+  /** Every other codec and rate: decoded in sequence order before the jitter buffer. */
+  #stage: DecodeStage | undefined;
+  /** Repair counts of the stages replaced by a change of codec. */
+  #fecBefore = 0;
+  #plcBefore = 0;
+  /** Packets behind what the stage had decoded (their place was repaired): late. */
+  #behind = 0;
   #maxPayload = 0;
   #expected: Endpoint | undefined;
   #mode: LatchMode = 'expected';
@@ -137,11 +157,15 @@ export class ReceivePath {
   #dtmfCount = 0;
 
   constructor(options: ReceivePathOptions) {
-    const { media, expected, onDtmf, ...jitter } = options;
-    this.jitter = new JitterBuffer({ ...jitter, onEvent: (packet, now) => this.#onEvent(packet, now) });
+    const { media, expected, onDtmf, sampleRate, ...jitter } = options;
+    this.sampleRate = sampleRate ?? 8000;
+    this.jitter = new JitterBuffer({
+      ...jitter,
+      timestampRatio: this.sampleRate / clockRateOf(media),
+      onEvent: (packet, now) => this.#onEvent(packet, now),
+    });
     this.#media = { ...media };
-    this.#decode = decodeTable(media.codec);
-    this.#maxPayload = maxPayload(media);
+    this.#setCodec(media);
     this.#expected = expected && normalize(expected);
     this.#onDtmf = onDtmf;
   }
@@ -163,10 +187,12 @@ export class ReceivePath {
 
   get stats(): ReceiveStats {
     const j = this.jitter.stats;
+    const stage = this.#stage?.stats;
+    const ms = (samples: number) => Math.round((samples * 1000) / this.sampleRate);
     return {
       received: j.received,
       lost: j.lost,
-      late: j.late,
+      late: j.late + this.#behind,
       duplicate: j.duplicate,
       reordered: j.reordered,
       foreignSource: this.#foreign,
@@ -178,6 +204,8 @@ export class ReceivePath {
       latches: this.#latches,
       otherPayload: this.#other,
       dtmf: this.#dtmfCount,
+      fecMs: ms(this.#fecBefore + (stage?.fecSamples ?? 0)),
+      plcMs: ms(this.#plcBefore + (stage?.concealedSamples ?? 0)),
     };
   }
 
@@ -195,9 +223,13 @@ export class ReceivePath {
    * new stream can be taken (the old one is kept out); the codec may change too.
    */
   update(media: ReceiveMedia, expected: Endpoint | undefined): void {
+    const before = this.#media;
     this.#media = { ...media };
-    this.#decode = decodeTable(media.codec);
-    this.#maxPayload = maxPayload(media);
+    if (media.codec !== before.codec || clockRateOf(media) !== clockRateOf(before)) {
+      this.#settle(); // what waited is decoded by the codec it came in
+      this.#setCodec(media);
+      this.jitter.setTimestampRatio(this.sampleRate / clockRateOf(media));
+    }
     const next = expected && normalize(expected);
     if (next && !(this.#expected && same(next, this.#expected))) {
       this.#expected = next;
@@ -207,6 +239,8 @@ export class ReceivePath {
         this.#unlatched = latched;
         this.#latched = undefined;
         // Whoever is latched next starts a new stream, taken as it comes.
+        this.#settle();
+        this.#stage?.reset();
         this.jitter.newSource();
       }
       this.#candidates.clear();
@@ -242,25 +276,73 @@ export class ReceivePath {
 
   /** Emits the recording frames whose time has come (see JitterBuffer.pullRecording). */
   pullRecording(now: number, sink: FrameCallback): number {
+    this.#settle(now);
     return this.jitter.pullRecording(now, sink);
   }
 
   /** Emits the live frames whose time has come (see JitterBuffer.pullLive). */
   pullLive(now: number, sink: FrameCallback): number {
+    this.#settle(now);
     return this.jitter.pullLive(now, sink);
   }
 
   /** Ends both timelines at `end` (or the end of the newest audio, if later). */
   flush(end: number, recording: FrameCallback, live?: FrameCallback): void {
+    this.#settle();
     this.jitter.flush(end, recording, live);
+  }
+
+  /** Frees the decoders (the media ended). */
+  close(): void {
+    this.#stage?.close();
+  }
+
+  /**
+   * Lets the decode stage repair holes whose packets after them have waited
+   * long enough: until just before the live stream plays the hole (its target
+   * delay less two frames: the packet after a hole arrived about a frame after
+   * the hole's place, and the playout runs up to a frame late). Every hole
+   * when `now` is not given.
+   */
+  #settle(now?: number): void {
+    const stage = this.#stage;
+    if (stage === undefined || stage.held === 0) return;
+    if (now === undefined) stage.settle(this.#toJitter);
+    else stage.settle(this.#toJitter, now, this.jitter.liveTarget - 2 * this.jitter.frameSamples);
+  }
+
+  readonly #toJitter: DecodedSink = (packet, now) => {
+    this.jitter.push(packet, now, undefined);
+  };
+
+  #setCodec(media: ReceiveMedia): void {
+    const codec = codecInfo(media.codec);
+    if (this.#stage !== undefined) {
+      const s = this.#stage.stats;
+      this.#fecBefore += s.fecSamples;
+      this.#plcBefore += s.concealedSamples;
+      this.#stage.close();
+      this.#stage = undefined;
+    }
+    this.#decode = undefined;
+    if (codec.kind === 'table' && this.sampleRate === codec.clockRate) {
+      this.#decode = codec.decodeTable;
+    } else {
+      this.#stage = new DecodeStage({ codec, clockRate: clockRateOf(media), sampleRate: this.sampleRate });
+    }
+    this.#maxPayload = maxPayload(media);
   }
 
   #take(packet: RtpPacket, now: number): ReceiveOutcome {
     this.#lastValidAt = now;
     const pt = packet.payloadType;
     if (pt === this.#media.payloadType) {
-      const outcome = this.jitter.push(packet, now, this.#decode);
-      return outcome === 'placed' ? 'audio' : outcome === 'event' ? 'other' : outcome;
+      const stage = this.#stage;
+      if (stage === undefined) {
+        const outcome = this.jitter.push(packet, now, this.#decode);
+        return outcome === 'placed' ? 'audio' : outcome === 'event' ? 'other' : outcome;
+      }
+      return this.#takeDecoded(stage, packet, now);
     }
     // Events and comfort noise share the stream's sequence space (RFC 4733 2.1,
     // RFC 3389 4): they count for loss and duplicates, leave silence in place and
@@ -272,6 +354,34 @@ export class ReceivePath {
       return 'other';
     }
     return outcome === 'duplicate' || outcome === 'pending' ? outcome : 'dtmf';
+  }
+
+  /** An audio packet through the decode stage; what it hands on goes to the jitter buffer. */
+  #takeDecoded(stage: DecodeStage, packet: RtpPacket, now: number): ReceiveOutcome {
+    let last: ReturnType<JitterBuffer['push']> | undefined;
+    const outcome = stage.push(packet, now, (decoded, at) => {
+      const r = this.jitter.push(decoded, at, undefined);
+      if (decoded.sequenceNumber === packet.sequenceNumber && decoded.ssrc === packet.ssrc) last = r;
+    });
+    switch (outcome) {
+      case 'decoded':
+        return last === undefined || last === 'placed' ? 'audio' : last === 'event' ? 'other' : last;
+      case 'held':
+        return 'audio';
+      case 'duplicate':
+        return 'duplicate';
+      case 'invalid':
+        this.#invalidPayload++;
+        return 'invalid';
+      case 'behind': {
+        // Its place was repaired already. The jitter buffer still counts it (received,
+        // reordered; a duplicate if it is one) but gets no audio from it.
+        const r = this.jitter.push({ ...packet, payloadType: -1 }, now, undefined);
+        if (r === 'duplicate') return 'duplicate';
+        this.#behind++;
+        return 'late';
+      }
+    }
   }
 
   #onEvent(packet: AudioPacket, now: number): void {
@@ -341,18 +451,21 @@ export class ReceivePath {
   }
 }
 
-export function decodeTable(codec: Codec): Int16Array {
-  return codecOf(codec).decodeTable;
+function clockRateOf(media: ReceiveMedia): number {
+  return media.clockRate ?? codecInfo(media.codec).clockRate;
 }
 
 /**
  * Largest audio payload taken, in bytes: G.711 carries one byte per sample
  * (RFC 3551 4.5.14), and a=ptime is a hint (RFC 4566 6), so up to three
- * times it, and never less than 60 ms.
+ * times it, and never less than 60 ms. An Opus packet's size says nothing
+ * of its length: its decoder checks it (RFC 6716 3.4), up to MAX_OPUS_PAYLOAD.
  */
 function maxPayload(media: ReceiveMedia): number {
+  const codec = codecInfo(media.codec);
+  if (codec.kind !== 'table') return MAX_OPUS_PAYLOAD;
   const ptime = media.ptime ?? FRAME_MS;
-  return Math.ceil((codecOf(media.codec).clockRate / 1000) * Math.max(MAX_PAYLOAD_MS, 3 * ptime));
+  return Math.ceil((codec.clockRate / 1000) * Math.max(MAX_PAYLOAD_MS, 3 * ptime));
 }
 
 function same(a: Endpoint, b: Endpoint): boolean {

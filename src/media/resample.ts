@@ -84,6 +84,22 @@ export class StreamResampler {
     if (halfband !== undefined) this.#delay = halfband.delay;
   }
 
+  /**
+   * The half-band converter (or a pass-through for equal rates), made at once:
+   * for the per-packet paths, which cannot wait for a promise.
+   */
+  static halfband(from: SampleRate, to: SampleRate): StreamResampler {
+    if (from === to) return new StreamResampler(from, to, undefined);
+    if (from !== 2 * to && to !== 2 * from)
+      throw new RangeError(`the half-band resampler converts 2:1 or 1:2 only, not ${from} to ${to} Hz`);
+    return new StreamResampler(
+      from,
+      to,
+      undefined,
+      from > to ? new HalfbandDecimator() : new HalfbandInterpolator(),
+    );
+  }
+
   /** A converter from `from` to `to` Hz (mono). Same rates: a pass-through. */
   static async create(
     from: SampleRate,
@@ -92,14 +108,7 @@ export class StreamResampler {
   ): Promise<StreamResampler> {
     if (from === to) return new StreamResampler(from, to, undefined);
     const quality = options.quality ?? 'halfband';
-    if (quality === 'halfband') {
-      return new StreamResampler(
-        from,
-        to,
-        undefined,
-        from > to ? new HalfbandDecimator() : new HalfbandInterpolator(),
-      );
-    }
+    if (quality === 'halfband') return StreamResampler.halfband(from, to);
     const src = await libsamplerate.create(1, from, to, { converterType: CONVERTER[quality] });
     return new StreamResampler(from, to, src);
   }

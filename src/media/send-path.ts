@@ -25,9 +25,16 @@ import type { DtmfDigit } from './dtmf.js';
 import { DtmfSender, type DtmfSendOptions } from './dtmf-sender.js';
 import { FRAME_MS } from './frame.js';
 import { opusSilence } from './opus.js';
+import { StreamResampler } from './resample.js';
 
-/** Audio to send: 20 ms frames of PCM at the call's working rate (SendMedia.sampleRate); undefined when there is none right now. */
+/**
+ * Audio to send: 20 ms frames of PCM at `sampleRate` (default 8000), or
+ * undefined when there is none right now. A source at another rate than the
+ * encoder's is resampled (half-band filter), so a µ-law talk-back stream at
+ * 8 kHz plays into an Opus call and a 16 kHz file into a G.711 one.
+ */
 export interface OutboundSource {
+  readonly sampleRate?: SampleRate;
   nextFrame(): Int16Array | undefined;
 }
 
@@ -106,6 +113,8 @@ export class SendPath {
   #payload = new Uint8Array(160);
   /** Per source: the rest of a frame that did not fit this ptime. */
   readonly #leftover = new Map<OutboundSource, Int16Array>();
+  /** Per source at another rate than the encoder's: its resampler (filter state kept across frames). */
+  readonly #resamplers = new Map<OutboundSource, StreamResampler>();
   #sourceFailed = false;
 
   /**
@@ -170,6 +179,13 @@ export class SendPath {
   removeSource(source: OutboundSource): void {
     this.#sources.delete(source);
     this.#leftover.delete(source);
+    this.#resamplers.get(source)?.close();
+    this.#resamplers.delete(source);
+  }
+
+  /** The rate the encoder takes (sources at another rate are resampled to it). */
+  get sampleRate(): SampleRate {
+    return this.#sampleRate;
   }
 
   /** Queues DTMF; `done` when its last packet has gone out (see DtmfSender). */
@@ -193,6 +209,7 @@ export class SendPath {
       this.#encoder = createEncoder(media, sampleRate);
       this.#quiet = true;
     }
+    if (sampleRate !== this.#sampleRate) this.#closeResamplers();
     this.#media = { ...media };
     this.#clockRate = clockRate;
     this.#sampleRate = sampleRate;
@@ -246,6 +263,12 @@ export class SendPath {
     this.#dtmf.clear();
     this.#sources.clear();
     this.#leftover.clear();
+    this.#closeResamplers();
+  }
+
+  #closeResamplers(): void {
+    for (const r of this.#resamplers.values()) r.close();
+    this.#resamplers.clear();
   }
 
   #frame(): Buffer | undefined {
@@ -324,7 +347,15 @@ export class SendPath {
   /** A source is user code: a throw means "no audio now" (reported once), never a dead tick. */
   #read(source: OutboundSource): Int16Array | undefined {
     try {
-      return source.nextFrame();
+      const frame = source.nextFrame();
+      const rate = source.sampleRate ?? 8000;
+      if (frame === undefined || rate === this.#sampleRate) return frame;
+      let resampler = this.#resamplers.get(source);
+      if (resampler === undefined) {
+        resampler = StreamResampler.halfband(rate, this.#sampleRate);
+        this.#resamplers.set(source, resampler);
+      }
+      return resampler.process(frame);
     } catch (err) {
       if (!this.#sourceFailed) {
         this.#sourceFailed = true;

@@ -23,6 +23,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
 import type { NegotiatedMedia } from '../sdp/negotiate.js';
+import type { SampleRate } from './codec.js';
 import type { DtmfDigit } from './dtmf.js';
 import type { DtmfSendOptions } from './dtmf-sender.js';
 import {
@@ -34,6 +35,7 @@ import {
 } from './frame.js';
 import type { FrameInfo } from './frame-sink.js';
 import type { LiveStats } from './jitter-buffer.js';
+import { opusEncoderOptions } from './opus.js';
 import {
   type Endpoint,
   type LatchInfo,
@@ -50,6 +52,12 @@ export interface MediaSessionOptions {
   /** Bound UDP socket for this call (from RtpPortPool); closed by stop(). */
   socket: MediaSocket;
   negotiated: NegotiatedMedia;
+  /**
+   * The rate of the recording and of every frame out, fixed for the call (a
+   * WAV cannot change rate): default the negotiated working rate. A codec
+   * that decodes at another rate is resampled (G.711 in a 16 kHz call).
+   */
+  sampleRate?: SampleRate;
   /** performance.now() when the call was answered: position 0 of the recording. */
   t0: number;
   /** Send RTP silence after priming (keeps NAT bindings and media servers happy). Default true. */
@@ -134,7 +142,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   readonly #send: SendPath;
   readonly #inactivityMs: number;
   readonly #receive: ReceivePath;
-  readonly #rate: number;
+  readonly #rate: SampleRate;
   #negotiated: NegotiatedMedia;
 
   #sendErrors = 0;
@@ -167,6 +175,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.t0 = options.t0;
     this.#socket = options.socket;
     this.#negotiated = { ...options.negotiated };
+    this.#rate = options.sampleRate ?? this.#negotiated.sampleRate ?? 8000;
     this.#send = new SendPath({
       media: sendMedia(this.#negotiated),
       sendSilence: options.sendSilence ?? true,
@@ -176,7 +185,6 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     });
     if (options.outbound) this.#send.addSource(options.outbound);
     this.#inactivityMs = Math.max(0, options.inactivityTimeoutMs ?? 0);
-    this.#rate = this.#negotiated.clockRate;
     const perMs = this.#rate / 1000;
     const frameSamples = FRAME_MS * perMs;
     const samples = (ms: number) => Math.round(Math.max(0, ms) * perMs);
@@ -184,6 +192,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#setTarget(this.#negotiated);
     this.#receive = new ReceivePath({
       media: receiveMedia(this.#negotiated),
+      sampleRate: this.#rate,
       ...(this.#target ? { expected: this.#target } : {}),
       frameSamples,
       recordingDelaySamples: samples(options.recordingDelayMs ?? RECORDING_DELAY_MS),
@@ -205,6 +214,16 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
 
   get negotiated(): Readonly<NegotiatedMedia> {
     return this.#negotiated;
+  }
+
+  /** The rate of the recording and of the frames out. */
+  get sampleRate(): SampleRate {
+    return this.#rate;
+  }
+
+  /** The rate the encoder takes: sources given at it need no resampling. */
+  get sendSampleRate(): SampleRate {
+    return this.#send.sampleRate;
   }
 
   /** The remote source packets are taken from, once latched. */
@@ -328,6 +347,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.#socket.off('message', this.#onMessage);
     this.#send.close();
     this.#receive.flush(this.#nowSamples(), this.#onFrame, this.#onLiveFrame);
+    this.#receive.close();
     try {
       this.#socket.close();
     } catch {
@@ -570,19 +590,32 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   }
 }
 
+/**
+ * What the send path needs: the far end's clock (RingCentral's OPUS/16000
+ * runs at 16000), our encoder's rate (the negotiated working rate: the far
+ * end said what it plays), and for Opus the far end's wishes (FEC, band, bitrate).
+ */
 function sendMedia(n: NegotiatedMedia): SendMedia {
   return {
     codec: n.codec,
     payloadType: n.payloadType,
     telephoneEventPt: n.telephoneEventPt,
     ptime: n.ptime,
+    clockRate: n.clockRate,
+    sampleRate: n.sampleRate,
+    ...(n.codec === 'opus' && { encoder: opusEncoderOptions(n, n.sampleRate ?? 16000) }),
   };
 }
 
 function receiveMedia(n: NegotiatedMedia): ReceiveMedia {
-  return n.telephoneEventPt === undefined
-    ? { codec: n.codec, payloadType: n.payloadType, ptime: n.ptime }
-    : { codec: n.codec, payloadType: n.payloadType, telephoneEventPt: n.telephoneEventPt, ptime: n.ptime };
+  const media: ReceiveMedia = {
+    codec: n.codec,
+    payloadType: n.payloadType,
+    clockRate: n.clockRate,
+    ptime: n.ptime,
+  };
+  if (n.telephoneEventPt !== undefined) media.telephoneEventPt = n.telephoneEventPt;
+  return media;
 }
 
 function needsLookup(n: NegotiatedMedia): boolean {

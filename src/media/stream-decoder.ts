@@ -12,16 +12,17 @@
  *   3. the last frame of the hole rebuilt from the in-band FEC the next
  *      packet carries (RFC 6716 2.1.7: SILK LBRR holds the previous frame
  *      again at a lower rate), when it carries any.
- * With the playout delay (70 ms), the packet after a single loss has usually
- * arrived by the time the hole plays out, so a single loss is mostly FEC.
+ * The decode stage (decode-stage.ts) repairs a hole only once the packet
+ * after it has arrived (or its wait ran out), so a single loss is mostly FEC.
  * G.711 has neither PLC nor FEC here: its holes are silence.
  *
  * Decoding order matters for Opus (each packet's decoding leans on the
  * previous one): call decode() and fill() in timeline order, fill() for a
  * hole before decode() of the packet after it.
  */
-import type { Codec, FrameDecoder, SampleRate } from './codec.js';
+import type { Codec, DecodeResult, FrameDecoder, SampleRate } from './codec.js';
 import { inspectOpusPacket } from './opus.js';
+import { StreamResampler } from './resample.js';
 
 export interface StreamDecoderOptions {
   /** Longest stretch of PLC before silence takes over, ms. Default 60 (three 20 ms packets). */
@@ -62,7 +63,7 @@ export class StreamDecoder {
   /** For Opus the library must be loaded (prepareCodecs); throws CODEC_FAILED otherwise. */
   constructor(codec: Codec, sampleRate: SampleRate, options: StreamDecoderOptions = {}) {
     this.sampleRate = sampleRate;
-    this.#decoder = codec.createDecoder(sampleRate);
+    this.#decoder = decoderAt(codec, sampleRate);
     this.#repairs = codec.kind === 'stateful';
     this.#maxConceal = Math.round(((options.maxConcealMs ?? 60) * sampleRate) / 1000);
   }
@@ -95,18 +96,23 @@ export class StreamDecoder {
    */
   fill(samples: number, next?: Uint8Array): Int16Array {
     const n = Math.max(0, Math.floor(samples));
+    if (!this.#repairs) {
+      // Silence, through the decoder: a resampling one must see the hole to keep its filter in step.
+      this.#stats.silentSamples += n;
+      return n === 0 ? new Int16Array(0) : this.#decoder.conceal(n);
+    }
     const out = new Int16Array(n);
     if (n === 0) return out;
     // The FEC part: the last frame before `next`, as long as the frame `next` carries.
     let fec = 0;
-    if (this.#repairs && next !== undefined && this.#primed) {
+    if (next !== undefined && this.#primed) {
       const info = inspectOpusPacket(next);
       if (info?.hasFec)
         fec = Math.min(n, Math.round((info.samples48k / info.frames / 48000) * this.sampleRate));
     }
     const before = n - fec;
     const budget = Math.max(0, this.#maxConceal - this.#concealedRun);
-    const conceal = this.#repairs && this.#primed ? Math.min(before, budget) : 0;
+    const conceal = this.#primed ? Math.min(before, budget) : 0;
     if (conceal > 0) {
       out.set(this.#decoder.conceal(conceal), 0);
       this.#concealedRun += conceal;
@@ -137,5 +143,58 @@ export class StreamDecoder {
 
   close(): void {
     this.#decoder.close();
+  }
+}
+
+/**
+ * The codec's decoder at `rate`: its own when it decodes to that rate (Opus
+ * to 8 or 16 kHz, G.711 to 8), else its own at its native rate followed by
+ * the half-band resampler (G.711 in a call recorded at 16 kHz: `--sample-rate
+ * 16000`, or a re-INVITE from Opus to G.711). The resampler runs on every
+ * sample in order, holes included, so its filter state stays continuous.
+ */
+export function decoderAt(codec: Codec, rate: SampleRate): FrameDecoder {
+  if (codec.sampleRates.includes(rate)) return codec.createDecoder(rate);
+  return new ResamplingDecoder(codec.createDecoder(codec.sampleRates[0]!), rate);
+}
+
+class ResamplingDecoder implements FrameDecoder {
+  readonly sampleRate: SampleRate;
+  readonly #inner: FrameDecoder;
+  readonly #resampler: StreamResampler;
+
+  constructor(inner: FrameDecoder, rate: SampleRate) {
+    this.#inner = inner;
+    this.sampleRate = rate;
+    this.#resampler = StreamResampler.halfband(inner.sampleRate as SampleRate, rate);
+  }
+
+  decode(payload: Uint8Array): DecodeResult {
+    return this.#convert(this.#inner.decode(payload));
+  }
+
+  conceal(samples: number): Int16Array {
+    return this.#resampler.process(this.#inner.conceal(this.#innerSamples(samples)));
+  }
+
+  decodeFec(next: Uint8Array, samples: number): DecodeResult {
+    return this.#convert(this.#inner.decodeFec(next, this.#innerSamples(samples)));
+  }
+
+  reset(): void {
+    this.#inner.reset();
+  }
+
+  close(): void {
+    this.#inner.close();
+    this.#resampler.close();
+  }
+
+  #innerSamples(samples: number): number {
+    return Math.round((samples * this.#inner.sampleRate) / this.sampleRate);
+  }
+
+  #convert(r: DecodeResult): DecodeResult {
+    return r.ok ? { ...r, pcm: this.#resampler.process(r.pcm) } : r;
   }
 }

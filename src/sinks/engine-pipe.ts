@@ -34,6 +34,8 @@ export interface EngineCallInfo {
   to: string;
   /** The recording's path, when the call is being recorded. */
   wavPath?: string | undefined;
+  /** The rate of the audio written (the call's: 8000, or 16000 for wideband). Default 8000. */
+  sampleRate?: number | undefined;
 }
 
 export interface EnginePipeOptions {
@@ -92,6 +94,7 @@ export interface EnginePipeEvents {
   error: [error: SoftphoneError];
 }
 
+/** The audio's rate when the call does not say (a G.711 call's). */
 export const ENGINE_SAMPLE_RATE = 8000;
 export const ENGINE_ENCODING = 's16le';
 export const ENGINE_CHANNELS = 1;
@@ -136,7 +139,7 @@ function envValue(value: string): string {
 
 /**
  * The engine's environment: `base` without our own credentials, plus
- * RC_CALL_ID, RC_FROM, RC_TO, RC_SAMPLE_RATE (8000), RC_ENCODING (s16le),
+ * RC_CALL_ID, RC_FROM, RC_TO, RC_SAMPLE_RATE (the call's: 8000 or 16000), RC_ENCODING (s16le),
  * RC_CHANNELS (1) and RC_WAV (only when recording; an inherited RC_WAV is removed).
  */
 export function engineEnv(call: EngineCallInfo, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -148,7 +151,7 @@ export function engineEnv(call: EngineCallInfo, base: NodeJS.ProcessEnv = proces
   env.RC_CALL_ID = envValue(call.callId);
   env.RC_FROM = envValue(call.from);
   env.RC_TO = envValue(call.to);
-  env.RC_SAMPLE_RATE = String(ENGINE_SAMPLE_RATE);
+  env.RC_SAMPLE_RATE = String(call.sampleRate ?? ENGINE_SAMPLE_RATE);
   env.RC_ENCODING = ENGINE_ENCODING;
   env.RC_CHANNELS = String(ENGINE_CHANNELS);
   if (call.wavPath !== undefined && call.wavPath !== '') env.RC_WAV = envValue(call.wavPath);
@@ -247,7 +250,10 @@ export class EnginePipe extends EventEmitter<EnginePipeEvents> {
     const maxBufferMs = options.maxBufferMs ?? DEFAULT_MAX_BUFFER_MS;
     this.#maxBufferBytes = Math.max(
       0,
-      Math.floor((maxBufferMs * ENGINE_SAMPLE_RATE * ENGINE_CHANNELS * BYTES_PER_SAMPLE) / 1000),
+      Math.floor(
+        (maxBufferMs * (options.call.sampleRate ?? ENGINE_SAMPLE_RATE) * ENGINE_CHANNELS * BYTES_PER_SAMPLE) /
+          1000,
+      ),
     );
     this.#graceMs = Math.max(0, options.graceMs ?? DEFAULT_GRACE_MS);
     this.#killAfterMs = Math.max(0, options.killAfterMs ?? DEFAULT_KILL_AFTER_MS);

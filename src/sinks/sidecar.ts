@@ -36,6 +36,8 @@ export interface CallSidecar {
   endedAt: string;
   durationMs: number;
   codec: string | null;
+  /** The WAV's sample rate (8000, or 16000 for a wideband call); null when the media never started. */
+  sampleRate: number | null;
   wav: string | null;
   /** RingCentral's ids for the call (P-Rc-Api-Ids), to join with its REST API and webhooks. */
   ringCentral?: { partyId?: string; sessionId?: string };
@@ -110,6 +112,7 @@ function ordered(d: CallSidecar): CallSidecar {
     endedAt: d.endedAt,
     durationMs: d.durationMs,
     codec: d.codec,
+    sampleRate: d.sampleRate,
     wav: d.wav,
     ...(d.ringCentral && { ringCentral: { ...d.ringCentral } }),
     ...(d.recordingError && {

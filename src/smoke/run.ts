@@ -71,14 +71,17 @@ const CALLEE_ANSWER_GRACE_MS = 3000;
 /** Waiting for DTMF that does not come: give up this long after the latency limit has passed. */
 const DTMF_GIVE_UP_MARGIN_MS = 500;
 
-/**
- * The Softphone options the run lets its caller set (the rest are the smoke
- * test's). Not `codecs` yet: Opus is not wired into the call's receive path,
- * so G.711 (the default) is what a call can carry today.
- */
+/** The Softphone options the run lets its caller set (the rest are the smoke test's). */
 export type SmokePhoneOptions = Pick<
   SoftphoneOptions,
-  'rtpPorts' | 'mediaIp' | 'tlsInsecure' | 'tlsCa' | 'keepAliveIntervalMs' | 'registrationExpires'
+  | 'rtpPorts'
+  | 'mediaIp'
+  | 'tlsInsecure'
+  | 'tlsCa'
+  | 'keepAliveIntervalMs'
+  | 'registrationExpires'
+  | 'codecs'
+  | 'srtp'
 >;
 
 export interface SmokeRunOptions {
@@ -382,7 +385,8 @@ export async function runSmoke(options: SmokeRunOptions): Promise<SmokeResult> {
   async function exchange(s: SideState): Promise<void> {
     const call = s.call;
     if (!call || call.ended) return;
-    const rate = call.negotiated?.sampleRate ?? 8000;
+    // The pattern at the call's rate: an Opus call carries its tones wideband.
+    const rate = call.sampleRate ?? 8000;
     const frameSamples = (rate * FRAME_MS) / 1000;
     const marks = toneOffsetsMs(s.plays).map((ms) => ms / FRAME_MS);
     s.timing = await s.source.start(synthesizePattern(s.plays, rate), frameSamples, marks);
@@ -424,7 +428,7 @@ function attach(s: SideState, call: Call): void {
   s.call = call;
   call.on('frame', (frame) => {
     const now = performance.now();
-    s.clock ??= new PlayoutClock(call.negotiated?.sampleRate ?? 8000);
+    s.clock ??= new PlayoutClock(call.sampleRate ?? 8000);
     s.clock.note(frame, now);
     s.onFrame?.();
   });
@@ -464,7 +468,7 @@ async function sideChecks(receiver: SideState, sender: SideState, limits: SmokeL
     ),
     analysis.clockProblem
       ? skipped(`${side}.latency`, analysis.clockProblem, limits.maxLatencyMs, 'ms')
-      : latencyCheck(side, latencies, transits, limits.maxLatencyMs, stats?.liveDelayP50Ms),
+      : latencyCheck(side, latencies, transits, limits.maxLatencyMs, stats?.liveDelayP50Ms, stats?.rttMs),
     lossCheck(
       side,
       stats && { received: stats.received, lost: stats.lost, late: stats.late },

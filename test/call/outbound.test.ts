@@ -17,6 +17,7 @@ import { readWav } from '../helpers/wav.js';
 
 const ALICE = { username: '16505550101', authorizationId: '8001', password: 'alice-secret' };
 const BOB = { username: '16505550102', authorizationId: '8002', password: 'bob-secret' };
+const CAROL = { username: '16505550103', authorizationId: '8003', password: 'carol-secret' };
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -41,10 +42,13 @@ async function phoneAt(pbx: LocalPbx, user: typeof ALICE, options: Partial<Softp
   return { phone, ended, recordDir };
 }
 
-async function pair(bobOptions: Partial<SoftphoneOptions> = {}) {
-  const pbx = await LocalPbx.listen({ users: [ALICE, BOB] });
+async function pair(
+  bobOptions: Partial<SoftphoneOptions> = {},
+  aliceOptions: Partial<SoftphoneOptions> = {},
+) {
+  const pbx = await LocalPbx.listen({ users: [ALICE, BOB, CAROL] });
   cleanups.push(() => pbx.close());
-  const alice = await phoneAt(pbx, ALICE);
+  const alice = await phoneAt(pbx, ALICE, aliceOptions);
   const bob = await phoneAt(pbx, BOB, bobOptions);
   return { pbx, alice, bob };
 }
@@ -57,42 +61,57 @@ function tone(freq: number, ms: number, amp = 8000): Int16Array {
 }
 
 describe('outbound calls', () => {
-  it('calls another device through the PBX (407 answered), audio and DTMF both ways, ends with BYE on both sides', async () => {
-    const { alice, bob } = await pair();
-    const bobCall = new Promise<Call>((r) => bob.phone.once('callAnswered', r));
-    const call = await alice.phone.call(BOB.username);
-    expect(call.direction).toBe('outbound');
-    const answered = new Promise<void>((r) => call.once('answered', () => r()));
-    const theirs = await bobCall;
-    await answered;
-    expect(call.negotiated?.codec).toBe('PCMU');
-    const heardByBob: string[] = [];
-    theirs.on('dtmf', (d) => heardByBob.push(d.digit));
-    const heardByAlice: string[] = [];
-    call.on('dtmf', (d) => heardByAlice.push(d.digit));
-    await call.sendDtmf('12#');
-    await theirs.sendDtmf('9');
-    await call.play(tone(1000, 600));
-    await waitFor(() => heardByBob.length === 3 && heardByAlice.length === 1);
-    await call.hangup();
-    await waitFor(() => bob.ended.has(theirs.id) && alice.ended.has(call.id));
-    expect(alice.ended.get(call.id)?.reason).toBe('local-hangup');
-    expect(bob.ended.get(theirs.id)?.reason).toBe('remote-bye');
-    expect(heardByBob).toEqual(['1', '2', '#']);
-    expect(heardByAlice).toEqual(['9']);
-    // Bob's recording holds Alice's 1 kHz tone.
-    const samples = readWav(bob.ended.get(theirs.id)?.wav as string).samples;
-    let best = 0;
-    for (let at = 0; at + 1600 <= samples.length; at += 800) {
-      const { frequency, purity } = dominantFrequency(samples.subarray(at, at + 1600), 8000, 300, 3400);
-      if (purity > 0.9 && Math.abs(frequency - 1000) < 20) best++;
-    }
-    expect(best).toBeGreaterThanOrEqual(3);
-    // The outbound call has a sidecar too, named after the callee.
-    const sidecar = JSON.parse(readFileSync(alice.ended.get(call.id)?.sidecar as string, 'utf8'));
-    expect(sidecar).toMatchObject({ direction: 'outbound', endReason: 'local-hangup', codec: 'PCMU' });
-    expect(path.basename(alice.ended.get(call.id)?.wav as string)).toContain(`_${BOB.username}_`);
-  });
+  it.each([
+    ['G.711', { codecs: ['PCMU', 'PCMA'] } as Partial<SoftphoneOptions>, 'PCMU', 8000],
+    ['Opus (the default)', {}, 'opus', 16000],
+  ])(
+    'calls another device through the PBX (407 answered), %s, audio and DTMF both ways, ends with BYE on both sides',
+    async (_name, options, codec, rate) => {
+      const { alice, bob } = await pair(options, options);
+      const bobCall = new Promise<Call>((r) => bob.phone.once('callAnswered', r));
+      const call = await alice.phone.call(BOB.username);
+      expect(call.direction).toBe('outbound');
+      const answered = new Promise<void>((r) => call.once('answered', () => r()));
+      const theirs = await bobCall;
+      await answered;
+      expect(call.negotiated?.codec).toBe(codec);
+      expect([call.sampleRate, theirs.sampleRate]).toEqual([rate, rate]);
+      const heardByBob: string[] = [];
+      theirs.on('dtmf', (d) => heardByBob.push(d.digit));
+      const heardByAlice: string[] = [];
+      call.on('dtmf', (d) => heardByAlice.push(d.digit));
+      await call.sendDtmf('12#');
+      await theirs.sendDtmf('9');
+      await call.play(tone(1000, 600));
+      await waitFor(() => heardByBob.length === 3 && heardByAlice.length === 1);
+      await call.hangup();
+      await waitFor(() => bob.ended.has(theirs.id) && alice.ended.has(call.id));
+      expect(alice.ended.get(call.id)?.reason).toBe('local-hangup');
+      expect(bob.ended.get(theirs.id)?.reason).toBe('remote-bye');
+      expect(heardByBob).toEqual(['1', '2', '#']);
+      expect(heardByAlice).toEqual(['9']);
+      // Bob's recording (at the call's rate) holds Alice's 1 kHz tone (played from 8 kHz PCM).
+      const wav = readWav(bob.ended.get(theirs.id)?.wav as string);
+      expect(wav.sampleRate).toBe(rate);
+      const samples = wav.samples;
+      const window = rate / 5;
+      let best = 0;
+      for (let at = 0; at + window <= samples.length; at += window / 2) {
+        const { frequency, purity } = dominantFrequency(samples.subarray(at, at + window), rate, 300, 3400);
+        if (purity > 0.9 && Math.abs(frequency - 1000) < 20) best++;
+      }
+      expect(best).toBeGreaterThanOrEqual(3);
+      // The outbound call has a sidecar too, named after the callee.
+      const sidecar = JSON.parse(readFileSync(alice.ended.get(call.id)?.sidecar as string, 'utf8'));
+      expect(sidecar).toMatchObject({
+        direction: 'outbound',
+        endReason: 'local-hangup',
+        codec,
+        sampleRate: rate,
+      });
+      expect(path.basename(alice.ended.get(call.id)?.wav as string)).toContain(`_${BOB.username}_`);
+    },
+  );
 
   it('a refusal (486) fails the call with its status: failed, then ended rejected', async () => {
     const { pbx, alice } = await pair();
@@ -152,9 +171,8 @@ describe('outbound calls', () => {
     expect(theirs.ended).toBe(false);
     await call.hangup();
     const bobInfo = await theirs.done;
-    expect(Math.abs(readWav(bobInfo.wav as string).samples.length / 8 - bobInfo.durationMs)).toBeLessThan(
-      150,
-    );
+    const wav = readWav(bobInfo.wav as string);
+    expect(Math.abs((wav.samples.length * 1000) / wav.sampleRate - bobInfo.durationMs)).toBeLessThan(150);
   });
 
   it('a transfer the far end declines (603, ours by default) reports it and keeps the call', async () => {
@@ -175,6 +193,56 @@ describe('outbound calls', () => {
     ]);
     expect(call.ended).toBe(false);
     await call.hangup();
+  });
+
+  it('with followRefer the transferee calls the target (Referred-By), reports it with NOTIFY sipfrag, and the old call ends', async () => {
+    const { pbx, alice, bob } = await pair({ followRefer: true });
+    const carol = await phoneAt(pbx, CAROL);
+    const bobCall = new Promise<Call>((r) => bob.phone.once('callAnswered', r));
+    const call = await alice.phone.call(BOB.username);
+    await new Promise<void>((r) => call.once('answered', () => r()));
+    const theirs = await bobCall;
+    const refers: unknown[] = [];
+    theirs.on('refer', (r) => refers.push(r));
+    const carolCall = new Promise<Call>((r) => carol.phone.once('callAnswered', r));
+    // Alice (the transferor) follows the NOTIFYs to the final 200, then hangs up.
+    expect(await call.transfer(`sip:${CAROL.username}@${pbx.domain}`)).toEqual({
+      ok: true,
+      status: 200,
+      reason: 'OK',
+    });
+    const atCarol = await carolCall;
+    expect(refers).toEqual([
+      {
+        referTo: `<sip:${CAROL.username}@${pbx.domain}>`,
+        referredBy: `<sip:${ALICE.username}@${pbx.domain}>`,
+        accepted: true,
+      },
+    ]);
+    expect(atCarol.from.user).toBe(BOB.username);
+    expect(pbx.lastRequest('INVITE', atCarol.id)?.headers.get('Referred-By')).toBe(
+      `<sip:${ALICE.username}@${pbx.domain}>`,
+    );
+    // Bob's call with Alice is over (Alice's BYE or Bob's own, whichever came first); Bob and Carol talk on.
+    expect(['remote-bye', 'transferred']).toContain((await theirs.done).reason);
+    expect(call.endInfo?.reason ?? (await call.done).reason).toMatch(/^(local-hangup|remote-bye)$/);
+    expect(atCarol.ended).toBe(false);
+    await atCarol.hangup();
+  });
+
+  it('with followRefer a new call that fails is reported to the transferor with its status; the old call goes on', async () => {
+    const { pbx, alice, bob } = await pair({ followRefer: true });
+    await phoneAt(pbx, CAROL);
+    pbx.calleeStatus.set(CAROL.username, 486);
+    const bobCall = new Promise<Call>((r) => bob.phone.once('callAnswered', r));
+    const call = await alice.phone.call(BOB.username);
+    await new Promise<void>((r) => call.once('answered', () => r()));
+    const theirs = await bobCall;
+    expect(await call.transfer(CAROL.username)).toEqual({ ok: false, status: 486, reason: 'Busy Here' });
+    expect(theirs.ended).toBe(false);
+    expect(call.ended).toBe(false);
+    await call.hangup();
+    expect((await theirs.done).reason).toBe('remote-bye');
   });
 });
 

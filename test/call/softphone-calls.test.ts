@@ -366,7 +366,8 @@ describe('Softphone answering calls', () => {
           .replace(/o=caller.*\r\n/, 'o=caller 2 2 IN IP4 127.0.0.1\r\n')
           .replace('0 101', `0 101`) + (ours ? '' : ''),
     });
-    expect(call.answer).toMatch(/m=audio \d+ RTP\/AVP 0 8 101/);
+    // Our offer, in our order: Opus first (the default), then G.711.
+    expect(call.answer).toMatch(/m=audio \d+ RTP\/AVP 111 0 8 101/);
     const phoneCall = await answered;
     // The codec is only known once the ACK brings the answer: a 'media' event says so.
     expect(phoneCall.negotiated).toBeUndefined();

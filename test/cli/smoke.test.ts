@@ -111,7 +111,7 @@ describe('rc-softphone smoke', () => {
       ok: true,
       passed: 18,
       failed: [],
-      codec: 'PCMU',
+      codec: 'opus', // the default preference, both devices offering it
       junit: 'out/junit.xml',
       report: path.join('report', 'index.html'),
       recordings: { caller: path.join('wavs', 'caller.wav'), callee: path.join('wavs', 'callee.wav') },
@@ -138,8 +138,8 @@ describe('rc-softphone smoke', () => {
 
     for (const side of ['caller', 'callee']) {
       const wav = readWav(path.join(cwd, 'wavs', `${side}.wav`));
-      expect(wav.sampleRate).toBe(8000);
-      expect(wav.samples.length).toBeGreaterThan(8000 * 2); // lead-in, tones, DTMF: > 2 s
+      expect(wav.sampleRate).toBe(16000); // an Opus call is recorded wideband
+      expect(wav.samples.length).toBeGreaterThan(16000 * 2); // lead-in, tones, DTMF: > 2 s
       expect(existsSync(path.join(cwd, 'wavs', `${side}.json`))).toBe(true);
       expect(readWav(path.join(cwd, 'report', `${side}.wav`)).samples).toEqual(wav.samples);
     }

@@ -45,8 +45,18 @@ import { UaProcess, udpPortsOf } from './ua-process.js';
 export interface BaresipOptions {
   /** The account's user part: the Request-URI user a call must use. Default 'bot'. */
   user?: string;
-  /** Audio codecs, in preference order (baresip names: PCMU, PCMA). Default ['PCMU', 'PCMA']. */
+  /**
+   * Audio codecs, in preference order (baresip names: PCMU, PCMA, opus).
+   * Default ['PCMU', 'PCMA']. With 'opus' the opus module is loaded (libopus:
+   * opus/48000/2, 20 ms, in-band FEC as the far end asks).
+   */
   codecs?: string[];
+  /**
+   * Media encryption (the account's mediaenc, srtp module): 'srtp-mand'
+   * offers RTP/SAVP with SDES keys and takes only SRTP; 'srtp' offers SDES on
+   * RTP/AVP. Default none.
+   */
+  mediaenc?: 'srtp' | 'srtp-mand';
   /**
    * Dump decoded (received) and encoded (sent) audio to WAV files with the
    * sndfile module: true puts them in the run dir (gone after stop()), a path
@@ -173,6 +183,8 @@ export async function startBaresip(options: BaresipOptions = {}): Promise<Baresi
   const commands = options.commands ?? false;
   const modules = [
     'g711.so',
+    ...(codecs.some((c) => c.toLowerCase() === 'opus') ? ['opus.so'] : []),
+    ...(options.mediaenc === undefined ? [] : ['srtp.so']),
     'aubridge.so',
     ...(recordDir === undefined ? [] : ['sndfile.so']),
     ...(commands ? ['stdio.so'] : []),
@@ -209,9 +221,12 @@ export async function startBaresip(options: BaresipOptions = {}): Promise<Baresi
           `outbound="sip:${registrar.host}:${registrar.port}"`,
           'regint=600',
         ].join(';');
-  writeFileSync(path.join(dir, 'accounts'), `${account};answermode=auto;audio_codecs=${codecs.join(',')}\n`, {
-    mode: 0o600,
-  });
+  const mediaenc = options.mediaenc === undefined ? '' : `;mediaenc=${options.mediaenc}`;
+  writeFileSync(
+    path.join(dir, 'accounts'),
+    `${account};answermode=auto;audio_codecs=${codecs.join(',')}${mediaenc}\n`,
+    { mode: 0o600 },
+  );
   const args = ['-f', dir, '-4', ...(options.sipTrace ? ['-s'] : []), ...(options.verbose ? ['-v'] : [])];
   const proc = new UaProcess({
     name: 'baresip',

@@ -48,8 +48,8 @@ describe('codec table', () => {
     expect(codecByName(text)).toBe(name);
   });
 
-  it('default preference: G.711 until the receive path decodes Opus; issue 12 order ready', () => {
-    expect(DEFAULT_CODECS).toEqual(['PCMU', 'PCMA']);
+  it('default preference: Opus whenever the far end offers it, then PCMU, then PCMA', () => {
+    expect(DEFAULT_CODECS).toEqual(['opus', 'PCMU', 'PCMA']);
     expect(OPUS_FIRST_CODECS).toEqual(['opus', 'PCMU', 'PCMA']);
   });
 

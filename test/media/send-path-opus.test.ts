@@ -29,6 +29,7 @@ function run(path: SendPath, fromMs: number, toMs: number): RtpPacket[] {
 function toneSource(freq: number, frames: number) {
   let k = 0;
   return {
+    sampleRate: 16000 as const,
     nextFrame: () => {
       if (k >= frames) return undefined;
       const f = Int16Array.from({ length: 320 }, (_, i) =>

@@ -10,7 +10,14 @@ import {
   negotiateAnswer,
 } from '../../src/sdp/index.js';
 
-const LOCAL: LocalMedia = { address: '192.0.2.10', port: 40000, sessionId: '1234567890', sessionVersion: 1 };
+/** G.711 only: this file is about the G.711 rules; Opus and the default preference are in opus.test.ts. */
+const LOCAL: LocalMedia = {
+  address: '192.0.2.10',
+  port: 40000,
+  sessionId: '1234567890',
+  sessionVersion: 1,
+  codecs: ['PCMU', 'PCMA'],
+};
 
 const sdp = (...lines: string[]): string => lines.join('\r\n') + '\r\n';
 const head = (c = 'c=IN IP4 203.0.113.5') => ['v=0', 'o=- 111 222 IN IP4 203.0.113.5', 's=-', c, 't=0 0'];
@@ -483,7 +490,8 @@ describe('createOffer / acceptAnswer (offer in our 200 OK, answer in the ACK)', 
     expect(offer).toContain('m=audio 40000 RTP/AVP 8 96\r\n');
     expect(offer).not.toContain('PCMU');
     expect(createOffer({ ...LOCAL, codecs: ['PCMU', 'PCMU'] })).toContain('m=audio 40000 RTP/AVP 0 101\r\n');
-    expect(createOffer({ ...LOCAL, codecs: [] })).toContain('m=audio 40000 RTP/AVP 0 8 101\r\n');
+    // An empty list is the default preference: Opus first (see opus.test.ts).
+    expect(createOffer({ ...LOCAL, codecs: [] })).toContain('m=audio 40000 RTP/AVP 111 0 8 101\r\n');
   });
 
   it('our offer answered by our own negotiateAnswer round-trips', () => {

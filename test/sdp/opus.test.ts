@@ -115,7 +115,7 @@ describe('negotiateAnswer with Opus (RFC 7587)', () => {
     ['Opus preferred and offered', ['opus', 'PCMU', 'PCMA'], 'opus', 109],
     ['the user prefers PCMU', ['PCMU', 'opus'], 'PCMU', 0],
     ['the user order: PCMA, then Opus', ['PCMA', 'opus', 'PCMU'], 'PCMA', 8],
-    ['G.711 only (today’s default)', undefined, 'PCMU', 0],
+    ['the default: Opus whenever offered', undefined, 'opus', 109],
   ])('%s', (_name, codecs, codec, pt) => {
     const { media } = ok(negotiateAnswer(RC_OPUS_OFFER, { ...LOCAL, codecs }));
     expect(media).toMatchObject({ codec, payloadType: pt });
@@ -219,6 +219,11 @@ describe('parseOpusFmtp', () => {
 });
 
 describe('our offer with Opus', () => {
+  it('is what we offer by default (no codecs given)', () => {
+    const { codecs: _, ...defaults } = LOCAL;
+    expect(audioLines(createOffer(defaults))[0]).toBe('m=audio 40000 RTP/AVP 111 0 8 101');
+  });
+
   it('lists Opus first as opus/48000/2 with our fmtp, then G.711', () => {
     const offer = createOffer(LOCAL);
     expect(audioLines(offer)).toEqual([

@@ -31,7 +31,11 @@ afterEach(async () => {
 });
 
 /** A LocalPbx with both users, and a run against it (the caller's proxy can be pointed elsewhere). */
-async function setup(overrides: Partial<SmokeRunOptions> = {}, callerProxy?: { host: string; port: number }) {
+async function setup(
+  overrides: Partial<SmokeRunOptions> = {},
+  callerProxy?: { host: string; port: number },
+  phone: SmokeRunOptions['phone'] = {},
+) {
   const pbx = await LocalPbx.listen({ users: [CALLER, CALLEE] });
   cleanups.push(() => pbx.close());
   const recordDir = mkdtempSync(path.join(os.tmpdir(), 'rcsp-smoke-'));
@@ -51,7 +55,7 @@ async function setup(overrides: Partial<SmokeRunOptions> = {}, callerProxy?: { h
       recordDir,
       timeoutMs: 20_000,
       limits: LOADED_MACHINE,
-      phone: { mediaIp: '127.0.0.1', rtpPorts: { min, max: min + 7 } },
+      phone: { mediaIp: '127.0.0.1', rtpPorts: { min, max: min + 7 }, ...phone },
       ...overrides,
     });
   return { pbx, recordDir, run };
@@ -60,50 +64,56 @@ async function setup(overrides: Partial<SmokeRunOptions> = {}, callerProxy?: { h
 const byName = (checks: { name: string }[]) => checks.map((c) => c.name);
 
 describe('runSmoke', () => {
-  it('passes on loopback: tones, DTMF, latency, loss, jitter both ways; both recordings kept', async () => {
-    const steps: string[] = [];
-    const { pbx, recordDir, run } = await setup({ onStep: (s) => steps.push(s.step) });
-    const result = await run();
-    expect(result.summary.failed.map((c) => `${c.name}: ${c.message}`)).toEqual([]);
-    expect(result.summary.ok).toBe(true);
-    expect(byName(result.checks)).toEqual([
-      'caller.register',
-      'callee.register',
-      'call.answer',
-      ...['callee', 'caller'].flatMap((s) =>
-        ['tones', 'tone-durations', 'tone-order', 'dtmf', 'latency', 'loss', 'jitter'].map(
-          (c) => `${s}.${c}`,
+  it.each<[string, SmokeRunOptions['phone'], string]>([
+    ['G.711', { codecs: ['PCMU', 'PCMA'] }, 'PCMU'],
+    ['Opus (the default) over SRTP', { srtp: 'required' }, 'opus'],
+  ])(
+    'passes on loopback with %s: tones, DTMF, latency, loss, jitter both ways; both recordings kept',
+    async (_name, phone, codec) => {
+      const steps: string[] = [];
+      const { pbx, recordDir, run } = await setup({ onStep: (s) => steps.push(s.step) }, undefined, phone);
+      const result = await run();
+      expect(result.summary.failed.map((c) => `${c.name}: ${c.message}`)).toEqual([]);
+      expect(result.summary.ok).toBe(true);
+      expect(byName(result.checks)).toEqual([
+        'caller.register',
+        'callee.register',
+        'call.answer',
+        ...['callee', 'caller'].flatMap((s) =>
+          ['tones', 'tone-durations', 'tone-order', 'dtmf', 'latency', 'loss', 'jitter'].map(
+            (c) => `${s}.${c}`,
+          ),
         ),
-      ),
-      'call.hangup',
-    ]);
-    expect(result.checks.every((c) => c.status === 'pass')).toBe(true);
-    expect(result.codec).toBe('PCMU');
-    // Mouth to ear on loopback: transit (~0) + the live stream's adaptive delay, which starts
-    // at its 40 ms minimum, give or take the ticks (a sender tick that runs late shortens it:
-    // the jitter buffer keeps the stream's phase).
-    for (const side of ['caller', 'callee']) {
-      const latency = result.checks.find((c) => c.name === `${side}.latency`)!.value as number;
-      expect(latency).toBeGreaterThan(15);
-      expect(latency).toBeLessThan(200);
-    }
-    // Jitter is the receiver's RFC 3550 interarrival jitter over the audio, not the DTMF estimate.
-    for (const side of ['caller', 'callee']) {
-      const jitter = result.checks.find((c) => c.name === `${side}.jitter`)!;
-      expect(jitter.message).toMatch(/^RFC 3550 interarrival jitter over the audio packets/);
-      expect(jitter.value).toBeGreaterThanOrEqual(0);
-    }
-    expect(result.sides.callee.wav).toBe(path.join(recordDir, 'callee.wav'));
-    expect(result.sides.caller.wav).toBe(path.join(recordDir, 'caller.wav'));
-    expect(existsSync(path.join(recordDir, 'caller.wav'))).toBe(true);
-    expect(result.sides.callee.dtmf.map((d) => d.digit).join('')).toBe('159#');
-    expect(result.sides.caller.dtmf.map((d) => d.digit).join('')).toBe('*260');
-    expect(result.sides.callee.end?.reason).toBe('remote-bye');
-    // The devices unregistered.
-    expect(pbx.binding(CALLER.username)).toBeUndefined();
-    expect(pbx.binding(CALLEE.username)).toBeUndefined();
-    expect(steps).toEqual(['registering', 'dialing', 'exchanging', 'hanging-up', 'analysing']);
-  });
+        'call.hangup',
+      ]);
+      expect(result.checks.every((c) => c.status === 'pass')).toBe(true);
+      expect(result.codec).toBe(codec);
+      // Mouth to ear on loopback: transit (~0) + the live stream's adaptive delay, which starts
+      // at its 40 ms minimum, give or take the ticks (a sender tick that runs late shortens it:
+      // the jitter buffer keeps the stream's phase).
+      for (const side of ['caller', 'callee']) {
+        const latency = result.checks.find((c) => c.name === `${side}.latency`)!.value as number;
+        expect(latency).toBeGreaterThan(15);
+        expect(latency).toBeLessThan(200);
+      }
+      // Jitter is the receiver's RFC 3550 interarrival jitter over the audio, not the DTMF estimate.
+      for (const side of ['caller', 'callee']) {
+        const jitter = result.checks.find((c) => c.name === `${side}.jitter`)!;
+        expect(jitter.message).toMatch(/^RFC 3550 interarrival jitter over the audio packets/);
+        expect(jitter.value).toBeGreaterThanOrEqual(0);
+      }
+      expect(result.sides.callee.wav).toBe(path.join(recordDir, 'callee.wav'));
+      expect(result.sides.caller.wav).toBe(path.join(recordDir, 'caller.wav'));
+      expect(existsSync(path.join(recordDir, 'caller.wav'))).toBe(true);
+      expect(result.sides.callee.dtmf.map((d) => d.digit).join('')).toBe('159#');
+      expect(result.sides.caller.dtmf.map((d) => d.digit).join('')).toBe('*260');
+      expect(result.sides.callee.end?.reason).toBe('remote-bye');
+      // The devices unregistered.
+      expect(pbx.binding(CALLER.username)).toBeUndefined();
+      expect(pbx.binding(CALLEE.username)).toBeUndefined();
+      expect(steps).toEqual(['registering', 'dialing', 'exchanging', 'hanging-up', 'analysing']);
+    },
+  );
 
   it('fails call.answer with the status when the callee is busy; the rest is skipped', async () => {
     const { pbx, run } = await setup();

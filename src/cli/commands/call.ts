@@ -6,14 +6,13 @@
  */
 import os from 'node:os';
 import { Command } from 'commander';
-import type { Call, CallEndInfo } from '../../call/call.js';
+import type { Call, CallEndInfo, PlayPcm } from '../../call/call.js';
 import { targetUri } from '../../call/call-manager.js';
 import { DEFAULTS } from '../../config/options.js';
 import { describeError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
-import { loadAudioFile } from '../../media/audio-file.js';
+import { loadAudioFile, PLAY_SAMPLE_RATE } from '../../media/audio-file.js';
 import { DTMF_SEND_PATTERN } from '../../media/dtmf-sender.js';
-import { SAMPLE_RATE } from '../../media/frame.js';
 import { Softphone } from '../../softphone.js';
 import { ExitCode, intOption, UsageError } from '../common.js';
 import { addDeviceOptions, configUsageError, type DeviceFlags, prepareDevice } from '../device.js';
@@ -79,10 +78,10 @@ async function placeCall(target: string, flags: CallFlags): Promise<number> {
   } catch (err) {
     throw new UsageError(`${describeError(err)} (examples: 16505550123, 101, sip:alice@example.com)`);
   }
-  let audio: Int16Array | undefined;
+  let audio: PlayPcm | undefined;
   if (flags.play !== undefined) {
     try {
-      audio = await loadAudioFile(flags.play, SAMPLE_RATE);
+      audio = { pcm: await loadAudioFile(flags.play, PLAY_SAMPLE_RATE), sampleRate: PLAY_SAMPLE_RATE };
     } catch (err) {
       throw new UsageError(`--play ${describeError(err)}`);
     }
@@ -154,7 +153,7 @@ async function placeCall(target: string, flags: CallFlags): Promise<number> {
 async function afterAnswer(
   call: Call,
   flags: CallFlags,
-  audio: Int16Array | undefined,
+  audio: PlayPcm | undefined,
   log: Logger,
 ): Promise<void> {
   if (flags.duration !== undefined) {

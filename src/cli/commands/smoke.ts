@@ -14,6 +14,8 @@ import { DEFAULTS } from '../../config/options.js';
 import { loadSipInfoFile, type SipInfo } from '../../config/sip-info.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
+import type { CodecName } from '../../media/codec.js';
+import type { SrtpPolicy } from '../../sdp/crypto.js';
 import { localAddressProblem } from '../../sdp/negotiate.js';
 import { prepareRecordDir } from '../../sinks/record-dir.js';
 import {
@@ -34,7 +36,7 @@ import {
   type OutputOptions,
   UsageError,
 } from '../common.js';
-import { parsePortRange } from '../device.js';
+import { parseCodecs, parsePortRange, parseSrtpPolicy } from '../device.js';
 import { wireEvents } from '../events.js';
 
 interface SmokeFlags extends OutputOptions {
@@ -52,6 +54,8 @@ interface SmokeFlags extends OutputOptions {
   rtpPorts: string;
   mediaIp?: string;
   tlsInsecure?: boolean;
+  codecs?: string;
+  srtp?: string;
 }
 
 const EXAMPLES = `
@@ -87,7 +91,7 @@ export function smokeCommand(setExitCode: (code: number) => void): Command {
     .option('--report <dir>', 'write an HTML report (index.html, with both recordings) into this directory')
     .option(
       '--max-latency-ms <ms>',
-      "one-way audio latency allowed (p50 over the tones, the receiver's 70 ms playout delay included)",
+      "one-way audio latency allowed (p50 over the tones, the receiver's live playout delay included)",
       intOption('--max-latency-ms', 1, 60_000),
       DEFAULT_LIMITS.maxLatencyMs,
     )
@@ -121,6 +125,14 @@ export function smokeCommand(setExitCode: (code: number) => void): Command {
       `${DEFAULTS.rtpPorts.min}-${DEFAULTS.rtpPorts.max}`,
     )
     .option('--media-ip <ip>', 'IPv4 or IPv6 address to put in the SDP (default: the SIP connection’s)')
+    .option(
+      '--codecs <list>',
+      `codec preference of both devices, most preferred first (default ${DEFAULTS.codecs.join(',')})`,
+    )
+    .option(
+      '--srtp <policy>',
+      'SRTP (SDES): required, optional or off (default: required on TLS, off on TCP)',
+    )
     .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)');
   addOutputOptions(command).addHelpText('after', EXAMPLES).exitOverride();
   command.action(async (flags: SmokeFlags) => {
@@ -144,6 +156,8 @@ interface Prepared {
   callee: SipInfo;
   target: string;
   rtpPorts: { min: number; max: number };
+  codecs: CodecName[] | undefined;
+  srtp: SrtpPolicy | undefined;
   log: Logger;
   results: Logger;
 }
@@ -170,6 +184,8 @@ async function prepare(flags: SmokeFlags): Promise<Prepared> {
     );
   }
   const rtpPorts = parsePortRange(flags.rtpPorts);
+  const codecs = flags.codecs === undefined ? undefined : parseCodecs(flags.codecs);
+  const srtp = flags.srtp === undefined ? undefined : parseSrtpPolicy(flags.srtp);
   const mediaIpIssue = flags.mediaIp === undefined ? undefined : localAddressProblem(flags.mediaIp);
   if (mediaIpIssue) {
     throw new UsageError(
@@ -187,6 +203,8 @@ async function prepare(flags: SmokeFlags): Promise<Prepared> {
     callee,
     target,
     rtpPorts,
+    codecs,
+    srtp,
     log: createLogger(flags, secrets),
     // The checks and the verdict are the command's output, not its chatter: --quiet keeps them.
     results: createLogger({ ...flags, quiet: false }, secrets),
@@ -271,6 +289,8 @@ async function smoke(flags: SmokeFlags): Promise<number> {
         rtpPorts: p.rtpPorts,
         ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
         ...(flags.tlsInsecure && { tlsInsecure: true }),
+        ...(p.codecs && { codecs: p.codecs }),
+        ...(p.srtp && { srtp: p.srtp }),
       },
       onPhone: (side, phone) => {
         const info = side === 'caller' ? p.caller : p.callee;

@@ -165,6 +165,9 @@ interface Seen {
   from: FieldRef | undefined;
   to: FieldRef | undefined;
   cseq: FieldRef | undefined;
+  /** FieldRefs reused from parse to parse (the first `used` are this parse's). */
+  pool: FieldRef[];
+  used: number;
 }
 
 /** One for every parse: parsing is synchronous and never re-entered. */
@@ -176,7 +179,11 @@ const SEEN: Seen = {
   from: undefined,
   to: undefined,
   cseq: undefined,
+  pool: [],
+  used: 0,
 };
+/** More fields than this in one message (an attack) get FieldRefs of their own. */
+const MAX_POOLED_REFS = 64;
 
 function resetSeen(seen: Seen): Seen {
   seen.counts.fill(0);
@@ -184,7 +191,23 @@ function resetSeen(seen: Seen): Seen {
   seen.contact.length = 0;
   seen.contentLength.length = 0;
   seen.from = seen.to = seen.cseq = undefined;
+  seen.used = 0;
   return seen;
+}
+
+function fieldRef(seen: Seen, value: string, start: number, end: number): FieldRef {
+  if (seen.used >= MAX_POOLED_REFS) return { value, start, end };
+  let ref = seen.pool[seen.used];
+  if (ref === undefined) {
+    ref = { value, start, end };
+    seen.pool.push(ref);
+  } else {
+    ref.value = value;
+    ref.start = start;
+    ref.end = end;
+  }
+  seen.used++;
+  return ref;
 }
 
 export function parseMessage(bytes: Uint8Array, limits: ParseLimits = {}): ParseResult {
@@ -523,11 +546,11 @@ function addField(
   const counts = seen.counts;
   if ((counts[slot] as number) < 255) counts[slot] = (counts[slot] as number) + 1;
   if (slot === CONTENT_LENGTH_SLOT) seen.contentLength.push(value);
-  else if (slot === VIA_SLOT) seen.via.push({ value, start: valueStart, end: valueEnd });
-  else if (slot === CONTACT_SLOT) seen.contact.push({ value, start: valueStart, end: valueEnd });
-  else if (slot === FROM_SLOT) seen.from ??= { value, start: valueStart, end: valueEnd };
-  else if (slot === TO_SLOT) seen.to ??= { value, start: valueStart, end: valueEnd };
-  else if (slot === CSEQ_SLOT) seen.cseq ??= { value, start: valueStart, end: valueEnd };
+  else if (slot === VIA_SLOT) seen.via.push(fieldRef(seen, value, valueStart, valueEnd));
+  else if (slot === CONTACT_SLOT) seen.contact.push(fieldRef(seen, value, valueStart, valueEnd));
+  else if (slot === FROM_SLOT) seen.from ??= fieldRef(seen, value, valueStart, valueEnd);
+  else if (slot === TO_SLOT) seen.to ??= fieldRef(seen, value, valueStart, valueEnd);
+  else if (slot === CSEQ_SLOT) seen.cseq ??= fieldRef(seen, value, valueStart, valueEnd);
   return true;
 }
 

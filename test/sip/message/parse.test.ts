@@ -432,6 +432,20 @@ describe('parseMessage: requests', () => {
       );
     });
 
+    it('still reads the top Via of a request whose lower Via is malformed (to answer it)', () => {
+      const bytes = msg([
+        'OPTIONS sip:a@b SIP/2.0',
+        ...REQUIRED,
+        'Via: SIP/2.0/UDP 10.0.0.1:5060;;branch=z9hG4bKlower',
+        'CSeq: 1 OPTIONS',
+        'l: 0',
+      ]);
+      const result = failed(parseMessage(bytes));
+      expect(result.error.message).toBe('Malformed Via header field');
+      expect(result.message?.headers.topVia()?.params.get('branch')).toBe('z9hG4bK3c1e9f2a7b.1');
+      expect(result.message?.headers.vias()).toBeUndefined();
+    });
+
     it('keeps only the fields before a bare LF', () => {
       const bytes = msg([
         'OPTIONS sip:a@b SIP/2.0',

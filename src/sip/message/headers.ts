@@ -213,7 +213,7 @@ function spelling(name: string, learn = false): Spelling {
  * the parser resolved: `Call-Id` → Call-ID, an unknown `p-rc-api-ids` → itself.
  */
 const WIRE_MAX_LENGTH = 48;
-const WIRE: Array<Array<string | Spelling> | undefined> = Array.from(
+const WIRE: Array<Array<Uint8Array | Spelling> | undefined> = Array.from(
   { length: (WIRE_MAX_LENGTH + 1) * 128 },
   () => undefined,
 );
@@ -230,7 +230,8 @@ function addWireSpelling(name: string, entry: Spelling): void {
   if (slot < 0) return;
   let bucket = WIRE[slot];
   if (bucket === undefined) WIRE[slot] = bucket = [];
-  bucket.push(name, entry);
+  // Header names are tokens: ASCII, one byte per character.
+  bucket.push(Buffer.from(name, 'latin1'), entry);
 }
 for (const [name, entry] of SPELLINGS) addWireSpelling(name, entry);
 
@@ -241,8 +242,8 @@ function findWireSpelling(b: Uint8Array, start: number, end: number): Spelling |
   const bucket = slot < 0 ? undefined : WIRE[slot];
   if (bucket === undefined) return undefined;
   next: for (let i = 0; i < bucket.length; i += 2) {
-    const spelling = bucket[i] as string;
-    for (let k = 0; k < length; k++) if (b[start + k] !== spelling.charCodeAt(k)) continue next;
+    const spelling = bucket[i] as Uint8Array;
+    for (let k = 0; k < length; k++) if (b[start + k] !== spelling[k]) continue next;
     return bucket[i + 1] as Spelling;
   }
   return undefined;

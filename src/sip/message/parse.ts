@@ -187,9 +187,10 @@ const MAX_POOLED_REFS = 64;
 
 function resetSeen(seen: Seen): Seen {
   seen.counts.fill(0);
-  seen.via.length = 0;
-  seen.contact.length = 0;
-  seen.contentLength.length = 0;
+  // Fresh arrays cost less than emptying the old ones (a runtime call each).
+  seen.via = [];
+  seen.contact = [];
+  seen.contentLength = [];
   seen.from = seen.to = seen.cseq = undefined;
   seen.used = 0;
   return seen;
@@ -617,8 +618,8 @@ function validate(message: SipMessage, text: string, codes: Uint8Array, seen: Se
   const isRequest = message.type === 'request';
   const counts = seen.counts;
 
-  const missing = REQUIRED.filter((_name, i) => counts[REQUIRED_SLOTS[i] as number] === 0);
-  if (missing.length > 0) {
+  if (REQUIRED_SLOTS.some((slot) => counts[slot] === 0)) {
+    const missing = REQUIRED.filter((_name, i) => counts[REQUIRED_SLOTS[i] as number] === 0);
     return `Missing required header field${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}`;
   }
   for (let i = 0; i < SINGLE_VALUED.length; i++) {

@@ -7,7 +7,8 @@
  * `WWW-Authenticate`, `Call-Id` → `Call-ID`, as RingCentral's edge varies them).
  *
  * Typed accessors (`vias()`, `topVia()`, `cseq()`, `from()`, `to()`,
- * `nameAddrs()`) parse on first use and memoize until the next mutation.
+ * `nameAddrs()`) parse on first use and memoize until the next mutation (the
+ * parser hands over the top Via, CSeq, From and To it built while validating).
  * The objects they return are shared with that cache: read them, and clone
  * before changing them.
  */
@@ -182,6 +183,7 @@ for (const [compact, name] of Object.entries(COMPACT)) {
 
 /** Number of known header names: every headerId() is below it. @internal */
 export const KNOWN_HEADER_COUNT = KNOWN_NAMES.length;
+
 /**
  * Unknown spellings seen on the wire, memoized by exact spelling only (so that
  * `x-foo` learned first never changes how `X-Foo` is spelled), and only this
@@ -206,11 +208,11 @@ function spelling(name: string, learn = false): Spelling {
 }
 
 /**
- * The parser's lookup: spellings by length and first letter, matched in place
- * in the header section's codes (uri.ts), so a field name is neither sliced
- * out nor hashed. Holds
- * every spelling above, plus (bounded, as peers choose them) each new spelling
- * the parser resolved: `Call-Id` → Call-ID, an unknown `p-rc-api-ids` → itself.
+ * The parser's lookup: spellings by length and first letter, compared byte by
+ * byte with the header section's codes (uri.ts), so a field name is neither
+ * sliced out nor hashed. Holds every spelling above, plus (bounded, as peers
+ * choose them) each new spelling the parser resolved: `Call-Id` → Call-ID, an
+ * unknown `p-rc-api-ids` → itself.
  */
 const WIRE_MAX_LENGTH = 48;
 const WIRE: Array<Array<Uint8Array | Spelling> | undefined> = Array.from(
@@ -253,7 +255,7 @@ function keyOf(name: string): string {
   return spelling(name).key;
 }
 
-/** A small-integer identity of a known header name in any spelling (for the parser's tables), else UNKNOWN_HEADER. @internal */
+/** A small integer per known header name, whatever the spelling (the parser's tables), else UNKNOWN_HEADER. @internal */
 export function headerId(name: string): number {
   return spelling(name).id;
 }
@@ -312,6 +314,9 @@ function assertField(name: string, value: string): void {
 const UNSET: unique symbol = Symbol('unset');
 type Memo<T> = T | typeof UNSET;
 
+// The parser and the serializer reach Headers' private fields through these
+// functions, assigned in its static block: they are not part of its API.
+
 type TrustedAppend = (
   h: Headers,
   codes: Uint8Array,
@@ -320,7 +325,22 @@ type TrustedAppend = (
   nameEnd: number,
   value: string,
 ) => number;
+type PrimeParsed = (h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr) => void;
 let trustedAppend: TrustedAppend | undefined;
+let prime: PrimeParsed | undefined;
+let fields: ((h: Headers) => HeaderFields) | undefined;
+let markNotAscii: ((h: Headers) => void) | undefined;
+
+/**
+ * A Headers for the parser: `ascii` says whether every value it will append
+ * is ASCII (the parser knows it of the whole header section).
+ * @internal
+ */
+export function parsedHeaders(ascii: boolean): Headers {
+  const h = new Headers();
+  if (!ascii) (markNotAscii as (h: Headers) => void)(h);
+  return h;
+}
 
 /**
  * Parser fast path: appends the field named text[nameStart, nameEnd) (whose
@@ -341,10 +361,14 @@ export function appendParsedField(
   return (trustedAppend as TrustedAppend)(headers, codes, text, nameStart, nameEnd, value);
 }
 
-type PrimeParsed = (h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr) => void;
-let prime: PrimeParsed | undefined;
-type Fields = (h: Headers) => HeaderFields;
-let fields: Fields | undefined;
+/**
+ * The parser's typed values of the Headers it just made (built while
+ * validating, from these very fields), memoized as if they had been read.
+ * @internal
+ */
+export function primeParsedValues(h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr): void {
+  (prime as PrimeParsed)(h, topVia, cseq, from, to);
+}
 
 /** A Headers' fields as stored, for the serializer. @internal */
 export interface HeaderFields {
@@ -356,31 +380,10 @@ export interface HeaderFields {
 
 /** The fields of `h`, not copied: read them, never keep them. @internal */
 export function headerFields(h: Headers): HeaderFields {
-  return (fields as Fields)(h);
+  return (fields as (h: Headers) => HeaderFields)(h);
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
-
-/**
- * A Headers for the parser: `ascii` says whether every value it will append
- * is ASCII (the parser knows it of the whole header section).
- * @internal
- */
-export function parsedHeaders(ascii: boolean): Headers {
-  const h = new Headers();
-  if (!ascii) markNotAscii(h);
-  return h;
-}
-let markNotAscii: (h: Headers) => void = () => {};
-
-/**
- * The parser's typed values of the Headers it just made (built while
- * validating, from these very fields), memoized as if they had been read.
- * @internal
- */
-export function primeParsedValues(h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr): void {
-  (prime as PrimeParsed)(h, topVia, cseq, from, to);
-}
 
 export class Headers {
   /** Each field's name (canonical name, key), in field order. */
@@ -494,7 +497,8 @@ export class Headers {
     for (let i = this.#spellings.length - 1; i > first; i--) {
       if ((this.#spellings[i] as Spelling).key === entry.key) this.#removeAt(i);
     }
-    this.#changed(value);
+    this.#added(value);
+    this.#changed();
     return this;
   }
 
@@ -503,7 +507,8 @@ export class Headers {
     assertField(entry.name, value);
     this.#spellings.push(entry);
     this.#values.push(value);
-    this.#changed(value);
+    this.#added(value);
+    this.#changed();
     return this;
   }
 
@@ -512,7 +517,8 @@ export class Headers {
     assertField(entry.name, value);
     this.#spellings.unshift(entry);
     this.#values.unshift(value);
-    this.#changed(value);
+    this.#added(value);
+    this.#changed();
     return this;
   }
 
@@ -521,7 +527,7 @@ export class Headers {
     for (let i = this.#spellings.length - 1; i >= 0; i--) {
       if ((this.#spellings[i] as Spelling).key === key) this.#removeAt(i);
     }
-    this.#changed('');
+    this.#changed();
     return this;
   }
 
@@ -644,9 +650,11 @@ export class Headers {
     return out;
   }
 
-  /** After a mutation that added `value`: memos are stale. */
-  #changed(value: string): void {
+  #added(value: string): void {
     if (this.#ascii && NON_ASCII.test(value)) this.#ascii = false;
+  }
+
+  #changed(): void {
     if (this.#vias !== UNSET) this.#vias = UNSET;
     if (this.#topVia !== UNSET) this.#topVia = UNSET;
     if (this.#cseq !== UNSET) this.#cseq = UNSET;

@@ -4,9 +4,11 @@
  *
  * Design:
  * - The blank line is found on the bytes; only the header section is decoded
- *   (as UTF-8, RFC 3261 7.3.1 TEXT-UTF8; malformed bytes escaped, see text.ts)
- *   and scanned with indexOf, so the body stays bytes and Content-Length is
- *   counted in bytes.
+ *   (as UTF-8, RFC 3261 7.3.1 TEXT-UTF8; malformed bytes escaped, see text.ts;
+ *   ASCII, the usual case, byte for byte) and split into lines with indexOf,
+ *   so the body stays bytes and Content-Length is counted in bytes. The typed
+ *   values are scanned where they stand in the section, through its bytes
+ *   (uri.ts, "Scanners"), not in sliced copies.
  * - Header values are stored unfolded and trimmed; typed values (Via, From,
  *   To, CSeq, …) are parsed on demand by Headers and memoized. Validation
  *   builds the ones every layer reads on every message (top Via, CSeq, From,

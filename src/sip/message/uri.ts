@@ -2,8 +2,11 @@
  * SIP URIs, name-addr / addr-spec values, Via, CSeq and generic parameters
  * (RFC 3261 sections 19.1, 20.10, 20.42, 25.1).
  *
- * Everything here is a hand-written scanner over a string (no backtracking
- * regexes) that returns `undefined` on malformed input instead of throwing.
+ * Everything here is a hand-written scanner (no regexes) that reads the
+ * string's character codes from a byte array once, straight into its result,
+ * and returns `undefined` on malformed input instead of throwing. Each has a
+ * check mode that builds nothing, and the parser's variants (…In) read a value
+ * where it stands in the header section (see "Scanners" below).
  *
  * Parameter values — a decision that callers must know about:
  * - Header parameters (NameAddr.params, Via.params) keep their value RAW: a

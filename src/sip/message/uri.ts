@@ -327,11 +327,12 @@ function interned(
   end: number,
 ): string | undefined {
   const length = end - start;
-  if (length > INTERN_MAX_LENGTH) return undefined;
-  const bucket = table[length * 128 + lowerAscii(b[start] as number)];
+  const first = b[start] as number;
+  if (length > INTERN_MAX_LENGTH || first >= 128) return undefined;
+  const bucket = table[length * 128 + lowerAscii(first)];
   if (bucket === undefined) return undefined;
   next: for (const name of bucket) {
-    for (let k = 1; k < length; k++) {
+    for (let k = 0; k < length; k++) {
       if (lowerAscii(b[start + k] as number) !== lowerAscii(name.charCodeAt(k))) continue next;
     }
     return name;

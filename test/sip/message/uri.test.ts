@@ -69,6 +69,8 @@ describe('parseUri', () => {
       ['transport', 'TCP'],
       ['lr', null],
     ]);
+    // Never mistaken for a name it resembles byte for byte (U+00F4 is 0x80 + 't').
+    expect([...sipUri('sip:h;\u00f4t=5').params]).toEqual([['\u00f4t', '5']]);
   });
 
   it('decodes escapes in user, password, parameters and headers, once', () => {

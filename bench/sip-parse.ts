@@ -7,14 +7,15 @@
  *
  * What each side does (so that the work compared is the same):
  * - `sip.parse` decodes the Buffer with toString('binary') and parses Via,
- *   From, To, Contact, CSeq, Route/Record-Route (with their URIs),
+ *   From, To, Contact, CSeq, Route/Record-Route (only these with their URIs),
  *   WWW-Authenticate/Authorization and Content-Length eagerly; every other
  *   header stays a string. It checks almost nothing.
- * - parseMessage decodes the header section as UTF-8, splits the fields,
- *   validates what RFC 3261/4475 require (start line, Request-URI, every Via,
- *   From, To, CSeq, Call-ID, Max-Forwards, Contact in requests, Content-Length)
- *   and keeps typed values that nobody has read yet unbuilt (Headers builds
- *   them on first access). So ours is measured twice:
+ * - parseMessage decodes the header section (UTF-8; ASCII byte for byte),
+ *   splits the fields, validates what RFC 3261/4475 require (start line,
+ *   Request-URI, every Via, From, To, CSeq, Call-ID, Max-Forwards, Contact in
+ *   requests, Content-Length; URIs included), builds the top Via, CSeq, From
+ *   and To (every layer reads them) and only checks the rest: Headers builds
+ *   those on first access. So ours is measured twice:
  *   "stack reads" reads what our transaction and dialog layers read on every
  *   message (top Via branch, CSeq, Call-ID, From and To tags); "every header"
  *   also builds every Via, Contact, Route and Record-Route and parses the

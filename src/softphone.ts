@@ -13,7 +13,7 @@ import {
   type StreamOptions,
 } from './call/live-sinks.js';
 import { resolveOptions } from './config/options.js';
-import { deriveInstanceId, type SipInfo } from './config/sip-info.js';
+import { deriveInstanceId, type SipInfo, tlsCertificatePem } from './config/sip-info.js';
 import { describeError, ErrorCodes, SoftphoneError } from './errors.js';
 import { type CodecName, prepareCodecs, type SampleRate } from './media/codec.js';
 import { RtpPortPool } from './media/port-pool.js';
@@ -169,7 +169,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       expires: resolved.registrationExpires,
       keepAliveIntervalMs: resolved.keepAliveIntervalMs,
       ...(options.tlsInsecure && { tlsVerify: false }),
-      ...(options.tlsCa !== undefined && { tlsCa: options.tlsCa }),
+      ...trustedCas(options),
       proxySettingNames: {
         outboundProxy: 'sipInfo.outboundProxy',
         outboundProxyBackup: 'sipInfo.outboundProxyBackup',
@@ -278,6 +278,14 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     await this.calls.closeAll();
     await this.ua.stop();
   }
+}
+
+/** TLS trust beyond the system CAs: the user's (`tlsCa`) and the certificate sip-provision gave the device. */
+function trustedCas(options: SoftphoneOptions): { tlsCa?: string[] } {
+  const extra = [...[options.tlsCa ?? []].flat()];
+  const provisioned = tlsCertificatePem(options.sipInfo);
+  if (provisioned !== undefined) extra.push(provisioned);
+  return extra.length > 0 ? { tlsCa: extra } : {};
 }
 
 function recordDirError(dir: string, problem: RecordDirProblem): SoftphoneError {

@@ -149,7 +149,7 @@ function wireCall(call: Call, log: Logger): void {
     log.info(
       'call.media',
       { callId: call.id, ...m },
-      `${who}: ${m.codec}, RTP ${m.localMedia} ⇄ ${m.remoteMedia} (${m.onHold ? 'held' : m.direction})`,
+      `${who}: ${m.codec} at ${m.sampleRate / 1000} kHz, RTP ${m.localMedia} ⇄ ${m.remoteMedia} (${m.onHold ? 'held' : m.direction})`,
     ),
   );
   call.on('dtmf', (d) =>

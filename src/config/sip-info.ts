@@ -7,7 +7,7 @@
  * problem names the variable, flag or file field with an example value. The
  * SIP password never appears in a problem, an error message or a summary.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -35,6 +35,12 @@ export interface SipInfo {
   readonly instanceId?: string;
   /** RingCentral device id from sip-provision. */
   readonly deviceId?: string;
+  /**
+   * For TLS: the certificate sip-provision gives with a TLS entry (base64, as
+   * RingCentral sends it), trusted besides the system CAs when connecting
+   * (see tlsCertificatePem). Public: not a secret.
+   */
+  readonly certificate?: string;
 }
 
 /** An environment: `process.env` or a plain record. */
@@ -147,7 +153,8 @@ type Field =
   | 'outboundProxyBackup'
   | 'transport'
   | 'instanceId'
-  | 'deviceId';
+  | 'deviceId'
+  | 'certificate';
 
 /** Raw values as found; validated by `validateSipInfoFields`. */
 export type SipInfoFieldValues = Partial<Record<Field, unknown>>;
@@ -182,6 +189,7 @@ const EXAMPLE_VALUES: Record<Field, string> = {
   transport: 'TCP',
   instanceId: 'urn:uuid:6f1c2a47-3b8e-4d2a-9c71-0e5b8f4a2d13',
   deviceId: '802512345004',
+  certificate: '<the base64 certificate from sip-provision>',
 };
 
 const INSTANCE_ID = /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -298,6 +306,16 @@ function validateSipInfoFields(values: SipInfoFieldValues, naming: FieldNaming):
     }
   }
 
+  let certificate: string | undefined;
+  if (!isAbsent(values.certificate)) {
+    const text = typeof values.certificate === 'string' ? values.certificate.replace(/\s+/g, '') : '';
+    if (certificatePemOf(text) === undefined) {
+      problems.push(`${naming.label('certificate')} must be a base64 X.509 certificate ${eg('certificate')}`);
+    } else {
+      certificate = text;
+    }
+  }
+
   if (problems.length > 0) return { ok: false, problems, missing };
   // Every required field is present and valid once no problem was recorded.
   const sipInfo: SipInfo = {
@@ -310,8 +328,29 @@ function validateSipInfoFields(values: SipInfoFieldValues, naming: FieldNaming):
     transport: transport!,
     ...(instanceId ? { instanceId } : {}),
     ...(deviceId ? { deviceId } : {}),
+    ...(certificate ? { certificate } : {}),
   };
   return { ok: true, sipInfo: Object.freeze(sipInfo) };
+}
+
+/**
+ * The PEM of a base64 certificate as sip-provision gives it (DER, or PEM
+ * text, base64-encoded: both are taken), undefined when it is not one.
+ */
+function certificatePemOf(base64: string): string | undefined {
+  if (base64 === '' || !/^[A-Za-z0-9+/]+=*$/.test(base64)) return undefined;
+  const bytes = Buffer.from(base64, 'base64');
+  const text = bytes.toString('latin1');
+  try {
+    return new X509Certificate(text.includes('-----BEGIN CERTIFICATE-----') ? text : bytes).toString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The device's TLS certificate from sip-provision as PEM, to trust besides the system CAs. */
+export function tlsCertificatePem(info: SipInfo): string | undefined {
+  return info.certificate === undefined ? undefined : certificatePemOf(info.certificate);
 }
 
 /** A field's path in a file whose credentials sit at `path` ('' for the top level). */
@@ -344,6 +383,8 @@ export function sipInfoFromRingCentral(
       transport: raw.transport,
       deviceId: extras.deviceId,
       instanceId: extras.instanceId,
+      // RingCentral sends one with TLS entries; it is the device's to trust.
+      certificate: raw.certificate,
     },
     {
       label: (field) => (field === 'deviceId' || field === 'instanceId' ? field : fieldPath(path, field)),
@@ -365,6 +406,7 @@ export const SIP_INFO_ENV: Readonly<Record<Field, string>> = Object.freeze({
   transport: 'SIP_INFO_TRANSPORT',
   instanceId: 'SIP_INFO_INSTANCE_ID',
   deviceId: 'SIP_INFO_DEVICE_ID',
+  certificate: 'SIP_INFO_CERTIFICATE',
 });
 
 const ENV_NAMING: FieldNaming = {
@@ -374,12 +416,13 @@ const ENV_NAMING: FieldNaming = {
 
 /**
  * True when any SIP_INFO_* credential variable is set (non-empty): the
- * environment is then the source. SIP_INFO_INSTANCE_ID and SIP_INFO_DEVICE_ID
- * alone don't count; they only annotate credentials.
+ * environment is then the source. SIP_INFO_INSTANCE_ID, SIP_INFO_DEVICE_ID and
+ * SIP_INFO_CERTIFICATE alone don't count; they only annotate credentials.
  */
 export function hasSipInfoEnv(env: Env): boolean {
   return (Object.entries(SIP_INFO_ENV) as [Field, string][]).some(
-    ([field, name]) => field !== 'instanceId' && field !== 'deviceId' && !isAbsent(env[name]),
+    ([field, name]) =>
+      field !== 'instanceId' && field !== 'deviceId' && field !== 'certificate' && !isAbsent(env[name]),
   );
 }
 
@@ -387,7 +430,7 @@ export function hasSipInfoEnv(env: Env): boolean {
  * SipInfo from SIP_INFO_USERNAME, SIP_INFO_PASSWORD, SIP_INFO_AUTHORIZATION_ID,
  * SIP_INFO_DOMAIN, SIP_INFO_OUTBOUND_PROXY (host:port), SIP_INFO_TRANSPORT
  * (TCP|TLS) and the optional SIP_INFO_OUTBOUND_PROXY_BACKUP,
- * SIP_INFO_INSTANCE_ID and SIP_INFO_DEVICE_ID. On failure, one problem per
+ * SIP_INFO_INSTANCE_ID, SIP_INFO_DEVICE_ID and SIP_INFO_CERTIFICATE. On failure, one problem per
  * missing or invalid variable, each with an example.
  */
 export function sipInfoFromEnv(env: Env): FieldsResult {
@@ -484,6 +527,8 @@ export interface SipInfoFileV1 {
     outboundProxy: string;
     outboundProxyBackup?: string;
     transport: 'TCP' | 'TLS';
+    /** sip-provision's certificate for TLS, base64 as it came. */
+    certificate?: string;
   };
 }
 
@@ -633,6 +678,7 @@ function serialize(info: SipInfo, instanceId: string): string {
       outboundProxy: formatHostPort(info.outboundProxy),
       ...(info.outboundProxyBackup ? { outboundProxyBackup: formatHostPort(info.outboundProxyBackup) } : {}),
       transport: info.transport === 'tls' ? 'TLS' : 'TCP',
+      ...(info.certificate ? { certificate: info.certificate } : {}),
     },
   };
   return `${JSON.stringify(file, null, 2)}\n`;

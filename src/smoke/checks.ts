@@ -273,6 +273,8 @@ export function latencyCheck(
   maxMs: number,
   /** The receiver's live playout delay, p50 over the call, when known. */
   playoutDelayMs: number | undefined,
+  /** The receiver's last RTCP round-trip time (RFC 3550 6.4.1), when the far end sent reports. */
+  rttMs?: number,
 ): Check {
   const name = `${side}.latency`;
   const values = latencies.filter((x): x is number => x !== undefined);
@@ -286,7 +288,7 @@ export function latencyCheck(
     value: round(p50),
     limit: maxMs,
     unit: 'ms',
-    message: `p50 ${ms(p50)} over ${values.length} tone${values.length === 1 ? '' : 's'} (${values.map((v) => ms(v)).join(', ')}), incl. the receiver's playout delay${playoutDelayMs === undefined ? '' : ` (p50 ${ms(playoutDelayMs)})`}${transit === undefined ? '' : `; DTMF transit p50 ${ms(transit)}`}${ok ? '' : `; above ${maxMs} ms`}`,
+    message: `p50 ${ms(p50)} over ${values.length} tone${values.length === 1 ? '' : 's'} (${values.map((v) => ms(v)).join(', ')}), incl. the receiver's playout delay${playoutDelayMs === undefined ? '' : ` (p50 ${ms(playoutDelayMs)})`}${rttMs === undefined ? '' : `; RTCP round trip ${ms(rttMs)}`}${transit === undefined ? '' : `; DTMF transit p50 ${ms(transit)}`}${ok ? '' : `; above ${maxMs} ms`}`,
   };
 }
 

@@ -468,7 +468,7 @@ async function sideChecks(receiver: SideState, sender: SideState, limits: SmokeL
     ),
     analysis.clockProblem
       ? skipped(`${side}.latency`, analysis.clockProblem, limits.maxLatencyMs, 'ms')
-      : latencyCheck(side, latencies, transits, limits.maxLatencyMs, stats?.liveDelayP50Ms),
+      : latencyCheck(side, latencies, transits, limits.maxLatencyMs, stats?.liveDelayP50Ms, stats?.rttMs),
     lossCheck(
       side,
       stats && { received: stats.received, lost: stats.lost, late: stats.late },

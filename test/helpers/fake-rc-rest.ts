@@ -13,8 +13,11 @@
  * invalid_grant); other failures are chosen per endpoint with `behaviour`.
  * Every request is recorded so tests can assert on what was sent.
  */
+
+import { X509Certificate } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { localhostCertificate } from './tls-cert.js';
 
 export const JWT_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
@@ -78,6 +81,9 @@ export const FAKE_SIP = {
   domain: 'sip.ringcentral.com',
   deviceId: '802512345004',
 } as const;
+
+/** What sip-provision's TLS entries carry: a base64 (DER) X.509 certificate; here the tests' localhost one. */
+export const FAKE_TLS_CERTIFICATE = new X509Certificate(localhostCertificate().cert).raw.toString('base64');
 
 const PROXIES: Record<string, { primary: string; backup: string }> = {
   TCP: { primary: 'sip10.ringcentral.com:5090', backup: 'sip20.ringcentral.com:5090' },
@@ -319,6 +325,8 @@ export class FakeRcRest {
         transport,
         switchBackInterval: 3600,
         stunServers: ['stun1.ringcentral.com:19302', 'stun2.ringcentral.com:19302'],
+        // TLS entries carry a certificate (base64) for the device to trust.
+        ...(transport === 'TLS' && { certificate: FAKE_TLS_CERTIFICATE }),
       };
       for (const field of this.behaviour.omitSipInfoFields) delete entry[field];
       return entry;

@@ -8,7 +8,13 @@ import {
   provisionFromEnv,
 } from '../../src/rest/provision.js';
 import { failure } from '../helpers/errors.js';
-import { DEFAULT_CREDENTIALS, FAKE_SIP, FakeRcRest, JWT_GRANT } from '../helpers/fake-rc-rest.js';
+import {
+  DEFAULT_CREDENTIALS,
+  FAKE_SIP,
+  FAKE_TLS_CERTIFICATE,
+  FakeRcRest,
+  JWT_GRANT,
+} from '../helpers/fake-rc-rest.js';
 
 const TOKEN = '/restapi/oauth/token';
 const PROVISION = '/restapi/v1.0/client-info/sip-provision';
@@ -138,6 +144,8 @@ describe('provisionDevice: success', () => {
     expect(result.sipInfo.transport).toBe('tls');
     expect(result.sipInfo.outboundProxy).toEqual({ host: 'sip10.ringcentral.com', port: 5096 });
     expect(result.sipInfo.outboundProxyBackup).toEqual({ host: 'sip20.ringcentral.com', port: 5096 });
+    // The TLS entry's certificate is kept: the device trusts it when it connects.
+    expect(result.sipInfo.certificate).toBe(FAKE_TLS_CERTIFICATE);
   });
 
   it('re-provisions an existing device when given its id', async () => {

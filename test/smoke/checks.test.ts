@@ -62,6 +62,7 @@ describe('latency, loss, jitter', () => {
       /incl. the receiver's playout delay$/,
     );
     expect(pass.message).toContain('DTMF transit p50 0.5 ms');
+    expect(latencyCheck('callee', [72], [], 400, 40, 12.5).message).toContain('RTCP round trip 13 ms');
     expect(latencyCheck('callee', [500, 420], [], 400, 70)).toMatchObject({ status: 'fail', value: 460 });
     expect(latencyCheck('callee', [undefined], [], 400, 70).status).toBe('skip');
   });

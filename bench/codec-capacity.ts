@@ -142,8 +142,16 @@ export interface PhaseFigures {
     fecMs: number;
     srtpAuthFailed: number;
     srtpReplayed: number;
-    /** The bot's own RTP reaching the generator (its silence and RTCP): that it kept sending. */
+    /** The bot's own RTP reaching the generator (its silence, and RTCP on the same port). */
     botPackets: number;
+    /**
+     * RTP the bot sent (its stats' packetsSent) against one per 20 ms of each
+     * call: its send path skips ahead after an event-loop stall (sendCatchUpMs),
+     * so a shortfall is audio the far end never got. (About 2 % short on an
+     * idle machine: sending starts a little after the answer and ends at the BYE.)
+     */
+    botSent: number;
+    botSentExpected: number;
   };
   recordings: {
     /** WAVs with final header sizes at the codec's rate. */
@@ -158,11 +166,18 @@ export interface PhaseFigures {
   generator: {
     cpuPercent: number;
     lateness: LatenessFigures;
+    eventLoopDelayMs?: { p99: number; max: number };
     setupMs: { p50: number; p99: number; max: number };
   };
   /** False when the generator was late beyond the recording's bound: then frames lost may be its fault. */
   lossFigureValid: boolean;
+  /** 1-minute load average at the phase's start and end. */
   loadAverage: [number, number];
+  /**
+   * Share of the window in which some runnable task waited for a CPU (Linux
+   * PSI "some"): how contended the machine was while the bot was measured.
+   */
+  cpuPressurePercent?: number;
   wallSeconds: number;
 }
 
@@ -194,6 +209,10 @@ export interface ScenarioSummary {
   srtpAuthFailed: number;
   wavsOk: number;
   wavs: number;
+  /** RTP the bot sent against one per 20 ms of its calls, % (its send path skips ahead after stalls). */
+  botSentPercent: number;
+  /** Median of the phases' CPU pressure (PSI "some", % of the window). */
+  cpuPressurePercent?: number;
   /** The load generator's CPU (median) and its worst lateness over the phases. */
   generatorCpuPercent: number;
   generatorLateP99Ms: number;
@@ -408,6 +427,18 @@ interface Sample {
   bot: number;
   gen: number;
   rssKb: number;
+  /** /proc/pressure/cpu "some" total, µs (NaN where the kernel has no PSI). */
+  psiUs: number;
+}
+
+/** Time some runnable task waited for a CPU, µs since boot (Linux PSI, /proc/pressure/cpu). */
+function cpuPressureUs(): number {
+  try {
+    const m = /^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 async function runPhase(
@@ -450,7 +481,7 @@ async function runPhase(
     let pbx: { host: string; port: number } | undefined;
     let pbxRegistered = false;
     let allStreaming: number | undefined;
-    let genDone: { lateness: LatenessFigures } | undefined;
+    let genDone: { lateness: LatenessFigures; eventLoopDelayMs?: { p99: number; max: number } } | undefined;
     const genCalls: LoadCallLine[] = [];
     const samples: Sample[] = [];
     let hwmKb = 0;
@@ -459,7 +490,7 @@ async function runPhase(
       const b = readProc(botPid);
       const g = gen.pid === undefined ? undefined : readProc(gen.pid);
       if (!b || !g) return;
-      samples.push({ at: epoch(), bot: b.ticks, gen: g.ticks, rssKb: b.rssKb });
+      samples.push({ at: epoch(), bot: b.ticks, gen: g.ticks, rssKb: b.rssKb, psiUs: cpuPressureUs() });
       hwmKb = Math.max(hwmKb, b.hwmKb);
     };
     const windowSamples: [Sample | undefined, Sample | undefined] = [undefined, undefined];
@@ -489,7 +520,7 @@ async function runPhase(
           genCalls.push(line as unknown as LoadCallLine);
           break;
         case 'done':
-          genDone = line as unknown as { lateness: LatenessFigures };
+          genDone = line as unknown as typeof genDone;
           break;
       }
       waiter.poke();
@@ -581,6 +612,7 @@ async function runPhase(
     const pct = (ticks: number, ms: number) => round1(((ticks / CLK_TCK) * 1000 * 100) / ms);
     const allUp = w0 && w1 ? pct(w1.bot - w0.bot, windowMs) : Number.NaN;
     const genCpu = w0 && w1 ? pct(w1.gen - w0.gen, windowMs) : Number.NaN;
+    const pressure = w0 && w1 ? round1(((w1.psiUs - w0.psiUs) / 1000 / windowMs) * 100) : Number.NaN;
     let peak = 0;
     for (let i = 1; i < samples.length; i++) {
       const a = samples[i - 1]!;
@@ -606,6 +638,8 @@ async function runPhase(
       srtpAuthFailed: 0,
       srtpReplayed: 0,
       botPackets: 0,
+      botSent: 0,
+      botSentExpected: 0,
     };
     for (const c of genCalls) {
       frames.sent += c.sent;
@@ -631,6 +665,8 @@ async function runPhase(
       frames.fecMs += s.fecMs ?? 0;
       frames.srtpAuthFailed += s.srtpAuthFailed ?? 0;
       frames.srtpReplayed += s.srtpReplayed ?? 0;
+      frames.botSent += s.packetsSent ?? 0;
+      frames.botSentExpected += Math.floor((line.durationMs ?? 0) / FRAME_MS);
       if (!line.wav || !sentByCall.has(line.callId ?? '')) continue;
       let wav: ReturnType<typeof readWav>;
       try {
@@ -687,6 +723,7 @@ async function runPhase(
       generator: {
         cpuPercent: genCpu,
         lateness,
+        ...(genDone!.eventLoopDelayMs && { eventLoopDelayMs: genDone!.eventLoopDelayMs }),
         setupMs: {
           p50: round3(percentile(setup, 50)),
           p99: round3(percentile(setup, 99)),
@@ -695,6 +732,7 @@ async function runPhase(
       },
       lossFigureValid: lateness.overBound === 0,
       loadAverage: [loadAtStart, loadAtEnd],
+      ...(!Number.isNaN(pressure) && { cpuPressurePercent: pressure }),
       wallSeconds: round1((performance.now() - started) / 1000),
     };
   } finally {
@@ -872,6 +910,10 @@ function summarize(scenarios: readonly Scenario[], phases: readonly PhaseFigures
       srtpAuthFailed: sum((p) => p.frames.srtpAuthFailed),
       wavsOk: sum((p) => p.recordings.exact),
       wavs: sum((p) => p.calls),
+      botSentPercent: round1((sum((p) => p.frames.botSent) / sum((p) => p.frames.botSentExpected)) * 100),
+      ...(ps.some((p) => p.cpuPressurePercent !== undefined) && {
+        cpuPressurePercent: round1(median(ps.map((p) => p.cpuPressurePercent ?? Number.NaN))),
+      }),
       generatorCpuPercent: round1(median(ps.map((p) => p.generator.cpuPercent))),
       generatorLateP99Ms: round3(Math.max(...ps.map((p) => p.generator.lateness.p99Ms))),
       generatorLateMaxMs: round3(Math.max(...ps.map((p) => p.generator.lateness.maxMs))),
@@ -891,8 +933,9 @@ function phaseLine(p: PhaseFigures): string {
     `answered ${p.answered}/${p.calls}${p.failed > 0 ? `, ${p.failed} failed (${p.firstError})` : ''}`,
     `frames sent ${p.frames.sent}, received ${p.frames.received}, lost ${p.frames.lost}, late ${p.frames.late}, PLC ${p.frames.plcMs} ms, FEC ${p.frames.fecMs} ms, SRTP auth failed ${p.frames.srtpAuthFailed}`,
     `WAVs exact ${p.recordings.exact}, gaps ${p.recordings.withGaps}, broken ${p.recordings.broken}, length off ${p.recordings.lengthMismatches}`,
-    `generator ${p.generator.cpuPercent} % of a core, late p50 ${p.generator.lateness.p50Ms} / p99 ${p.generator.lateness.p99Ms} / max ${p.generator.lateness.maxMs} ms${p.lossFigureValid ? '' : ' (beyond the recording bound: loss figures not the bot’s)'}`,
-    `load ${p.loadAverage[0].toFixed(2)} → ${p.loadAverage[1].toFixed(2)}`,
+    `bot sent ${p.frames.botSent}/${p.frames.botSentExpected} frames`,
+    `generator ${p.generator.cpuPercent} % of a core, late p50 ${p.generator.lateness.p50Ms} / p99 ${p.generator.lateness.p99Ms} / max ${p.generator.lateness.maxMs} ms${p.lossFigureValid ? '' : ' (beyond the recording bound: loss figures not the bot’s)'}, its event loop p99 ${p.generator.eventLoopDelayMs?.p99 ?? '?'} / max ${p.generator.eventLoopDelayMs?.max ?? '?'} ms`,
+    `load ${p.loadAverage[0].toFixed(2)} → ${p.loadAverage[1].toFixed(2)}, CPU pressure ${p.cpuPressurePercent ?? '?'} %`,
   ].join('; ');
 }
 
@@ -911,6 +954,8 @@ export function printCodecCapacity(f: CodecCapacityFigures, log: (line: string) 
     'WAVs exact',
     'ELD p99 ms',
     'RSS MB',
+    'bot sent %',
+    'CPU wait %',
     'gen CPU %',
     'gen late p99/max ms',
   ];
@@ -926,6 +971,8 @@ export function printCodecCapacity(f: CodecCapacityFigures, log: (line: string) 
     `${s.wavsOk}/${s.wavs}`,
     String(s.eventLoopP99Ms),
     String(s.peakRssMb),
+    String(s.botSentPercent),
+    String(s.cpuPressurePercent ?? '?'),
     String(s.generatorCpuPercent),
     `${s.generatorLateP99Ms}/${s.generatorLateMaxMs}`,
   ]);

@@ -19,7 +19,7 @@
  *   { event: 'allStreaming', at, streaming, failed }  every call placed is streaming
  *   { event: 'firstStreamEnded', at }                 a stream sent its last packet
  *   { event: 'call', … }                              one per call, after its BYE
- *   { event: 'done', lateness, … }                    every call has ended
+ *   { event: 'done', lateness, eventLoopDelayMs, … }  every call has ended
  *   { event: 'error', message }
  * Its own lateness is part of the result: a packet sent late reaches the bot
  * late, and one later than the recording's bound is the generator's fault,
@@ -31,7 +31,7 @@
  */
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { LocalPbx, type PbxUser } from '../src/demo/local-pbx.js';
 import { FRAME_MS, RECORDING_DELAY_MS } from '../src/media/frame.js';
@@ -353,6 +353,9 @@ process.on('SIGTERM', close);
 const lines = createInterface({ input: process.stdin });
 lines.on('close', close);
 lines.once('line', () => {
+  // Its own event-loop delay: a stall here is lateness on the wire.
+  const histogram = monitorEventLoopDelay({ resolution: 5 });
+  histogram.enable();
   const spacingMs = 1000 / config.rate;
   const start = performance.now();
   let next = 0;
@@ -362,11 +365,15 @@ lines.once('line', () => {
     results.push(line);
     out(line);
     if (++ended < config.calls) return;
+    histogram.disable();
+    // The histogram holds whole timer periods: the delay is what exceeds the 5 ms resolution.
+    const ms = (ns: number) => Math.max(0, Math.round(ns / 1e3 - 5000) / 1e3);
     out({
       event: 'done',
       placed: config.calls,
       ok: results.filter((r) => r.ok).length,
       lateness: latenessFigures(),
+      eventLoopDelayMs: { p99: ms(histogram.percentile(99)), max: ms(histogram.max) },
     });
   };
   const tick = () => {

@@ -15,16 +15,15 @@
  *    timer for `seconds`, the way MediaSession's tick would, measuring how
  *    long each tick's work took and how late the ticks ran, with the same
  *    loop for PCMU in the same run. No frame is lost when every tick's work
- *    ends well inside its 20 ms and no tick runs late by more than the 70 ms
- *    playout delay.
+ *    ends well inside its 20 ms and no tick runs late by more than the live
+ *    stream's 40 ms minimum delay.
  *
  *   npm run bench -- opus          (or node --import tsx bench/opus.ts [--calls 200] [--seconds 10])
  *
  * What this does not cover: sockets, RTP parsing, the jitter buffer and sinks
- * (bench/media-path.ts and bench/capacity.ts measure those for PCMU; the
- * capacity run with Opus from a real far end needs the Opus receive path
- * wired first, and an Opus-capable sender: SIPp's rtp_stream plays only
- * G.711).
+ * (bench/media-path.ts and bench/capacity.ts measure those for PCMU, and the
+ * codec capacity run whole calls with Opus and SRTP from an Opus-capable
+ * sender: SIPp's rtp_stream plays only G.711).
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';

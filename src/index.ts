@@ -33,6 +33,7 @@ export {
 } from './config/sip-info.js';
 export { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from './errors.js';
 export type { CodecName, SampleRate } from './media/codec.js';
+export { RtpPortPool } from './media/port-pool.js';
 export type { MediaStats, OutboundSource } from './media/session.js';
 export { type ProvisionOptions, type ProvisionResult, provisionDevice } from './rest/provision.js';
 export type { CallSidecar, PacketStats } from './sinks/sidecar.js';

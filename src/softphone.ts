@@ -76,6 +76,8 @@ export interface SoftphoneOptions {
   maxCalls?: number;
   /** UDP port range for RTP, one port per call. Default 20000-29999. */
   rtpPorts?: { min: number; max: number };
+  /** Take RTP ports from this pool (shared by the devices of a fleet) instead of one of our own over rtpPorts. */
+  portPool?: RtpPortPool;
   /** IPv4 or IPv6 address put in our SDP; default: the local address of the SIP connection. */
   mediaIp?: string;
   /** Send RTP silence like a phone does after priming. Default true. */
@@ -107,6 +109,14 @@ export interface SoftphoneOptions {
    * Default: required on TLS (as RingCentral expects), off on TCP.
    */
   srtp?: SrtpPolicy;
+  /**
+   * Follow a REFER from the far end (a blind transfer, we are the
+   * transferee): call the Refer-To target with Referred-By, report its
+   * progress back with NOTIFY, and end the call once the new one is answered
+   * (reason `transferred`). Default false: REFERs are declined with 603 and
+   * reported as the call's `refer` event.
+   */
+  followRefer?: boolean;
   /** Talk-back audio for a call (your own source; `stream` brings its own). */
   outboundFor?: (call: Call) => OutboundSource | undefined;
   /** Pipe each call's audio to a speech engine process. */
@@ -186,7 +196,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
     this.ua.on('trace', (e) => this.emit('sipTrace', e));
     this.ua.on('warning', (e) => this.emit('warning', e));
     this.calls = new CallManager(this.ua, {
-      ports: new RtpPortPool(resolved.rtpPorts),
+      ports: options.portPool ?? new RtpPortPool(resolved.rtpPorts),
       mediaIp: resolved.mediaIp,
       recordDir: resolved.recordDir,
       recordPath: options.recordPath,
@@ -198,6 +208,7 @@ export class Softphone extends SafeEmitter<SoftphoneEvents> {
       autoAnswer: resolved.autoAnswer,
       ringTimeoutMs: resolved.ringTimeoutMs,
       codecs: resolved.codecs,
+      ...(options.followRefer && { followRefer: true }),
       ...(resolved.sampleRate !== undefined && { sampleRate: resolved.sampleRate }),
       srtp: resolved.srtp,
       outboundFor: (call) => {

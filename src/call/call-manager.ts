@@ -50,6 +50,8 @@ export interface CallManagerOptions {
   codecs?: readonly CodecName[];
   /** SDES SRTP policy (default off; the Softphone picks required on TLS). */
   srtp?: SrtpPolicy;
+  /** Follow the far end's REFER (blind transfer, we are the transferee); default false: 603. */
+  followRefer?: boolean;
   /** Talk-back audio source per call (WebSocket streams). */
   outboundFor?: ((call: Call) => OutboundSource | undefined) | undefined;
   /** Answer inbound calls at once (default); false: they ring until call.accept()/reject(). */
@@ -130,6 +132,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       answerChallenge: (response, request, digest) => ua.answerChallenge(response, request, digest),
       liveSinks: options.liveSinks,
       warn: (message, callId, code) => this.#warn(message, callId, code),
+      ...(options.followRefer && {
+        transferTo: (target: string, referredBy: string) =>
+          this.dial(target, { headers: [['Referred-By', referredBy]] }),
+      }),
     };
     this.#events = {
       incoming: (call) => this.emit('incoming', call),

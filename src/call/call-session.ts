@@ -83,6 +83,11 @@ export interface CallContext {
   readonly srtp: SrtpPolicy;
   readonly ackTimeoutMs: number | undefined;
   readonly outboundFor: ((call: Call) => OutboundSource | undefined) | undefined;
+  /**
+   * Places the call a REFER asks for (the owner opted in: followRefer), with
+   * Referred-By; undefined: REFERs are declined (603).
+   */
+  readonly transferTo?: ((target: string, referredBy: string) => Promise<Call>) | undefined;
   /** Our address of record, for From and Referred-By: `<sip:user@domain>`. */
   readonly aor: string;
   readonly domain: string;
@@ -1062,10 +1067,45 @@ export class CallSession implements CallOwner {
     }
   }
 
+  /**
+   * We are the transferee (RFC 3515, RFC 5589 blind transfer): call the
+   * Refer-To target with Referred-By, report its progress to the transferor
+   * as NOTIFY sipfrag, and once it is answered, end this call ('transferred').
+   * A new call that fails is reported with its status; this call goes on.
+   */
+  async #followRefer(invite: InviteSession, referTo: string, referredBy: string | undefined): Promise<void> {
+    const transferTo = this.#ctx.transferTo;
+    if (transferTo === undefined) return;
+    let next: Call;
+    try {
+      next = await transferTo(referTarget(referTo), referredBy ?? this.#ctx.aor);
+    } catch (err) {
+      this.#ctx.warn(`cannot follow the transfer to ${referTo}: ${describeError(err)}`, this.callId);
+      await invite.notifyRefer(503, 'Service Unavailable');
+      return;
+    }
+    next.on('progress', (p) => {
+      if (p.status === 180 || p.status === 183) void invite.notifyRefer(p.status, p.reason);
+    });
+    const answered = await new Promise<boolean>((resolve) => {
+      next.once('answered', () => resolve(true));
+      void next.done.then(() => resolve(false));
+    });
+    if (answered) {
+      await invite.notifyRefer(200, 'OK');
+      // The transferor normally hangs up now; if it does not, the old call ends here.
+      if (this.#state !== 'ended') await this.#hangup('transferred');
+      return;
+    }
+    const end = await next.done;
+    await invite.notifyRefer(end.status ?? 487, end.statusReason ?? 'Request Terminated');
+  }
+
   // ── the usage's events ────────────────────────────────────────────────
 
   #attach(invite: InviteSession): void {
     this.#invite = invite;
+    invite.followRefers(this.#ctx.transferTo !== undefined);
     invite.on('media', () => this.#applyMedia());
     invite.on('progress', (response) => {
       this.#noteRcIds(response.headers.get('P-Rc-Api-Ids'));
@@ -1088,7 +1128,10 @@ export class CallSession implements CallOwner {
     });
     invite.on('ackTimeout', () => void this.#hangup('no-ack'));
     invite.on('info', (info) => this.#onInfo(info));
-    invite.on('refer', (info) => this.call.emit('refer', info));
+    invite.on('refer', (info) => {
+      this.call.emit('refer', info);
+      if (info.accepted) void this.#followRefer(invite, info.referTo, info.referredBy);
+    });
     invite.on('terminated', (t) => this.#onTerminated(t));
   }
 
@@ -1262,6 +1305,14 @@ function bindAddressFor(mediaIp: string): string {
 }
 
 /** Until an answer says where to send, the session records but sends nothing. */
+/** The URI a Refer-To names: without its angle brackets, header parameters and field parameters. */
+export function referTarget(referTo: string): string {
+  const inBrackets = /<([^>]*)>/.exec(referTo);
+  const uri = (inBrackets ? inBrackets[1]! : referTo.split(';')[0]!).trim();
+  // Embedded headers (?Replaces=… for an attended transfer) are not acted on.
+  return uri.split('?')[0]!;
+}
+
 function placeholderMedia(): NegotiatedMedia {
   return {
     codec: 'PCMU',

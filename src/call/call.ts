@@ -27,6 +27,8 @@ export type CallEndReason =
   | 'max-duration'
   | 'shutdown'
   | 'flow-lost'
+  /** We followed the far end's REFER (followRefer) and the new call was answered: this one is over. */
+  | 'transferred'
   | 'error';
 
 export type CallDirection = 'inbound' | 'outbound';

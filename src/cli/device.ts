@@ -45,6 +45,7 @@ export interface DeviceFlags extends OutputOptions {
   streamUrl?: string;
   codecs?: string;
   sampleRate?: number;
+  followRefer?: boolean;
   srtp?: string;
 }
 
@@ -104,6 +105,10 @@ export function addDeviceOptions(command: Command): Command {
     )
     .option('--tls-insecure', 'TLS: do not verify the server certificate (not recommended)')
     .option(
+      '--follow-refer',
+      "follow the far end's REFER (blind transfer): call the target it names, then end this call (default: decline with 603)",
+    )
+    .option(
       '--pipe <command>',
       "per call, run COMMAND with sh -c and write the audio (s16le, mono, the call's rate in RC_SAMPLE_RATE) to its stdin",
     )
@@ -134,30 +139,7 @@ export interface PreparedDevice {
  * any SIP traffic, and returns the Softphone's options.
  */
 export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice> {
-  const env = loadEnv(flags.dotenv);
-  const rtpPorts = parsePortRange(flags.rtpPorts);
-  const streamUrlIssue = flags.streamUrl === undefined ? undefined : streamUrlProblem(flags.streamUrl);
-  if (streamUrlIssue) {
-    throw new UsageError(
-      `--stream-url ${streamUrlIssue}, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
-    );
-  }
-  const mediaIpIssue = flags.mediaIp === undefined ? undefined : localAddressProblem(flags.mediaIp);
-  if (mediaIpIssue) {
-    throw new UsageError(
-      `--media-ip ${mediaIpIssue}, got "${flags.mediaIp}" (example: --media-ip 203.0.113.7)`,
-    );
-  }
-  // '' used to turn recording off without a word; --no-record says it.
-  if (flags.record && flags.recordDir.trim() === '') throw recordDirUsage(flags.recordDir, 'is empty', true);
-  if (flags.pipe !== undefined && flags.pipe.trim() === '')
-    throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
-  const codecs = flags.codecs === undefined ? undefined : parseCodecs(flags.codecs);
-  if (flags.srtp !== undefined) parseSrtpPolicy(flags.srtp);
-  const checkRecordDir = () => {
-    // A bot that answers calls it cannot record is worse than one that does not start.
-    if (flags.record) checkRecordDirFlag(flags.recordDir, true);
-  };
+  const { env, shared, checkRecordDir } = checkDeviceFlags(flags);
   const provisioningLog = createLogger(flags, [env.RINGCENTRAL_CLIENT_SECRET, env.RINGCENTRAL_JWT_TOKEN]);
   let resolved: ResolvedSipInfo;
   try {
@@ -189,25 +171,69 @@ export async function prepareDevice(flags: DeviceFlags): Promise<PreparedDevice>
   ]);
   for (const warning of resolved.warnings) log.warn('config.warning', { message: warning }, warning);
   const options: SoftphoneOptions = {
+    ...shared,
     sipInfo,
     instanceId: sipInfo.instanceId as string,
+    proxySettingNames: resolved.proxySettingNames,
+  };
+  return { options, resolved, log };
+}
+
+/** The Softphone options every device of a command shares (everything but the credentials). */
+export type SharedDeviceOptions = Omit<SoftphoneOptions, 'sipInfo' | 'instanceId' | 'proxySettingNames'>;
+
+/**
+ * Checks every device flag (exit 2 naming it) and turns them into the
+ * options each device's Softphone gets. `checkRecordDir` creates and proves
+ * the record dir (call it when nothing else can fail first).
+ */
+export function checkDeviceFlags(flags: DeviceFlags): {
+  env: NodeJS.ProcessEnv;
+  shared: SharedDeviceOptions;
+  checkRecordDir: () => void;
+} {
+  const env = loadEnv(flags.dotenv);
+  const rtpPorts = parsePortRange(flags.rtpPorts);
+  const streamUrlIssue = flags.streamUrl === undefined ? undefined : streamUrlProblem(flags.streamUrl);
+  if (streamUrlIssue) {
+    throw new UsageError(
+      `--stream-url ${streamUrlIssue}, got "${flags.streamUrl}" (example: --stream-url ws://localhost:8080/media)`,
+    );
+  }
+  const mediaIpIssue = flags.mediaIp === undefined ? undefined : localAddressProblem(flags.mediaIp);
+  if (mediaIpIssue) {
+    throw new UsageError(
+      `--media-ip ${mediaIpIssue}, got "${flags.mediaIp}" (example: --media-ip 203.0.113.7)`,
+    );
+  }
+  // '' used to turn recording off without a word; --no-record says it.
+  if (flags.record && flags.recordDir.trim() === '') throw recordDirUsage(flags.recordDir, 'is empty', true);
+  if (flags.pipe !== undefined && flags.pipe.trim() === '')
+    throw new UsageError('--pipe needs a command (example: --pipe "cat > /dev/null")');
+  const codecs = flags.codecs === undefined ? undefined : parseCodecs(flags.codecs);
+  if (flags.srtp !== undefined) parseSrtpPolicy(flags.srtp);
+  const checkRecordDir = () => {
+    // A bot that answers calls it cannot record is worse than one that does not start.
+    if (flags.record) checkRecordDirFlag(flags.recordDir, true);
+  };
+  const shared: SharedDeviceOptions = {
     registrationExpires: flags.expires,
     keepAliveIntervalMs: flags.keepalive * 1000,
     tlsInsecure: flags.tlsInsecure ?? false,
-    proxySettingNames: resolved.proxySettingNames,
     rtpPorts,
     sendSilence: flags.silence,
     mediaTimeoutMs: flags.mediaTimeout * 1000,
     maxCallDurationMs: flags.maxDuration * 1000,
     ...(codecs && { codecs }),
     ...(flags.sampleRate !== undefined && { sampleRate: flags.sampleRate as SampleRate }),
+    ...(flags.followRefer && { followRefer: true }),
     ...(flags.srtp !== undefined && { srtp: flags.srtp as SrtpPolicy }),
     ...(flags.record && { recordDir: flags.recordDir }),
     ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
     ...(flags.pipe !== undefined && { pipe: { command: flags.pipe, graceMs: flags.pipeGrace * 1000 } }),
     ...(flags.streamUrl !== undefined && { stream: { url: flags.streamUrl } }),
   };
-  return { options, resolved, log };
+  return { env, shared, checkRecordDir };
 }
 
 /** A start() refusal that is the user's to fix (CONFIG_INVALID), as a usage error naming the flag. */

@@ -36,6 +36,39 @@ export function startStatusLine(
     const width = out.columns ?? 100;
     return text.length > width - 1 ? `${text.slice(0, width - 2)}…` : text;
   };
+  return drawStatusLine(render, log, out);
+}
+
+/**
+ * The fleet's status line: how many devices are registered, how many wait
+ * (standby, retrying), how many calls run, the lease share when coordinated.
+ */
+export function startFleetStatusLine(
+  summary: () => {
+    devices: number;
+    registered: number;
+    retrying: number;
+    standby: number;
+    calls: number;
+    share?: string;
+  },
+  log: Logger,
+  out: NodeJS.WriteStream = process.stdout,
+): () => void {
+  const render = (): string => {
+    const s = summary();
+    const waiting = [
+      s.retrying > 0 ? `${s.retrying} retrying` : '',
+      s.standby > 0 ? `${s.standby} standby` : '',
+    ].filter(Boolean);
+    const text = `● ${s.registered}/${s.devices} registered${waiting.length ? ` (${waiting.join(', ')})` : ''} │ ${s.calls === 0 ? 'no calls' : `${s.calls} call${s.calls > 1 ? 's' : ''}`}${s.share ? ` │ ${s.share}` : ''}`;
+    const width = out.columns ?? 100;
+    return text.length > width - 1 ? `${text.slice(0, width - 2)}…` : text;
+  };
+  return drawStatusLine(render, log, out);
+}
+
+function drawStatusLine(render: () => string, log: Logger, out: NodeJS.WriteStream): () => void {
   const draw = () => out.write(`${CLEAR}${render()}`);
   log.onBeforeWrite = () => out.write(CLEAR);
   log.onAfterWrite = draw;

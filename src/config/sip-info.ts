@@ -619,6 +619,19 @@ function sipInfoFromFileObject(root: Record<string, unknown>): { fields: FieldsR
   return { fields: sipInfoFromRingCentral(root, extras, ''), path: '' };
 }
 
+/**
+ * SipInfo from an already parsed JSON object in any shape loadSipInfoFile
+ * accepts (an entry of a fleet's device list); CONFIG_INVALID naming `where`.
+ */
+export function sipInfoFromObject(root: unknown, where: string): SipInfo {
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) {
+    throw invalidFile(where, ['it must be a JSON object']);
+  }
+  const { fields } = sipInfoFromFileObject(root as Record<string, unknown>);
+  if (!fields.ok) throw invalidFile(where, fields.problems);
+  return fields.sipInfo;
+}
+
 /** loadSipInfoFile, plus where in the file the credentials were. */
 async function readSipInfoFile(path: string): Promise<{ sipInfo: SipInfo; fieldPath: string }> {
   const root = await readJsonObject(path);

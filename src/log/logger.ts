@@ -33,6 +33,16 @@ export class Logger {
   /** A hook so a live status line can be cleared before a log line and redrawn after. */
   onBeforeWrite: (() => void) | undefined;
   onAfterWrite: (() => void) | undefined;
+  /**
+   * Gets every event as its JSON line (secrets scrubbed), whatever the format
+   * and --quiet say: the broker export (--events). Set on the root logger;
+   * its children use it too.
+   */
+  tap: ((line: string) => void) | undefined;
+  /** Fields every event carries (a fleet device's `device`); empty on the root. */
+  #fields: LogFields = {};
+  /** The logger a child writes through (itself for the root). */
+  #root: Logger = this;
 
   constructor(options: LoggerOptions = {}) {
     this.format = options.format ?? 'text';
@@ -42,13 +52,64 @@ export class Logger {
     this.scrubber = options.scrubber ?? new SecretScrubber();
     this.#now = options.now ?? (() => new Date());
     // A closed stdout (`listen | head`) must not crash a bot that is recording calls:
-    // output stops, the work goes on.
-    this.#out.on('error', () => {
-      this.#broken = true;
-    });
+    // output stops, the work goes on. (Children write through their root: one listener.)
+    if (!Logger.#makingChild) {
+      this.#out.on('error', () => {
+        this.#broken = true;
+      });
+    }
   }
 
   #broken = false;
+  static #makingChild = false;
+
+  /**
+   * A logger whose events all carry `fields` (e.g. `{ device: 'sales-1' }`),
+   * written through the root (same output, status-line hooks and tap). Text
+   * lines start with the first field's value in brackets.
+   */
+  child(fields: LogFields): Logger {
+    const root = this.#root;
+    Logger.#makingChild = true;
+    let child: Logger;
+    try {
+      child = new Logger({
+        format: root.format,
+        debug: root.debugEnabled,
+        quiet: root.#quiet,
+        out: root.#out,
+        scrubber: root.scrubber,
+        now: root.#now,
+      });
+    } finally {
+      Logger.#makingChild = false;
+    }
+    child.#root = root;
+    child.#fields = { ...this.#fields, ...fields };
+    return child;
+  }
+
+  /** Sends an event to the tap only, never to the output: bulky records such as a call's sidecar. */
+  export(event: string, fields: LogFields): void {
+    const root = this.#root;
+    if (!root.tap) return;
+    const record: LogFields = {
+      time: this.#now().toISOString(),
+      level: 'info',
+      event,
+      ...this.#fields,
+      ...fields,
+    };
+    root.#toTap(JSON.stringify(record, jsonReplacer));
+  }
+
+  #toTap(line: string): void {
+    try {
+      this.tap?.(this.scrubber.scrub(line));
+    } catch {
+      // The export never takes the logging down.
+    }
+  }
 
   info(event: string, fields: LogFields, text: string): void {
     this.#log('info', event, fields, text);
@@ -67,12 +128,27 @@ export class Logger {
   }
 
   #log(level: LogLevel, event: string, fields: LogFields, text: string): void {
-    if (this.#broken || (this.#quiet && (level === 'info' || level === 'debug'))) return;
+    const root = this.#root;
+    if (root !== this) {
+      const tag = Object.values(this.#fields)[0];
+      root.#log(
+        level,
+        event,
+        { ...this.#fields, ...fields },
+        tag === undefined ? text : `[${String(tag)}] ${text}`,
+      );
+      return;
+    }
     const time = this.#now();
+    let json: string | undefined;
+    if (this.tap) {
+      json = JSON.stringify({ time: time.toISOString(), level, event, ...fields }, jsonReplacer);
+      this.#toTap(json);
+    }
+    if (this.#broken || (this.#quiet && (level === 'info' || level === 'debug'))) return;
     let line: string;
     if (this.format === 'json') {
-      const record: LogFields = { time: time.toISOString(), level, event, ...fields };
-      line = JSON.stringify(record, jsonReplacer);
+      line = json ?? JSON.stringify({ time: time.toISOString(), level, event, ...fields }, jsonReplacer);
     } else {
       const prefix = level === 'info' || level === 'debug' ? '' : `${level.toUpperCase()} `;
       line = `${clock(time)} ${prefix}${text}`;

@@ -20,5 +20,3 @@ export const LIVE_TARGET_MIN_MS = 40;
 export const LIVE_TARGET_MAX_MS = 300;
 /** Where the live target starts before enough packets have been seen (the old fixed design used 70 ms). */
 export const LIVE_TARGET_INITIAL_MS = 40;
-/** The fixed playout delay of the design before issue 11, kept for comparisons (bench). */
-export const JITTER_DELAY_MS = 70;

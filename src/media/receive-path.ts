@@ -307,8 +307,8 @@ export class ReceivePath {
   #settle(now?: number): void {
     const stage = this.#stage;
     if (stage === undefined || stage.held === 0) return;
-    if (now === undefined) return stage.settle(this.#toJitter);
-    stage.settle(this.#toJitter, now, this.jitter.liveTarget - 2 * this.jitter.frameSamples);
+    if (now === undefined) stage.settle(this.#toJitter);
+    else stage.settle(this.#toJitter, now, this.jitter.liveTarget - 2 * this.jitter.frameSamples);
   }
 
   readonly #toJitter: DecodedSink = (packet, now) => {

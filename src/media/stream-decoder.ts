@@ -12,8 +12,8 @@
  *   3. the last frame of the hole rebuilt from the in-band FEC the next
  *      packet carries (RFC 6716 2.1.7: SILK LBRR holds the previous frame
  *      again at a lower rate), when it carries any.
- * With the playout delay (70 ms), the packet after a single loss has usually
- * arrived by the time the hole plays out, so a single loss is mostly FEC.
+ * The decode stage (decode-stage.ts) repairs a hole only once the packet
+ * after it has arrived (or its wait ran out), so a single loss is mostly FEC.
  * G.711 has neither PLC nor FEC here: its holes are silence.
  *
  * Decoding order matters for Opus (each packet's decoding leans on the

@@ -107,18 +107,18 @@ function shownServer(serverUrl: string): string {
 }
 
 /**
- * Provisions a SIP device for the JWT's user and returns the SIP credentials
- * for `transport`. Calls, in order: `rc.authorize({ jwt })` (POST
- * /restapi/oauth/token, grant urn:ietf:params:oauth:grant-type:jwt-bearer,
- * Basic client auth), `rc.restapi().clientInfo().sipProvision().post(...)`,
- * and — in `finally`, whenever a token was issued — `rc.revoke()` (POST
- * /restapi/oauth/revoke). A revoke failure after a success is a warning, not
- * an error; after a failure, the original error wins.
- *
- * Throws REST_AUTH_FAILED, REST_PERMISSION, REST_RATE_LIMITED (details.retryAfterSeconds),
- * REST_NETWORK, REST_ERROR, or CONFIG_INVALID for an unusable server URL.
+ * The REST client for one provisioning run, after checking the server URL:
+ * @rc-ex/core with our timeout (and fetch, for tests), and a scrubber that
+ * knows the run's secrets.
  */
-export async function provisionDevice(options: ProvisionOptions): Promise<ProvisionResult> {
+function restClient(options: {
+  serverUrl: string;
+  clientId: string;
+  clientSecret: string;
+  jwt: string;
+  fetch?: FetchLike | undefined;
+  timeoutMs?: number | undefined;
+}): { rc: RingCentral; context: { serverUrl: string; timeoutMs: number; scrubber: Scrubber } } {
   const urlProblem = serverUrlProblem(options.serverUrl);
   if (urlProblem !== null) {
     throw new SoftphoneError(
@@ -131,7 +131,6 @@ export async function provisionDevice(options: ProvisionOptions): Promise<Provis
   const scrubber = new Scrubber();
   scrubber.add(options.clientSecret);
   scrubber.add(options.jwt);
-
   const rc = new RingCentral({
     server: options.serverUrl,
     clientId: options.clientId,
@@ -145,8 +144,24 @@ export async function provisionDevice(options: ProvisionOptions): Promise<Provis
     http.defaults.adapter = 'fetch';
     http.defaults.env = { ...http.defaults.env, fetch: options.fetch };
   }
+  return { rc, context: { serverUrl: options.serverUrl, timeoutMs, scrubber } };
+}
 
-  const context = { serverUrl: options.serverUrl, timeoutMs, scrubber };
+/**
+ * Provisions a SIP device for the JWT's user and returns the SIP credentials
+ * for `transport`. Calls, in order: `rc.authorize({ jwt })` (POST
+ * /restapi/oauth/token, grant urn:ietf:params:oauth:grant-type:jwt-bearer,
+ * Basic client auth), `rc.restapi().clientInfo().sipProvision().post(...)`,
+ * and — in `finally`, whenever a token was issued — `rc.revoke()` (POST
+ * /restapi/oauth/revoke). A revoke failure after a success is a warning, not
+ * an error; after a failure, the original error wins.
+ *
+ * Throws REST_AUTH_FAILED, REST_PERMISSION, REST_RATE_LIMITED (details.retryAfterSeconds),
+ * REST_NETWORK, REST_ERROR, or CONFIG_INVALID for an unusable server URL.
+ */
+export async function provisionDevice(options: ProvisionOptions): Promise<ProvisionResult> {
+  const { rc, context } = restClient(options);
+  const { scrubber } = context;
   const warnings: string[] = [];
   let stage: Stage = 'token';
   let outcome: { sipInfo: SipInfo; deviceId: string; raw: CreateSipRegistrationResponse } | undefined;
@@ -180,6 +195,102 @@ export async function provisionDevice(options: ProvisionOptions): Promise<Provis
 
   if (failure !== undefined || outcome === undefined) throw failure;
   return { ...outcome, warnings };
+}
+
+export interface ProvisionManyOptions extends Omit<ProvisionOptions, 'deviceId' | 'computerName'> {
+  count: number;
+  /** `device.computerName` of the i-th device (1-based). */
+  computerName: (index: number) => string;
+  /**
+   * Called with each device as soon as it is provisioned, before the next
+   * request (save it here: a later failure must not lose it). A throw stops
+   * the run with that error.
+   */
+  onDevice: (result: ProvisionResult, index: number) => Promise<void>;
+  /** Told before each wait on a 429 (Retry-After, or a minute without one). */
+  onRateLimited?: (info: {
+    stage: 'token' | 'provision';
+    index: number;
+    waitMs: number;
+    attempt: number;
+  }) => void;
+  /** Waits on one 429 at most this long (default 5 min) and this many times in a row (default 5). */
+  maxWaitMs?: number;
+  maxRetries?: number;
+  /** The wait (tests pass a fast one). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Without Retry-After, RingCentral's penalty interval for an exceeded rate. */
+const DEFAULT_RATE_LIMIT_WAIT_MS = 60_000;
+
+/**
+ * Provisions `count` devices with one access token: JWT grant once, then
+ * one `sip-provision` per device, one after the other, then the token is
+ * revoked. Rate-limit aware: a 429 (on the token or on sip-provision) is
+ * waited out as its Retry-After says (a minute when it says nothing), at
+ * most `maxRetries` times in a row and `maxWaitMs` each; beyond that the
+ * REST_RATE_LIMITED error ends the run. Devices provisioned before a failure
+ * were already handed to `onDevice`. Resolves with the warnings.
+ */
+export async function provisionDevices(options: ProvisionManyOptions): Promise<{ warnings: string[] }> {
+  const { rc, context } = restClient(options);
+  const { scrubber } = context;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const maxWaitMs = options.maxWaitMs ?? 300_000;
+  const maxRetries = options.maxRetries ?? 5;
+  const warnings: string[] = [];
+
+  /** Runs one REST step, waiting out 429s within the limits. */
+  const withRateLimit = async <T>(
+    stage: 'token' | 'provision',
+    index: number,
+    step: () => Promise<T>,
+  ): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (err) {
+        const mapped = err instanceof SoftphoneError ? err : mapRestError(err, stage, context);
+        if (mapped.code !== ErrorCodes.REST_RATE_LIMITED || attempt > maxRetries) throw mapped;
+        const after = mapped.details.retryAfterSeconds;
+        const waitMs = typeof after === 'number' ? after * 1000 : DEFAULT_RATE_LIMIT_WAIT_MS;
+        if (waitMs > maxWaitMs) throw mapped;
+        options.onRateLimited?.({ stage, index, waitMs, attempt });
+        await sleep(waitMs);
+      }
+    }
+  };
+
+  let failure: unknown;
+  try {
+    await withRateLimit('token', 0, () => rc.authorize({ jwt: options.jwt }));
+    scrubber.add(rc.token?.access_token);
+    scrubber.add(rc.token?.refresh_token);
+    for (let index = 1; index <= options.count; index++) {
+      const request: CreateSipRegistrationRequest = {
+        sipInfo: [{ transport: transportName(options.transport) }],
+        device: { computerName: options.computerName(index) },
+      };
+      const raw = await withRateLimit('provision', index, () =>
+        rc.restapi().clientInfo().sipProvision().post(request),
+      );
+      const outcome = pickSipInfo(raw, options.transport, scrubber);
+      await options.onDevice({ ...outcome, warnings: [] }, index);
+    }
+  } catch (err) {
+    failure = err instanceof SoftphoneError ? err : mapRestError(err, 'provision', context);
+  }
+  if (rc.token !== undefined) {
+    try {
+      await rc.revoke();
+    } catch (err) {
+      const why = mapRestError(err, 'revoke', context);
+      warnings.push(`could not revoke the RingCentral access token (it expires on its own): ${why.message}`);
+    }
+  }
+  if (failure !== undefined) throw failure;
+  return { warnings };
 }
 
 /** The sipInfo entry for `transport`, validated, plus device.id. */

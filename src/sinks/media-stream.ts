@@ -44,7 +44,7 @@ import { type ClientOptions, type RawData, WebSocket } from 'ws';
 import { ErrorCodes, SoftphoneError } from '../errors.js';
 import { FRAME_MS, FRAME_SAMPLES } from '../media/frame.js';
 import { encodeUlawFrame, ULAW_SILENCE } from '../media/g711.js';
-import { TalkBackQueue } from './talkback-queue.js';
+import { TalkBackQueue, type TalkBackStats } from './talkback-queue.js';
 
 export interface MediaStreamOptions {
   /** Media waiting to go out (connecting or slow socket) before frames are dropped; default 3000 ms. */
@@ -76,25 +76,12 @@ export interface MediaStreamConnectOptions {
   streamSid?: string;
 }
 
-export interface MediaStreamStats {
+/** The stream's counters: what went to the server, and its talk-back queue's (TalkBackStats). */
+export interface MediaStreamStats extends TalkBackStats {
   /** Media messages written to the socket. */
   sent: number;
   /** Frames not streamed: backlog full, socket failed, or still queued when stopped. */
   dropped: number;
-  /** Talk-back frames taken by nextFrame(). */
-  played: number;
-  /** Marks echoed (played, or released by a clear). */
-  marks: number;
-  /** Talk-back frames discarded by clear messages. */
-  cleared: number;
-  /** Talk-back frames discarded because the playout queue was full. */
-  playbackDropped: number;
-  /** Talk-back frames waiting for nextFrame(). */
-  queuedPlayback: number;
-  /** Times the talk-back queue ran dry mid-stream (the server's audio came late). */
-  underruns: number;
-  /** The talk-back lead now (ms): how long audio waits before it starts playing. */
-  leadMs: number;
   /** Media frames queued or in flight to the server. */
   backlog: number;
 }

@@ -13,9 +13,9 @@
  *   WAV's samples in the WAV's order, as they are handed to the sinks). A
  *   position in the WAV maps to the moment a live listener heard it.
  *
- * So latency = heard − sent is mouth-to-ear as our own sinks experience it:
- * network transit plus the receiver's playout delay (the jitter buffer's
- * 70 ms) plus tick granularity. DTMF gives the transit alone: `dtmfSent`
+ * So latency = heard − sent is mouth-to-ear as our own live sinks experience
+ * it: network transit plus the receiver's playout delay (the live stream's
+ * adaptive delay, 40 ms at first) plus tick granularity. DTMF gives the transit alone: `dtmfSent`
  * fires as a key's first RFC 4733 packet is built and `dtmf` as it arrives.
  */
 import { performance } from 'node:perf_hooks';

@@ -17,6 +17,7 @@ import { readWav } from '../helpers/wav.js';
 
 const ALICE = { username: '16505550101', authorizationId: '8001', password: 'alice-secret' };
 const BOB = { username: '16505550102', authorizationId: '8002', password: 'bob-secret' };
+const CAROL = { username: '16505550103', authorizationId: '8003', password: 'carol-secret' };
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -45,7 +46,7 @@ async function pair(
   bobOptions: Partial<SoftphoneOptions> = {},
   aliceOptions: Partial<SoftphoneOptions> = {},
 ) {
-  const pbx = await LocalPbx.listen({ users: [ALICE, BOB] });
+  const pbx = await LocalPbx.listen({ users: [ALICE, BOB, CAROL] });
   cleanups.push(() => pbx.close());
   const alice = await phoneAt(pbx, ALICE, aliceOptions);
   const bob = await phoneAt(pbx, BOB, bobOptions);
@@ -192,6 +193,56 @@ describe('outbound calls', () => {
     ]);
     expect(call.ended).toBe(false);
     await call.hangup();
+  });
+
+  it('with followRefer the transferee calls the target (Referred-By), reports it with NOTIFY sipfrag, and the old call ends', async () => {
+    const { pbx, alice, bob } = await pair({ followRefer: true });
+    const carol = await phoneAt(pbx, CAROL);
+    const bobCall = new Promise<Call>((r) => bob.phone.once('callAnswered', r));
+    const call = await alice.phone.call(BOB.username);
+    await new Promise<void>((r) => call.once('answered', () => r()));
+    const theirs = await bobCall;
+    const refers: unknown[] = [];
+    theirs.on('refer', (r) => refers.push(r));
+    const carolCall = new Promise<Call>((r) => carol.phone.once('callAnswered', r));
+    // Alice (the transferor) follows the NOTIFYs to the final 200, then hangs up.
+    expect(await call.transfer(`sip:${CAROL.username}@${pbx.domain}`)).toEqual({
+      ok: true,
+      status: 200,
+      reason: 'OK',
+    });
+    const atCarol = await carolCall;
+    expect(refers).toEqual([
+      {
+        referTo: `<sip:${CAROL.username}@${pbx.domain}>`,
+        referredBy: `<sip:${ALICE.username}@${pbx.domain}>`,
+        accepted: true,
+      },
+    ]);
+    expect(atCarol.from.user).toBe(BOB.username);
+    expect(pbx.lastRequest('INVITE', atCarol.id)?.headers.get('Referred-By')).toBe(
+      `<sip:${ALICE.username}@${pbx.domain}>`,
+    );
+    // Bob's call with Alice is over (Alice's BYE or Bob's own, whichever came first); Bob and Carol talk on.
+    expect(['remote-bye', 'transferred']).toContain((await theirs.done).reason);
+    expect(call.endInfo?.reason ?? (await call.done).reason).toMatch(/^(local-hangup|remote-bye)$/);
+    expect(atCarol.ended).toBe(false);
+    await atCarol.hangup();
+  });
+
+  it('with followRefer a new call that fails is reported to the transferor with its status; the old call goes on', async () => {
+    const { pbx, alice, bob } = await pair({ followRefer: true });
+    await phoneAt(pbx, CAROL);
+    pbx.calleeStatus.set(CAROL.username, 486);
+    const bobCall = new Promise<Call>((r) => bob.phone.once('callAnswered', r));
+    const call = await alice.phone.call(BOB.username);
+    await new Promise<void>((r) => call.once('answered', () => r()));
+    const theirs = await bobCall;
+    expect(await call.transfer(CAROL.username)).toEqual({ ok: false, status: 486, reason: 'Busy Here' });
+    expect(theirs.ended).toBe(false);
+    expect(call.ended).toBe(false);
+    await call.hangup();
+    expect((await theirs.done).reason).toBe('remote-bye');
   });
 });
 

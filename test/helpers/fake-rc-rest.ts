@@ -51,6 +51,10 @@ export interface FakeRcRestBehaviour {
   onlyTransports: string[] | null;
   /** Drop these fields from the requested sipInfo entries (e.g. 'password'). */
   omitSipInfoFields: string[];
+  /** Answer this many sip-provision requests with 429 (and Retry-After) before serving them (rate limit). */
+  rateLimitProvision: number;
+  /** Each new device gets its own id, username and authorization id (as RingCentral does), not FAKE_SIP's. */
+  distinctDevices: boolean;
 }
 
 export interface FakeCredentials {
@@ -107,7 +111,10 @@ export class FakeRcRest {
     extraSipInfo: [],
     onlyTransports: null,
     omitSipInfoFields: [],
+    rateLimitProvision: 0,
+    distinctDevices: false,
   };
+  #provisioned = 0;
   readonly credentials: FakeCredentials;
   /** Access tokens issued and not revoked. */
   readonly liveTokens = new Set<string>();
@@ -271,6 +278,10 @@ export class FakeRcRest {
       return json(401, apiError('OAU-149', 'Invalid token'));
     }
     if (behaviour === 'rate-limited') return this.#rateLimited();
+    if (this.behaviour.rateLimitProvision > 0) {
+      this.behaviour.rateLimitProvision--;
+      return this.#rateLimited();
+    }
     if (behaviour === 'no-permission') {
       return json(
         403,
@@ -310,13 +321,22 @@ export class FakeRcRest {
       return json(400, apiError('CMN-101', 'Parameter [sipInfo.transport] value is invalid'));
     }
     const transports = this.behaviour.onlyTransports ?? requested;
-    const deviceId = typeof request.device?.id === 'string' ? request.device.id : FAKE_SIP.deviceId;
+    const n = ++this.#provisioned;
+    const distinct = this.behaviour.distinctDevices && typeof request.device?.id !== 'string';
+    const deviceId =
+      typeof request.device?.id === 'string'
+        ? request.device.id
+        : distinct
+          ? `${FAKE_SIP.deviceId}${n}`
+          : FAKE_SIP.deviceId;
     const sipInfo = transports.map((transport) => {
       const entry: Record<string, unknown> = {
-        username: FAKE_SIP.username,
+        username: distinct
+          ? `${FAKE_SIP.username.slice(0, -2)}${String(n).padStart(2, '0')}`
+          : FAKE_SIP.username,
         password: FAKE_SIP.password,
         authorizationTypes: ['SipDigest'],
-        authorizationId: FAKE_SIP.authorizationId,
+        authorizationId: distinct ? `${FAKE_SIP.authorizationId}${n}` : FAKE_SIP.authorizationId,
         domain: FAKE_SIP.domain,
         outboundProxy: PROXIES[transport]?.primary,
         outboundProxyIPv6: 'sip10-v6.ringcentral.com:5090',

@@ -22,7 +22,12 @@ export type Tool =
   | 'linphonec'
   | 'pocketsphinx_continuous'
   /** Not a program: libsrtp's Python binding; its path is a python3 that imports it. */
-  | 'pylibsrtp';
+  | 'pylibsrtp'
+  | 'redis-server'
+  | 'nats-server'
+  /** Not a program: PyYAML for the system python3 (reads the deployment examples' YAML). */
+  | 'pyyaml'
+  | 'systemd-analyze';
 
 /** Env var that may point at a tool's binary, e.g. KAMAILIO_BIN=/opt/kamailio/sbin/kamailio. */
 const ENV_OVERRIDE: Record<Tool, string> = {
@@ -36,6 +41,10 @@ const ENV_OVERRIDE: Record<Tool, string> = {
   linphonec: 'LINPHONEC_BIN',
   pocketsphinx_continuous: 'POCKETSPHINX_BIN',
   pylibsrtp: 'PYLIBSRTP_PYTHON',
+  'redis-server': 'REDIS_SERVER_BIN',
+  'nats-server': 'NATS_SERVER_BIN',
+  pyyaml: 'PYYAML_PYTHON',
+  'systemd-analyze': 'SYSTEMD_ANALYZE_BIN',
 };
 
 /** Which Debian package provides a tool, for the skip/fail message. */
@@ -50,6 +59,10 @@ const PACKAGE: Record<Tool, string> = {
   linphonec: 'linphone-cli',
   pocketsphinx_continuous: 'pocketsphinx',
   pylibsrtp: 'python3-pylibsrtp',
+  'redis-server': 'redis-server',
+  'nats-server': 'nats-server',
+  pyyaml: 'python3-yaml',
+  'systemd-analyze': 'systemd',
 };
 
 // Kamailio lives in /usr/sbin, which a non-root PATH often lacks.
@@ -83,6 +96,8 @@ export function checkTool(tool: Tool): ToolCheck {
     result = checkKamailioModule('tls.so', override);
   } else if (tool === 'pylibsrtp') {
     result = checkPythonModule('pylibsrtp', override);
+  } else if (tool === 'pyyaml') {
+    result = checkPythonModule('yaml', override, 'pyyaml');
   } else if (override !== undefined && override !== '') {
     result = isExecutableFile(override)
       ? { ok: true, path: override }
@@ -134,8 +149,11 @@ function checkKamailioModule(file: string, override: string | undefined): ToolCh
  * where apt installs python3-* modules; a virtualenv's python3 on PATH may
  * lack them), or for the interpreter the override names.
  */
-function checkPythonModule(module: string, override: string | undefined): ToolCheck {
-  const tool = 'pylibsrtp';
+function checkPythonModule(
+  module: string,
+  override: string | undefined,
+  tool: 'pylibsrtp' | 'pyyaml' = 'pylibsrtp',
+): ToolCheck {
   const python = override !== undefined && override !== '' ? override : '/usr/bin/python3';
   if (!isExecutableFile(python)) {
     return {

@@ -85,7 +85,9 @@ describe('SendPath', () => {
     // 60 ms … 500 ms: every frame, none skipped, timestamps 160 apart.
     expect(backlog).toHaveLength(23);
     const last = before.at(-1)!;
-    backlog.forEach((p, i) => expect((p.timestamp - last.timestamp) >>> 0).toBe(160 * (i + 1)));
+    backlog.forEach((p, i) => {
+      expect((p.timestamp - last.timestamp) >>> 0).toBe(160 * (i + 1));
+    });
     expect(backlog[0]?.marker).toBe(false);
     // Beyond the limit it still skips ahead.
     const later: RtpPacket[] = [];

@@ -9,9 +9,11 @@ import { Softphone } from '../../softphone.js';
 import { ExitCode, intOption, UsageError } from '../common.js';
 import { addDeviceOptions, configUsageError, type DeviceFlags, prepareDevice } from '../device.js';
 import { wireEvents } from '../events.js';
+import { addFleetOptions, checkFleetFlags, type FleetFlags, FleetServices, fleetSecrets } from '../fleet.js';
 import { startStatusLine } from '../status-line.js';
+import { listenFleet } from './listen-fleet.js';
 
-interface ListenFlags extends DeviceFlags {
+export interface ListenFlags extends DeviceFlags, FleetFlags {
   maxCalls: number;
   exitAfter?: number;
   play?: string;
@@ -25,7 +27,9 @@ Examples:
   $ rc-softphone listen --play greeting.wav              # play a greeting to every caller
   $ rc-softphone listen --media-ip 203.0.113.7 --rtp-ports 40000-40999
   $ rc-softphone listen --pipe 'sox -t raw -r 8000 -e signed -b 16 -c 1 - -r 16000 -t raw - | my-asr'
-  $ rc-softphone listen --stream-url ws://localhost:8080/media`;
+  $ rc-softphone listen --stream-url ws://localhost:8080/media
+  $ rc-softphone listen --devices ./devices --http :9464     # a fleet: every *.json in ./devices, metrics
+  $ rc-softphone listen --devices ./devices --events redis://127.0.0.1:6379 --coordinate redis://127.0.0.1:6379`;
 
 export function listenCommand(setExitCode: (code: number) => void): Command {
   const command = new Command('listen')
@@ -41,7 +45,8 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
       '--play <file>',
       'a greeting: play this WAV (any rate, mono or stereo) to every caller on answer',
     );
-  addDeviceOptions(command).addHelpText('after', EXAMPLES).exitOverride();
+  addDeviceOptions(command);
+  addFleetOptions(command).addHelpText('after', EXAMPLES).exitOverride();
   command.action(async (flags: ListenFlags) => {
     setExitCode(await listen(flags));
   });
@@ -49,10 +54,28 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
 }
 
 async function listen(flags: ListenFlags): Promise<number> {
+  const settings = checkFleetFlags(flags);
+  if (settings.devices !== undefined) return listenFleet(flags, settings, loadGreeting);
   // Everything that can be wrong with the configuration is found before any network I/O.
   const { options, resolved, log } = await prepareDevice(flags);
+  for (const secret of fleetSecrets(settings)) log.scrubber.add(secret);
   const greeting = flags.play === undefined ? undefined : await loadGreeting(flags.play);
   const phone = new Softphone({ ...options, maxCalls: flags.maxCalls });
+  const deviceId = options.sipInfo.deviceId ?? options.sipInfo.username;
+  const services =
+    settings.http || settings.events
+      ? await FleetServices.start(settings, log, {
+          devices: () => [
+            {
+              id: deviceId,
+              state: phone.registered ? 'registered' : 'starting',
+              registered: phone.registered,
+              activeCalls: phone.activeCalls.length,
+            },
+          ],
+        })
+      : undefined;
+  services?.watch(deviceId, phone, log);
   log.info(
     'starting',
     { credentials: resolved.description, recordDir: flags.record ? flags.recordDir : null },
@@ -80,7 +103,9 @@ async function listen(flags: ListenFlags): Promise<number> {
   const stop = (why: string): Promise<void> => {
     stopping ??= (async () => {
       log.info('shutdown', { reason: why, activeCalls: phone.activeCalls.length }, `shutting down (${why})…`);
+      services?.stopping();
       await phone.stop();
+      await services?.close();
       stopStatus();
     })();
     return stopping;
@@ -115,6 +140,7 @@ async function listen(flags: ListenFlags): Promise<number> {
     if (stopping) return done;
     const usage = configUsageError(err, flags);
     await phone.stop();
+    await services?.close();
     stopStatus();
     // The record dir checked above can change before start() checks it again.
     if (usage) throw usage;
@@ -125,7 +151,7 @@ async function listen(flags: ListenFlags): Promise<number> {
 }
 
 /** The greeting is read and converted once, before registering: a bad file is a usage error. */
-async function loadGreeting(path: string): Promise<PlayPcm> {
+export async function loadGreeting(path: string): Promise<PlayPcm> {
   try {
     return { pcm: await loadAudioFile(path, PLAY_SAMPLE_RATE), sampleRate: PLAY_SAMPLE_RATE };
   } catch (err) {

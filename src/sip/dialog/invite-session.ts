@@ -131,7 +131,11 @@ export interface InviteSessionEvents {
   ackTimeout: [];
   /** The far end sent INFO (answered 200). */
   info: [info: { contentType: string; body: Uint8Array }];
-  /** The far end asked us to transfer (REFER, RFC 3515): answered 603 unless the owner accepts. */
+  /**
+   * The far end asked us to transfer (REFER, RFC 3515): answered 603, or
+   * 202 when the owner follows transfers (followRefers), in which case it
+   * reports the new call's progress with notifyRefer().
+   */
   refer: [info: { referTo: string; referredBy: string | undefined; accepted: boolean }];
   /** Progress of a transfer we asked for (NOTIFY with message/sipfrag). */
   referProgress: [progress: ReferProgress];
@@ -203,6 +207,8 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
   /** A re-INVITE of ours in progress. */
   #reinvite: InviteClientTransaction | undefined;
   #referWaiter: ((progress: ReferProgress) => void) | undefined;
+  /** Accept REFERs (202) instead of declining them (603): the owner places the new call. */
+  #followRefers = false;
 
   private constructor(
     role: 'uas' | 'uac',
@@ -501,6 +507,35 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
    * status the transferee reports in its NOTIFY sipfrag (or the REFER's own
    * refusal, or 408 when no final NOTIFY comes within REFER_TIMEOUT_MS).
    */
+  /** Whether REFERs from the far end are accepted (202, the owner follows them) or declined (603). */
+  followRefers(follow: boolean): void {
+    this.#followRefers = follow;
+  }
+
+  /**
+   * Transferee side (RFC 3515 2.4.4-2.4.5): reports the new call's progress
+   * to the transferor as a NOTIFY with a message/sipfrag status line; a final
+   * status terminates the implicit subscription. Resolves with the NOTIFY's
+   * response status (0 when it could not be sent: the dialog ended).
+   */
+  async notifyRefer(status: number, reason: string): Promise<number> {
+    const dialog = this.#dialog;
+    if (dialog === undefined || this.#state === 'terminated') return 0;
+    const final = status >= 200;
+    const request = dialog.createRequest('NOTIFY', this.#host.userAgent);
+    request.headers
+      .append('Event', 'refer')
+      .append('Subscription-State', final ? 'terminated;reason=noresource' : 'active;expires=60')
+      .append('Contact', this.#host.contact(dialog.flow))
+      .append('Content-Type', 'message/sipfrag;version=2.0');
+    request.body = Buffer.from(`SIP/2.0 ${status} ${reason}\r\n`, 'utf8');
+    try {
+      return (await this.#host.request(request, dialog.flow)).status;
+    } catch {
+      return 0;
+    }
+  }
+
   async refer(target: string, referredBy: string): Promise<ReferProgress> {
     const dialog = this.#requireDialog('REFER');
     const request = dialog.createRequest('REFER', this.#host.userAgent);
@@ -701,9 +736,17 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
       incoming.respond(400, 'Missing Refer-To');
       return;
     }
-    // We do not act on transfers we were asked for (the owner may opt in later): decline, report.
-    incoming.respond(603, 'Decline');
-    this.emit('refer', { referTo, referredBy: request.headers.get('Referred-By'), accepted: false });
+    const referredBy = request.headers.get('Referred-By');
+    if (!this.#followRefers || this.#state !== 'confirmed') {
+      // Transfers we were asked for are not acted on unless the owner opted in: decline, report.
+      incoming.respond(603, 'Decline');
+      this.emit('refer', { referTo, referredBy, accepted: false });
+      return;
+    }
+    // RFC 3515 2.4.2: accepted; the first NOTIFY follows at once (2.4.4: 100 Trying).
+    incoming.respond(202, 'Accepted');
+    this.emit('refer', { referTo, referredBy, accepted: true });
+    void this.notifyRefer(100, 'Trying');
   }
 
   // ── internals: UAC ────────────────────────────────────────────────────

@@ -401,6 +401,42 @@ describe('InviteSession as UAS', () => {
     notify('SIP/2.0 200 OK\r\n', 'terminated;reason=noresource', 4);
     expect(await transfer).toEqual({ status: 200, reason: 'OK', final: true });
   });
+
+  it('following REFERs: 202, an immediate NOTIFY 100 Trying, then the owner’s final status ends the subscription', async () => {
+    const { session, host } = uas();
+    session.followRefers(true);
+    session.accept();
+    const tag = toTagOf(conn.responses(200)[0]);
+    session.receive(incoming(conn, request('ACK', { toTag: tag })));
+    const refers: unknown[] = [];
+    session.on('refer', (r) => refers.push(r));
+    session.receive(
+      incoming(
+        conn,
+        request('REFER', {
+          toTag: tag,
+          cseq: 2,
+          extra: ['Refer-To: <sip:carol@example.com>', 'Referred-By: <sip:alice@example.com>'],
+        }),
+      ),
+    );
+    expect(conn.responses(202)).toHaveLength(1);
+    expect(refers).toEqual([
+      { referTo: '<sip:carol@example.com>', referredBy: '<sip:alice@example.com>', accepted: true },
+    ]);
+    await vi.advanceTimersByTimeAsync(0);
+    const trying = host.requests.at(-1)!;
+    expect(trying.method).toBe('NOTIFY');
+    expect(trying.headers.get('Event')).toBe('refer');
+    expect(trying.headers.get('Subscription-State')).toBe('active;expires=60');
+    expect(trying.headers.get('Content-Type')).toBe('message/sipfrag;version=2.0');
+    expect(Buffer.from(trying.body).toString()).toBe('SIP/2.0 100 Trying\r\n');
+    await session.notifyRefer(486, 'Busy Here');
+    const final = host.requests.at(-1)!;
+    expect(final.headers.get('Subscription-State')).toBe('terminated;reason=noresource');
+    expect(Buffer.from(final.body).toString()).toBe('SIP/2.0 486 Busy Here\r\n');
+    expect(final.headers.cseq()!.seq).toBeGreaterThan(trying.headers.cseq()!.seq);
+  });
 });
 
 describe('InviteSession as UAC', () => {

@@ -1,0 +1,248 @@
+/**
+ * Prometheus metrics (prom-client), one registry per process. Gauges that
+ * describe the present (registration, calls in progress, leases) are read
+ * from the fleet when scraped; counters are fed by events. Media counters
+ * (packets, concealment, sink drops, recording bytes) are added when each
+ * call ends: a call's statistics are final only then. Node's own metrics
+ * (event-loop delay, GC pauses, memory, CPU) come from prom-client's
+ * defaults with the same prefix.
+ */
+import { stat } from 'node:fs/promises';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { ExporterStats } from '../events/exporter.js';
+import type { DeviceState } from '../fleet/fleet.js';
+import type { Softphone } from '../softphone.js';
+
+export const METRIC_PREFIX = 'rc_softphone_';
+
+export interface DeviceView {
+  id: string;
+  state: DeviceState;
+  registered: boolean;
+  activeCalls: number;
+  /** Defined when coordinated. */
+  leaseHeld?: boolean;
+}
+
+export interface MetricsSources {
+  devices: () => Iterable<DeviceView>;
+  exporter?: () => ExporterStats | undefined;
+  coordination?: () => { members: number; share: number; storeConnected: boolean } | undefined;
+}
+
+const STATES: readonly DeviceState[] = [
+  'standby',
+  'starting',
+  'registered',
+  'reconnecting',
+  'retrying',
+  'stopping',
+  'stopped',
+];
+
+export class SoftphoneMetrics {
+  readonly registry = new Registry();
+  readonly #calls: Counter<'device' | 'direction' | 'outcome'>;
+  readonly #rejected: Counter<'device' | 'status'>;
+  readonly #regFailures: Counter<'device'>;
+  readonly #received: Counter<'device'>;
+  readonly #lost: Counter<'device'>;
+  readonly #late: Counter<'device'>;
+  readonly #concealed: Counter<'device'>;
+  readonly #sinkDropped: Counter<'device' | 'sink'>;
+  readonly #recordingBytes: Counter<'device'>;
+
+  constructor(sources: MetricsSources, options: { defaultMetrics?: boolean } = {}) {
+    const r = this.registry;
+    const p = METRIC_PREFIX;
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: r, prefix: p });
+    new Gauge({
+      name: `${p}device_registered`,
+      help: 'Whether the device is registered (1) or not (0).',
+      labelNames: ['device'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const d of sources.devices()) this.set({ device: d.id }, d.registered ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${p}device_state`,
+      help: 'The device state: 1 for the current one (standby, starting, registered, reconnecting, retrying, stopping, stopped).',
+      labelNames: ['device', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const d of sources.devices()) {
+          for (const s of STATES) this.set({ device: d.id, state: s }, d.state === s ? 1 : 0);
+        }
+      },
+    });
+    new Gauge({
+      name: `${p}active_calls`,
+      help: 'Calls in progress.',
+      labelNames: ['device'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const d of sources.devices()) this.set({ device: d.id }, d.activeCalls);
+      },
+    });
+    if (sources.coordination) {
+      const coordination = sources.coordination;
+      new Gauge({
+        name: `${p}device_lease_held`,
+        help: 'Whether this process holds the device lease (1) or not (0).',
+        labelNames: ['device'],
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const d of sources.devices()) this.set({ device: d.id }, d.leaseHeld ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: `${p}fleet_members`,
+        help: 'Live processes listing this fleet, at the last heartbeat.',
+        registers: [r],
+        collect() {
+          this.set(coordination()?.members ?? 0);
+        },
+      });
+      new Gauge({
+        name: `${p}fleet_share`,
+        help: 'Devices this process takes at most.',
+        registers: [r],
+        collect() {
+          this.set(coordination()?.share ?? 0);
+        },
+      });
+      new Gauge({
+        name: `${p}lease_store_up`,
+        help: 'Whether the lease store answered the last round (1) or not (0).',
+        registers: [r],
+        collect() {
+          this.set(coordination()?.storeConnected ? 1 : 0);
+        },
+      });
+    }
+    if (sources.exporter) {
+      const stats = sources.exporter;
+      const counterOf = (
+        name: string,
+        help: string,
+        key: 'published' | 'delivered' | 'dropped' | 'failures',
+      ) =>
+        new Counter({
+          name: `${p}${name}`,
+          help,
+          registers: [r],
+          collect() {
+            const s = stats();
+            if (s) {
+              this.reset();
+              this.inc(s[key]);
+            }
+          },
+        });
+      counterOf('events_published_total', 'Events queued for the broker.', 'published');
+      counterOf('events_delivered_total', 'Events the broker acknowledged.', 'delivered');
+      counterOf(
+        'events_dropped_total',
+        'Events dropped from the full buffer while the broker was away.',
+        'dropped',
+      );
+      counterOf('events_send_failures_total', 'Failed sends to the broker (each retried).', 'failures');
+      new Gauge({
+        name: `${p}events_buffered`,
+        help: 'Events waiting for the broker.',
+        registers: [r],
+        collect() {
+          this.set(stats()?.buffered ?? 0);
+        },
+      });
+      new Gauge({
+        name: `${p}events_broker_up`,
+        help: 'Whether the last send to the broker succeeded (1) or not (0).',
+        registers: [r],
+        collect() {
+          this.set(stats()?.connected ? 1 : 0);
+        },
+      });
+    }
+    this.#calls = new Counter({
+      name: `${p}calls_total`,
+      help: 'Calls ended, by direction and outcome (remote-bye, local-hangup, cancelled, rejected, no-answer, media-timeout, max-duration, shutdown, flow-lost, error, …).',
+      labelNames: ['device', 'direction', 'outcome'],
+      registers: [r],
+    });
+    this.#rejected = new Counter({
+      name: `${p}calls_refused_total`,
+      help: 'INVITEs not taken (busy, no acceptable codec, cancelled before the answer), by SIP status.',
+      labelNames: ['device', 'status'],
+      registers: [r],
+    });
+    this.#regFailures = new Counter({
+      name: `${p}registration_failures_total`,
+      help: 'REGISTER exchanges that failed.',
+      labelNames: ['device'],
+      registers: [r],
+    });
+    const perDevice = (name: string, help: string) =>
+      new Counter({ name: `${p}${name}`, help, labelNames: ['device'], registers: [r] });
+    this.#received = perDevice(
+      'rtp_packets_received_total',
+      'RTP packets received (counted when each call ends).',
+    );
+    this.#lost = perDevice('rtp_packets_lost_total', 'RTP packets lost (counted when each call ends).');
+    this.#late = perDevice(
+      'rtp_packets_late_total',
+      'RTP packets that arrived too late for the recording (counted when each call ends).',
+    );
+    this.#concealed = perDevice(
+      'live_frames_concealed_total',
+      'Silent frames the live stream played while audio was overdue (counted when each call ends).',
+    );
+    this.#sinkDropped = new Counter({
+      name: `${p}sink_frames_dropped_total`,
+      help: 'Frames a live sink (engine pipe, media stream) could not take (counted when each call ends).',
+      labelNames: ['device', 'sink'],
+      registers: [r],
+    });
+    this.#recordingBytes = perDevice(
+      'recording_bytes_total',
+      'Bytes of WAV recordings written (counted when each call ends).',
+    );
+  }
+
+  /** Counts the events of one device's Softphone (call it for every new Softphone of the device). */
+  watch(device: string, phone: Softphone): void {
+    phone.on('registrationFailed', () => this.#regFailures.inc({ device }));
+    phone.on('callRejected', (info) => this.#rejected.inc({ device, status: String(info.status) }));
+    phone.on('callEnded', (call, info) => {
+      this.#calls.inc({ device, direction: call.direction, outcome: info.reason });
+      const s = info.stats;
+      if (s) {
+        this.#received.inc({ device }, s.received);
+        this.#lost.inc({ device }, s.lost);
+        this.#late.inc({ device }, s.late);
+        this.#concealed.inc({ device }, s.liveConcealed ?? 0);
+        if (s.engineFramesDropped) this.#sinkDropped.inc({ device, sink: 'engine' }, s.engineFramesDropped);
+        if (s.streamFramesDropped) this.#sinkDropped.inc({ device, sink: 'stream' }, s.streamFramesDropped);
+      }
+      if (info.wav) {
+        stat(info.wav).then(
+          (st) => this.#recordingBytes.inc({ device }, st.size),
+          () => {},
+        );
+      }
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The metrics: Prometheus naming (rc_softphone_ prefix, counters end in
+ * _total, units in names), the values a fleet's state and a call's end put
+ * there, the HTTP endpoint's answers, and the Grafana dashboard in samples/
+ * querying only metrics that exist.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseHttpListen, startObservabilityServer } from '../../src/observability/http.js';
+import { type DeviceView, SoftphoneMetrics } from '../../src/observability/metrics.js';
+import { projectRoot } from '../helpers/paths.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function fullMetrics(devices: DeviceView[] = []) {
+  return new SoftphoneMetrics({
+    devices: () => devices,
+    exporter: () => ({ published: 10, delivered: 7, dropped: 2, buffered: 1, failures: 3, connected: false }),
+    coordination: () => ({ members: 3, share: 2, storeConnected: true }),
+  });
+}
+
+/** Every series name the registry can expose (histograms and summaries with their suffixes). */
+async function seriesNames(m: SoftphoneMetrics): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const metric of await m.registry.getMetricsAsJSON()) {
+    names.add(metric.name);
+    if (String(metric.type) === 'histogram')
+      for (const s of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${s}`);
+    if (String(metric.type) === 'summary')
+      for (const s of ['_sum', '_count']) names.add(`${metric.name}${s}`);
+  }
+  return names;
+}
+
+describe('SoftphoneMetrics', () => {
+  it('follows Prometheus naming: prefix, _total counters, units', async () => {
+    const m = fullMetrics();
+    for (const metric of await m.registry.getMetricsAsJSON()) {
+      expect(metric.name).toMatch(/^rc_softphone_[a-z0-9_]+$/);
+      if (String(metric.type) === 'counter') expect(metric.name).toMatch(/_total$/);
+      // (prom-client's own gauges such as nodejs_active_resources_total keep their upstream names.)
+      else if (!/^rc_softphone_(nodejs|process)_/.test(metric.name))
+        expect(metric.name).not.toMatch(/_total$/);
+      expect(metric.help.length).toBeGreaterThan(5);
+    }
+    const names = await seriesNames(m);
+    for (const wanted of [
+      'rc_softphone_device_registered',
+      'rc_softphone_active_calls',
+      'rc_softphone_calls_total',
+      'rc_softphone_rtp_packets_received_total',
+      'rc_softphone_rtp_packets_lost_total',
+      'rc_softphone_rtp_packets_late_total',
+      'rc_softphone_live_frames_concealed_total',
+      'rc_softphone_sink_frames_dropped_total',
+      'rc_softphone_recording_bytes_total',
+      'rc_softphone_nodejs_eventloop_lag_seconds',
+      'rc_softphone_nodejs_gc_duration_seconds_sum',
+      'rc_softphone_events_dropped_total',
+      'rc_softphone_device_lease_held',
+    ]) {
+      expect(names, wanted).toContain(wanted);
+    }
+  });
+
+  it('reads the fleet when scraped', async () => {
+    const m = fullMetrics([
+      { id: 'a', state: 'registered', registered: true, activeCalls: 2, leaseHeld: true },
+      { id: 'b', state: 'retrying', registered: false, activeCalls: 0, leaseHeld: false },
+    ]);
+    const text = await m.metrics();
+    expect(text).toContain('rc_softphone_device_registered{device="a"} 1');
+    expect(text).toContain('rc_softphone_device_registered{device="b"} 0');
+    expect(text).toContain('rc_softphone_device_state{device="b",state="retrying"} 1');
+    expect(text).toContain('rc_softphone_device_state{device="b",state="registered"} 0');
+    expect(text).toContain('rc_softphone_active_calls{device="a"} 2');
+    expect(text).toContain('rc_softphone_device_lease_held{device="a"} 1');
+    expect(text).toContain('rc_softphone_fleet_members 3');
+    expect(text).toContain('rc_softphone_events_dropped_total 2');
+    expect(text).toContain('rc_softphone_events_broker_up 0');
+  });
+
+  it('serves /metrics, /healthz, /readyz (503 with the reason when not ready) and 404/405 otherwise', async () => {
+    const m = fullMetrics([{ id: 'a', state: 'starting', registered: false, activeCalls: 0 }]);
+    let ready = false;
+    const server = await startObservabilityServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      metrics: m,
+      readiness: () => ({
+        ready,
+        required: 1,
+        reason: ready ? '1 of 1' : '0 of 1 devices registered (1 needed)',
+      }),
+    });
+    cleanups.push(() => server.close());
+    const base = `http://127.0.0.1:${server.port}`;
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toMatch(/text\/plain/);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const notReady = await fetch(`${base}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.json()).toMatchObject({
+      ready: false,
+      reason: '0 of 1 devices registered (1 needed)',
+    });
+    ready = true;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('a taken --http port is a clear error naming the flag', async () => {
+    const m = fullMetrics();
+    const first = await startObservabilityServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      metrics: m,
+      readiness: () => ({ ready: true, required: 0, reason: '' }),
+    });
+    cleanups.push(() => first.close());
+    await expect(
+      startObservabilityServer({
+        listen: { host: '127.0.0.1', port: first.port },
+        metrics: fullMetrics(),
+        readiness: () => ({ ready: true, required: 0, reason: '' }),
+      }),
+    ).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/--http .*EADDRINUSE/),
+    });
+  });
+
+  it.each([
+    ['127.0.0.1:9464', { host: '127.0.0.1', port: 9464 }],
+    [':9464', { host: '0.0.0.0', port: 9464 }],
+    ['[::1]:9000', { host: '::1', port: 9000 }],
+    ['metrics.local:80', { host: 'metrics.local', port: 80 }],
+  ])('--http %s', (text, value) => {
+    expect(parseHttpListen(text)).toEqual({ ok: true, value });
+  });
+
+  it.each(['9464', 'host:', 'host:99999', '[::1]'])('--http %s is refused', (text) => {
+    expect(parseHttpListen(text).ok).toBe(false);
+  });
+});
+
+describe('samples/grafana-dashboard.json', () => {
+  it('is an importable dashboard whose queries use only metrics the bot exposes', async () => {
+    const dash = JSON.parse(
+      readFileSync(path.join(projectRoot, 'samples', 'grafana-dashboard.json'), 'utf8'),
+    ) as {
+      title: string;
+      uid: string;
+      panels: { id: number; title: string; targets: { expr: string }[]; gridPos: unknown }[];
+      __inputs: { pluginId: string }[];
+    };
+    expect(dash.title).toBeTruthy();
+    expect(dash.__inputs[0]!.pluginId).toBe('prometheus');
+    const names = await seriesNames(fullMetrics());
+    const used = new Set<string>();
+    for (const p of dash.panels) {
+      expect(p.gridPos).toBeTruthy();
+      for (const t of p.targets) for (const n of t.expr.match(/rc_softphone_[a-z0-9_]+/g) ?? []) used.add(n);
+    }
+    expect(used.size).toBeGreaterThan(10);
+    for (const n of used) expect(names, n).toContain(n);
+    expect(new Set(dash.panels.map((p) => p.id)).size).toBe(dash.panels.length);
+  });
+});

@@ -322,18 +322,22 @@ process.on('SIGUSR2', () => {
 // ---------------------------------------------------------------------------
 // small helpers
 
-/** Children still running, killed when this process exits whatever the way. */
+/** Children still running, killed when this process exits whatever the way (and the work directory removed). */
 const children = new Set<ChildProcess>();
+let workToRemove: string | undefined;
 let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of children) c.kill('SIGKILL');
+    if (workToRemove !== undefined) rmSync(workToRemove, { recursive: true, force: true });
+  });
+}
 function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of children) c.kill('SIGKILL');
-    });
-  }
+  installExitHook();
   return child;
 }
 
@@ -797,6 +801,8 @@ export async function benchCodecCapacity(
   const started = performance.now();
   const loadStart = os.loadavg();
   const work = mkdtempSync(path.join(os.tmpdir(), 'rcsp-codec-capacity-'));
+  installExitHook();
+  if (!options.keepFiles) workToRemove = work;
   const jsonFile =
     options.jsonFile ??
     path.join(
@@ -915,6 +921,7 @@ export async function benchCodecCapacity(
     return figures;
   } finally {
     if (!options.keepFiles) rmSync(work, { recursive: true, force: true });
+    workToRemove = undefined;
   }
 }
 

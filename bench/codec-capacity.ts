@@ -66,6 +66,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FRAME_MS } from '../src/media/frame.js';
 import { loadOpus } from '../src/media/opus.js';
+import { align, segmentCorrelation } from '../test/helpers/correlate.js';
 import { freeUdpPortRange } from '../test/helpers/ports.js';
 import { readWav } from '../test/helpers/wav.js';
 import { percentile, readProc, round1, round3, stopChild } from './capacity.js';
@@ -264,6 +265,13 @@ export interface CodecCapacityFigures {
   };
   /** bench/media-path.ts, the same run: receive path per packet, plain and behind SRTP. */
   mediaPath?: { plainNsPerPacket: number; srtp: SrtpFigures[] };
+  /**
+   * The Opus stream every call sends, decoded (what each of its WAVs must
+   * hold bit for bit) against the speech it encodes: median normalized
+   * correlation of 200 ms segments over the first 5 s. That the recordings
+   * are speech, not merely what some decoder made of the packets.
+   */
+  opusSpeechCorrelation?: number;
   machine: { cpus: number; model: string };
   loadAverage: { start: number[]; end: number[] };
   wallSeconds: number;
@@ -821,6 +829,14 @@ export async function benchCodecCapacity(
       writeFileSync(file, packPayloads(stream.payloads));
       streams.set(codec, { stream, file });
     }
+    let opusSpeechCorrelation: number | undefined;
+    const opus = streams.get('opus')?.stream;
+    if (opus) {
+      const reference = speech.subarray(0, 5 * 16000);
+      const found = align(reference, opus.expected.subarray(0, 6 * 16000), 16000);
+      if (found)
+        opusSpeechCorrelation = round3(segmentCorrelation(reference, opus.expected, 16000, found).median);
+    }
 
     let mediaPath: CodecCapacityFigures['mediaPath'];
     if (options.mediaPath !== false) {
@@ -911,6 +927,7 @@ export async function benchCodecCapacity(
         }),
       },
       ...(mediaPath && { mediaPath }),
+      ...(opusSpeechCorrelation !== undefined && { opusSpeechCorrelation }),
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown' },
       loadAverage: { start: loadStart.map(round1), end: os.loadavg().map(round1) },
       wallSeconds: round1((performance.now() - started) / 1000),
@@ -1038,6 +1055,10 @@ export function printCodecCapacity(f: CodecCapacityFigures, log: (line: string) 
   if (v.opus)
     log(
       `Opus at N=${v.opus.calls}${v.opus.atTarget ? '' : ' (the target is N=200)'}: frames lost ${v.opus.framesLost} (target 0), concealed ${v.opus.plcMs} ms, bot CPU ${v.opus.cpuPercent} % of a core: ${v.opus.pass ? 'met' : v.opus.lossFigureValid ? 'NOT met' : 'not measured (the load generator was late beyond the recording bound: see (!))'}`,
+    );
+  if (f.opusSpeechCorrelation !== undefined)
+    log(
+      `  (the Opus recordings are bit-exact copies of the stream's decoding, which matches the speech sent: median correlation of 200 ms segments ${f.opusSpeechCorrelation})`,
     );
   if (f.mediaPath) {
     log(`media path per packet, in-process (bench/media-path.ts): plain ${f.mediaPath.plainNsPerPacket} ns`);

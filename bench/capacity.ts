@@ -64,7 +64,17 @@ import { freePort, freeUdpPortRange } from '../test/helpers/ports.js';
 import { checkTools, toolPath } from '../test/helpers/tools.js';
 import { readWav } from '../test/helpers/wav.js';
 import { DEFAULT_USER, type Kamailio, startKamailio } from '../test/interop/kamailio/harness.js';
-import { exited, PACKET_BYTES, prepareSpeech, RATE, waitForStderr } from '../test/interop/kamailio/speech.js';
+import {
+  classifyRecording as classify,
+  exited,
+  PACKET_BYTES,
+  prepareSpeech,
+  RATE,
+  waitForStderr,
+} from '../test/interop/kamailio/speech.js';
+
+/** The recording check the benches share (speech.ts has it for the tests too). */
+export { classify };
 
 export interface CapacityOptions {
   /** Concurrent calls. Default 200. */
@@ -184,7 +194,7 @@ const ON_TIME_MS = RECORDING_DELAY_MS - FRAME_MS;
 export const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on every Linux ABI Node runs on
 
 /** Preloaded into the bot: event-loop delay, reset on SIGUSR2 (load starts), written at exit. */
-const ELD_PRELOAD = `
+export const ELD_PRELOAD = `
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 const histogram = monitorEventLoopDelay({ resolution: 5 });
@@ -260,40 +270,6 @@ export function latencyFigures(values: number[]): LatencyFigures {
 
 // ---------------------------------------------------------------------------
 // speech and recordings
-
-/**
- * 'exact': zeros, then exactly `sent` × `times`, then zeros. 'gaps': every
- * 160-sample packet present, bit-exact and in order, with runs of zeros
- * inserted between some. 'broken': otherwise.
- */
-export function classify(wav: Int16Array, sent: Int16Array, times: number): 'exact' | 'gaps' | 'broken' {
-  const firstNonZero = (a: Int16Array) => a.findIndex((s) => s !== 0);
-  const offset = firstNonZero(wav) - firstNonZero(sent);
-  if (offset < 0) return 'broken';
-  for (let i = 0; i < offset; i++) if (wav[i] !== 0) return 'broken';
-  const packetsPerLoop = sent.length / PACKET_BYTES;
-  const matchesAt = (at: number, packet: number) => {
-    if (at + PACKET_BYTES > wav.length) return false;
-    const base = (packet % packetsPerLoop) * PACKET_BYTES;
-    for (let i = 0; i < PACKET_BYTES; i++) if (wav[at + i] !== sent[base + i]) return false;
-    return true;
-  };
-  let at = offset;
-  let gaps = 0;
-  for (let k = 0; k < packetsPerLoop * times; k++) {
-    if (matchesAt(at, k)) {
-      at += PACKET_BYTES;
-      continue;
-    }
-    let next = at;
-    while (next < wav.length && wav[next] === 0 && !matchesAt(next + 1, k)) next++;
-    if (next >= wav.length || wav[next] !== 0) return 'broken';
-    gaps++;
-    at = next + 1 + PACKET_BYTES;
-  }
-  for (let i = at; i < wav.length; i++) if (wav[i] !== 0) return 'broken';
-  return gaps === 0 ? 'exact' : 'gaps';
-}
 
 // ---------------------------------------------------------------------------
 // live captures

@@ -16,6 +16,7 @@ import { benchLiveDelay } from './live-delay.js';
 import { benchMediaPath } from './media-path.js';
 import { benchOpus } from './opus.js';
 import { benchOutbound } from './outbound.js';
+import { benchServeCapacity } from './serve-capacity.js';
 import { benchSipParse } from './sip-parse.js';
 import { benchSpikes } from './spikes.js';
 import { benchStreamLatency } from './stream-latency.js';
@@ -152,6 +153,19 @@ const benches: Bench[] = [
       const r = await benchCapacity();
       console.log(JSON.stringify(r, null, 2));
       return r;
+    },
+  },
+  {
+    // serve: SIPp as RingCX straight to the listener, over UDP, then TCP (one connection for every call).
+    name: 'serve-capacity',
+    run: async () => {
+      const out = [];
+      for (const transport of ['udp', 'tcp'] as const) {
+        const r = await benchServeCapacity({ transport });
+        console.log(JSON.stringify(r, null, 2));
+        out.push(r);
+      }
+      return out;
     },
   },
   {

@@ -16,6 +16,8 @@ export const ErrorCodes = {
   /** The proxy's host name does not exist (DNS NXDOMAIN, ENOTFOUND): a setting to fix. */
   SIP_PROXY_NOT_FOUND: 'SIP_PROXY_NOT_FOUND',
   SIP_TLS_CERTIFICATE: 'SIP_TLS_CERTIFICATE',
+  /** A listen address (serve) could not be bound: in use, not ours, no permission for the port. */
+  SIP_LISTEN_FAILED: 'SIP_LISTEN_FAILED',
   SIP_TRANSACTION_TIMEOUT: 'SIP_TRANSACTION_TIMEOUT',
   SIP_AUTH_REJECTED: 'SIP_AUTH_REJECTED',
   SIP_AUTH_UNSUPPORTED: 'SIP_AUTH_UNSUPPORTED',

@@ -36,5 +36,22 @@ export type { CodecName, SampleRate } from './media/codec.js';
 export { RtpPortPool } from './media/port-pool.js';
 export type { MediaStats, OutboundSource } from './media/session.js';
 export { type ProvisionOptions, type ProvisionResult, provisionDevice } from './rest/provision.js';
+export { AllowList, parseAllowFile, parseCidr } from './serve/allow-list.js';
+export {
+  BotServer,
+  type BotServerEvents,
+  type BotServerOptions,
+  type IntentOutcome,
+  type ServeCallInfo,
+} from './serve/bot-server.js';
+export {
+  type Bot,
+  type BotDefaults,
+  BotsConfigError,
+  chooseBot,
+  parseBots,
+  singleBot,
+} from './serve/bots.js';
+export { loadCertificateFiles, type ServeCertificate, stateCertificate } from './serve/certificate.js';
 export type { CallSidecar, PacketStats } from './sinks/sidecar.js';
 export { Softphone, type SoftphoneEvents, type SoftphoneOptions } from './softphone.js';

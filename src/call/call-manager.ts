@@ -18,9 +18,52 @@ import type { DialogHost } from '../sip/dialog/invite-session.js';
 import { generateCallId, generateTag } from '../sip/message/build.js';
 import type { IncomingRequest } from '../sip/transaction/server.js';
 import type { SipConnection } from '../sip/transport/connection.js';
+import type { RequestHandler } from '../sip/ua/dispatch.js';
 import type { UserAgent } from '../sip/ua/user-agent.js';
 import type { Call, CallEndInfo, CallParty } from './call.js';
 import { type CallContext, CallSession, type SessionEvents } from './call-session.js';
+
+/**
+ * What the registry needs of the SIP layer under it: a registered device's
+ * UserAgent (calls come over its flow, and move to the next flow after a
+ * reconnect), or the bot-partner listener's endpoint (`serve`: calls come
+ * over the connections the far end opened).
+ */
+export interface CallSignalling
+  extends Pick<UserAgent, 'userAgent' | 'request' | 'invite' | 'answerChallenge' | 'registered'> {
+  readonly identity: { readonly username: string; readonly domain: string };
+  /** Where new outbound calls go (none for a listener). */
+  readonly flow: SipConnection | undefined;
+  /** Our Contact header value for a dialog on `connection`. */
+  dialogContact(connection: SipConnection): string;
+  onRequest(handler: RequestHandler): void;
+  /** A new registration: calls whose connection was lost move to the new flow. */
+  on(event: 'registered', listener: () => void): unknown;
+}
+
+/** Per-call settings that replace the manager's for one inbound call (serve: the bot's). */
+export type CallOverrides = Partial<
+  Pick<
+    CallContext,
+    | 'recordDir'
+    | 'recordPath'
+    | 'codecs'
+    | 'srtp'
+    | 'mediaTimeoutMs'
+    | 'maxCallDurationMs'
+    | 'sendSilence'
+    | 'outboundFor'
+    | 'liveSinks'
+    | 'aor'
+    | 'sidecarExtra'
+    | 'sampleRate'
+  >
+>;
+
+/** Who answers an INVITE: the manager's settings with these overrides, or a refusal. */
+export type CallRoute =
+  | { ok: true; overrides?: CallOverrides }
+  | { ok: false; status: number; reason: string };
 
 export interface CallManagerOptions {
   ports: RtpPortPool;
@@ -60,6 +103,11 @@ export interface CallManagerOptions {
   ringTimeoutMs?: number;
   /** Live sinks for an answered call (engine pipe, media stream), attached after its listeners. */
   liveSinks?: (call: Call, port: LiveSinkPort) => void;
+  /**
+   * Chooses what answers each new INVITE (serve: the bot its DID names),
+   * after the manager's own checks; a refusal is sent as is (404, 486, …).
+   */
+  route?: (incoming: IncomingRequest) => CallRoute;
 }
 
 /** How live sinks join a call. */
@@ -89,7 +137,7 @@ const DIALOG_ONLY = new Set(['BYE', 'UPDATE', 'PRACK']);
 const RING_TIMEOUT_MS = DEFAULTS.ringTimeoutMs;
 
 export class CallManager extends EventEmitter<CallManagerEvents> {
-  readonly #ua: UserAgent;
+  readonly #ua: CallSignalling;
   readonly #options: CallManagerOptions;
   readonly #ctx: CallContext;
   readonly #events: SessionEvents;
@@ -100,7 +148,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   readonly #watchedFlows = new WeakSet<SipConnection>();
   #accepting = true;
 
-  constructor(ua: UserAgent, options: CallManagerOptions) {
+  constructor(ua: CallSignalling, options: CallManagerOptions) {
     super();
     this.#ua = ua;
     this.#options = options;
@@ -108,7 +156,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       get userAgent() {
         return ua.userAgent;
       },
-      contact: () => `<${ua.contactUri}>`,
+      contact: (connection) => ua.dialogContact(connection),
       request: (request, connection, timeoutMs) => ua.request(request, connection, timeoutMs),
       invite: (connection, request, handlers) => ua.invite(connection, request, handlers),
     };
@@ -263,17 +311,38 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       reject(503, 'Service Unavailable');
       return;
     }
+    const route = this.#route(incoming);
+    if (!route.ok) {
+      reject(route.status, route.reason);
+      return;
+    }
     if (this.#sessions.size >= this.#options.maxCalls) {
       reject(486, 'Busy Here');
       return;
     }
     incoming.respond(100, 'Trying');
-    const session = CallSession.inbound(this.#ctx, this.#events, incoming, {
+    const ctx = route.overrides ? { ...this.#ctx, ...route.overrides } : this.#ctx;
+    const session = CallSession.inbound(ctx, this.#events, incoming, {
       autoAnswer: this.#options.autoAnswer ?? true,
       ringTimeoutMs: this.#options.ringTimeoutMs ?? RING_TIMEOUT_MS,
     });
     this.#sessions.set(callId, session);
     this.#watchFlow(incoming.flow);
+  }
+
+  /** The route hook is user code (a library's serve): a throw refuses the call, never the process. */
+  #route(incoming: IncomingRequest): CallRoute {
+    if (!this.#options.route) return { ok: true };
+    try {
+      return this.#options.route(incoming);
+    } catch (err) {
+      this.#warn(
+        `choosing who answers the call failed: ${err instanceof Error ? err.message : String(err)}`,
+        incoming.request.headers.callId(),
+        ErrorCodes.LISTENER_FAILED,
+      );
+      return { ok: false, status: 500, reason: 'Server Internal Error' };
+    }
   }
 
   #onCancel(incoming: IncomingRequest): void {

@@ -34,7 +34,7 @@ import type { SrtpKeys, SrtpPolicy } from '../sdp/crypto.js';
 import type { MediaDirection, NegotiatedMedia } from '../sdp/negotiate.js';
 import { SdpSession } from '../sdp/session.js';
 import { recordingPaths } from '../sinks/recording-path.js';
-import { type DtmfRecord, type PacketStats, writeSidecar } from '../sinks/sidecar.js';
+import { type CallSidecar, type DtmfRecord, type PacketStats, writeSidecar } from '../sinks/sidecar.js';
 import { WavWriter } from '../sinks/wav.js';
 import { WavSink } from '../sinks/wav-sink.js';
 import { DigestSession } from '../sip/auth/digest.js';
@@ -90,6 +90,8 @@ export interface CallContext {
   readonly transferTo?: ((target: string, referredBy: string) => Promise<Call>) | undefined;
   /** Our address of record, for From and Referred-By: `<sip:user@domain>`. */
   readonly aor: string;
+  /** More for the sidecar, asked for as it is written (serve: the DID, the bot, the intents). */
+  readonly sidecarExtra?: (() => Pick<CallSidecar, 'serve'>) | undefined;
   readonly domain: string;
   /** Answers a digest challenge to one of our INVITEs (registrar realm only). */
   /** Live sinks for an answered call (engine pipe, media stream), attached after its listeners ran. */
@@ -648,6 +650,7 @@ export class CallSession implements CallOwner {
           ...(this.#failure?.status !== undefined && { status: this.#failure.status }),
           stats: { ...sidecarStats(mediaStats), ...extra },
           dtmf: this.#dtmf,
+          ...this.#ctx.sidecarExtra?.(),
         });
       } catch (err) {
         sidecar = undefined;

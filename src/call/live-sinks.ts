@@ -17,6 +17,8 @@ export interface PipeOptions {
   graceMs?: number;
   /** Audio buffered for a slow engine before frames are dropped (default 3000 ms). */
   maxBufferMs?: number;
+  /** More variables for the engine's environment (serve: RC_SIP_HEADERS, RC_DID, …). */
+  env?: Readonly<Record<string, string>>;
 }
 
 export interface StreamOptions {
@@ -26,6 +28,8 @@ export interface StreamOptions {
   headers?: Record<string, string>;
   /** wss:// to a server with a private CA: the CA certificate(s), PEM. (The CLI: NODE_EXTRA_CA_CERTS.) */
   ca?: string | string[];
+  /** More `start.customParameters` after `from` and `to` (serve: did, caller, bot, sipHeaders). */
+  customParameters?: Readonly<Record<string, string>>;
 }
 
 /** Starts the engine for an answered call and feeds it the call's frames. */
@@ -41,6 +45,7 @@ export function attachPipe(call: Call, port: LiveSinkPort, options: PipeOptions)
     },
     ...(options.graceMs !== undefined && { graceMs: options.graceMs }),
     ...(options.maxBufferMs !== undefined && { maxBufferMs: options.maxBufferMs }),
+    ...(options.env !== undefined && { env: { ...process.env, ...options.env } }),
   });
   port.addSink({
     write: (frame) => pipe.write(frame),
@@ -103,6 +108,7 @@ export function attachStream(
       from: call.from.header,
       to: call.to.header,
       ...(options.headers && { headers: options.headers }),
+      ...(options.customParameters && { customParameters: { ...options.customParameters } }),
     })
     .catch(() => {});
 }

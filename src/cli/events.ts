@@ -2,10 +2,33 @@
  * The event contract: one place maps Softphone events to log events
  * (`registered`, `call.incoming`, `call.ended`, …) for every command.
  */
-import type { Call } from '../call/call.js';
-import type { Logger } from '../log/logger.js';
+import type { Call, CallEndInfo } from '../call/call.js';
+import type { LogFields, Logger } from '../log/logger.js';
 import { redactSipText } from '../log/redact.js';
+import type { BotServer } from '../serve/bot-server.js';
 import type { Softphone } from '../softphone.js';
+
+/** The call lifecycle events a Softphone and a BotServer (serve) share. */
+export interface CallEventSource {
+  on(event: 'incomingCall', listener: (call: Call) => void): unknown;
+  on(event: 'callAnswered', listener: (call: Call) => void): unknown;
+  on(
+    event: 'callRejected',
+    listener: (info: { callId: string; from: string; status: number; reason: string }) => void,
+  ): unknown;
+  on(event: 'callEnded', listener: (call: Call, info: CallEndInfo) => void): unknown;
+  on(event: 'warning', listener: (info: { code: string; message: string; callId?: string }) => void): unknown;
+  on(
+    event: 'sipTrace',
+    listener: (info: { direction: 'send' | 'recv'; flowId: number; text: string }) => void,
+  ): unknown;
+}
+
+/** More fields for a call's events (serve: the DID, the bot, the INVITE's headers). */
+export interface CallEventExtras {
+  incoming?: (call: Call) => LogFields;
+  ended?: (call: Call) => LogFields;
+}
 
 export function wireEvents(phone: Softphone, log: Logger, username: string, domain: string): void {
   phone.on('connected', (e) => log.info('connected', e, `connected to ${e.target} from ${e.local}`));
@@ -41,24 +64,6 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
     ),
   );
   phone.on('unregistered', () => log.info('unregistered', {}, 'unregistered'));
-  phone.on('warning', (w) => log.warn('warning', { ...w }, w.message));
-  phone.on('sipTrace', (t) => {
-    if (!log.debugEnabled) return;
-    const text = redactSipText(t.text);
-    log.debug(
-      'sip.trace',
-      { direction: t.direction, flowId: t.flowId, text },
-      `${t.direction === 'send' ? '>>> sent' : '<<< received'}\n${text.trimEnd()}`,
-    );
-  });
-  phone.on('incomingCall', (call) => {
-    log.info(
-      'call.incoming',
-      { callId: call.id, from: call.from.header, to: call.to.header },
-      `incoming call from ${peer(call)}`,
-    );
-    wireCall(call, log);
-  });
   phone.on('outgoingCall', (call) => {
     log.info(
       'call.outgoing',
@@ -67,7 +72,30 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
     );
     wireCall(call, log);
   });
-  phone.on('callAnswered', (call) => {
+  wireCallEvents(phone, log);
+}
+
+/** Warnings, the SIP trace, and every call's events from the INVITE to its end. */
+export function wireCallEvents(source: CallEventSource, log: Logger, extras: CallEventExtras = {}): void {
+  source.on('warning', (w) => log.warn('warning', { ...w }, w.message));
+  source.on('sipTrace', (t) => {
+    if (!log.debugEnabled) return;
+    const text = redactSipText(t.text);
+    log.debug(
+      'sip.trace',
+      { direction: t.direction, flowId: t.flowId, text },
+      `${t.direction === 'send' ? '>>> sent' : '<<< received'}\n${text.trimEnd()}`,
+    );
+  });
+  source.on('incomingCall', (call) => {
+    log.info(
+      'call.incoming',
+      { callId: call.id, from: call.from.header, to: call.to.header, ...extras.incoming?.(call) },
+      `incoming call from ${peer(call)}`,
+    );
+    wireCall(call, log);
+  });
+  source.on('callAnswered', (call) => {
     const local = call.localMedia;
     const n = call.negotiated;
     log.info(
@@ -83,10 +111,10 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
       `${call.direction === 'inbound' ? 'answered' : 'answered by'} ${peer(call)} (${n?.codec ?? 'offer sent'}, RTP ${local?.port ?? '?'} ⇄ ${n ? `${n.remoteAddress}:${n.remotePort}` : 'pending ACK'})`,
     );
   });
-  phone.on('callRejected', (r) =>
+  source.on('callRejected', (r) =>
     log.info('call.rejected', { ...r }, `rejected a call from ${r.from}: ${r.status} ${r.reason}`),
   );
-  phone.on('callEnded', (call, info) =>
+  source.on('callEnded', (call, info) =>
     log.info(
       'call.ended',
       {
@@ -102,6 +130,7 @@ export function wireEvents(phone: Softphone, log: Logger, username: string, doma
         ...(info.code !== undefined && { code: info.code }),
         ...(hasIds(call) && { ringCentral: { ...call.ringCentralIds } }),
         ...(info.recordingError && { recordingError: info.recordingError }),
+        ...extras.ended?.(call),
       },
       `call ${call.direction === 'inbound' ? 'from' : 'to'} ${peer(call)} ended (${info.reason}${info.status ? ` ${info.status}` : ''}) after ${(info.durationMs / 1000).toFixed(1)} s${info.wav ? ` → ${info.wav}` : ''}${info.stats ? ` [received ${info.stats.received}, lost ${info.stats.lost}]` : ''}`,
     ),
@@ -217,4 +246,73 @@ function hasIds(call: Call): boolean {
 function peer(call: Call): string {
   const p = call.direction === 'inbound' ? call.from : call.to;
   return p.user ?? p.header;
+}
+
+/**
+ * `serve`'s events: the listener (listening, refusals, dropped connections),
+ * the intents and their outcome, and every call's events with the DID, the
+ * bot and the INVITE's headers added. A refusal is logged once per address
+ * and reason (a flood must not flood the log); `serve.stats` counts them all.
+ */
+export function wireServeEvents(server: BotServer, log: Logger): void {
+  server.on('listening', (addresses) =>
+    log.info(
+      'serve.listening',
+      { addresses: addresses.map((a) => listenUrl(a)) },
+      `listening on ${addresses.map((a) => listenUrl(a)).join(', ')}`,
+    ),
+  );
+  const refusedOnce = new Set<string>();
+  server.on('refused', (r) => {
+    const key = `${r.reason}\n${r.address}`;
+    if (refusedOnce.has(key)) return;
+    if (refusedOnce.size < 10_000) refusedOnce.add(key);
+    log.warn(
+      'serve.refused',
+      { ...r },
+      `refused ${r.transport.toUpperCase()} from ${r.address}:${r.port} (${r.reason}); further ones from it are only counted`,
+    );
+  });
+  server.on('dropped', (d) =>
+    log.warn(
+      'serve.dropped',
+      { ...d },
+      `closed ${d.transport.toUpperCase()} from ${d.address}:${d.port} (${d.reason}): ${d.message}`,
+    ),
+  );
+  server.on('intent', (call, o) => {
+    const fields = {
+      callId: call.id,
+      source: o.source,
+      final: o.final,
+      status: o.status,
+      reason: o.reason,
+      ...(o.code !== undefined && { code: o.code }),
+      info: o.info,
+    };
+    const text = `intent${o.final ? ' (final)' : ''} from the ${o.source} for ${peer(call)}: ${o.status === null ? `not sent (${o.reason})` : `${o.status} ${o.reason}`}`;
+    if (o.status !== null && o.status < 300) log.info('call.intent', fields, text);
+    else log.warn('call.intent', fields, text);
+  });
+  server.on('finalHangup', (call, h) =>
+    log.info(
+      'call.intent.hangup',
+      { callId: call.id, afterMs: h.afterMs },
+      `${peer(call)}: no BYE within ${h.afterMs} ms of the final intent; hanging up`,
+    ),
+  );
+  wireCallEvents(server, log, {
+    incoming: (call) => {
+      const info = server.callInfo(call);
+      return info ? { did: info.did, bot: info.bot, caller: info.caller, sipHeaders: info.sipHeaders } : {};
+    },
+    ended: (call) => {
+      const info = server.callInfo(call);
+      return info ? { did: info.did, bot: info.bot, intents: info.intents.length } : {};
+    },
+  });
+}
+
+function listenUrl(a: { transport: string; host: string; port: number }): string {
+  return `${a.transport}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }

@@ -5,6 +5,7 @@ import { callCommand } from './commands/call.js';
 import { demoCommand } from './commands/demo.js';
 import { listenCommand } from './commands/listen.js';
 import { provisionCommand } from './commands/provision.js';
+import { serveCommand } from './commands/serve.js';
 import { smokeCommand } from './commands/smoke.js';
 import { ExitCode, UsageError } from './common.js';
 
@@ -21,6 +22,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program.addCommand(callCommand(setExitCode));
   program.addCommand(provisionCommand(setExitCode));
   program.addCommand(smokeCommand(setExitCode));
+  program.addCommand(serveCommand(setExitCode));
   return program;
 }
 

@@ -10,6 +10,7 @@ import { MAX_CATCH_UP_MS } from '../media/send-path.js';
 import { defaultSrtpPolicy, isSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
 import { localAddressProblem } from '../sdp/negotiate.js';
 import { streamUrlProblem } from '../sinks/media-stream.js';
+import { LISTENER_LIMITS } from '../sip/transport/listener.js';
 
 /** Library units: milliseconds for durations, seconds only where SIP counts in seconds. */
 export const DEFAULTS = Object.freeze({
@@ -36,6 +37,14 @@ export const DEFAULTS = Object.freeze({
   codecs: DEFAULT_CODECS,
   /** Where `listen` records (the CLI; the library records only when told). */
   recordDir: './recordings',
+  /** `serve`: the bot-partner listener's limits and conventions. */
+  serve: Object.freeze({
+    ...LISTENER_LIMITS,
+    /** After a final intent, how long the far end (RingCX) has to send BYE before the bot does. */
+    finalByeTimeoutMs: 10_000,
+    /** Where `serve` keeps its self-signed TLS certificate. */
+    stateDir: './.rc-softphone',
+  }),
 } as const);
 
 export interface ResolvedOptionsInput {

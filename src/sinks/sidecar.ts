@@ -24,6 +24,27 @@ export interface DtmfRecord {
   source: 'rfc4733' | 'info';
 }
 
+/** An intent a bot sent (SIP INFO, application/json) and what came of it. */
+export interface IntentRecord {
+  /** Milliseconds since the call was answered. */
+  atMs: number;
+  /** Where it came from: the engine's stdout, the media stream, or the library. */
+  source: 'pipe' | 'stream' | 'api';
+  final: boolean;
+  /** The INFO's final status (408 when none came); null when it could not be sent. */
+  status: number | null;
+  reason: string;
+}
+
+/** What `serve` adds: the bot-partner side of the call. */
+export interface ServeSidecar {
+  /** The Request-URI user part the INVITE was for. */
+  did: string;
+  /** The bot that answered (its name in bots.json). */
+  bot: string;
+  intents: IntentRecord[];
+}
+
 export interface CallSidecar {
   callId: string;
   /** inbound (we answered) or outbound (we called). */
@@ -48,6 +69,8 @@ export interface CallSidecar {
   endReason: string;
   stats: PacketStats & Record<string, number>;
   dtmf: DtmfRecord[];
+  /** serve: the DID, the bot and the intents it sent. */
+  serve?: ServeSidecar;
 }
 
 const STAT_KEYS = ['received', 'lost', 'late', 'duplicate', 'reordered', 'foreignSource', 'invalid'] as const;
@@ -122,5 +145,18 @@ function ordered(d: CallSidecar): CallSidecar {
     ...(d.status !== undefined && { status: d.status }),
     stats: stats as PacketStats & Record<string, number>,
     dtmf: d.dtmf.map((e) => ({ digit: e.digit, atMs: e.atMs, source: e.source })),
+    ...(d.serve && {
+      serve: {
+        did: d.serve.did,
+        bot: d.serve.bot,
+        intents: d.serve.intents.map((i) => ({
+          atMs: i.atMs,
+          source: i.source,
+          final: i.final,
+          status: i.status,
+          reason: i.reason,
+        })),
+      },
+    }),
   };
 }

@@ -1,35 +1,37 @@
 /**
- * Client transactions over reliable flows (RFC 3261 17.1), matched by the
- * top Via branch plus CSeq method (17.1.3):
+ * Client transactions (RFC 3261 17.1), matched by the top Via branch plus
+ * CSeq method (17.1.3). The rules are the pure state machines of fsm.ts;
+ * this module is their adapter: it sends, runs the timers and tells the TU.
  *
- * - non-INVITE (17.1.2): no retransmissions (Timer E is not used on
- *   TCP/TLS), Timer F for no final response; resolves with the final response.
- * - INVITE (17.1.1, with RFC 6026): every response goes to the handler; a
- *   non-2xx final is ACKed here (hop by hop, same branch, 17.1.1.3); 2xx
- *   responses keep arriving for Timer M (retransmissions, forks) because their
- *   ACK is the dialog's job (13.2.2.4); Timer B for no final response; CANCEL
- *   is built from the INVITE (9.1).
+ * - non-INVITE (17.1.2): over UDP the request is retransmitted (Timer E) and
+ *   the final's retransmissions absorbed (Timer K); Timer F for no final
+ *   response; resolves with the final response.
+ * - INVITE (17.1.1, with RFC 6026): over UDP the INVITE is retransmitted
+ *   (Timer A); every response goes to the handler; a non-2xx final is ACKed
+ *   here (hop by hop, same branch, 17.1.1.3), and again for its
+ *   retransmissions (Timer D); 2xx responses keep arriving for Timer M
+ *   (retransmissions, forks) because their ACK is the dialog's job
+ *   (13.2.2.4); Timer B for no final response; CANCEL is built from the INVITE (9.1).
  */
 import { ErrorCodes, SoftphoneError } from '../../errors.js';
 import { Headers } from '../message/headers.js';
 import type { SipRequest, SipResponse } from '../message/types.js';
 import { parseCSeq, parseVia } from '../message/uri.js';
-import type { SipConnection } from '../transport/connection.js';
-import { TIMER_B, TIMER_F, TIMER_M } from './timers.js';
-
-interface Pending {
-  key: string;
-  flow: SipConnection;
-  resolve: (response: SipResponse) => void;
-  reject: (error: SoftphoneError) => void;
-  timer: NodeJS.Timeout;
-  onProvisional: ((response: SipResponse) => void) | undefined;
-}
+import { isReliable, type SipConnection } from '../transport/connection.js';
+import { InviteClientFsm, NonInviteClientFsm, type TimerName, type TransactionAction } from './fsm.js';
+import { TransactionTimers } from './timer-port.js';
+import { TIMER_F } from './timers.js';
 
 export interface ClientRequestOptions {
   /** Defaults to Timer F (32 s). */
   timeoutMs?: number;
   onProvisional?: (response: SipResponse) => void;
+  /**
+   * The final response, synchronously as it is handled (before the promise's
+   * continuations run): for a caller whose bookkeeping must not trail a
+   * message that arrives with it (a BYE in the same read).
+   */
+  onFinal?: (response: SipResponse) => void;
 }
 
 export function transactionKey(branch: string, method: string): string {
@@ -62,22 +64,41 @@ export interface InviteClientTransaction {
   dispose(): void;
 }
 
+interface Pending {
+  key: string;
+  flow: SipConnection;
+  request: SipRequest;
+  fsm: NonInviteClientFsm;
+  timers: TransactionTimers;
+  timeoutMs: number;
+  resolve: (response: SipResponse) => void;
+  reject: (error: SoftphoneError) => void;
+  onProvisional: ((response: SipResponse) => void) | undefined;
+  onFinal: ((response: SipResponse) => void) | undefined;
+  settled: boolean;
+}
+
 interface InviteEntry {
   key: string;
   tx: InviteClientTransaction;
   handlers: InviteClientHandlers;
-  timer: NodeJS.Timeout | undefined;
-  completed: boolean;
+  fsm: InviteClientFsm;
+  timers: TransactionTimers;
   /** The ACK for a non-2xx final, re-sent if the final is retransmitted. */
   ack: SipRequest | undefined;
+  /** A final response arrived, or the transaction timed out or lost its connection. */
+  completed: boolean;
 }
 
 export class ClientTransactions {
   readonly #pending = new Map<string, Pending>();
   readonly #invites = new Map<string, InviteEntry>();
 
+  /** Non-INVITE transactions still waiting for their final response. */
   get size(): number {
-    return this.#pending.size;
+    let n = 0;
+    for (const p of this.#pending.values()) if (!p.settled) n++;
+    return n;
   }
 
   /** Sends `request` on `flow` and resolves with its final response. */
@@ -88,26 +109,22 @@ export class ClientTransactions {
     const key = transactionKey(branch, request.method);
     const timeoutMs = options.timeoutMs ?? TIMER_F;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(key);
-        reject(
-          new SoftphoneError(
-            ErrorCodes.SIP_TRANSACTION_TIMEOUT,
-            `no response to ${request.method} within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      this.#pending.set(key, { key, flow, resolve, reject, timer, onProvisional: options.onProvisional });
-      if (!flow.send(request)) {
-        this.#settle(key, (p) =>
-          p.reject(
-            new SoftphoneError(
-              ErrorCodes.SIP_TRANSPORT_CLOSED,
-              `flow closed before ${request.method} was sent`,
-            ),
-          ),
-        );
-      }
+      const entry: Pending = {
+        key,
+        flow,
+        request,
+        fsm: new NonInviteClientFsm({ reliable: isReliable(flow), timeoutMs }),
+        timers: new TransactionTimers((name) => this.#pendingTimer(entry, name)),
+        timeoutMs,
+        resolve,
+        reject,
+        onProvisional: options.onProvisional,
+        onFinal: options.onFinal,
+        settled: false,
+      };
+      this.#pending.get(key)?.timers.clear();
+      this.#pending.set(key, entry);
+      this.#runPending(entry, entry.fsm.start(), undefined, true);
     });
   }
 
@@ -124,9 +141,13 @@ export class ClientTransactions {
     const entry: InviteEntry = {
       key,
       handlers,
-      timer: undefined,
-      completed: false,
+      fsm: new InviteClientFsm({
+        reliable: isReliable(connection),
+        ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+      }),
+      timers: new TransactionTimers((name) => this.#runInvite(entry, entry.fsm.timer(name), undefined)),
       ack: undefined,
+      completed: false,
       tx: {
         request,
         connection,
@@ -138,15 +159,7 @@ export class ClientTransactions {
       },
     };
     this.#invites.set(key, entry);
-    entry.timer = setTimeout(() => {
-      if (entry.completed) return;
-      entry.completed = true;
-      this.#dropInvite(entry);
-      handlers.onTimeout();
-    }, options.timeoutMs ?? TIMER_B);
-    if (!connection.send(request)) {
-      queueMicrotask(() => this.#inviteClosed(entry, undefined));
-    }
+    this.#runInvite(entry, entry.fsm.start(), undefined, true);
     return entry.tx;
   }
 
@@ -159,16 +172,12 @@ export class ClientTransactions {
     if (cseq.method === 'INVITE') {
       const entry = this.#invites.get(key);
       if (!entry) return false;
-      this.#inviteResponse(entry, response);
+      this.#runInvite(entry, entry.fsm.response(response.status), response);
       return true;
     }
     const pending = this.#pending.get(key);
     if (!pending) return false;
-    if (response.status < 200) {
-      pending.onProvisional?.(response);
-      return true;
-    }
-    this.#settle(key, (p) => p.resolve(response));
+    this.#runPending(pending, pending.fsm.response(response.status), response);
     return true;
   }
 
@@ -179,10 +188,9 @@ export class ClientTransactions {
     }
     for (const p of [...this.#pending.values()]) {
       if (p.flow !== flow) continue;
-      this.#settle(p.key, (q) =>
-        q.reject(
-          error ?? new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, 'flow closed before a final response'),
-        ),
+      this.#fail(
+        p,
+        error ?? new SoftphoneError(ErrorCodes.SIP_TRANSPORT_CLOSED, 'flow closed before a final response'),
       );
     }
   }
@@ -192,42 +200,130 @@ export class ClientTransactions {
       this.#inviteClosed(entry, new SoftphoneError(ErrorCodes.CLOSED, 'user agent closed'));
     }
     for (const p of [...this.#pending.values()]) {
-      this.#settle(p.key, (q) => q.reject(new SoftphoneError(ErrorCodes.CLOSED, 'user agent closed')));
+      this.#fail(p, new SoftphoneError(ErrorCodes.CLOSED, 'user agent closed'));
     }
   }
 
-  #inviteResponse(entry: InviteEntry, response: SipResponse): void {
-    const status = response.status;
-    if (status >= 300) {
-      // RFC 3261 17.1.1.3: the transaction ACKs a non-2xx final itself; a
-      // retransmission of it gets the same ACK again and is not reported twice.
-      const first = entry.ack === undefined;
-      entry.ack ??= ackForFailure(entry.tx.request, response);
-      entry.tx.connection.send(entry.ack);
-      if (!first) return;
-      this.#complete(entry, 0);
-      entry.handlers.onResponse(response);
-      return;
-    }
-    if (entry.ack !== undefined) return; // a 1xx/2xx after the failure: stale
-    if (status >= 200) {
-      // RFC 6026 7.2 Timer M: keep passing 2xx (retransmissions, forks) to the TU.
-      if (!entry.completed) this.#complete(entry, TIMER_M);
-    }
-    entry.handlers.onResponse(response);
+  // ── non-INVITE adapter ────────────────────────────────────────────────
+
+  #pendingTimer(entry: Pending, name: TimerName): void {
+    this.#runPending(entry, entry.fsm.timer(name), undefined);
   }
 
-  /** The final response arrived: Timer B stops; the entry stays `lingerMs` for retransmissions. */
-  #complete(entry: InviteEntry, lingerMs: number): void {
-    entry.completed = true;
-    if (entry.timer) clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => this.#dropInvite(entry), lingerMs);
-    entry.timer.unref?.();
+  #runPending(
+    entry: Pending,
+    actions: TransactionAction[],
+    response: SipResponse | undefined,
+    first = false,
+  ): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send':
+          if (!entry.flow.send(entry.request) && first) {
+            this.#fail(
+              entry,
+              new SoftphoneError(
+                ErrorCodes.SIP_TRANSPORT_CLOSED,
+                `flow closed before ${entry.request.method} was sent`,
+              ),
+            );
+            return;
+          }
+          break;
+        case 'start':
+          entry.timers.start(action.timer, action.ms);
+          break;
+        case 'stop':
+          entry.timers.stop(action.timer);
+          break;
+        case 'deliver':
+          if (!response || entry.settled) break;
+          if (response.status < 200) entry.onProvisional?.(response);
+          else {
+            entry.settled = true;
+            entry.onFinal?.(response);
+            entry.resolve(response);
+          }
+          break;
+        case 'timeout':
+          this.#fail(
+            entry,
+            new SoftphoneError(
+              ErrorCodes.SIP_TRANSACTION_TIMEOUT,
+              `no response to ${entry.request.method} within ${entry.timeoutMs} ms`,
+            ),
+          );
+          break;
+        case 'terminated':
+          this.#dropPending(entry);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  /** Rejects (once) and forgets the transaction. */
+  #fail(entry: Pending, error: SoftphoneError): void {
+    this.#dropPending(entry);
+    if (entry.settled) return;
+    entry.settled = true;
+    entry.reject(error);
+  }
+
+  #dropPending(entry: Pending): void {
+    entry.timers.clear();
+    if (this.#pending.get(entry.key) === entry) this.#pending.delete(entry.key);
+  }
+
+  // ── INVITE adapter ────────────────────────────────────────────────────
+
+  #runInvite(
+    entry: InviteEntry,
+    actions: TransactionAction[],
+    response: SipResponse | undefined,
+    first = false,
+  ): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send':
+          if (!entry.tx.connection.send(entry.tx.request) && first) {
+            queueMicrotask(() => this.#inviteClosed(entry, undefined));
+            return;
+          }
+          break;
+        case 'ack':
+          if (response) entry.ack ??= ackForFailure(entry.tx.request, response);
+          if (entry.ack) entry.tx.connection.send(entry.ack);
+          break;
+        case 'start':
+          entry.timers.start(action.timer, action.ms);
+          break;
+        case 'stop':
+          entry.timers.stop(action.timer);
+          break;
+        case 'deliver':
+          if (response && response.status >= 200) entry.completed = true;
+          if (response && this.#invites.get(entry.key) === entry) entry.handlers.onResponse(response);
+          break;
+        case 'timeout':
+          entry.completed = true;
+          this.#dropInvite(entry);
+          entry.handlers.onTimeout();
+          break;
+        case 'terminated':
+          this.#dropInvite(entry);
+          break;
+        default:
+          break;
+      }
+    }
   }
 
   #inviteClosed(entry: InviteEntry, error: SoftphoneError | undefined): void {
     const wasCompleted = entry.completed;
     entry.completed = true;
+    entry.fsm.transportError();
     this.#dropInvite(entry);
     if (!wasCompleted) {
       entry.handlers.onClosed(
@@ -241,17 +337,8 @@ export class ClientTransactions {
   }
 
   #dropInvite(entry: InviteEntry): void {
-    if (entry.timer) clearTimeout(entry.timer);
-    entry.timer = undefined;
+    entry.timers.clear();
     if (this.#invites.get(entry.key) === entry) this.#invites.delete(entry.key);
-  }
-
-  #settle(key: string, fn: (p: Pending) => void): void {
-    const p = this.#pending.get(key);
-    if (!p) return;
-    this.#pending.delete(key);
-    clearTimeout(p.timer);
-    fn(p);
   }
 }
 

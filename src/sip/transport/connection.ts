@@ -23,3 +23,13 @@ export interface SipConnection {
   /** Called once when the connection closes (`error` undefined for a close we asked for). */
   once(event: 'close', listener: (error: SoftphoneError | undefined) => void): unknown;
 }
+
+/** A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; this is the IPv4 address. */
+export function unmapIpv4(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** RFC 3261 17: TCP and TLS deliver or fail; over UDP the transaction layer retransmits. */
+export function isReliable(connection: Pick<SipConnection, 'transport'>): boolean {
+  return connection.transport !== 'udp';
+}

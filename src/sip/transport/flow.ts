@@ -10,7 +10,7 @@ import { ErrorCodes, SoftphoneError } from '../../errors.js';
 import { type ParseResult, parseMessage } from '../message/parse.js';
 import { serialize } from '../message/serialize.js';
 import type { SipMessage } from '../message/types.js';
-import type { SipConnection } from './connection.js';
+import { type SipConnection, unmapIpv4 } from './connection.js';
 import { type FramerLimits, StreamFramer } from './framer.js';
 
 export type TransportName = 'tcp' | 'tls';
@@ -53,6 +53,12 @@ export interface FlowOptions extends FlowTarget {
 }
 
 export type TraceDirection = 'send' | 'recv';
+
+/** What a flow a listener accepted takes (serve): the limits; the far end is the socket's. */
+export type AcceptedFlowOptions = Pick<
+  FlowOptions,
+  'transport' | 'incompleteMessageTimeoutMs' | 'maxHeaderBytes' | 'maxBodyBytes' | 'maxSkipBytes'
+>;
 
 export interface FlowEvents {
   message: [message: SipMessage];
@@ -231,12 +237,25 @@ export class SipFlow extends EventEmitter<FlowEvents> implements SipConnection {
     });
   }
 
+  /**
+   * A connection a listener accepted (serve), connected (TLS: secured): the
+   * far end pings and we answer (RFC 5626 4.4.1); we never ping first.
+   */
+  static accepted(socket: net.Socket, options: AcceptedFlowOptions): SipFlow {
+    return new SipFlow(socket, {
+      ...options,
+      host: unmapIpv4(socket.remoteAddress ?? ''),
+      port: socket.remotePort ?? 0,
+      keepAliveIntervalMs: 0,
+    });
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
 
   get localAddress(): string {
-    return this.#socket.localAddress ?? '0.0.0.0';
+    return unmapIpv4(this.#socket.localAddress ?? '0.0.0.0');
   }
 
   get localPort(): number {

@@ -11,21 +11,11 @@ import type net from 'node:net';
 import { type ErrorCode, ErrorCodes, isSoftphoneError, SoftphoneError } from '../../errors.js';
 import { DigestSession, parseChallenge } from '../auth/digest.js';
 import { USER_AGENT } from '../capabilities.js';
-import {
-  createErrorResponse,
-  createResponse,
-  generateBranch,
-  generateCallId,
-  generateTag,
-} from '../message/build.js';
+import { generateBranch, generateCallId, generateTag } from '../message/build.js';
 import { Headers } from '../message/headers.js';
-import type { SipMessage, SipRequest, SipResponse } from '../message/types.js';
-import {
-  ClientTransactions,
-  type InviteClientHandlers,
-  type InviteClientTransaction,
-} from '../transaction/client.js';
-import { type IncomingRequest, type ServerTransaction, ServerTransactions } from '../transaction/server.js';
+import type { SipRequest, SipResponse } from '../message/types.js';
+import type { InviteClientHandlers, InviteClientTransaction } from '../transaction/client.js';
+import type { IncomingRequest } from '../transaction/server.js';
 import { type BackoffOptions, backoffDelay } from '../transport/backoff.js';
 import type { SipConnection } from '../transport/connection.js';
 import {
@@ -35,8 +25,8 @@ import {
   type TraceDirection,
   type TransportName,
 } from '../transport/flow.js';
+import { type RequestHandler, SipDispatcher } from './dispatch.js';
 import {
-  ALLOW,
   buildRegister,
   contactHeader,
   contactUri,
@@ -117,10 +107,7 @@ export interface ReconnectingEvent {
   reason: string;
 }
 
-export type { IncomingRequest };
-
-/** Returns true when the request was taken (and will be, or was, answered). */
-export type RequestHandler = (incoming: IncomingRequest) => boolean;
+export type { IncomingRequest, RequestHandler };
 
 export interface UserAgentEvents {
   connected: [info: { target: string; local: string }];
@@ -144,8 +131,11 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   readonly identity: RegistrationIdentity;
   readonly #options: UserAgentOptions;
   readonly #targets: FlowTarget[];
-  readonly #client = new ClientTransactions();
-  readonly #server = new ServerTransactions();
+  readonly #dispatch = new SipDispatcher({
+    userAgent: () => this.userAgent,
+    warn: (warning) => this.emit('warning', warning),
+  });
+  readonly #client = this.#dispatch.client;
   readonly #digest = new DigestSession();
   /** The realm the registrar challenged us in: the only one calls may answer challenges for. */
   #registrarRealm: string | undefined;
@@ -176,7 +166,6 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    */
   readonly #misconfigured = new Map<number, SoftphoneError>();
   #timer: NodeJS.Timeout | undefined;
-  #handler: RequestHandler | undefined;
   #startResolve: (() => void) | undefined;
   #startReject: ((err: SoftphoneError) => void) | undefined;
 
@@ -282,7 +271,12 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
 
   /** Installs the handler for requests other than OPTIONS (the call layer). */
   onRequest(handler: RequestHandler): void {
-    this.#handler = handler;
+    this.#dispatch.onRequest(handler);
+  }
+
+  /** Our Contact for a dialog (any connection: requests come over the flow). */
+  dialogContact(_connection?: SipConnection): string {
+    return `<${this.contactUri}>`;
   }
 
   /**
@@ -336,8 +330,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       this.emit('unregistered');
     }
     this.#state = 'stopped';
-    this.#client.close();
-    this.#server.clear();
+    this.#dispatch.close();
     this.#flow?.close();
     this.#flow = undefined;
     if (wasStarting)
@@ -453,24 +446,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     flow.on('trace', (direction, bytes) =>
       this.emit('trace', { direction, flowId: flow.id, text: Buffer.from(bytes).toString('utf8') }),
     );
-    flow.on('message', (message) => this.#onMessage(flow, message));
-    flow.on('malformed', (result) => {
-      const partial = result.message;
-      // RFC 3261 8.2 / 21.4.1: a framed but malformed request gets a 400 (505,
-      // 513) saying what is wrong; on a stream it goes back over this
-      // connection whatever its Via says (RFC 3261 18.2.2).
-      const response =
-        partial?.type === 'request' && result.status !== undefined
-          ? createErrorResponse(partial, result.status, result.error.message)
-          : undefined;
-      if (response) flow.send(response);
-      this.emit('warning', {
-        code: result.error.code,
-        message: response
-          ? `answered a malformed request with ${response.status}: ${result.error.message}`
-          : `dropped a malformed ${partial?.type ?? 'message'}: ${result.error.message}`,
-      });
-    });
+    flow.on('message', (message) => this.#dispatch.message(flow, message));
+    flow.on('malformed', (result) => this.#dispatch.malformed(flow, result));
     flow.once('close', (error) => {
       this.#client.flowClosed(flow, error);
       if (this.#flow !== flow) return;
@@ -782,61 +759,6 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     };
   }
 
-  // ── incoming messages ─────────────────────────────────────────────────
-
-  #onMessage(flow: SipFlow, message: SipMessage): void {
-    if (message.type === 'response') {
-      if (!this.#client.handleResponse(message)) {
-        this.emit('warning', {
-          code: 'SIP_STRAY_RESPONSE',
-          message: `dropped a response matching no transaction: ${message.status} ${message.headers.get('CSeq') ?? ''}`,
-        });
-      }
-      return;
-    }
-    const match = this.#server.match(message, flow);
-    if (match.kind === 'ack-absorbed') return;
-    if (match.kind === 'retransmission') {
-      if (match.transaction.lastResponse) flow.send(match.transaction.lastResponse);
-      return;
-    }
-    const transaction = match.kind === 'new' ? match.transaction : undefined;
-    const incoming = this.#incoming(message, flow, transaction);
-    if (!SUPPORTED_SCHEMES.has(uriScheme(message.uri))) {
-      // RFC 3261 8.2.2.1: a Request-URI scheme we do not serve (RFC 4475 3.3.2).
-      if (message.method !== 'ACK') incoming.respond(416, undefined, { toTag: generateTag() });
-      return;
-    }
-    if (message.method === 'OPTIONS') {
-      incoming.respond(200, undefined, {
-        toTag: generateTag(),
-        headers: [
-          ['Allow', ALLOW],
-          ['Accept', 'application/sdp, application/dtmf-relay'],
-          ['Supported', 'outbound'],
-          ['User-Agent', this.userAgent],
-        ],
-      });
-      return;
-    }
-    if (this.#handler?.(incoming)) return;
-    if (message.method === 'ACK') return; // never answered
-    incoming.respond(501, undefined, { toTag: generateTag(), headers: [['Allow', ALLOW]] });
-  }
-
-  #incoming(request: SipRequest, flow: SipFlow, transaction: ServerTransaction | undefined): IncomingRequest {
-    return {
-      request,
-      flow,
-      respond: (status, reason, options) => {
-        const response = createResponse(request, status, reason, options);
-        if (transaction) this.#server.responded(transaction, response);
-        flow.send(response);
-        return response;
-      },
-    };
-  }
-
   // ── helpers ───────────────────────────────────────────────────────────
 
   #settleStart(error?: SoftphoneError): void {
@@ -859,15 +781,6 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
-}
-
-/** Request-URI schemes this UA serves: its Contact is a sip: URI, sips: over TLS. */
-const SUPPORTED_SCHEMES: ReadonlySet<string> = new Set(['sip', 'sips']);
-
-/** The lowercased scheme of a Request-URI the parser accepted (RFC 3261 19.1.1, RFC 3986 3.1). */
-function uriScheme(uri: string): string {
-  const colon = uri.indexOf(':');
-  return colon === -1 ? '' : uri.slice(0, colon).toLowerCase();
 }
 
 interface RegisterRefusal {

@@ -82,3 +82,41 @@ export function waitForStderr(child: ChildProcess, pattern: RegExp, timeoutMs: n
     child.once('exit', onExit);
   });
 }
+
+/**
+ * 'exact': zeros, then exactly `sent` × `times`, then zeros. 'gaps': every
+ * 160-sample packet present, bit-exact and in order, with runs of zeros
+ * inserted between some. 'broken': otherwise.
+ */
+export function classifyRecording(
+  wav: Int16Array,
+  sent: Int16Array,
+  times: number,
+): 'exact' | 'gaps' | 'broken' {
+  const firstNonZero = (a: Int16Array) => a.findIndex((s) => s !== 0);
+  const offset = firstNonZero(wav) - firstNonZero(sent);
+  if (offset < 0) return 'broken';
+  for (let i = 0; i < offset; i++) if (wav[i] !== 0) return 'broken';
+  const packetsPerLoop = sent.length / PACKET_BYTES;
+  const matchesAt = (at: number, packet: number) => {
+    if (at + PACKET_BYTES > wav.length) return false;
+    const base = (packet % packetsPerLoop) * PACKET_BYTES;
+    for (let i = 0; i < PACKET_BYTES; i++) if (wav[at + i] !== sent[base + i]) return false;
+    return true;
+  };
+  let at = offset;
+  let gaps = 0;
+  for (let k = 0; k < packetsPerLoop * times; k++) {
+    if (matchesAt(at, k)) {
+      at += PACKET_BYTES;
+      continue;
+    }
+    let next = at;
+    while (next < wav.length && wav[next] === 0 && !matchesAt(next + 1, k)) next++;
+    if (next >= wav.length || wav[next] !== 0) return 'broken';
+    gaps++;
+    at = next + 1 + PACKET_BYTES;
+  }
+  for (let i = at; i < wav.length; i++) if (wav[i] !== 0) return 'broken';
+  return gaps === 0 ? 'exact' : 'gaps';
+}

@@ -1043,7 +1043,7 @@ export function printCodecCapacity(f: CodecCapacityFigures, log: (line: string) 
   const pm = (x: number) => `${x >= 0 ? '+' : ''}${x} %`;
   if (s.PCMU !== undefined || s.opus !== undefined)
     log(
-      `SRTP (AES_CM_128_HMAC_SHA1_80) adds to the bot's CPU: ${[
+      `SRTP (AES_CM_128_HMAC_SHA1_80) adds to the bot's CPU at N=${f.calls}: ${[
         s.PCMU !== undefined ? `PCMU ${pm(s.PCMU)}` : '',
         s.opus !== undefined ? `Opus ${pm(s.opus)}` : '',
       ]

@@ -248,12 +248,13 @@ async function main(): Promise<number> {
   if (flags.limit !== undefined) files = files.slice(0, Number(flags.limit));
 
   const cleanups: Cleanups = [];
-  const { pbx, phone } = await startRig(cleanups, {
-    recordDir: undefined,
-    sendSilence: false,
-    maxCalls: 1000,
-    keepAliveIntervalMs: 0,
-  });
+  // RTP ports for every case a call could take: an answered case's port is
+  // quarantined after its call (port-pool.ts), and the final normal call needs one.
+  const { pbx, phone } = await startRig(
+    cleanups,
+    { recordDir: undefined, sendSilence: false, maxCalls: 1000, keepAliveIntervalMs: 0 },
+    Math.min(1000, files.length * 2 + 20),
+  );
   const warnings: string[] = [];
   phone.on('warning', (w) => warnings.push(w.message));
   let reconnects = 0;

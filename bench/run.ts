@@ -1,11 +1,18 @@
 /**
  * `npm run bench`: every benchmark in one run, figures printed as they come.
  * Speed and capacity live here, never in timed tests. Select a subset with
- * `npm run bench -- sip-parse media-path`.
+ * `npm run bench -- sip-parse media-path`. Flags (`--calls 100`, …) go to
+ * codec-capacity: `npm run bench -- codec-capacity --calls 100 --scenarios pcmu,opus`.
  * The knee of the capacity (bench/knee.ts, a quarter of an hour) runs only
  * when named: `npm run bench -- knee`.
  */
 import { benchCapacity } from './capacity.js';
+import {
+  benchCodecCapacity,
+  CODEC_CAPACITY_VALUE_FLAGS,
+  parseCodecCapacityArgs,
+  printCodecCapacity,
+} from './codec-capacity.js';
 import { benchFlood } from './flood.js';
 import { benchKnee } from './knee.js';
 import { benchLiveDelay } from './live-delay.js';
@@ -199,9 +206,21 @@ const benches: Bench[] = [
       return r;
     },
   },
+  {
+    name: 'codec-capacity',
+    run: async () => {
+      const r = await benchCodecCapacity(parseCodecCapacityArgs(args), (line) => console.log(line));
+      printCodecCapacity(r);
+      return r;
+    },
+  },
 ];
 
-const wanted = process.argv.slice(2);
+const args = process.argv.slice(2);
+// Bench names; flags and their values are codec-capacity's.
+const wanted = args.filter(
+  (a, i) => !a.startsWith('--') && !CODEC_CAPACITY_VALUE_FLAGS.includes(args[i - 1] ?? ''),
+);
 for (const bench of benches) {
   if (wanted.length > 0 ? !wanted.includes(bench.name) : bench.explicit) continue;
   console.log(`\n== ${bench.name}`);

@@ -56,6 +56,7 @@ export type CallOverrides = Partial<
     | 'liveSinks'
     | 'aor'
     | 'sidecarExtra'
+    | 'sampleRate'
   >
 >;
 

@@ -618,6 +618,9 @@ export class CallSession implements CallOwner {
     // RTCP BYE (RFC 3550 6.6) while the socket still lives, then the media.
     if (this.#rtcp) this.#collectRtcp(this.#rtcp.close({ bye: true }));
     const transportStats = this.#transport?.stats;
+    // The call ends when its media stop (the WAV's end), not when the sidecar is written:
+    // flushing the recording's last second can take a while on a loaded host.
+    const endedAt = performance.now();
     const mediaStats = this.#media?.stop();
     if (!this.#media) this.#releaseSocket();
     this.#closeRtcpSocket();
@@ -639,7 +642,7 @@ export class CallSession implements CallOwner {
       this.call.listenerErrors > 0 ? { listenerErrors: this.call.listenerErrors } : {},
     ) as Record<string, number>;
     const stats = mediaStats ? { ...mediaStats, ...extra } : undefined;
-    const durationMs = Math.round(this.#answeredAt === undefined ? 0 : performance.now() - this.#answeredAt);
+    const durationMs = Math.round(this.#answeredAt === undefined ? 0 : endedAt - this.#answeredAt);
     const wav = this.#recording ? this.#wavPath : undefined;
     const failure = this.#recordingError;
     const recordingError = failure && { code: failure.code, message: failure.message };

@@ -256,7 +256,7 @@ export function parsePortRange(value: string): { min: number; max: number } {
   return { min, max };
 }
 
-function sampleRateOption(value: string): number {
+export function sampleRateOption(value: string): number {
   const rate = Number(value.trim());
   if (!SAMPLE_RATES.includes(rate as SampleRate)) {
     throw new UsageError(

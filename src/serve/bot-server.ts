@@ -12,7 +12,7 @@
  * the connection the INVITE came on (for UDP: to its source address and
  * port); RingCX never uses our Contact.
  */
-import type { Call, CallEndInfo } from '../call/call.js';
+import type { Call, CallEndInfo, PlayPcm } from '../call/call.js';
 import {
   CallManager,
   type CallOverrides,
@@ -22,8 +22,8 @@ import {
 import { attachPipe, attachStream, createStream } from '../call/live-sinks.js';
 import { DEFAULTS } from '../config/options.js';
 import { describeError, ErrorCodes, isSoftphoneError, SoftphoneError } from '../errors.js';
-import { loadAudioFile } from '../media/audio-file.js';
-import { SAMPLE_RATE } from '../media/frame.js';
+import { loadAudioFile, PLAY_SAMPLE_RATE } from '../media/audio-file.js';
+import type { SampleRate } from '../media/codec.js';
 import { RtpPortPool } from '../media/port-pool.js';
 import { SafeEmitter } from '../safe-emitter.js';
 import { defaultSrtpPolicy, type SrtpPolicy } from '../sdp/crypto.js';
@@ -69,6 +69,8 @@ export interface BotServerOptions {
   sendSilence?: boolean;
   /** SRTP for every call; default per transport: required over TLS (RingCX), off over TCP and UDP. */
   srtp?: SrtpPolicy;
+  /** Force every call's audio rate (WAV, engine, frames); default: each call's negotiated one. */
+  sampleRate?: SampleRate;
   /** After a final intent, the BYE we send when the far end has not hung up by then. */
   finalByeTimeoutMs?: number;
   /** The listener's connection limits and deadlines (DEFAULTS.serve). */
@@ -134,7 +136,7 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
   readonly #dispatch: SipDispatcher;
   readonly #calls: CallManager;
   readonly #state = new Map<string, CallState>();
-  readonly #greetings = new Map<string, Int16Array>();
+  readonly #greetings = new Map<string, PlayPcm>();
   #listener: SipListener | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -260,7 +262,10 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
       }
       if (bot.play !== undefined && !this.#greetings.has(bot.play)) {
         try {
-          this.#greetings.set(bot.play, await loadAudioFile(bot.play, SAMPLE_RATE));
+          this.#greetings.set(bot.play, {
+            pcm: await loadAudioFile(bot.play, PLAY_SAMPLE_RATE),
+            sampleRate: PLAY_SAMPLE_RATE,
+          });
         } catch (err) {
           throw new SoftphoneError(
             ErrorCodes.CONFIG_INVALID,
@@ -391,6 +396,7 @@ export class BotServer extends SafeEmitter<BotServerEvents> {
       mediaTimeoutMs: bot.mediaTimeoutMs,
       maxCallDurationMs: bot.maxCallDurationMs,
       srtp: this.#options.srtp ?? defaultSrtpPolicy(incoming.flow.transport),
+      ...(this.#options.sampleRate !== undefined && { sampleRate: this.#options.sampleRate }),
       aor: `<sip:${did === '' ? 'rc-softphone' : escapeUser(did)}@${host.includes(':') ? `[${host}]` : host}>`,
       sidecarExtra: () => ({ serve: { did: state.did, bot: state.bot, intents: [...state.intents] } }),
       liveSinks: (call, port) => this.#attachSinks(call, state, port),

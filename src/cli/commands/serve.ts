@@ -11,6 +11,7 @@ import os from 'node:os';
 import { Command } from 'commander';
 import { DEFAULTS } from '../../config/options.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
+import type { SampleRate } from '../../media/codec.js';
 import { localAddressProblem } from '../../sdp/negotiate.js';
 import { AllowList, type Cidr, parseAllowFile, parseCidr } from '../../serve/allow-list.js';
 import { BotServer } from '../../serve/bot-server.js';
@@ -35,7 +36,7 @@ import {
   recordDirUsage,
   UsageError,
 } from '../common.js';
-import { parseCodecs, parsePortRange, parseSrtpPolicy } from '../device.js';
+import { parseCodecs, parsePortRange, parseSrtpPolicy, sampleRateOption } from '../device.js';
 import { wireServeEvents } from '../events.js';
 
 interface ServeFlags extends OutputOptions {
@@ -61,6 +62,7 @@ interface ServeFlags extends OutputOptions {
   mediaIp?: string;
   silence: boolean;
   srtp?: string;
+  sampleRate?: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
   finalByeTimeout: number;
@@ -137,6 +139,11 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
       'SRTP (SDES): required, optional or off (default: required on TLS, off on TCP/UDP)',
     )
     .option(
+      '--sample-rate <hz>',
+      "force every call's audio rate (WAV, --pipe, frames): 8000 or 16000 (default: 16000 for wideband Opus calls, 8000 for G.711)",
+      sampleRateOption,
+    )
+    .option(
       '--max-connections <n>',
       'TCP/TLS connections open at once',
       intOption('--max-connections', 1, 1_000_000),
@@ -201,6 +208,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     limits: { maxConnections: flags.maxConnections, maxConnectionsPerAddress: flags.maxConnectionsPerIp },
     ...(certificate && { tls: { cert: certificate.cert, key: certificate.key } }),
     ...(srtp !== undefined && { srtp }),
+    ...(flags.sampleRate !== undefined && { sampleRate: flags.sampleRate as SampleRate }),
     ...(flags.mediaIp !== undefined && { mediaIp: flags.mediaIp }),
   });
   log.info(

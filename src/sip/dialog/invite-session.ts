@@ -164,6 +164,8 @@ export function glareDelayMs(callIdOwner: boolean, random: () => number = Math.r
 
 /** How long a transfer waits for the final NOTIFY before giving up. */
 export const REFER_TIMEOUT_MS = 64 * T1;
+/** How long a re-INVITE may go without a final response, provisional or not (Timer B's value). */
+export const REINVITE_TIMEOUT_MS = 64 * T1;
 /** Digest rounds for one INVITE before giving up (a second challenge means wrong credentials). */
 const MAX_AUTH_ROUNDS = 2;
 
@@ -502,11 +504,6 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
     return this.#host.request(request, dialog.flow, timeoutMs);
   }
 
-  /**
-   * Blind transfer (RFC 3515): REFER to `target`; resolves with the final
-   * status the transferee reports in its NOTIFY sipfrag (or the REFER's own
-   * refusal, or 408 when no final NOTIFY comes within REFER_TIMEOUT_MS).
-   */
   /** Whether REFERs from the far end are accepted (202, the owner follows them) or declined (603). */
   followRefers(follow: boolean): void {
     this.#followRefers = follow;
@@ -536,6 +533,11 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
     }
   }
 
+  /**
+   * Blind transfer (RFC 3515): REFER to `target`; resolves with the final
+   * status the transferee reports in its NOTIFY sipfrag (or the REFER's own
+   * refusal, or 408 when no final NOTIFY comes within REFER_TIMEOUT_MS).
+   */
   async refer(target: string, referredBy: string): Promise<ReferProgress> {
     const dialog = this.#requireDialog('REFER');
     const request = dialog.createRequest('REFER', this.#host.userAgent);
@@ -931,7 +933,20 @@ export class InviteSession extends EventEmitter<InviteSessionEvents> {
     const cseq = request.headers.cseq()?.seq ?? 0;
     return new Promise((resolve) => {
       let ack: SipRequest | undefined;
+      let settled = false;
+      // Timer B stops at the first provisional (RFC 3261 17.1.1.2): a re-INVITE
+      // the far end never answers after its 100 is cancelled (9.1) after as long.
+      const guard = setTimeout(() => {
+        const tx = this.#reinvite;
+        this.#sdh.rollback();
+        settle({ ok: false, status: 408, reason: 'no final answer to the re-INVITE' });
+        tx?.cancel().catch(() => {});
+      }, REINVITE_TIMEOUT_MS);
+      guard.unref?.();
       const settle = (r: { ok: boolean; status: number; reason: string }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(guard);
         this.#reinvite = undefined;
         resolve(r);
       };

@@ -7,7 +7,8 @@
  * `WWW-Authenticate`, `Call-Id` → `Call-ID`, as RingCentral's edge varies them).
  *
  * Typed accessors (`vias()`, `topVia()`, `cseq()`, `from()`, `to()`,
- * `nameAddrs()`) parse on first use and memoize until the next mutation.
+ * `nameAddrs()`) parse on first use and memoize until the next mutation (the
+ * parser hands over the top Via, CSeq, From and To it built while validating).
  * The objects they return are shared with that cache: read them, and clone
  * before changing them.
  */
@@ -146,25 +147,43 @@ const LIST_HEADERS = new Set(
   ].map((n) => n.toLowerCase()),
 );
 
-interface Spelling {
+/** @internal */
+export interface Spelling {
   /** Canonical name (or the spelling itself for an unknown header). */
   readonly name: string;
   /** Lowercased canonical name: the matching key. */
   readonly key: string;
+  /** Index in KNOWN_NAMES, or UNKNOWN_HEADER. */
+  readonly id: number;
+  /** `name: `, what a serialized field starts with. */
+  readonly prefix: string;
 }
+
+function newSpelling(name: string, key: string, id: number): Spelling {
+  return { name, key, id, prefix: name + ': ' };
+}
+
+/** headerId() of a name that is not in KNOWN_NAMES. @internal */
+export const UNKNOWN_HEADER = -1;
+/** appendParsedField() of a name that is not a token. @internal */
+export const INVALID_HEADER_NAME = -2;
 
 /** Any spelling we may meet (canonical, lowercased, compact) → its canonical name and key. */
 const SPELLINGS = new Map<string, Spelling>();
-for (const name of KNOWN_NAMES) {
-  const entry = { name, key: name.toLowerCase() };
+for (const [id, name] of KNOWN_NAMES.entries()) {
+  const entry = newSpelling(name, name.toLowerCase(), id);
   SPELLINGS.set(name, entry);
   SPELLINGS.set(entry.key, entry);
 }
 for (const [compact, name] of Object.entries(COMPACT)) {
-  const entry = SPELLINGS.get(name) ?? { name, key: name.toLowerCase() };
+  const entry = SPELLINGS.get(name) ?? newSpelling(name, name.toLowerCase(), UNKNOWN_HEADER);
   SPELLINGS.set(compact, entry);
   SPELLINGS.set(compact.toUpperCase(), entry);
 }
+
+/** Number of known header names: every headerId() is below it. @internal */
+export const KNOWN_HEADER_COUNT = KNOWN_NAMES.length;
+
 /**
  * Unknown spellings seen on the wire, memoized by exact spelling only (so that
  * `x-foo` learned first never changes how `X-Foo` is spelled), and only this
@@ -183,13 +202,62 @@ function spelling(name: string, learn = false): Spelling {
   const lower = name.toLowerCase();
   const known = SPELLINGS.get(lower);
   if (known !== undefined) return known;
-  const entry = { name, key: lower };
+  const entry = newSpelling(name, lower, UNKNOWN_HEADER);
   if (learn && LEARNED.size < MAX_LEARNED_SPELLINGS) LEARNED.set(name, entry);
   return entry;
 }
 
+/**
+ * The parser's lookup: spellings by length and first letter, compared byte by
+ * byte with the header section's codes (uri.ts), so a field name is neither
+ * sliced out nor hashed. Holds every spelling above, plus (bounded, as peers
+ * choose them) each new spelling the parser resolved: `Call-Id` → Call-ID, an
+ * unknown `p-rc-api-ids` → itself.
+ */
+const WIRE_MAX_LENGTH = 48;
+const WIRE: Array<Array<Uint8Array | Spelling> | undefined> = Array.from(
+  { length: (WIRE_MAX_LENGTH + 1) * 128 },
+  () => undefined,
+);
+let wireLearned = 0;
+
+function wireSlot(length: number, first: number): number {
+  return length > WIRE_MAX_LENGTH || first >= 128
+    ? -1
+    : length * 128 + (first >= 0x41 && first <= 0x5a ? first | 0x20 : first);
+}
+
+function addWireSpelling(name: string, entry: Spelling): void {
+  const slot = wireSlot(name.length, name.charCodeAt(0));
+  if (slot < 0) return;
+  let bucket = WIRE[slot];
+  if (bucket === undefined) WIRE[slot] = bucket = [];
+  // Header names are tokens: ASCII, one byte per character.
+  bucket.push(Buffer.from(name, 'latin1'), entry);
+}
+for (const [name, entry] of SPELLINGS) addWireSpelling(name, entry);
+
+/** The entry whose exact spelling the codes b[start, end) hold, if the parser has met it. */
+function findWireSpelling(b: Uint8Array, start: number, end: number): Spelling | undefined {
+  const length = end - start;
+  const slot = length === 0 ? -1 : wireSlot(length, b[start] as number);
+  const bucket = slot < 0 ? undefined : WIRE[slot];
+  if (bucket === undefined) return undefined;
+  next: for (let i = 0; i < bucket.length; i += 2) {
+    const spelling = bucket[i] as Uint8Array;
+    for (let k = 0; k < length; k++) if (b[start + k] !== spelling[k]) continue next;
+    return bucket[i + 1] as Spelling;
+  }
+  return undefined;
+}
+
 function keyOf(name: string): string {
   return spelling(name).key;
+}
+
+/** A small integer per known header name, whatever the spelling (the parser's tables), else UNKNOWN_HEADER. @internal */
+export function headerId(name: string): number {
+  return spelling(name).id;
 }
 
 /**
@@ -246,24 +314,83 @@ function assertField(name: string, value: string): void {
 const UNSET: unique symbol = Symbol('unset');
 type Memo<T> = T | typeof UNSET;
 
-let trustedAppend: ((h: Headers, name: string, value: string) => boolean) | undefined;
+// The parser and the serializer reach Headers' private fields through these
+// functions, assigned in its static block: they are not part of its API.
+
+type TrustedAppend = (
+  h: Headers,
+  codes: Uint8Array,
+  text: string,
+  nameStart: number,
+  nameEnd: number,
+  value: string,
+) => number;
+type PrimeParsed = (h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr) => void;
+let trustedAppend: TrustedAppend | undefined;
+let prime: PrimeParsed | undefined;
+let fields: ((h: Headers) => HeaderFields) | undefined;
+let markNotAscii: ((h: Headers) => void) | undefined;
 
 /**
- * Parser fast path: appends a field whose value the parser split at CRLF (so
- * it holds no CR/LF). Returns false, appending nothing, when the name is not a
- * token. Known and already-seen spellings skip the token check.
+ * A Headers for the parser: `ascii` says whether every value it will append
+ * is ASCII (the parser knows it of the whole header section).
  * @internal
  */
-export function appendParsedField(headers: Headers, name: string, value: string): boolean {
-  return (trustedAppend as (h: Headers, name: string, value: string) => boolean)(headers, name, value);
+export function parsedHeaders(ascii: boolean): Headers {
+  const h = new Headers();
+  if (!ascii) (markNotAscii as (h: Headers) => void)(h);
+  return h;
 }
 
+/**
+ * Parser fast path: appends the field named text[nameStart, nameEnd) (whose
+ * codes are in `codes`, uri.ts) with a value the parser split at CRLF (so it
+ * holds no CR/LF) to Headers the parser just made (nothing memoized yet).
+ * Returns the name's headerId(), or INVALID_HEADER_NAME, appending nothing,
+ * when the name is not a token. Spellings met before skip the token check.
+ * @internal
+ */
+export function appendParsedField(
+  headers: Headers,
+  codes: Uint8Array,
+  text: string,
+  nameStart: number,
+  nameEnd: number,
+  value: string,
+): number {
+  return (trustedAppend as TrustedAppend)(headers, codes, text, nameStart, nameEnd, value);
+}
+
+/**
+ * The parser's typed values of the Headers it just made (built while
+ * validating, from these very fields), memoized as if they had been read.
+ * @internal
+ */
+export function primeParsedValues(h: Headers, topVia: Via, cseq: CSeq, from: NameAddr, to: NameAddr): void {
+  (prime as PrimeParsed)(h, topVia, cseq, from, to);
+}
+
+/** A Headers' fields as stored, for the serializer. @internal */
+export interface HeaderFields {
+  readonly spellings: readonly Spelling[];
+  readonly values: readonly string[];
+  /** Every value is ASCII (the serializer may then take one character for one byte). */
+  readonly ascii: boolean;
+}
+
+/** The fields of `h`, not copied: read them, never keep them. @internal */
+export function headerFields(h: Headers): HeaderFields {
+  return (fields as (h: Headers) => HeaderFields)(h);
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
 export class Headers {
-  /** Canonical names, in field order. */
-  #names: string[] = [];
-  /** Lowercased canonical names, for matching. */
-  #keys: string[] = [];
+  /** Each field's name (canonical name, key), in field order. */
+  #spellings: Spelling[] = [];
   #values: string[] = [];
+  /** Every value is ASCII (names always are: they are tokens). */
+  #ascii = true;
   // Memoized typed values; every mutation resets them.
   #vias: Memo<Via[] | undefined> = UNSET;
   #topVia: Memo<Via | undefined> = UNSET;
@@ -273,17 +400,30 @@ export class Headers {
   #nameAddrs: Map<string, NameAddr[] | undefined> | undefined;
 
   static {
-    trustedAppend = (h, name, value) => {
-      let entry = SPELLINGS.get(name) ?? LEARNED.get(name);
+    fields = (h) => ({ spellings: h.#spellings, values: h.#values, ascii: h.#ascii });
+    markNotAscii = (h) => {
+      h.#ascii = false;
+    };
+    prime = (h, topVia, cseq, from, to) => {
+      h.#topVia = topVia;
+      h.#cseq = cseq;
+      h.#from = from;
+      h.#to = to;
+    };
+    trustedAppend = (h, codes, text, nameStart, nameEnd, value) => {
+      let entry = findWireSpelling(codes, nameStart, nameEnd);
       if (entry === undefined) {
-        if (!isToken(name)) return false;
+        const name = text.slice(nameStart, nameEnd);
+        if (!isToken(name)) return INVALID_HEADER_NAME;
         entry = spelling(name, true);
+        if (wireLearned < MAX_LEARNED_SPELLINGS) {
+          wireLearned++;
+          addWireSpelling(name, entry);
+        }
       }
-      h.#names.push(entry.name);
-      h.#keys.push(entry.key);
+      h.#spellings.push(entry);
       h.#values.push(value);
-      h.#changed();
-      return true;
+      return entry.id;
     };
   }
 
@@ -293,15 +433,25 @@ export class Headers {
 
   /** Number of header fields (lines). */
   get size(): number {
-    return this.#names.length;
+    return this.#spellings.length;
   }
 
   /** The first field's whole value. */
   get(name: string): string | undefined {
-    const key = keyOf(name);
-    const keys = this.#keys;
-    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return this.#values[i];
+    return this.#first(keyOf(name));
+  }
+
+  #first(key: string): string | undefined {
+    const spellings = this.#spellings;
+    for (let i = 0; i < spellings.length; i++)
+      if ((spellings[i] as Spelling).key === key) return this.#values[i];
     return undefined;
+  }
+
+  #indexOf(key: string): number {
+    const spellings = this.#spellings;
+    for (let i = 0; i < spellings.length; i++) if ((spellings[i] as Spelling).key === key) return i;
+    return -1;
   }
 
   /**
@@ -312,9 +462,9 @@ export class Headers {
     const key = keyOf(name);
     const list = LIST_HEADERS.has(key);
     const out: string[] = [];
-    const keys = this.#keys;
-    for (let i = 0; i < keys.length; i++) {
-      if (keys[i] !== key) continue;
+    const spellings = this.#spellings;
+    for (let i = 0; i < spellings.length; i++) {
+      if ((spellings[i] as Spelling).key !== key) continue;
       const value = this.#values[i] as string;
       if (!list) out.push(value);
       else if (value.indexOf(',') === -1) {
@@ -325,14 +475,14 @@ export class Headers {
   }
 
   has(name: string): boolean {
-    return this.#keys.includes(keyOf(name));
+    return this.#indexOf(keyOf(name)) !== -1;
   }
 
   /** Number of header fields (lines) with that name. */
   count(name: string): number {
     const key = keyOf(name);
     let n = 0;
-    for (const k of this.#keys) if (k === key) n++;
+    for (const entry of this.#spellings) if (entry.key === key) n++;
     return n;
   }
 
@@ -340,13 +490,14 @@ export class Headers {
   set(name: string, value: string): this {
     const entry = spelling(name);
     assertField(entry.name, value);
-    const first = this.#keys.indexOf(entry.key);
+    const first = this.#indexOf(entry.key);
     if (first === -1) return this.append(name, value);
-    this.#names[first] = entry.name;
+    this.#spellings[first] = entry;
     this.#values[first] = value;
-    for (let i = this.#keys.length - 1; i > first; i--) {
-      if (this.#keys[i] === entry.key) this.#removeAt(i);
+    for (let i = this.#spellings.length - 1; i > first; i--) {
+      if ((this.#spellings[i] as Spelling).key === entry.key) this.#removeAt(i);
     }
+    this.#added(value);
     this.#changed();
     return this;
   }
@@ -354,9 +505,9 @@ export class Headers {
   append(name: string, value: string): this {
     const entry = spelling(name);
     assertField(entry.name, value);
-    this.#names.push(entry.name);
-    this.#keys.push(entry.key);
+    this.#spellings.push(entry);
     this.#values.push(value);
+    this.#added(value);
     this.#changed();
     return this;
   }
@@ -364,30 +515,34 @@ export class Headers {
   prepend(name: string, value: string): this {
     const entry = spelling(name);
     assertField(entry.name, value);
-    this.#names.unshift(entry.name);
-    this.#keys.unshift(entry.key);
+    this.#spellings.unshift(entry);
     this.#values.unshift(value);
+    this.#added(value);
     this.#changed();
     return this;
   }
 
   delete(name: string): this {
     const key = keyOf(name);
-    for (let i = this.#keys.length - 1; i >= 0; i--) if (this.#keys[i] === key) this.#removeAt(i);
+    for (let i = this.#spellings.length - 1; i >= 0; i--) {
+      if ((this.#spellings[i] as Spelling).key === key) this.#removeAt(i);
+    }
     this.#changed();
     return this;
   }
 
   /** [canonical name, value] for every field, in order. */
   *entries(): IterableIterator<[string, string]> {
-    for (let i = 0; i < this.#names.length; i++) yield [this.#names[i] as string, this.#values[i] as string];
+    for (let i = 0; i < this.#spellings.length; i++) {
+      yield [(this.#spellings[i] as Spelling).name, this.#values[i] as string];
+    }
   }
 
   /** Calls `callback(value, name)` for every field in order (cheaper than entries()). */
   forEach(callback: (value: string, name: string) => void): void {
-    const names = this.#names;
+    const spellings = this.#spellings;
     const values = this.#values;
-    for (let i = 0; i < names.length; i++) callback(values[i] as string, names[i] as string);
+    for (let i = 0; i < spellings.length; i++) callback(values[i] as string, (spellings[i] as Spelling).name);
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
@@ -396,9 +551,9 @@ export class Headers {
 
   clone(): Headers {
     const copy = new Headers();
-    copy.#names = this.#names.slice();
-    copy.#keys = this.#keys.slice();
+    copy.#spellings = this.#spellings.slice();
     copy.#values = this.#values.slice();
+    copy.#ascii = this.#ascii;
     return copy;
   }
 
@@ -408,8 +563,10 @@ export class Headers {
   vias(): Via[] | undefined {
     if (this.#vias !== UNSET) return this.#vias;
     let out: Via[] | undefined = [];
-    for (const value of this.#listValues('via')) {
-      const via = parseVia(value);
+    const values = this.#listValues('via');
+    for (let i = 0; i < values.length; i++) {
+      // The top one is often known already (the parser builds it).
+      const via = i === 0 && this.#topVia !== UNSET ? this.#topVia : parseVia(values[i] as string);
       if (via === undefined) {
         out = undefined;
         break;
@@ -426,7 +583,7 @@ export class Headers {
     let top: Via | undefined;
     if (this.#vias !== UNSET) top = this.#vias?.[0];
     else {
-      const first = this.get('Via');
+      const first = this.#first('via');
       const value = first === undefined || first.indexOf(',') === -1 ? first : splitHeaderList(first)[0];
       top = value === undefined ? undefined : parseVia(value);
     }
@@ -436,27 +593,27 @@ export class Headers {
 
   cseq(): CSeq | undefined {
     if (this.#cseq !== UNSET) return this.#cseq;
-    const value = this.get('CSeq');
+    const value = this.#first('cseq');
     this.#cseq = value === undefined ? undefined : parseCSeq(value);
     return this.#cseq;
   }
 
   from(): NameAddr | undefined {
     if (this.#from !== UNSET) return this.#from;
-    const value = this.get('From');
+    const value = this.#first('from');
     this.#from = value === undefined ? undefined : parseNameAddr(value);
     return this.#from;
   }
 
   to(): NameAddr | undefined {
     if (this.#to !== UNSET) return this.#to;
-    const value = this.get('To');
+    const value = this.#first('to');
     this.#to = value === undefined ? undefined : parseNameAddr(value);
     return this.#to;
   }
 
   callId(): string | undefined {
-    return this.get('Call-ID');
+    return this.#first('call-id');
   }
 
   /**
@@ -484,13 +641,17 @@ export class Headers {
   /** All values of a list header including empty elements (for validation). */
   #listValues(key: string): string[] {
     const out: string[] = [];
-    for (let i = 0; i < this.#keys.length; i++) {
-      if (this.#keys[i] !== key) continue;
+    for (let i = 0; i < this.#spellings.length; i++) {
+      if ((this.#spellings[i] as Spelling).key !== key) continue;
       const value = this.#values[i] as string;
       if (value.indexOf(',') === -1) out.push(value);
       else out.push(...splitHeaderList(value));
     }
     return out;
+  }
+
+  #added(value: string): void {
+    if (this.#ascii && NON_ASCII.test(value)) this.#ascii = false;
   }
 
   #changed(): void {
@@ -503,8 +664,7 @@ export class Headers {
   }
 
   #removeAt(i: number): void {
-    this.#names.splice(i, 1);
-    this.#keys.splice(i, 1);
+    this.#spellings.splice(i, 1);
     this.#values.splice(i, 1);
   }
 }

@@ -2,9 +2,12 @@
  * SIP message serializer (RFC 3261 section 7): start line, header fields in
  * order, a Content-Length equal to the body's byte length, blank line, body.
  */
+import { headerFields } from './headers.js';
 import { encodeHeaderText, hasEscapedBytes } from './text.js';
 import type { SipMessage } from './types.js';
 import { isToken } from './uri.js';
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 function hasLineBreak(s: string): boolean {
   return s.indexOf('\r') !== -1 || s.indexOf('\n') !== -1;
@@ -40,15 +43,25 @@ export function serialize(message: SipMessage): Buffer {
   const body = message.body;
   const contentLength = 'Content-Length: ' + body.byteLength + '\r\n';
   let wroteLength = false;
-  message.headers.forEach((value, name) => {
-    if (name === 'Content-Length') {
+  const { spellings, values, ascii } = headerFields(message.headers);
+  for (let i = 0; i < spellings.length; i++) {
+    const spelling = spellings[i] as (typeof spellings)[number];
+    if (spelling.key === 'content-length') {
       if (!wroteLength) head += contentLength;
       wroteLength = true;
-    } else head += name + ': ' + value + '\r\n';
-  });
+    } else head += spelling.prefix + (values[i] as string) + '\r\n';
+  }
   if (!wroteLength) head += contentLength;
   head += '\r\n';
 
+  // All ASCII (the parser and Headers know it of the fields): one byte per
+  // character, no count needed, nothing escaped.
+  if (ascii && !NON_ASCII.test(message.type === 'request' ? message.uri : message.reason)) {
+    const out = Buffer.allocUnsafe(head.length + body.byteLength);
+    out.write(head, 0, 'latin1');
+    out.set(body, head.length);
+    return out;
+  }
   let headLength = Buffer.byteLength(head, 'utf8');
   // Bytes the parser escaped (malformed UTF-8 in a field we copied) go back as
   // they came (text.ts). Pure ASCII, one byte per character, cannot hold any.

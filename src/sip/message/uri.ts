@@ -2,8 +2,11 @@
  * SIP URIs, name-addr / addr-spec values, Via, CSeq and generic parameters
  * (RFC 3261 sections 19.1, 20.10, 20.42, 25.1).
  *
- * Everything here is a hand-written scanner over a string (no backtracking
- * regexes) that returns `undefined` on malformed input instead of throwing.
+ * Everything here is a hand-written scanner (no regexes) that reads the
+ * string's character codes from a byte array once, straight into its result,
+ * and returns `undefined` on malformed input instead of throwing. Each has a
+ * check mode that builds nothing, and the parser's variants (…In) read a value
+ * where it stands in the header section (see "Scanners" below).
  *
  * Parameter values — a decision that callers must know about:
  * - Header parameters (NameAddr.params, Via.params) keep their value RAW: a
@@ -61,6 +64,7 @@ const EQUALS = 0x3d;
 const LBRACKET = 0x5b;
 const QUESTION = 0x3f;
 const PERCENT = 0x25;
+const AMPERSAND = 0x26;
 
 export function isTokenChar(c: number): boolean {
   return c < 128 && TOKEN[c] === 1;
@@ -77,13 +81,13 @@ function isWs(c: number): boolean {
   return c === SP || c === HT;
 }
 
-function skipWs(s: string, i: number): number {
-  while (i < s.length && isWs(s.charCodeAt(i))) i++;
+function skipWs(b: Uint8Array, i: number, end: number): number {
+  while (i < end && isWs(b[i] as number)) i++;
   return i;
 }
 
-function scanToken(s: string, i: number): number {
-  while (i < s.length && isTokenChar(s.charCodeAt(i))) i++;
+function scanToken(b: Uint8Array, i: number, end: number): number {
+  while (i < end && isTokenChar(b[i] as number)) i++;
   return i;
 }
 
@@ -117,12 +121,12 @@ export function parseBoundedInt(s: string, max: number): number | undefined {
 
 /**
  * Scans a quoted-string starting at the opening DQUOTE; returns the index just
- * after the closing DQUOTE, or -1 when it is unterminated.
+ * after the closing DQUOTE, or -1 when it is unterminated before `end`.
  */
-function scanQuoted(s: string, i: number): number {
+function scanQuoted(b: Uint8Array, i: number, end: number): number {
   let j = i + 1;
-  while (j < s.length) {
-    const c = s.charCodeAt(j);
+  while (j < end) {
+    const c = b[j] as number;
     if (c === BACKSLASH)
       j += 2; // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
     else if (c === DQUOTE) return j + 1;
@@ -250,115 +254,137 @@ function escapeWith(s: string, allowed: Uint8Array): string {
   return out;
 }
 
-// ---------------------------------------------------------------------------
-// Fast paths. The common shapes (what RingCentral and Kamailio send) are
-// matched by one linear regex each; the patterns are deliberately narrower
-// than the grammar (no whitespace, no quoted-pair surprises, no `;`/`?` in
-// the user part, no URI headers) so that whatever they accept, the exact
-// scanners below accept with the same result. Anything else falls through to
-// the scanners. The differential fuzz test checks this equivalence.
-
-const TOKEN_CLASS = "A-Za-z0-9\\-.!%*_+`'~";
-/** isValueChar as a class: anything above SP except DEL ; , " < > */
-const VALUE_CLASS = '^\\x00-\\x20\\x7f;,"<>';
-const PARAM_CLASS = "A-Za-z0-9\\-_.!~*'()\\[\\]/:&+$%";
-const QUOTED = '"(?:[^"\\\\]|\\\\.)*"';
-const GENERIC_PARAMS = `((?:;[${TOKEN_CLASS}]+(?:=(?:[${VALUE_CLASS}]+|${QUOTED}))?)*)`;
-
-/** sip:/sips: with optional user[:password]@, host or [IPv6], port, uri-parameters. */
-const SIP_URI_FAST = new RegExp(
-  "^(sips?):(?:([A-Za-z0-9\\-_.!~*'()&=+$,/%]+)(?::([A-Za-z0-9\\-_.!~*'()&=+$,%]*))?@)?" +
-    '([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\])(?::([0-9]{1,5}))?' +
-    `((?:;[${PARAM_CLASS}]+(?:=[${PARAM_CLASS}]*)?)*)$`,
-);
-
-function sipUriFromMatch(m: RegExpExecArray): SipUri | undefined {
-  const [, scheme, user, password, host, portText, paramText] = m;
-  const params = new Map<string, string | null>();
-  if (paramText !== undefined && paramText.length > 0) {
-    const parts = paramText.split(';');
-    for (let i = 1; i < parts.length; i++) {
-      const part = parts[i] as string;
-      const eq = part.indexOf('=');
-      const name = unescapeUriComponent(eq === -1 ? part : part.slice(0, eq)).toLowerCase();
-      if (!params.has(name)) params.set(name, eq === -1 ? null : unescapeUriComponent(part.slice(eq + 1)));
-    }
-  }
-  const uri: SipUri = { scheme: scheme as 'sip' | 'sips', host: host as string, params, headers: new Map() };
-  if (user !== undefined) uri.user = unescapeUriComponent(user);
-  if (password !== undefined) uri.password = unescapeUriComponent(password);
-  if (portText !== undefined) {
-    const port = Number(portText);
-    if (port > 65535) return undefined;
-    uri.port = port;
-  }
-  return uri;
-}
-
-/** "Quoted" or token display name, <URI>, header parameters. */
-const NAME_ADDR_FAST = new RegExp(
-  `^(?:"((?:[^"\\\\]|\\\\.)*)"|([${TOKEN_CLASS}]+(?:[ \\t]+[${TOKEN_CLASS}]+)*))?[ \\t]*` +
-    `<([^\\x00-\\x20\\x7f<>"]+)>${GENERIC_PARAMS}$`,
-);
-
-function nameAddrFromMatch(s: string, m: RegExpExecArray): NameAddr | undefined {
-  const [, quoted, tokens, uriText, paramText] = m;
-  const uri = parseUri(uriText as string);
-  if (uri === undefined) return undefined;
-  const params = new Map<string, string | null>();
-  if (paramText !== undefined && paramText.length > 0) {
-    if (scanParams(s, s.length - paramText.length, params) !== s.length) return undefined;
-  }
-  const result: NameAddr = { uri, params };
-  if (quoted !== undefined) result.displayName = unescapeQuotedContent(quoted);
-  else if (tokens !== undefined) result.displayName = collapseWs(tokens);
-  return result;
-}
-
-/** SIP/2.0/TRANSPORT host[:port] params, with no optional whitespace anywhere. */
-const VIA_FAST = new RegExp(
-  `^SIP/2\\.0/([A-Z]+) ([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\])(?::([0-9]{1,5}))?${GENERIC_PARAMS}$`,
-);
-
-function viaFromMatch(s: string, m: RegExpExecArray): Via | undefined {
-  const [, transport, host, portText, paramText] = m;
-  const params = new Map<string, string | null>();
-  if (paramText !== undefined && paramText.length > 0) {
-    if (paramText.indexOf('"') === -1) {
-      const parts = paramText.split(';');
-      for (let i = 1; i < parts.length; i++) {
-        const part = parts[i] as string;
-        const eq = part.indexOf('=');
-        const name = (eq === -1 ? part : part.slice(0, eq)).toLowerCase();
-        if (!params.has(name)) params.set(name, eq === -1 ? null : part.slice(eq + 1));
-      }
-    } else if (scanParams(s, s.length - paramText.length, params) !== s.length) return undefined;
-  }
-  const via: Via = { protocol: 'SIP/2.0', transport: transport as string, host: host as string, params };
-  if (portText !== undefined) {
-    const port = Number(portText);
-    if (port > 65535) return undefined;
-    via.port = port;
-  }
-  return via;
-}
-
 function collapseWs(s: string): string {
   return s.indexOf(' ') === -1 && s.indexOf('\t') === -1 ? s : s.split(/[ \t]+/).join(' ');
 }
 
 // ---------------------------------------------------------------------------
-// URIs (RFC 3261 19.1)
+// Scanners. Each grammar is scanned in one pass, straight into its result
+// (no regexes, no intermediate arrays). With `build` false a scanner only
+// checks the grammar and returns VALID: that is what the parser's validation
+// runs on the values nobody reads yet (lower Vias, Contact), so the typed value
+// is built only on first access, by the same code, with the same verdict.
+//
+// A scanner reads s[start, end) through `b`, its codes: b[i] is s's UTF-16
+// unit i when that is ASCII, else some value from 0x80 to 0xff (every grammar
+// decision here is about ASCII; all other characters fall in the same classes). Reading a byte
+// array is several times faster than charCodeAt on a string, and the parser
+// hands over the received bytes themselves when the header section is ASCII
+// (codes and text then coincide). Results are sliced from s.
 
-function hasForbiddenUriChar(s: string): boolean {
-  // Whitespace, controls and the delimiters that end a URI inside a header
-  // field can never be part of one (RFC 4475 3.1.2.7, 3.1.2.8, 3.1.2.14).
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c <= SP || c === 0x7f || c === LT || c === GT || c === DQUOTE) return true;
+/**
+ * Names met on every message, kept as constants: a parameter name or
+ * transport found in the codes needs neither a slice nor a case conversion
+ * (the common case; any other is sliced and lowercased as before).
+ */
+const PARAM_NAMES = [
+  'branch',
+  'rport',
+  'received',
+  'maddr',
+  'ttl',
+  'alias',
+  'tag',
+  'expires',
+  'q',
+  'transport',
+  'lr',
+  'ob',
+  'user',
+  'method',
+  'reg-id',
+  '+sip.instance',
+  'r2',
+  'gr',
+  'refresher',
+  'cause',
+  'text',
+];
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'SCTP', 'WS', 'WSS'];
+const INTERN_MAX_LENGTH = 15;
+
+function internTable(names: readonly string[]): Array<string[] | undefined> {
+  const table: Array<string[] | undefined> = Array.from(
+    { length: (INTERN_MAX_LENGTH + 1) * 128 },
+    () => undefined,
+  );
+  for (const name of names) {
+    const slot = name.length * 128 + lowerAscii(name.charCodeAt(0));
+    const bucket = table[slot] ?? [];
+    bucket.push(name);
+    table[slot] = bucket;
   }
-  return false;
+  return table;
 }
+const PARAM_TABLE = internTable(PARAM_NAMES);
+const TRANSPORT_TABLE = internTable(TRANSPORTS);
+
+/** The constant in `table` that the codes b[start, end) spell, ignoring ASCII case. */
+function interned(
+  table: Array<string[] | undefined>,
+  b: Uint8Array,
+  start: number,
+  end: number,
+): string | undefined {
+  const length = end - start;
+  const first = b[start] as number;
+  if (length > INTERN_MAX_LENGTH || first >= 128) return undefined;
+  const bucket = table[length * 128 + lowerAscii(first)];
+  if (bucket === undefined) return undefined;
+  next: for (const name of bucket) {
+    for (let k = 0; k < length; k++) {
+      if (lowerAscii(b[start + k] as number) !== lowerAscii(name.charCodeAt(k))) continue next;
+    }
+    return name;
+  }
+  return undefined;
+}
+
+const BEYOND_LATIN1 = /[^\x00-\xff]/;
+
+/**
+ * A string's codes, for the scanners (see above), in `into` when it is large
+ * enough. Latin-1 text is written natively, byte for byte (its units 0x80 to
+ * 0xff are non-ASCII codes as good as 0x80); beyond it, unit by unit.
+ */
+export function codesOf(s: string, into?: Buffer): Buffer {
+  const n = s.length;
+  const b = into !== undefined && into.length >= n ? into : Buffer.allocUnsafeSlow(n);
+  if (!BEYOND_LATIN1.test(s)) b.write(s, 0, 'latin1');
+  else for (let i = 0; i < n; i++) b[i] = Math.min(s.charCodeAt(i), 0x80);
+  return b;
+}
+
+/**
+ * Codes of the string a public entry point was given, in a buffer reused from
+ * call to call (entry points never nest; the parser has codes of its own).
+ */
+let scratch = Buffer.allocUnsafeSlow(1024);
+function scratchCodes(s: string): Uint8Array {
+  if (s.length > scratch.length) {
+    if (s.length > 65536) return codesOf(s); // rare and huge: not worth keeping
+    scratch = Buffer.allocUnsafeSlow(Math.max(s.length, scratch.length * 2));
+  }
+  return codesOf(s, scratch);
+}
+
+/** What a scanner returns in check mode when the value is well formed. */
+const VALID = 0;
+/** scanUri's check mode: a well-formed SIP URI with escaped headers (`?subject=…`). */
+const VALID_WITH_HEADERS = 1;
+type Checked = typeof VALID | typeof VALID_WITH_HEADERS;
+
+/** Whitespace, controls and the delimiters that end a URI inside a header field (RFC 4475 3.1.2.7, 3.1.2.8, 3.1.2.14). */
+function isForbiddenInUri(c: number): boolean {
+  return c <= SP || c === 0x7f || c === LT || c === GT || c === DQUOTE;
+}
+
+function lowerAscii(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+}
+
+// ---------------------------------------------------------------------------
+// URIs (RFC 3261 19.1)
 
 /**
  * Parses a URI. sip:/sips: URIs are parsed into their parts, any other
@@ -366,33 +392,80 @@ function hasForbiddenUriChar(s: string): boolean {
  * answers 416 for schemes it does not support; RFC 4475 3.3.2).
  */
 export function parseUri(s: string): Uri | undefined {
-  const fast = SIP_URI_FAST.exec(s);
-  if (fast !== null) {
-    const uri = sipUriFromMatch(fast);
-    if (uri !== undefined) return uri;
-  }
-  return parseUriSlow(s);
+  return scanUri(scratchCodes(s), s, 0, s.length, true);
 }
 
-/** The exact scanner behind parseUri (exported for the differential tests). @internal */
-export function parseUriSlow(s: string): Uri | undefined {
-  const colon = s.indexOf(':');
-  if (colon <= 0 || hasForbiddenUriChar(s)) return undefined;
-  const c0 = s.charCodeAt(0);
+/**
+ * Checks a URI without building it: 'malformed' where parseUri would return
+ * undefined, 'escaped-headers' for a SIP URI with `?headers` (not allowed in
+ * a Request-URI, RFC 3261 19.1.1), else 'ok'. @internal
+ */
+export function checkUri(s: string): 'ok' | 'malformed' | 'escaped-headers' {
+  return checkUriIn(scratchCodes(s), s, 0, s.length);
+}
+
+/** checkUri(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function checkUriIn(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+): 'ok' | 'malformed' | 'escaped-headers' {
+  const checked = scanUri(b, s, start, end, false);
+  return checked === undefined ? 'malformed' : checked === VALID ? 'ok' : 'escaped-headers';
+}
+
+/** Scans the URI s[start, end). */
+function scanUri(b: Uint8Array, s: string, start: number, end: number, build: true): Uri | undefined;
+function scanUri(b: Uint8Array, s: string, start: number, end: number, build: false): Checked | undefined;
+function scanUri(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): Uri | Checked | undefined;
+function scanUri(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): Uri | Checked | undefined {
+  const colon = s.indexOf(':', start);
+  if (colon <= start || colon >= end) return undefined;
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+  const c0 = b[start] as number;
   if (!((c0 >= 0x41 && c0 <= 0x5a) || (c0 >= 0x61 && c0 <= 0x7a))) return undefined;
-  for (let i = 1; i < colon; i++) {
-    const c = s.charCodeAt(i);
+  for (let i = start + 1; i < colon; i++) {
+    const c = b[i] as number;
     if (c >= 128 || SCHEME_CHARS[c] !== 1) return undefined;
   }
-  const scheme = s.slice(0, colon).toLowerCase();
-  if (scheme === 'sip' || scheme === 'sips') return parseSipUri(s, colon + 1, scheme);
-  if (colon + 1 >= s.length) return undefined;
-  const other: OtherUri = { scheme, opaque: s.slice(colon + 1) };
+  const schemeLength = colon - start;
+  if (
+    (schemeLength === 3 || schemeLength === 4) &&
+    lowerAscii(c0) === 0x73 &&
+    lowerAscii(b[start + 1] as number) === 0x69 &&
+    lowerAscii(b[start + 2] as number) === 0x70 &&
+    (schemeLength === 3 || lowerAscii(b[start + 3] as number) === 0x73)
+  ) {
+    return scanSipUri(b, s, colon + 1, end, schemeLength === 3 ? 'sip' : 'sips', build);
+  }
+  if (colon + 1 >= end) return undefined;
+  for (let i = colon + 1; i < end; i++) if (isForbiddenInUri(b[i] as number)) return undefined;
+  if (!build) return VALID;
+  const other: OtherUri = { scheme: s.slice(start, colon).toLowerCase(), opaque: s.slice(colon + 1, end) };
   return other;
 }
 
-function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri | undefined {
-  const n = s.length;
+function scanSipUri(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  scheme: 'sip' | 'sips',
+  build: boolean,
+): SipUri | Checked | undefined {
   let user: string | undefined;
   let password: string | undefined;
   let i = start;
@@ -400,75 +473,108 @@ function parseSipUri(s: string, start: number, scheme: 'sip' | 'sips'): SipUri |
   // headers), so the first one ends the userinfo; the user part itself may
   // contain `;`, `?` and `/` (RFC 4475 3.1.1.2, 3.1.1.9).
   const at = s.indexOf('@', start);
-  if (at !== -1) {
-    const pc = s.indexOf(':', start);
-    const userEnd = pc !== -1 && pc < at ? pc : at;
+  if (at !== -1 && at < end) {
+    let userEnd = at;
+    for (let k = start; k < at; k++) {
+      const c = b[k] as number;
+      if (c === COLON && userEnd === at) userEnd = k;
+      else if (isForbiddenInUri(c)) return undefined;
+    }
     if (userEnd === start) return undefined;
-    user = unescapeUriComponent(s.slice(start, userEnd));
-    if (userEnd < at) password = unescapeUriComponent(s.slice(userEnd + 1, at));
+    if (build) {
+      user = unescapeUriComponent(s.slice(start, userEnd));
+      if (userEnd < at) password = unescapeUriComponent(s.slice(userEnd + 1, at));
+    }
     i = at + 1;
   }
 
-  let host: string;
-  if (s.charCodeAt(i) === LBRACKET) {
+  const hostStart = i;
+  if (i < end && (b[i] as number) === LBRACKET) {
     const close = s.indexOf(']', i);
-    if (close === -1 || close === i + 1) return undefined;
+    if (close === -1 || close >= end || close === i + 1) return undefined;
     for (let k = i + 1; k < close; k++) {
-      const c = s.charCodeAt(k);
+      const c = b[k] as number;
       if (c >= 128 || IPV6_CHARS[c] !== 1) return undefined;
     }
-    host = s.slice(i, close + 1);
     i = close + 1;
   } else {
-    const h = i;
-    while (i < n) {
-      const c = s.charCodeAt(i);
+    while (i < end) {
+      const c = b[i] as number;
       if (c === COLON || c === SEMI || c === QUESTION) break;
       if (c >= 128 || HOST_CHARS[c] !== 1) return undefined;
       i++;
     }
-    if (i === h) return undefined;
-    host = s.slice(h, i);
+    if (i === hostStart) return undefined;
   }
+  const hostEnd = i;
 
-  let port: number | undefined;
-  if (i < n && s.charCodeAt(i) === COLON) {
-    const p = i + 1;
-    i = p;
-    while (i < n && s.charCodeAt(i) !== SEMI && s.charCodeAt(i) !== QUESTION) i++;
-    port = parseBoundedInt(s.slice(p, i), 65535);
-    if (port === undefined) return undefined;
-  }
-
-  const params = new Map<string, string | null>();
-  while (i < n && s.charCodeAt(i) === SEMI) {
-    const p = i + 1;
-    i = p;
-    while (i < n && s.charCodeAt(i) !== SEMI && s.charCodeAt(i) !== QUESTION) i++;
-    const seg = s.slice(p, i);
-    const eq = seg.indexOf('=');
-    const rawName = eq === -1 ? seg : seg.slice(0, eq);
-    if (rawName.length === 0) return undefined; // `;;` or `;=x`
-    const name = unescapeUriComponent(rawName).toLowerCase();
-    if (!params.has(name)) params.set(name, eq === -1 ? null : unescapeUriComponent(seg.slice(eq + 1)));
-  }
-
-  const headers = new Map<string, string>();
-  if (i < n && s.charCodeAt(i) === QUESTION) {
-    // headers = "?" header *( "&" header ); header = hname "=" hvalue
-    for (const h of s.slice(i + 1).split('&')) {
-      const eq = h.indexOf('=');
-      if (eq <= 0) return undefined;
-      headers.set(unescapeUriComponent(h.slice(0, eq)), unescapeUriComponent(h.slice(eq + 1)));
+  let port = -1;
+  if (i < end && (b[i] as number) === COLON) {
+    const p = ++i;
+    port = 0;
+    while (i < end) {
+      const c = b[i] as number;
+      if (c === SEMI || c === QUESTION) break;
+      if (c < 0x30 || c > 0x39) return undefined;
+      port = port * 10 + (c - 0x30);
+      if (port > 65535) return undefined;
+      i++;
     }
-    i = n;
+    if (i === p) return undefined;
   }
-  if (i !== n) return undefined;
 
-  const uri: SipUri = { scheme, host, params, headers };
+  // uri-parameters, %-decoded (RFC 3261 19.1.4 compares them unescaped); the first of a name wins.
+  const params = build ? new Map<string, string | null>() : undefined;
+  while (i < end && (b[i] as number) === SEMI) {
+    const p = ++i;
+    let eq = -1;
+    while (i < end) {
+      const c = b[i] as number;
+      if (c === SEMI || c === QUESTION) break;
+      if (c === EQUALS) {
+        if (eq === -1) eq = i;
+      } else if (isForbiddenInUri(c)) return undefined;
+      i++;
+    }
+    const nameEnd = eq === -1 ? i : eq;
+    if (nameEnd === p) return undefined; // `;;` or `;=x`
+    if (params !== undefined) {
+      const name =
+        interned(PARAM_TABLE, b, p, nameEnd) ?? unescapeUriComponent(s.slice(p, nameEnd)).toLowerCase();
+      if (!params.has(name)) params.set(name, eq === -1 ? null : unescapeUriComponent(s.slice(eq + 1, i)));
+    }
+  }
+
+  // headers = "?" header *( "&" header ); header = hname "=" hvalue
+  const headers = build ? new Map<string, string>() : undefined;
+  const hasHeaders = i < end && (b[i] as number) === QUESTION;
+  if (hasHeaders) {
+    let p = i + 1;
+    for (;;) {
+      let eq = -1;
+      let k = p;
+      while (k < end) {
+        const c = b[k] as number;
+        if (c === AMPERSAND) break;
+        if (c === EQUALS) {
+          if (eq === -1) eq = k;
+        } else if (isForbiddenInUri(c)) return undefined;
+        k++;
+      }
+      if (eq <= p) return undefined;
+      headers?.set(unescapeUriComponent(s.slice(p, eq)), unescapeUriComponent(s.slice(eq + 1, k)));
+      if (k >= end) break;
+      p = k + 1;
+    }
+    i = end;
+  }
+  if (i !== end) return undefined;
+  if (params === undefined || headers === undefined) return hasHeaders ? VALID_WITH_HEADERS : VALID;
+
+  const uri: SipUri = { scheme, host: s.slice(hostStart, hostEnd), params, headers };
   if (user !== undefined) uri.user = user;
   if (password !== undefined) uri.password = password;
-  if (port !== undefined) uri.port = port;
+  if (port !== -1) uri.port = port;
   return uri;
 }
 
@@ -509,39 +615,45 @@ function isValueChar(c: number): boolean {
 }
 
 /**
- * Strictly parses `*( SEMI param )` from index i into `out` (raw values, see
- * the file comment). Returns the index after the last parameter, or -1 on a
- * malformed parameter (empty name as in `;;`, `name=` without a value,
- * unterminated quoted value).
+ * Strictly scans `*( SEMI param )` in s[i, end), into `out` when given (raw
+ * values, see the file comment). Returns the index after the last parameter,
+ * or -1 on a malformed parameter (empty name as in `;;`, `name=` without a
+ * value, unterminated quoted value).
  */
-function scanParams(s: string, i: number, out: Map<string, string | null>): number {
-  const n = s.length;
+function scanParams(
+  b: Uint8Array,
+  s: string,
+  i: number,
+  end: number,
+  out: Map<string, string | null> | undefined,
+): number {
   for (;;) {
-    const k = skipWs(s, i);
-    if (k >= n || s.charCodeAt(k) !== SEMI) return i;
-    const nameStart = skipWs(s, k + 1);
-    const nameEnd = scanToken(s, nameStart);
+    const k = skipWs(b, i, end);
+    if (k >= end || (b[k] as number) !== SEMI) return i;
+    const nameStart = skipWs(b, k + 1, end);
+    const nameEnd = scanToken(b, nameStart, end);
     if (nameEnd === nameStart) return -1;
-    const name = s.slice(nameStart, nameEnd).toLowerCase();
-    let value: string | null = null;
     i = nameEnd;
-    const e = skipWs(s, nameEnd);
-    if (e < n && s.charCodeAt(e) === EQUALS) {
-      const v = skipWs(s, e + 1);
-      if (v < n && s.charCodeAt(v) === DQUOTE) {
-        const end = scanQuoted(s, v);
-        if (end < 0) return -1;
-        value = s.slice(v, end);
-        i = end;
+    let valueStart = -1;
+    const e = skipWs(b, nameEnd, end);
+    if (e < end && (b[e] as number) === EQUALS) {
+      const v = skipWs(b, e + 1, end);
+      let valueEnd: number;
+      if (v < end && (b[v] as number) === DQUOTE) {
+        valueEnd = scanQuoted(b, v, end);
+        if (valueEnd < 0) return -1;
       } else {
-        let end = v;
-        while (end < n && isValueChar(s.charCodeAt(end))) end++;
-        if (end === v) return -1;
-        value = s.slice(v, end);
-        i = end;
+        valueEnd = v;
+        while (valueEnd < end && isValueChar(b[valueEnd] as number)) valueEnd++;
+        if (valueEnd === v) return -1;
       }
+      valueStart = v;
+      i = valueEnd;
     }
-    if (!out.has(name)) out.set(name, value);
+    if (out !== undefined) {
+      const name = interned(PARAM_TABLE, b, nameStart, nameEnd) ?? s.slice(nameStart, nameEnd).toLowerCase();
+      if (!out.has(name)) out.set(name, valueStart === -1 ? null : s.slice(valueStart, i));
+    }
   }
 }
 
@@ -593,30 +705,57 @@ function formatParams(params: ReadonlyMap<string, string | null>): string {
  * rejected (RFC 4475 3.1.2.14).
  */
 export function parseNameAddr(s: string): NameAddr | undefined {
-  const fast = NAME_ADDR_FAST.exec(s);
-  if (fast !== null) {
-    const na = nameAddrFromMatch(s, fast);
-    if (na !== undefined) return na;
-  }
-  return parseNameAddrSlow(s);
+  return scanNameAddr(scratchCodes(s), s, 0, s.length, true);
 }
 
-/** The exact scanner behind parseNameAddr (exported for the differential tests). @internal */
-export function parseNameAddrSlow(s: string): NameAddr | undefined {
-  const n = s.length;
-  let i = skipWs(s, 0);
-  if (i >= n) return undefined;
+/** True when parseNameAddr(s) would return a value; builds nothing. @internal */
+export function isNameAddr(s: string): boolean {
+  return scanNameAddr(scratchCodes(s), s, 0, s.length, false) === VALID;
+}
+
+/** parseNameAddr(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function parseNameAddrIn(b: Uint8Array, s: string, start: number, end: number): NameAddr | undefined {
+  return scanNameAddr(b, s, start, end, true);
+}
+
+/** isNameAddr(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function isNameAddrIn(b: Uint8Array, s: string, start: number, end: number): boolean {
+  return scanNameAddr(b, s, start, end, false) === VALID;
+}
+
+function scanNameAddr(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: true,
+): NameAddr | undefined;
+function scanNameAddr(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: false,
+): Checked | undefined;
+function scanNameAddr(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): NameAddr | Checked | undefined {
+  let i = skipWs(b, start, end);
+  if (i >= end) return undefined;
   let displayName: string | undefined;
-  let uriText: string;
 
   let lt = -1;
-  const c0 = s.charCodeAt(i);
+  const c0 = b[i] as number;
   if (c0 === DQUOTE) {
-    const end = scanQuoted(s, i);
-    if (end < 0) return undefined; // RFC 4475 3.1.2.6
-    displayName = unescapeQuotedContent(s.slice(i + 1, end - 1));
-    lt = skipWs(s, end);
-    if (lt >= n || s.charCodeAt(lt) !== LT) return undefined;
+    const close = scanQuoted(b, i, end);
+    if (close < 0) return undefined; // RFC 4475 3.1.2.6
+    if (build) displayName = unescapeQuotedContent(s.slice(i + 1, close - 1));
+    lt = skipWs(b, close, end);
+    if (lt >= end || (b[lt] as number) !== LT) return undefined;
   } else if (c0 === LT) {
     lt = i;
   } else {
@@ -624,8 +763,8 @@ export function parseNameAddrSlow(s: string): NameAddr | undefined {
     let j = i;
     let sawSpace = false;
     let lastTokenEnd = i;
-    while (j < n) {
-      const c = s.charCodeAt(j);
+    while (j < end) {
+      const c = b[j] as number;
       if (isTokenChar(c)) {
         j++;
         lastTokenEnd = j;
@@ -634,35 +773,42 @@ export function parseNameAddrSlow(s: string): NameAddr | undefined {
         j++;
       } else break;
     }
-    if (j < n && s.charCodeAt(j) === LT) {
+    if (j < end && (b[j] as number) === LT) {
       lt = j;
-      const raw = s.slice(i, lastTokenEnd);
-      displayName = sawSpace ? collapseWs(raw) : raw;
+      if (build) {
+        const raw = s.slice(i, lastTokenEnd);
+        displayName = sawSpace ? collapseWs(raw) : raw;
+      }
     }
   }
 
+  let uriStart: number;
+  let uriEnd: number;
   if (lt >= 0) {
     const gt = s.indexOf('>', lt + 1);
-    if (gt === -1) return undefined;
-    uriText = s.slice(lt + 1, gt);
+    if (gt === -1 || gt >= end) return undefined;
+    uriStart = lt + 1;
+    uriEnd = gt;
     i = gt + 1;
   } else {
     let j = i;
-    while (j < n) {
-      const c = s.charCodeAt(j);
+    while (j < end) {
+      const c = b[j] as number;
       if (c === SEMI || isWs(c)) break;
       if (c === COMMA || c === QUESTION) return undefined; // must be in <> (RFC 3261 20.10)
       j++;
     }
-    uriText = s.slice(i, j);
+    uriStart = i;
+    uriEnd = j;
     i = j;
   }
 
-  const uri = parseUriSlow(uriText);
+  const uri = scanUri(b, s, uriStart, uriEnd, build);
   if (uri === undefined) return undefined;
-  const params = new Map<string, string | null>();
-  i = scanParams(s, i, params);
-  if (i < 0 || skipWs(s, i) !== n) return undefined;
+  const params = typeof uri === 'number' ? undefined : new Map<string, string | null>();
+  i = scanParams(b, s, i, end, params);
+  if (i < 0 || skipWs(b, i, end) !== end) return undefined;
+  if (typeof uri === 'number' || params === undefined) return VALID;
   const result: NameAddr = { uri, params };
   if (displayName !== undefined) result.displayName = displayName;
   return result;
@@ -678,75 +824,107 @@ export function formatNameAddr(na: NameAddr): string {
 // Via (RFC 3261 20.42): sent-protocol LWS sent-by *( SEMI via-params )
 
 export function parseVia(s: string): Via | undefined {
-  const fast = VIA_FAST.exec(s);
-  if (fast !== null) {
-    const via = viaFromMatch(s, fast);
-    if (via !== undefined) return via;
-  }
-  return parseViaSlow(s);
+  return scanVia(scratchCodes(s), s, 0, s.length, true);
 }
 
-/** The exact scanner behind parseVia (exported for the differential tests). @internal */
-export function parseViaSlow(s: string): Via | undefined {
-  const n = s.length;
-  let i = skipWs(s, 0);
+/** True when parseVia(s) would return a value; builds nothing. @internal */
+export function isVia(s: string): boolean {
+  return scanVia(scratchCodes(s), s, 0, s.length, false) === VALID;
+}
+
+/** parseVia(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function parseViaIn(b: Uint8Array, s: string, start: number, end: number): Via | undefined {
+  return scanVia(b, s, start, end, true);
+}
+
+/** isVia(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function isViaIn(b: Uint8Array, s: string, start: number, end: number): boolean {
+  return scanVia(b, s, start, end, false) === VALID;
+}
+
+function scanVia(b: Uint8Array, s: string, start: number, end: number, build: true): Via | undefined;
+function scanVia(b: Uint8Array, s: string, start: number, end: number, build: false): Checked | undefined;
+function scanVia(
+  b: Uint8Array,
+  s: string,
+  start: number,
+  end: number,
+  build: boolean,
+): Via | Checked | undefined {
+  let i = skipWs(b, start, end);
   // sent-protocol = protocol-name SLASH protocol-version SLASH transport, SLASH = SWS "/" SWS
-  const nameStart = i;
-  i = scanToken(s, i);
-  if (i === nameStart) return undefined;
-  const protocolName = s.slice(nameStart, i);
-  i = skipWs(s, i);
-  if (s.charCodeAt(i) !== SLASH) return undefined;
-  const versionStart = skipWs(s, i + 1);
-  i = scanToken(s, versionStart);
-  if (i === versionStart) return undefined;
-  const version = s.slice(versionStart, i);
-  i = skipWs(s, i);
-  if (s.charCodeAt(i) !== SLASH) return undefined;
-  const transportStart = skipWs(s, i + 1);
-  i = scanToken(s, transportStart);
+  let protocol = 'SIP/2.0';
+  if (i + 8 <= end && s.startsWith('SIP/2.0/', i)) i = skipWs(b, i + 8, end);
+  else {
+    const nameStart = i;
+    i = scanToken(b, i, end);
+    if (i === nameStart) return undefined;
+    const nameEnd = i;
+    i = skipWs(b, i, end);
+    if (i >= end || (b[i] as number) !== SLASH) return undefined;
+    const versionStart = skipWs(b, i + 1, end);
+    i = scanToken(b, versionStart, end);
+    if (i === versionStart) return undefined;
+    if (build) protocol = s.slice(nameStart, nameEnd) + '/' + s.slice(versionStart, i);
+    i = skipWs(b, i, end);
+    if (i >= end || (b[i] as number) !== SLASH) return undefined;
+    i = skipWs(b, i + 1, end);
+  }
+  const transportStart = i;
+  i = scanToken(b, i, end);
   if (i === transportStart) return undefined;
-  const transport = s.slice(transportStart, i).toUpperCase();
-  const hostStart = skipWs(s, i);
+  const transportEnd = i;
+  const hostStart = skipWs(b, i, end);
   if (hostStart === i) return undefined; // LWS is required before sent-by
   i = hostStart;
 
-  let host: string;
-  if (s.charCodeAt(i) === LBRACKET) {
+  if (i < end && (b[i] as number) === LBRACKET) {
     const close = s.indexOf(']', i);
-    if (close === -1 || close === i + 1) return undefined;
+    if (close === -1 || close >= end || close === i + 1) return undefined;
     for (let k = i + 1; k < close; k++) {
-      const c = s.charCodeAt(k);
+      const c = b[k] as number;
       if (c >= 128 || IPV6_CHARS[c] !== 1) return undefined;
     }
-    host = s.slice(i, close + 1);
     i = close + 1;
   } else {
-    while (i < n) {
-      const c = s.charCodeAt(i);
+    while (i < end) {
+      const c = b[i] as number;
       if (c >= 128 || HOST_CHARS[c] !== 1) break;
       i++;
     }
     if (i === hostStart) return undefined;
-    host = s.slice(hostStart, i);
   }
+  const hostEnd = i;
 
-  let port: number | undefined;
-  const k = skipWs(s, i);
-  if (k < n && s.charCodeAt(k) === COLON) {
-    const p = skipWs(s, k + 1);
+  let port = -1;
+  const k = skipWs(b, i, end);
+  if (k < end && (b[k] as number) === COLON) {
+    const p = skipWs(b, k + 1, end);
     let e = p;
-    while (e < n && s.charCodeAt(e) >= 0x30 && s.charCodeAt(e) <= 0x39) e++;
-    port = parseBoundedInt(s.slice(p, e), 65535);
-    if (port === undefined) return undefined;
+    port = 0;
+    for (; e < end; e++) {
+      const c = b[e] as number;
+      if (c < 0x30 || c > 0x39) break;
+      port = port * 10 + (c - 0x30);
+      if (port > 65535) return undefined;
+    }
+    if (e === p) return undefined;
     i = e;
   }
 
-  const params = new Map<string, string | null>();
-  i = scanParams(s, i, params);
-  if (i < 0 || skipWs(s, i) !== n) return undefined;
-  const via: Via = { protocol: `${protocolName}/${version}`, transport, host, params };
-  if (port !== undefined) via.port = port;
+  const params = build ? new Map<string, string | null>() : undefined;
+  i = scanParams(b, s, i, end, params);
+  if (i < 0 || skipWs(b, i, end) !== end) return undefined;
+  if (params === undefined) return VALID;
+  const via: Via = {
+    protocol,
+    transport:
+      interned(TRANSPORT_TABLE, b, transportStart, transportEnd) ??
+      s.slice(transportStart, transportEnd).toUpperCase(),
+    host: s.slice(hostStart, hostEnd),
+    params,
+  };
+  if (port !== -1) via.port = port;
   return via;
 }
 
@@ -762,15 +940,24 @@ export function formatVia(v: Via): string {
 export const MAX_CSEQ = 0xffffffff;
 
 export function parseCSeq(s: string): CSeq | undefined {
-  const n = s.length;
-  const start = skipWs(s, 0);
-  let i = start;
-  while (i < n && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) i++;
-  const seq = parseBoundedInt(s.slice(start, i), MAX_CSEQ);
-  if (seq === undefined) return undefined;
-  const m = skipWs(s, i);
+  return parseCSeqIn(scratchCodes(s), s, 0, s.length);
+}
+
+/** parseCSeq(s.slice(start, end)), without the slice; `b` holds s's codes. @internal */
+export function parseCSeqIn(b: Uint8Array, s: string, start: number, end: number): CSeq | undefined {
+  const first = skipWs(b, start, end);
+  let i = first;
+  let seq = 0;
+  for (; i < end; i++) {
+    const c = b[i] as number;
+    if (c < 0x30 || c > 0x39) break;
+    seq = seq * 10 + (c - 0x30);
+    if (seq > MAX_CSEQ) return undefined; // before it can grow imprecise (RFC 4475 3.1.2.4)
+  }
+  if (i === first) return undefined;
+  const m = skipWs(b, i, end);
   if (m === i) return undefined;
-  const e = scanToken(s, m);
-  if (e === m || skipWs(s, e) !== n) return undefined;
+  const e = scanToken(b, m, end);
+  if (e === m || skipWs(b, e, end) !== end) return undefined;
   return { seq, method: s.slice(m, e) };
 }

@@ -16,7 +16,7 @@
 import { ErrorCodes, SoftphoneError } from '../../errors.js';
 import { Headers } from '../message/headers.js';
 import type { SipRequest, SipResponse } from '../message/types.js';
-import { parseCSeq, parseVia } from '../message/uri.js';
+import { parseVia } from '../message/uri.js';
 import { isReliable, type SipConnection } from '../transport/connection.js';
 import { InviteClientFsm, NonInviteClientFsm, type TimerName, type TransactionAction } from './fsm.js';
 import { TransactionTimers } from './timer-port.js';
@@ -165,8 +165,9 @@ export class ClientTransactions {
 
   /** Routes a response to its transaction; false for a stray response (to be dropped). */
   handleResponse(response: SipResponse): boolean {
-    const branch = parseVia(response.headers.getAll('Via')[0] ?? '')?.params.get('branch');
-    const cseq = parseCSeq(response.headers.get('CSeq') ?? '');
+    // The parser built both already (every layer reads them): no second parse per response.
+    const branch = response.headers.topVia()?.params.get('branch');
+    const cseq = response.headers.cseq();
     if (!branch || !cseq) return false;
     const key = transactionKey(branch, cseq.method);
     if (cseq.method === 'INVITE') {

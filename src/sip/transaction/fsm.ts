@@ -104,10 +104,10 @@ export class InviteClientFsm {
       case 'calling':
       case 'proceeding':
         if (status < 200) {
-          // RFC 3261 arms Timer B for Calling only; it keeps running here so
-          // that a re-INVITE stuck after its 100 still ends (this UA's rule
-          // since before UDP; the TU's ring timeout is the other guard).
-          const out: Actions = this.#state === 'calling' ? [stop('A')] : [];
+          // RFC 3261 17.1.1.2: Timer B only guards Calling. A callee may ring
+          // for minutes; the TU's own timers end a call that rings too long
+          // (the ring timeout) or a re-INVITE stuck after its 100.
+          const out: Actions = this.#state === 'calling' ? [stop('A'), stop('B')] : [];
           this.#state = 'proceeding';
           return [...out, DELIVER];
         }
@@ -139,7 +139,7 @@ export class InviteClientFsm {
       this.#a *= 2;
       return [SEND, start('A', this.#a)];
     }
-    if (name === 'B' && (this.#state === 'calling' || this.#state === 'proceeding')) {
+    if (name === 'B' && this.#state === 'calling') {
       this.#state = 'terminated';
       return [stop('A'), { type: 'timeout' }, TERMINATED];
     }

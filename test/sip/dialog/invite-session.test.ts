@@ -8,6 +8,7 @@ import {
   type DialogHost,
   glareDelayMs,
   InviteSession,
+  REINVITE_TIMEOUT_MS,
   type SessionDescriptionHandler,
   type Termination,
 } from '../../../src/sip/dialog/invite-session.js';
@@ -330,6 +331,25 @@ describe('InviteSession as UAS', () => {
     expect(session.state).toBe('confirmed');
     expect(glareDelayMs(true, () => 0)).toBe(2100);
     expect(glareDelayMs(false, () => 0.999)).toBeLessThan(2000);
+  });
+
+  it('a re-INVITE answered only with 100 is cancelled after REINVITE_TIMEOUT_MS and rolls back (Timer B stops at a provisional)', async () => {
+    const { session, host, log } = uas();
+    session.accept();
+    session.receive(incoming(conn, request('ACK', { toTag: toTagOf(conn.responses(200)[0]) })));
+    const result = session.reinvite();
+    const pending = host.invites[0] as InviteHandlers;
+    pending.onResponse(response(pending.request, 100));
+    await vi.advanceTimersByTimeAsync(REINVITE_TIMEOUT_MS - 1);
+    expect(pending.cancelled).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await result).toMatchObject({ ok: false, status: 408 });
+    expect(pending.cancelled).toBe(1);
+    expect(log).toContain('rollback');
+    expect(session.state).toBe('confirmed');
+    // A late answer to it changes nothing.
+    pending.onResponse(response(pending.request, 487));
+    expect(session.state).toBe('confirmed');
   });
 
   it('BYE: from them in any state ends it remote-bye; ours sends BYE in the dialog; lower CSeq → 500; unknown → 501', async () => {

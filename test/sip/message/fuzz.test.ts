@@ -9,15 +9,21 @@ import { INTERNAL_ERROR, type ParseResult, parseMessage } from '../../../src/sip
 import { serialize } from '../../../src/sip/message/serialize.js';
 import type { SipMessage } from '../../../src/sip/message/types.js';
 import {
+  checkUri,
+  codesOf,
+  isNameAddr,
+  isNameAddrIn,
+  isVia,
+  isViaIn,
   parseNameAddr,
-  parseNameAddrSlow,
+  parseNameAddrIn,
   parseUri,
-  parseUriSlow,
   parseVia,
-  parseViaSlow,
+  parseViaIn,
 } from '../../../src/sip/message/uri.js';
 import { type FramerEvent, StreamFramer } from '../../../src/sip/transport/framer.js';
 import { loadCase, manifest } from './corpus.js';
+import { parseNameAddrSlow, parseUriSlow, parseViaSlow } from './reference-scanners.js';
 
 /** mulberry32: a tiny seeded PRNG. */
 function rng(seed: number): () => number {
@@ -169,7 +175,7 @@ describe('parser fuzzing', () => {
     }
   });
 
-  it('the fast paths agree with the exact scanners on mutated values', () => {
+  it('the scanners agree with the reference scanners on mutated values, and check mode with build mode', () => {
     const random = rng(7);
     const values = { via: [] as string[], nameAddr: [] as string[], uri: [] as string[] };
     for (const bytes of seeds) {
@@ -181,22 +187,49 @@ describe('parser fuzzing', () => {
         values.nameAddr.push(...m.headers.getAll(name));
       if (m.type === 'request') values.uri.push(m.uri);
     }
-    const mutateText = (s: string): string => mutate(Buffer.from(s, 'utf8'), random).toString('utf8');
+    // Every other round also moves some letters up by 0x80 (`t` → U+00F4): codes at or above 0x80
+    // must never be taken for the ASCII character they resemble in their low bits.
+    const mutateText = (s: string, round: number): string => {
+      const mutated = mutate(Buffer.from(s, 'utf8'), random).toString('utf8');
+      if (round % 2 === 0) return mutated;
+      return mutated.replace(/[a-z]/g, (c) =>
+        random() < 0.2 ? String.fromCharCode(c.charCodeAt(0) + 0x80) : c,
+      );
+    };
+    // The parser scans values in place in the header text: what surrounds them must never count.
+    const AROUND = ['', ' ', '>', '"', ']', ';x=y', ',', '@h', '\\', 'SIP/2.0/'];
+    const around = () => AROUND[Math.floor(random() * AROUND.length)] as string;
+    const framing = (s: string): [Uint8Array, string, number, number] => {
+      const [before, after] = [around(), around()];
+      const framed = before + s + after;
+      return [codesOf(framed), framed, before.length, before.length + s.length];
+    };
     let checked = 0;
     for (let round = 0; round < 20; round++) {
       for (const v of values.via) {
-        const s = round === 0 ? v : mutateText(v);
+        const s = round === 0 ? v : mutateText(v, round);
         expect(parseVia(s), s).toEqual(parseViaSlow(s));
+        expect(isVia(s), s).toBe(parseVia(s) !== undefined);
+        const framed = framing(s);
+        expect(parseViaIn(...framed), framed[1]).toEqual(parseVia(s));
+        expect(isViaIn(...framed), framed[1]).toBe(isVia(s));
         checked++;
       }
       for (const v of values.nameAddr) {
-        const s = round === 0 ? v : mutateText(v);
+        const s = round === 0 ? v : mutateText(v, round);
         expect(parseNameAddr(s), s).toEqual(parseNameAddrSlow(s));
+        expect(isNameAddr(s), s).toBe(parseNameAddr(s) !== undefined);
+        const framed = framing(s);
+        expect(parseNameAddrIn(...framed), framed[1]).toEqual(parseNameAddr(s));
+        expect(isNameAddrIn(...framed), framed[1]).toBe(isNameAddr(s));
         checked++;
       }
       for (const v of values.uri) {
-        const s = round === 0 ? v : mutateText(v);
-        expect(parseUri(s), s).toEqual(parseUriSlow(s));
+        const s = round === 0 ? v : mutateText(v, round);
+        const uri = parseUri(s);
+        expect(uri, s).toEqual(parseUriSlow(s));
+        const withHeaders = uri !== undefined && 'headers' in uri && uri.headers.size > 0;
+        expect(checkUri(s), s).toBe(uri === undefined ? 'malformed' : withHeaders ? 'escaped-headers' : 'ok');
         checked++;
       }
     }

@@ -131,6 +131,10 @@ describe('parseMessage: requests', () => {
       expect.arrayContaining(['X-RC-Learned', 'X-RC-LEARNED']),
     );
     expect(second.headers.getAll('x-rc-learned')).toEqual(['2', '3']);
+    // Spellings that differ only in their first letter are told apart too.
+    request(parseMessage(invite(['x-first-only: 1'])));
+    const third = request(parseMessage(invite(['X-first-only: 2'])));
+    expect([...third.headers].map(([n]) => n)).toContain('X-first-only');
   });
 
   it('keeps UTF-8 header values and NUL or DEL inside quoted strings', () => {
@@ -426,6 +430,20 @@ describe('parseMessage: requests', () => {
       expect(result.message?.headers.get('Via')).toBe(
         'SIP/2.0/TCP 104.245.57.165:5091;branch=z9hG4bK3c1e9f2a7b.1',
       );
+    });
+
+    it('still reads the top Via of a request whose lower Via is malformed (to answer it)', () => {
+      const bytes = msg([
+        'OPTIONS sip:a@b SIP/2.0',
+        ...REQUIRED,
+        'Via: SIP/2.0/UDP 10.0.0.1:5060;;branch=z9hG4bKlower',
+        'CSeq: 1 OPTIONS',
+        'l: 0',
+      ]);
+      const result = failed(parseMessage(bytes));
+      expect(result.error.message).toBe('Malformed Via header field');
+      expect(result.message?.headers.topVia()?.params.get('branch')).toBe('z9hG4bK3c1e9f2a7b.1');
+      expect(result.message?.headers.vias()).toBeUndefined();
     });
 
     it('keeps only the fields before a bare LF', () => {

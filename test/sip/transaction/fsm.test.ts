@@ -50,11 +50,22 @@ describe('INVITE client (17.1.1.2, RFC 6026 7.2)', () => {
     expect(fsm.response(183)).toEqual([{ type: 'deliver' }]);
   });
 
-  it('UDP: a provisional stops A; B still ends a transaction that never gets a final', () => {
+  it('UDP: a provisional stops A and B (17.1.1.2: B guards Calling only; a callee may ring for minutes)', () => {
     const fsm = new InviteClientFsm(UDP);
     fsm.start();
-    expect(fsm.response(180)).toEqual([{ type: 'stop', timer: 'A' }, { type: 'deliver' }]);
+    expect(fsm.response(180)).toEqual([
+      { type: 'stop', timer: 'A' },
+      { type: 'stop', timer: 'B' },
+      { type: 'deliver' },
+    ]);
     expect(fsm.timer('A')).toEqual([]);
+    expect(fsm.timer('B')).toEqual([]);
+    expect(fsm.state).toBe('proceeding');
+  });
+
+  it('B still ends a transaction that gets nothing at all', () => {
+    const fsm = new InviteClientFsm(UDP);
+    fsm.start();
     expect(types(fsm.timer('B'))).toContain('timeout');
   });
 

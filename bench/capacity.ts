@@ -1,17 +1,21 @@
 /**
- * Capacity of one bot process: SIPp places N concurrent calls (default 200)
- * through Kamailio to the CLI bot (`rc-softphone listen`, built, in its own
+ * Capacity of the bot: SIPp places N concurrent calls (default 200) through
+ * Kamailio to the CLI bot (`rc-softphone listen`, built, in its own
  * process), each streaming real speech for `seconds` (default 30), and the
- * bot records every one of them.
+ * bot records every one of them. With `--processes N`, N bot processes, each
+ * registering a device of its own, and SIPp calls the devices in turn.
  *
  *   npm run build && node --import tsx bench/capacity.ts [--calls 200] [--seconds 30] [--rate 20]
- *                                                        [--no-wire-rtp] [--cpu-profile] [--keep]
+ *                              [--processes 1] [--no-wire-rtp] [--cpu-profile] [--keep]
  *
  * What is measured, and how:
  *  - CPU and memory of the bot alone: /proc/<pid>/stat (utime + stime, all
  *    threads) and /proc/<pid>/status (VmRSS, VmHWM), sampled every second.
  *    100 % = one core. Its event-loop delay comes from a preloaded
  *    perf_hooks.monitorEventLoopDelay (no change to the bot's code).
+ *  - What shares the machine: SIPp, Kamailio (its process group), the
+ *    bench's own captures (tshark, dumpcap) and the whole machine's busy
+ *    time (/proc/stat: everyone's processes), over the same seconds.
  *  - INVITE → 200 latency on the wire: tshark captures the Kamailio ↔ bot
  *    TCP connection on lo (segment time, port, sequence number, payload);
  *    both byte streams are reframed afterwards (Content-Length framing) and
@@ -58,12 +62,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { saveSipInfoFile } from '../src/config/sip-info.js';
 import { FRAME_MS, RECORDING_DELAY_MS } from '../src/media/frame.js';
 import { StreamFramer } from '../src/sip/transport/framer.js';
 import { freePort, freeUdpPortRange } from '../test/helpers/ports.js';
 import { checkTools, toolPath } from '../test/helpers/tools.js';
 import { readWav } from '../test/helpers/wav.js';
-import { DEFAULT_USER, type Kamailio, startKamailio } from '../test/interop/kamailio/harness.js';
+import {
+  DEFAULT_USER,
+  type Kamailio,
+  processGroupMembers,
+  startKamailio,
+} from '../test/interop/kamailio/harness.js';
 import {
   classifyRecording as classify,
   exited,
@@ -89,6 +99,33 @@ export interface CapacityOptions {
   cpuProfile?: boolean;
   /** Keep the work directory (recordings, captures, logs, profile) and report its path. Default false. */
   keepFiles?: boolean;
+  /**
+   * Bot processes, each registering a device of its own (one Kamailio user
+   * each); SIPp calls the devices in turn. Default 1.
+   */
+  processes?: number;
+}
+
+export interface EventLoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+  /** Garbage-collection pauses during the load: count, longest, total. */
+  gcPauses: number;
+  gcMaxMs: number;
+  gcTotalMs: number;
+  /** Of which full (mark-sweep-compact) collections. */
+  gcMajorPauses: number;
+  gcMajorMaxMs: number;
+}
+
+export interface Neighbours {
+  sippPercent: number;
+  kamailioPercent: number;
+  capturePercent: number;
+  /** Busy time of every CPU together (100 % = one core). */
+  machinePercent: number;
 }
 
 export interface LatencyFigures {
@@ -103,6 +140,7 @@ export interface CapacityFigures {
   calls: number;
   seconds: number;
   rate: number;
+  processes: number;
   /** Times the 2.8 s speech file plays in each call. */
   speechLoops: number;
   sipp: { exitCode: number | null; successful: number; failed: number };
@@ -112,8 +150,11 @@ export interface CapacityFigures {
     endedByRemoteBye: number;
     rejected: number;
     warnings: number;
-    /** Most calls the bot had up at once (call.answered − call.ended). */
+    /** Most calls the bot had up at once (call.answered − call.ended), all processes together. */
     peakConcurrent: number;
+    peakConcurrentPerProcess: number[];
+    /** Workers the supervisor had to start again (--processes). */
+    restarts: number;
     /** How the bot process ended after SIGTERM ("exit 0" = graceful). */
     exit: string;
   };
@@ -148,29 +189,46 @@ export interface CapacityFigures {
     /** The same for the bit-exact ones: p50 / max. */
     exactFirstPacketAfter200Ms: { p50: number; max: number };
   };
+  /** The bot processes together, % of one core (utime + stime of every thread, from /proc). */
   cpu: {
     /** From the first INVITE to the last call's end. */
     avgPercent: number;
     /** While every call was up. */
     allUpAvgPercent: number;
+    allUpPerProcessPercent: number[];
     /** Busiest one-second sample. */
     peakPercent: number;
     /** Registered and idle, before the first call. */
     idlePercent: number;
+    /** CPU time per call per 20 ms frame while every call was up, µs (allUpAvgPercent / calls). */
+    perCallUsPer20Ms: number;
+    /** The supervisor of --processes alone (it passes the workers' output on). */
+    supervisorAllUpPercent?: number;
+    /**
+     * Per process, while every call was up: how long its event loop was
+     * ready to run but had no CPU, % of the time (the machine's contention:
+     * event-loop delay and INVITE→200 include it).
+     */
+    allUpRunQueueWaitPercent: number[];
+  };
+  /** What shares the machine, while every call was up, % of one core: SIPp, Kamailio, the bench's tshark captures, and the whole machine (/proc/stat, every process of everyone). */
+  neighbours: {
+    /** While every call was up (media only). */
+    allUp: Neighbours;
+    /** From the first INVITE to the last call's end (call set-up and tear-down too). */
+    load: Neighbours;
+    machineCores: number;
   };
   rss: { idleMb: number; peakMb: number };
-  /** The bot's event-loop delay during the load (monitorEventLoopDelay at 5 ms, less those 5 ms). */
-  eventLoopDelayMs?: {
-    p50: number;
-    p99: number;
-    max: number;
-    mean: number;
-    /** Garbage-collection pauses during the load: count, longest, total. */
-    gcPauses: number;
-    gcMaxMs: number;
-    gcTotalMs: number;
-  };
+  /**
+   * The bot's event-loop delay during the load (monitorEventLoopDelay at 5 ms,
+   * less those 5 ms); with several processes, the worst process's figure of each.
+   */
+  eventLoopDelayMs?: EventLoopDelay;
+  eventLoopDelayPerProcessMs?: (EventLoopDelay | undefined)[];
   inviteTo200: LatencyFigures;
+  /** The five slowest INVITE→200, with the call's place in arrival order (1 = the first INVITE). */
+  inviteTo200Slowest: { call: number; ms: number }[];
   inviteTo100: LatencyFigures;
   trying100To200: LatencyFigures;
   capture: { sipMessages: number };
@@ -200,12 +258,18 @@ import { writeFileSync } from 'node:fs';
 const histogram = monitorEventLoopDelay({ resolution: 5 });
 histogram.enable();
 let gc = [];
+let major = [];
 new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gc.push(e.duration);
+  for (const e of list.getEntries()) {
+    gc.push(e.duration);
+    // Mark-sweep-compact (NODE_PERFORMANCE_GC_MAJOR); the rest are scavenges and incremental steps.
+    if (e.detail?.kind === 4) major.push(e.duration);
+  }
 }).observe({ entryTypes: ['gc'] });
 process.on('SIGUSR2', () => {
   histogram.reset();
   gc = [];
+  major = [];
 });
 process.on('exit', () => {
   histogram.disable();
@@ -213,11 +277,14 @@ process.on('exit', () => {
   const ms = (ns) => Math.max(0, Math.round(ns / 1e3 - 5000) / 1e3);
   gc.sort((a, b) => a - b);
   const round = (x) => Math.round(x * 1000) / 1000;
-  writeFileSync(process.env.RCSP_BENCH_ELD_FILE, JSON.stringify({
+  // One file (RCSP_BENCH_ELD_FILE), or one per process in RCSP_BENCH_ELD_DIR (listen --processes).
+  const file = process.env.RCSP_BENCH_ELD_FILE ?? \`\${process.env.RCSP_BENCH_ELD_DIR}/\${process.pid}.json\`;
+  writeFileSync(file, JSON.stringify({
     p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)),
     max: ms(histogram.max), mean: ms(histogram.mean),
     gcPauses: gc.length, gcMaxMs: round(gc[gc.length - 1] ?? 0),
     gcTotalMs: round(gc.reduce((a, b) => a + b, 0)),
+    gcMajorPauses: major.length, gcMajorMaxMs: round(Math.max(0, ...major)),
   }));
 });
 `;
@@ -400,22 +467,23 @@ interface WireTimes {
 }
 
 /**
- * Reframes both directions of the Kamailio ↔ bot TCP connection from the
+ * Reframes both directions of every Kamailio ↔ bot TCP connection from the
  * captured segments (tab-separated: udp.dstport (empty), time, source port,
- * raw sequence number, payload hex) and stamps each message with the time
- * of the segment that completed it.
+ * raw sequence number, payload hex, destination port) and stamps each
+ * message with the time of the segment that completed it.
  */
 function sipOnTheWire(lines: readonly string[], kamPort: number): WireTimes {
   const directions = new Map<string, { framer: StreamFramer; next: number | undefined }>();
   const times: WireTimes = { invite: new Map(), trying: new Map(), ok: new Map(), messages: 0 };
   for (const line of lines) {
-    const [, epoch, srcPort, seqRaw, hex] = line.split('\t');
+    const [, epoch, srcPort, seqRaw, hex, dstPort] = line.split('\t');
     if (hex === undefined || hex === '' || srcPort === undefined) continue;
     const toBot = Number(srcPort) === kamPort;
-    let direction = directions.get(srcPort);
+    const key = `${srcPort}>${dstPort}`;
+    let direction = directions.get(key);
     if (!direction) {
       direction = { framer: new StreamFramer({ maxBodyBytes: 1 << 20 }), next: undefined };
-      directions.set(srcPort, direction);
+      directions.set(key, direction);
     }
     const payload = Buffer.from(hex.replace(/:/g, ''), 'hex');
     const seq = Number(seqRaw);
@@ -464,10 +532,87 @@ interface LogLine {
   [key: string]: unknown;
 }
 
-interface ProcSample {
+/** A process that runs calls: the one bot, or a worker of `listen --processes`. */
+interface Bot {
+  /** The latest pid (a worker that died is started again). */
+  pid: number | undefined;
+  pids: number[];
+  active: number;
+  peakActive: number;
+}
+
+interface CpuSample {
   at: number;
-  ticks: number;
+  /** Per bot process. */
+  bots: number[];
+  /** Per bot process: its main (event-loop) thread's time runnable but waiting for a CPU, ns. */
+  botWaitNs: number[];
+  /** The supervisor of `--processes` (0 with one process: it is the bot). */
+  supervisor: number;
   rssKb: number;
+  sipp: number;
+  kamailio: number;
+  capture: number;
+  machine: { busy: number };
+}
+
+function sumTicks(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) sum += readProc(pid)?.ticks ?? 0;
+  return sum;
+}
+
+/** Direct children of a process (tshark runs dumpcap), from /proc. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((s) => s !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Time the main thread of `pid` (the event loop) spent runnable but waiting
+ * for a CPU, ns: /proc/<pid>/schedstat's second field. What other processes
+ * take from the bot shows here, not in its CPU.
+ */
+function runQueueWaitNs(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy ticks of the whole machine (every CPU: all but idle and iowait), from /proc/stat. */
+function machineTicks(): { busy: number } {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+    return { busy: user + nice + system + irq + softirq + steal };
+  } catch {
+    return { busy: Number.NaN };
+  }
+}
+
+/** The worst of several processes' event-loop figures, each on its own. */
+function worstOf(elds: readonly EventLoopDelay[]): EventLoopDelay {
+  const max = (key: keyof EventLoopDelay) => Math.max(...elds.map((e) => e[key]));
+  return {
+    p50: max('p50'),
+    p99: max('p99'),
+    max: max('max'),
+    mean: max('mean'),
+    gcPauses: max('gcPauses'),
+    gcMaxMs: max('gcMaxMs'),
+    gcTotalMs: max('gcTotalMs'),
+    gcMajorPauses: max('gcMajorPauses'),
+    gcMajorMaxMs: max('gcMajorMaxMs'),
+  };
 }
 
 export function readProc(pid: number): { ticks: number; rssKb: number; hwmKb: number } | undefined {
@@ -516,10 +661,13 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
   const calls = options.calls ?? 200;
   const seconds = options.seconds ?? 30;
   const rate = options.rate ?? 20;
+  const processes = options.processes ?? 1;
   const wireRtp = options.wireRtp ?? true;
   if (!Number.isInteger(calls) || calls < 1) throw new RangeError(`bad calls ${calls}`);
   if (!(seconds >= 4)) throw new RangeError(`seconds must be ≥ 4, got ${seconds}`);
   if (!(rate > 0)) throw new RangeError(`bad rate ${rate}`);
+  if (!Number.isInteger(processes) || processes < 1 || processes > 16)
+    throw new RangeError(`processes must be 1-16, got ${processes}`);
   const tools = checkTools(['kamailio', 'kamcmd', 'sipp', 'sox', 'tshark']);
   if (!tools.ok) throw new Error(`capacity bench needs: ${tools.reason}`);
   if (!existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
@@ -538,7 +686,17 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
   try {
     const speech = await prepareSpeech(work);
     const loops = Math.max(1, Math.floor((seconds * 1000 - BYE_MARGIN_MS) / speech.ms));
-    const kam: Kamailio = await startKamailio();
+    // One device per bot process; SIPp calls them in turn.
+    const users = Array.from({ length: processes }, (_, i) =>
+      i === 0
+        ? { ...DEFAULT_USER }
+        : {
+            username: String(Number(DEFAULT_USER.username) + i),
+            authorizationId: String(Number(DEFAULT_USER.authorizationId) + i),
+            password: `${DEFAULT_USER.password}-${i}`,
+          },
+    );
+    const kam: Kamailio = await startKamailio({ users });
     cleanup.push(() => kam.stop());
 
     const probePort = await freePort('udp');
@@ -548,12 +706,12 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       probe.close();
     });
 
-    // The bot's SIP connection, captured before the bot connects so the stream is whole.
+    // The bots' SIP connections, captured before they connect so each stream is whole.
     const sipCapture = new LiveCapture(
       [
         ...['-i', 'lo', '-l', '-f', `(tcp port ${kam.port}) or (udp dst port ${probePort})`],
         ...['-T', 'fields', '-E', 'separator=/t', '-e', 'udp.dstport', '-e', 'frame.time_epoch'],
-        ...['-e', 'tcp.srcport', '-e', 'tcp.seq_raw', '-e', 'tcp.payload'],
+        ...['-e', 'tcp.srcport', '-e', 'tcp.seq_raw', '-e', 'tcp.payload', '-e', 'tcp.dstport'],
       ],
       probePort,
       'fields',
@@ -562,11 +720,10 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     await waitForStderr(sipCapture.child, /Capturing on/, 30_000);
     await sipCapture.probe(probe);
 
-    // The bot: ports for every call (evens first, as the pool prefers), outside SIPp's media port.
-    const portCount = Math.min(1000, 2 * (calls + 10) + 20);
-    if (portCount < calls + 10) throw new RangeError(`at most ${1000 - 10} calls (one RTP port range)`);
-    const rtpMin = await freeUdpPortRange(portCount);
-    const rtpMax = rtpMin + portCount - 1;
+    // One process: `listen` with the device in the environment. Several:
+    // `listen --devices DIR --processes N`, a supervisor and N workers, a device each.
+    // Every call needs two ports (RTP, RTCP), plus room for the pools' quarantine.
+    const portCount = 2 * (calls + 10 * processes) + 20 * processes;
     const botLog: LogLine[] = [];
     let botErr = '';
     let active = 0;
@@ -599,41 +756,81 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
 
     const preload = path.join(work, 'event-loop-delay.mjs');
     writeFileSync(preload, ELD_PRELOAD);
-    const eldFile = path.join(work, 'event-loop-delay.json');
+    const eldDir = path.join(work, 'event-loop-delay');
+    mkdirSync(eldDir);
     const profileDir = path.join(work, 'profile');
-    const bot = spawn(
+    const rtpMin = await freeUdpPortRange(portCount);
+    const rtpMax = rtpMin + portCount - 1;
+    const perDevice = Math.ceil(calls / processes) + 10;
+    let listen: string[];
+    let deviceEnv: Record<string, string> = {};
+    if (processes === 1) {
+      listen = ['listen', '--max-calls', String(perDevice)];
+      deviceEnv = {
+        SIP_INFO_USERNAME: DEFAULT_USER.username,
+        SIP_INFO_PASSWORD: DEFAULT_USER.password,
+        SIP_INFO_AUTHORIZATION_ID: DEFAULT_USER.authorizationId,
+        SIP_INFO_DOMAIN: kam.domain,
+        SIP_INFO_OUTBOUND_PROXY: `${kam.host}:${kam.port}`,
+        SIP_INFO_TRANSPORT: 'TCP',
+        SIP_INFO_INSTANCE_ID: INSTANCE_ID,
+      };
+    } else {
+      const devicesDir = path.join(work, 'devices');
+      mkdirSync(devicesDir);
+      for (const [i, user] of users.entries()) {
+        await saveSipInfoFile(path.join(devicesDir, `device-${i}.json`), {
+          username: user.username,
+          authorizationId: user.authorizationId,
+          password: user.password,
+          domain: kam.domain,
+          outboundProxy: { host: kam.host, port: kam.port },
+          transport: 'tcp',
+          deviceId: `device-${i}`,
+        });
+      }
+      listen = [
+        'listen',
+        '--devices',
+        devicesDir,
+        '--processes',
+        String(processes),
+        '--max-calls',
+        String(perDevice),
+      ];
+    }
+    const child = spawn(
       process.execPath,
       [
         '--import',
         pathToFileURL(preload).href,
         ...(options.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
         BIN,
-        'listen',
-        ...['--log-format', 'json', '--max-calls', String(calls + 10)],
-        ...['--rtp-ports', `${rtpMin}-${rtpMax}`, '--record-dir', recordDir, '--media-ip', '127.0.0.1'],
+        ...listen,
+        ...['--log-format', 'json', '--rtp-ports', `${rtpMin}-${rtpMax}`],
+        ...['--record-dir', recordDir, '--media-ip', '127.0.0.1'],
       ],
       {
         cwd: work, // no stray .env
-        env: {
-          ...process.env,
-          RCSP_BENCH_ELD_FILE: eldFile,
-          SIP_INFO_USERNAME: DEFAULT_USER.username,
-          SIP_INFO_PASSWORD: DEFAULT_USER.password,
-          SIP_INFO_AUTHORIZATION_ID: DEFAULT_USER.authorizationId,
-          SIP_INFO_DOMAIN: kam.domain,
-          SIP_INFO_OUTBOUND_PROXY: `${kam.host}:${kam.port}`,
-          SIP_INFO_TRANSPORT: 'TCP',
-          SIP_INFO_INSTANCE_ID: INSTANCE_ID,
-        },
+        env: { ...process.env, RCSP_BENCH_ELD_DIR: eldDir, ...deviceEnv },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    cleanup.push(() => stopChild(bot, 'SIGKILL', 5000));
-    const pid = bot.pid;
-    if (pid === undefined) throw new Error('could not start the bot');
+    cleanup.push(() => stopChild(child, 'SIGKILL', 5000));
+    if (child.pid === undefined) throw new Error('could not start the bot');
+    const mainPid = child.pid;
+    // The processes that run calls: the one bot, or the supervisor's workers (by index, the latest pid).
+    const bots: Bot[] = Array.from({ length: processes }, () => ({
+      pid: processes === 1 ? mainPid : undefined,
+      pids: processes === 1 ? [mainPid] : [],
+      active: 0,
+      peakActive: 0,
+    }));
+    const botOfDevice = new Map<string, number>();
+    const registered = new Set<string>();
     let partial = '';
-    bot.stdout!.setEncoding('utf8');
-    bot.stdout!.on('data', (chunk: string) => {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
       for (const text of lines) {
@@ -646,55 +843,82 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
           continue;
         }
         botLog.push(line);
+        if (line.event === 'process.started') {
+          const bot = bots[line.process as number]!;
+          bot.pid = line.pid as number;
+          bot.pids.push(bot.pid);
+          for (const d of line.devices as string[]) botOfDevice.set(d, line.process as number);
+        }
+        const bot = bots[botOfDevice.get(line.device as string) ?? 0]!;
+        if (line.event === 'registered') registered.add((line.device as string | undefined) ?? 'bot');
         if (line.event === 'call.answered') {
           answered++;
           active++;
+          bot.active++;
+          if (bot.active > bot.peakActive) bot.peakActive = bot.active;
           if (active > peakActive) peakActive = active;
           if (active === calls && firstAllUp === undefined) firstAllUp = performance.now();
         } else if (line.event === 'call.ended') {
           ended++;
           active--;
+          bot.active--;
           firstEnd ??= performance.now();
         }
       }
       notify();
     });
-    bot.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
       botErr = (botErr + chunk.toString('utf8')).slice(-16_384);
     });
-    bot.once('exit', () => notify());
+    child.once('exit', () => notify());
     await until(
-      () => botLog.some((l) => l.event === 'registered') || bot.exitCode !== null,
-      30_000,
-      'bot registered',
+      () => registered.size === processes || child.exitCode !== null,
+      60_000,
+      'every device registered',
     );
-    if (bot.exitCode !== null) throw new Error(`bot exited (${bot.exitCode}) before registering: ${botErr}`);
+    if (child.exitCode !== null)
+      throw new Error(`the bot exited (${child.exitCode}) before registering: ${botErr}`);
 
-    // Sample the bot once a second from now on.
-    const samples: ProcSample[] = [];
+    // Sample every process once a second from now on: the bots, and what shares the machine with them.
+    const samples: CpuSample[] = [];
     let hwmKb = 0;
+    let sippPid: number | undefined;
+    const captures = () => [sipCapture.child.pid, rtpCapture?.child.pid].filter((p) => p !== undefined);
     const sample = () => {
-      const p = readProc(pid);
-      if (!p) return;
-      samples.push({ at: performance.now(), ticks: p.ticks, rssKb: p.rssKb });
-      hwmKb = Math.max(hwmKb, p.hwmKb);
+      const bot = bots.map((b) => (b.pid === undefined ? undefined : readProc(b.pid)));
+      const supervisor = processes === 1 ? undefined : readProc(mainPid);
+      for (const p of [...bot, supervisor]) if (p) hwmKb = Math.max(hwmKb, p.hwmKb);
+      samples.push({
+        at: performance.now(),
+        bots: bot.map((p, i) => p?.ticks ?? samples.at(-1)?.bots[i] ?? 0),
+        botWaitNs: bots.map((b, i) =>
+          b.pid === undefined ? 0 : (runQueueWaitNs(b.pid) ?? samples.at(-1)?.botWaitNs[i] ?? 0),
+        ),
+        supervisor: supervisor?.ticks ?? 0,
+        rssKb: [...bot, supervisor].reduce((sum, p) => sum + (p?.rssKb ?? 0), 0),
+        // SIPp starts at 0 ticks; after it exits its last figure stands.
+        sipp: sippPid === undefined ? 0 : (readProc(sippPid)?.ticks ?? samples.at(-1)?.sipp ?? 0),
+        kamailio: sumTicks(processGroupMembers(kam.pid)),
+        capture: sumTicks(captures().flatMap((pid) => [pid, ...childrenOf(pid)])),
+        machine: machineTicks(),
+      });
     };
+    let rtpCapture: LiveCapture | undefined;
     sample();
     const sampler = setInterval(sample, 1000);
     cleanup.push(async () => clearInterval(sampler));
 
-    // SIPp's media port (it binds it and port + 2), outside the bot's range; its RTP captured.
+    // SIPp's media port (it binds it and port + 2), outside the bots' ranges; its RTP captured.
     let mediaPort: number;
     do mediaPort = await freeUdpPortRange(4);
     while (mediaPort + 3 >= rtpMin && mediaPort <= rtpMax);
     const streams = new Map<number, WireStream>();
     let wirePackets = 0;
-    let rtpCapture: LiveCapture | undefined;
     if (wireRtp) {
       rtpCapture = new LiveCapture(
         [
           ...['-i', 'lo', '-f', `(udp and src port ${mediaPort}) or (udp dst port ${probePort})`],
-          ...['-s', '96', '-B', '16', '-F', 'pcap', '-w', '-'],
+          ...['-s', '96', '-B', '32', '-F', 'pcap', '-w', '-'],
         ],
         probePort,
         'pcap',
@@ -730,12 +954,17 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     sample();
     const idleSamples = samples.slice();
 
-    // SIPp: all calls, `rate` per second, each talking `loops` × the speech, BYE at `seconds`.
+    // SIPp: all calls, `rate` per second, each talking `loops` × the speech, BYE at `seconds`;
+    // the callee of each call is the next device in turn (an injection file, one line per device).
     const sippDir = path.join(work, 'sipp');
     mkdirSync(sippDir);
+    const scenario = path.join(sippDir, 'uac-speech.xml');
+    writeFileSync(scenario, readFileSync(SCENARIO, 'utf8').replaceAll('[service]', '[field0]'));
+    const callees = path.join(sippDir, 'callees.csv');
+    writeFileSync(callees, `SEQUENTIAL\n${users.map((u) => `${u.username};\n`).join('')}`);
     const sippArgs = [
       `${kam.host}:${kam.port}`,
-      ...['-sf', SCENARIO, '-s', DEFAULT_USER.username],
+      ...['-sf', scenario, '-inf', callees],
       ...['-key', 'domain', kam.domain, '-key', 'speech', `${speech.file},${loops},0`],
       ...['-d', String(seconds * 1000)],
       ...['-i', '127.0.0.1', '-p', String(await freePort('udp')), '-mp', String(mediaPort), '-t', 'u1'],
@@ -744,9 +973,12 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       ...['-trace_err', '-error_file', path.join(sippDir, 'errors.log')],
       ...['-trace_stat', '-stf', path.join(sippDir, 'stat.csv')],
     ];
-    bot.kill('SIGUSR2'); // event-loop delay from here on
+    // Event-loop delay from here on (the preload in every process resets on SIGUSR2).
+    for (const pid of [mainPid, ...bots.flatMap((b) => (b.pid === undefined ? [] : [b.pid]))])
+      process.kill(pid, 'SIGUSR2');
     const loadStart = performance.now();
     const sipp = spawn(toolPath('sipp'), sippArgs, { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+    sippPid = sipp.pid;
     cleanup.push(() => stopChild(sipp, 'SIGKILL', 5000));
     let sippErr = '';
     sipp.stderr!.on('data', (chunk: Buffer) => {
@@ -754,8 +986,8 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     });
     await exited(sipp);
     const sippExit = sipp.exitCode;
-    // The bot logs call.ended as it answers each BYE; wait for the last one.
-    await until(() => ended >= answered || bot.exitCode !== null, 60_000, 'every call ended at the bot');
+    // The bots log call.ended as they answer each BYE; wait for the last one.
+    await until(() => ended >= answered || child.exitCode !== null, 60_000, 'every call ended at the bots');
     const loadEnd = performance.now();
     sample();
     clearInterval(sampler);
@@ -766,8 +998,8 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       await rtpCapture.stop();
     }
     // Graceful stop (unregister, close), then the same proof for the SIP capture.
-    await stopChild(bot, 'SIGTERM', 20_000);
-    const botExit = bot.signalCode !== null ? `signal ${bot.signalCode}` : `exit ${bot.exitCode}`;
+    await stopChild(child, 'SIGTERM', 30_000);
+    const botExit = child.signalCode !== null ? `signal ${child.signalCode}` : `exit ${child.exitCode}`;
     await sipCapture.probe(probe);
     await sipCapture.stop();
     const loadAtEnd = os.loadavg()[0]!;
@@ -839,20 +1071,34 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       }
     }
 
-    const cpuBetween = (from: number, to: number) => {
+    // CPU in % of one core between two moments, from the samples inside them.
+    const cpuBetween = (from: number, to: number, ticks: (s: CpuSample) => number) => {
       const inside = samples.filter((s) => s.at >= from && s.at <= to);
       const a = inside[0];
       const b = inside[inside.length - 1];
       if (!a || !b || b.at <= a.at) return Number.NaN;
-      return round1((((b.ticks - a.ticks) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
+      return round1((((ticks(b) - ticks(a)) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
     };
+    const botTicks = (s: CpuSample) => s.supervisor + s.bots.reduce((x, y) => x + y, 0);
+    const allUp = (ticks: (s: CpuSample) => number) =>
+      cpuBetween(firstAllUp ?? Number.NaN, firstEnd ?? Number.NaN, ticks);
     let peakPercent = 0;
     for (let i = 1; i < samples.length; i++) {
       const a = samples[i - 1]!;
       const b = samples[i]!;
       if (b.at - a.at < 500) continue; // too short an interval for 10 ms ticks
-      peakPercent = Math.max(peakPercent, (((b.ticks - a.ticks) / CLK_TCK) * 1000 * 100) / (b.at - a.at));
+      peakPercent = Math.max(
+        peakPercent,
+        (((botTicks(b) - botTicks(a)) / CLK_TCK) * 1000 * 100) / (b.at - a.at),
+      );
     }
+    const allUpAvgPercent = allUp(botTicks);
+    const neighbours = (over: (ticks: (s: CpuSample) => number) => number): Neighbours => ({
+      sippPercent: over((s) => s.sipp),
+      kamailioPercent: over((s) => s.kamailio),
+      capturePercent: over((s) => s.capture),
+      machinePercent: over((s) => s.machine.busy),
+    });
 
     const toOk: number[] = [];
     const toTrying: number[] = [];
@@ -865,19 +1111,30 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       if (ok !== undefined && trying !== undefined) tryingToOk.push(ok - trying);
     }
     const inviteTo200 = latencyFigures(toOk);
+    // Which calls were slowest, by arrival order (the first calls pay for warm-up; later ones for load).
+    const slowest = toOk
+      .map((ms, index) => ({ call: index + 1, ms: round3(ms) }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5);
     const lateness = [...streams.values()].map((s) => s.maxLateMs).sort((a, b) => a - b);
     const exactSorted = exactFirstPacket.filter((n) => !Number.isNaN(n)).sort((a, b) => a - b);
-    const eld = existsSync(eldFile)
-      ? (JSON.parse(readFileSync(eldFile, 'utf8')) as CapacityFigures['eventLoopDelayMs'])
-      : undefined;
+    const eldOf = (pid: number | undefined) => {
+      const file = path.join(eldDir, `${pid}.json`);
+      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as EventLoopDelay) : undefined;
+    };
+    const elds = bots.map((b) => eldOf(b.pid));
+    const eld = elds.every((e) => e !== undefined) ? worstOf(elds as EventLoopDelay[]) : undefined;
+    // The (first) process that ran calls: CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile.
     const profiles = existsSync(profileDir)
       ? readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
       : [];
+    const profile = profiles.find((f) => f.split('.')[3] === String(bots[0]?.pids[0]));
 
     const figures: CapacityFigures = {
       calls,
       seconds,
       rate,
+      processes,
       speechLoops: loops,
       sipp: {
         exitCode: sippExit,
@@ -891,6 +1148,8 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
         rejected: botLog.filter((l) => l.event === 'call.rejected').length,
         warnings: botLog.filter((l) => l.event === 'warning').length,
         peakConcurrent: peakActive,
+        peakConcurrentPerProcess: bots.map((b) => b.peakActive),
+        restarts: bots.reduce((n, b) => n + Math.max(0, b.pids.length - 1), 0),
         exit: botExit,
       },
       recordings: {
@@ -928,24 +1187,37 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
         },
       }),
       cpu: {
-        avgPercent: cpuBetween(loadStart, loadEnd + 1000),
-        allUpAvgPercent: cpuBetween(firstAllUp ?? Number.NaN, firstEnd ?? Number.NaN),
+        avgPercent: cpuBetween(loadStart, loadEnd + 1000, botTicks),
+        allUpAvgPercent,
+        allUpPerProcessPercent: bots.map((_, i) => allUp((s) => s.bots[i]!)),
         peakPercent: round1(peakPercent),
         idlePercent: cpuBetween(
           idleSamples[0]?.at ?? Number.NaN,
           idleSamples[idleSamples.length - 1]?.at ?? 0,
+          botTicks,
         ),
+        perCallUsPer20Ms: round1(((allUpAvgPercent / 100) * FRAME_MS * 1000) / calls),
+        ...(processes > 1 && { supervisorAllUpPercent: allUp((s) => s.supervisor) }),
+        // In ticks of 10 ms (1e7 ns), as cpuBetween counts.
+        allUpRunQueueWaitPercent: bots.map((_, i) => allUp((s) => (s.botWaitNs[i] ?? 0) / 1e7)),
+      },
+      neighbours: {
+        allUp: neighbours(allUp),
+        load: neighbours((ticks) => cpuBetween(loadStart, loadEnd + 1000, ticks)),
+        machineCores: os.cpus().length,
       },
       rss: {
         idleMb: round1((idleSamples[idleSamples.length - 1]?.rssKb ?? Number.NaN) / 1024),
         peakMb: round1(Math.max(hwmKb, ...samples.map((s) => s.rssKb)) / 1024),
       },
       ...(eld && { eventLoopDelayMs: eld }),
+      ...(elds.length > 1 && { eventLoopDelayPerProcessMs: elds }),
       inviteTo200,
+      inviteTo200Slowest: slowest,
       inviteTo100: latencyFigures(toTrying),
       trying100To200: latencyFigures(tryingToOk),
       capture: { sipMessages: wire.messages },
-      ...(profiles[0] !== undefined && { profile: summarizeProfile(path.join(profileDir, profiles[0])) }),
+      ...(profile !== undefined && { profile: summarizeProfile(path.join(profileDir, profile)) }),
       loadAverage: [loadAtStart, loadAtEnd],
       targets: {
         concurrentRecorded: peakActive >= calls && exact === calls && calls >= 200,
@@ -977,8 +1249,10 @@ if (invokedPath !== undefined && import.meta.url === pathToFileURL(path.resolve(
   const calls = value('--calls');
   const seconds = value('--seconds');
   const rate = value('--rate');
+  const processes = value('--processes');
   const figures = await benchCapacity({
     ...(calls !== undefined && { calls }),
+    ...(processes !== undefined && { processes }),
     ...(seconds !== undefined && { seconds }),
     ...(rate !== undefined && { rate }),
     wireRtp: !args.includes('--no-wire-rtp'),

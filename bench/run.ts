@@ -3,6 +3,8 @@
  * Speed and capacity live here, never in timed tests. Select a subset with
  * `npm run bench -- sip-parse media-path`. Flags (`--calls 100`, …) go to
  * codec-capacity: `npm run bench -- codec-capacity --calls 100 --scenarios pcmu,opus`.
+ * The knee of the capacity (bench/knee.ts, a quarter of an hour) runs only
+ * when named: `npm run bench -- knee`.
  */
 import { benchCapacity } from './capacity.js';
 import {
@@ -12,7 +14,9 @@ import {
   printCodecCapacity,
 } from './codec-capacity.js';
 import { benchFlood } from './flood.js';
+import { benchKnee } from './knee.js';
 import { benchLiveDelay } from './live-delay.js';
+import { benchMediaLoad } from './media-load.js';
 import { benchMediaPath } from './media-path.js';
 import { benchOpus } from './opus.js';
 import { benchOutbound } from './outbound.js';
@@ -21,7 +25,8 @@ import { benchSipParse } from './sip-parse.js';
 import { benchSpikes } from './spikes.js';
 import { benchStreamLatency } from './stream-latency.js';
 
-type Bench = { name: string; run: () => Promise<unknown> };
+/** `explicit`: runs only when named (`npm run bench -- knee`): it takes a quarter of an hour. */
+type Bench = { name: string; run: () => Promise<unknown>; explicit?: boolean };
 
 const benches: Bench[] = [
   { name: 'sip-parse', run: () => benchSipParse() },
@@ -43,6 +48,19 @@ const benches: Bench[] = [
           `  SRTP ${s.suite}: ${s.nsPerPacket} ns/packet with unprotect (best ${s.nsPerPacketBest} ns; unprotect alone ${s.unprotectNsPerPacket} ns), ×${s.ratio.toFixed(2)} = +${s.addedPercent.toFixed(1)}% (target < 25%), ≈ ${s.callsPerCore.toLocaleString('en-US')} calls per core`,
         );
       }
+      return r;
+    },
+  },
+  {
+    name: 'media-load',
+    run: async () => {
+      const r = await benchMediaLoad();
+      console.log(
+        `${r.calls} calls' media in one process (real MediaSessions on loopback UDP, WAVs written, no SIP), ${r.seconds} s:`,
+      );
+      console.log(
+        `  ${r.cpuPercent} % of a core = ${r.perCallUsPer20Ms} µs per call per 20 ms; event-loop delay p99 ${r.eventLoopDelayMs.p99} ms, max ${r.eventLoopDelayMs.max} ms; GC ${r.gc.pauses} pauses, longest ${r.gc.maxMs} ms; lost ${r.lost}, late ${r.late} of ${r.received} (the sender: ${r.senderCpuPercent} %)`,
+      );
       return r;
     },
   },
@@ -169,6 +187,11 @@ const benches: Bench[] = [
     },
   },
   {
+    name: 'knee',
+    explicit: true,
+    run: () => benchKnee(),
+  },
+  {
     name: 'outbound',
     run: async () => {
       const r = await benchOutbound();
@@ -199,7 +222,7 @@ const wanted = args.filter(
   (a, i) => !a.startsWith('--') && !CODEC_CAPACITY_VALUE_FLAGS.includes(args[i - 1] ?? ''),
 );
 for (const bench of benches) {
-  if (wanted.length > 0 && !wanted.includes(bench.name)) continue;
+  if (wanted.length > 0 ? !wanted.includes(bench.name) : bench.explicit) continue;
   console.log(`\n== ${bench.name}`);
   try {
     await bench.run();

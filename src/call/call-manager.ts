@@ -251,7 +251,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   /** Ends every call now without signalling, recordings finished synchronously (a forced exit). */
   abortAll(): void {
     this.#accepting = false;
-    for (const s of [...this.#sessions.values()]) void s.close('shutdown', { signal: false });
+    for (const s of [...this.#sessions.values()]) void s.close('shutdown', { signal: false, exiting: true });
   }
 
   // ── dispatch ──────────────────────────────────────────────────────────

@@ -34,7 +34,13 @@ import type { SrtpKeys, SrtpPolicy } from '../sdp/crypto.js';
 import type { MediaDirection, NegotiatedMedia } from '../sdp/negotiate.js';
 import { SdpSession } from '../sdp/session.js';
 import { recordingPaths } from '../sinks/recording-path.js';
-import { type CallSidecar, type DtmfRecord, type PacketStats, writeSidecar } from '../sinks/sidecar.js';
+import {
+  type CallSidecar,
+  type DtmfRecord,
+  type PacketStats,
+  writeSidecar,
+  writeSidecarAsync,
+} from '../sinks/sidecar.js';
 import { WavWriter } from '../sinks/wav.js';
 import { WavSink } from '../sinks/wav-sink.js';
 import { DigestSession } from '../sip/auth/digest.js';
@@ -580,20 +586,29 @@ export class CallSession implements CallOwner {
     this.#finish(reason);
   }
 
-  /** The registry's shutdown and flow loss: hang up (shutdown), or end now without signalling. */
-  close(reason: CallEndReason, options: { signal: boolean } = { signal: true }): Promise<void> {
+  /**
+   * The registry's shutdown and flow loss: hang up (shutdown), or end now
+   * without signalling; `exiting`: the process exits next, so the sidecar is
+   * on disk before this returns.
+   */
+  close(
+    reason: CallEndReason,
+    options: { signal: boolean; exiting?: boolean } = { signal: true },
+  ): Promise<void> {
     if (options.signal) return this.#hangup(reason);
     this.#closing ??= reason;
-    this.#finish(reason);
+    this.#finish(reason, options.exiting ?? false);
     return this.done.then(() => {});
   }
 
   /**
    * Ends the call locally, once: timers, media (the jitter buffer's tail into
    * the WAV), the WAV closed, stats, sidecar; then the live sinks close (an
-   * engine's grace may take seconds) and `ended` fires.
+   * engine's grace may take seconds) and `ended` fires. The sidecar is
+   * written on the thread pool (its fsync never holds up the other calls'
+   * signalling), before `ended`; synchronously when the process is `exiting`.
    */
-  #finish(reason: CallEndReason): CallEndInfo {
+  #finish(reason: CallEndReason, exiting = false): CallEndInfo {
     if (this.#endInfo) return this.#endInfo;
     const final = this.#closing ?? reason;
     this.#clearTimers();
@@ -631,42 +646,53 @@ export class CallSession implements CallOwner {
     const wav = this.#recording ? this.#wavPath : undefined;
     const failure = this.#recordingError;
     const recordingError = failure && { code: failure.code, message: failure.message };
-    let sidecar = this.#sidecarPath;
-    if (this.#sidecarPath && (wasAnswered || this.#recording)) {
-      try {
-        writeSidecar(this.#sidecarPath, {
-          callId: this.callId,
-          direction: this.call.direction,
-          from: this.call.from.header,
-          to: this.call.to.header,
-          startedAt: this.call.startedAt.toISOString(),
-          endedAt: new Date().toISOString(),
-          durationMs,
-          codec: this.#negotiated?.codec ?? null,
-          sampleRate: this.#sampleRate ?? null,
-          wav: wav ?? null,
-          ...(recordingError && { recordingError }),
-          ...(this.#rcIds.partyId !== undefined || this.#rcIds.sessionId !== undefined
-            ? { ringCentral: { ...this.#rcIds } }
-            : {}),
-          endReason: final,
-          ...(this.#failure?.status !== undefined && { status: this.#failure.status }),
-          stats: { ...sidecarStats(mediaStats), ...extra },
-          dtmf: this.#dtmf,
-          ...this.#ctx.sidecarExtra?.(),
-        });
-      } catch (err) {
-        sidecar = undefined;
+    const sidecarPath = this.#sidecarPath;
+    let sidecarData: CallSidecar | undefined;
+    if (sidecarPath && (wasAnswered || this.#recording)) {
+      sidecarData = {
+        callId: this.callId,
+        direction: this.call.direction,
+        from: this.call.from.header,
+        to: this.call.to.header,
+        startedAt: this.call.startedAt.toISOString(),
+        endedAt: new Date().toISOString(),
+        durationMs,
+        codec: this.#negotiated?.codec ?? null,
+        sampleRate: this.#sampleRate ?? null,
+        wav: wav ?? null,
+        ...(recordingError && { recordingError }),
+        ...(this.#rcIds.partyId !== undefined || this.#rcIds.sessionId !== undefined
+          ? { ringCentral: { ...this.#rcIds } }
+          : {}),
+        endReason: final,
+        ...(this.#failure?.status !== undefined && { status: this.#failure.status }),
+        stats: { ...sidecarStats(mediaStats), ...extra },
+        dtmf: [...this.#dtmf],
+        ...this.#ctx.sidecarExtra?.(),
+      };
+    }
+    let sidecarWritten: Promise<boolean> = Promise.resolve(false);
+    if (sidecarPath && sidecarData) {
+      const failed = (err: unknown) => {
         this.call.emit('sinkError', asSinkError(err));
+        return false;
+      };
+      if (exiting) {
+        try {
+          writeSidecar(sidecarPath, sidecarData);
+          sidecarWritten = Promise.resolve(true);
+        } catch (err) {
+          sidecarWritten = Promise.resolve(failed(err));
+        }
+      } else {
+        sidecarWritten = writeSidecarAsync(sidecarPath, sidecarData).then(() => true, failed);
       }
-    } else {
-      sidecar = undefined;
     }
     const info: CallEndInfo = {
       reason: final,
       durationMs,
       wav,
-      sidecar,
+      sidecar: sidecarData ? sidecarPath : undefined,
       stats,
       dtmf: [...this.#dtmf],
       ...(this.#failure?.status !== undefined && { status: this.#failure.status }),
@@ -677,7 +703,9 @@ export class CallSession implements CallOwner {
     this.#endInfo = info;
     this.#events.dialog(this, undefined);
     this.#events.removed(this);
-    void this.#fanOut.close().then(() => {
+    void Promise.all([this.#fanOut.close(), sidecarWritten]).then(([, written]) => {
+      // The sidecar is named once it is on disk.
+      if (!written) info.sidecar = undefined;
       this.call.emit('ended', info);
       this.#events.ended(this.call, info);
       this.#resolveDone(info);

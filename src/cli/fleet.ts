@@ -16,6 +16,7 @@ import { type FleetDevice, loadFleetDevices } from '../fleet/devices.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { DEFAULT_LEASE_TTL_MS, leaseTiming } from '../fleet/lease.js';
 import { NatsLeaseStore } from '../fleet/nats-store.js';
+import { MAX_PROCESSES } from '../fleet/processes.js';
 import { RedisLeaseStore } from '../fleet/redis-store.js';
 import type { Logger } from '../log/logger.js';
 import { readiness } from '../observability/health.js';
@@ -39,6 +40,7 @@ export interface FleetFlags {
   fleet: string;
   coordinate?: string;
   leaseTtl: number;
+  processes: number;
 }
 
 export interface FleetSettings {
@@ -51,6 +53,8 @@ export interface FleetSettings {
   fleet: string;
   coordinate: BrokerUrl | undefined;
   leaseTtlMs: number;
+  /** Processes the devices are divided among on this host (--processes). */
+  processes: number;
 }
 
 const FLEET_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -96,6 +100,12 @@ export function addFleetOptions(command: Command): Command {
       'lease time-to-live: a dead holder’s devices are taken over within it',
       intOption('--lease-ttl', 3, 3600),
       DEFAULT_LEASE_TTL_MS / 1000,
+    )
+    .option(
+      '--processes <n>',
+      'divide the devices (and --rtp-ports) among N processes on this host, to use N cores',
+      intOption('--processes', 1, MAX_PROCESSES),
+      1,
     );
 }
 
@@ -131,6 +141,11 @@ export function checkFleetFlags(flags: FleetFlags): FleetSettings {
       '--coordinate needs --devices (a folder or a list of SIP info files, even of one device) (example: --devices ./devices --coordinate redis://127.0.0.1:6379)',
     );
   }
+  if (flags.processes > 1 && flags.devices === undefined) {
+    throw new UsageError(
+      '--processes needs --devices: a device registers from one process at a time, so each process takes some of the devices (example: --devices ./devices --processes 2)',
+    );
+  }
   return {
     devices: flags.devices,
     http,
@@ -141,6 +156,7 @@ export function checkFleetFlags(flags: FleetFlags): FleetSettings {
     fleet: flags.fleet,
     coordinate,
     leaseTtlMs: flags.leaseTtl * 1000,
+    processes: flags.processes,
   };
 }
 
@@ -213,6 +229,8 @@ export class FleetServices {
     sources: {
       devices: () => DeviceView[];
       coordination?: () => { members: number; share: number; storeConnected: boolean } | undefined;
+      /** Keep the metrics without serving them (a --processes worker: its supervisor serves them). */
+      metricsWithoutHttp?: boolean;
     },
   ): Promise<FleetServices> {
     let exporter: EventExporter | undefined;
@@ -250,12 +268,14 @@ export class FleetServices {
     let metrics: SoftphoneMetrics | undefined;
     let server: ObservabilityServer | undefined;
     let services: FleetServices | undefined;
-    if (settings.http) {
+    if (settings.http || sources.metricsWithoutHttp) {
       metrics = new SoftphoneMetrics({
         devices: sources.devices,
         ...(exporter && { exporter: () => exporter?.stats }),
         ...(sources.coordination && { coordination: sources.coordination }),
       });
+    }
+    if (settings.http && metrics) {
       try {
         server = await startObservabilityServer({
           listen: settings.http,

@@ -19,6 +19,7 @@
  * of a 20 000 packets/s flood).
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
@@ -159,6 +160,32 @@ export class RtpPortPool {
   }
 }
 
+/**
+ * The sockets' lookup: RTP and RTCP only ever go to IP addresses (a host
+ * name in the SDP is resolved once by the session), and dns.lookup answers
+ * even a literal a tick later: a closure and a nextTick per packet, 50 a
+ * second a call, and the send would leave the tick that made it. Literals
+ * are answered at once (the last one remembered); names still go to dns.lookup.
+ */
+let lastLiteral = '';
+let lastFamily = 0;
+function literalLookup(
+  hostname: string,
+  options: dns.LookupOneOptions | number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  if (hostname !== lastLiteral) {
+    const family = net.isIP(hostname);
+    if (family === 0) {
+      dns.lookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
+      return;
+    }
+    lastLiteral = hostname;
+    lastFamily = family;
+  }
+  callback(null, hostname, lastFamily);
+}
+
 /** Binds or returns the bind error; the socket is closed on failure. */
 function bindUdp(
   type: 'udp4' | 'udp6',
@@ -166,7 +193,7 @@ function bindUdp(
   port: number,
 ): Promise<dgram.Socket | NodeJS.ErrnoException> {
   return new Promise((resolve) => {
-    const socket = dgram.createSocket({ type, reuseAddr: false });
+    const socket = dgram.createSocket({ type, reuseAddr: false, lookup: literalLookup });
     const onError = (err: NodeJS.ErrnoException) => {
       socket.close();
       resolve(err);

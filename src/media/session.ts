@@ -1,6 +1,7 @@
 /**
  * One call's media: the thin adapter around {@link ReceivePath} that owns the
- * call's RTP socket and its single tick timer.
+ * call's RTP socket and its tick (one timer of the process's MediaScheduler,
+ * shared by every call).
  *
  * - Priming: one RFC 4733 telephone-event packet towards the SDP's media
  *   address, because RingCentral's media server (like most behind NAT) sends
@@ -44,6 +45,7 @@ import {
   type ReceiveStats,
 } from './receive-path.js';
 import type { MediaSocket } from './rtp-transport.js';
+import { type MediaScheduler, type MediaTimer, mediaScheduler } from './scheduler.js';
 import { type OutboundSource, type SendMedia, SendPath } from './send-path.js';
 
 export type { LatchInfo, OutboundSource };
@@ -62,6 +64,8 @@ export interface MediaSessionOptions {
   t0: number;
   /** Send RTP silence after priming (keeps NAT bindings and media servers happy). Default true. */
   sendSilence?: boolean;
+  /** Runs the tick; default the process's (one timer for every call). */
+  scheduler?: MediaScheduler;
   /** Audio to send instead of silence. */
   outbound?: OutboundSource;
   /** After a stall longer than this (ms), sending skips ahead instead of sending the backlog. Default 100. */
@@ -152,7 +156,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   #primed = false;
 
   // Receiving.
-  #timer: NodeJS.Timeout | undefined;
+  readonly #scheduler: MediaScheduler;
+  readonly #timer: MediaTimer;
   #lastTickMs: number;
   /** The tick's time: what the pending playout plays out up to. */
   #playoutUntilMs = 0;
@@ -174,6 +179,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     super();
     this.t0 = options.t0;
     this.#socket = options.socket;
+    this.#scheduler = options.scheduler ?? mediaScheduler;
+    this.#timer = this.#scheduler.timer(this.#tick);
     this.#negotiated = { ...options.negotiated };
     this.#rate = options.sampleRate ?? this.#negotiated.sampleRate ?? 8000;
     this.#send = new SendPath({
@@ -342,8 +349,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   stop(): MediaStats {
     if (this.#final) return { ...this.#final };
     this.#targetGeneration++;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#timer.cancel();
     this.#socket.off('message', this.#onMessage);
     this.#send.close();
     this.#receive.flush(this.#nowSamples(), this.#onFrame, this.#onLiveFrame);
@@ -408,21 +414,17 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
 
   // --- the tick --------------------------------------------------------------
 
-  /** One timer for the call, re-armed to the next due time (send or playout). */
+  /** The call's one timer, re-armed to the next due time (send or playout). */
   #arm(): void {
     if (this.stopped) return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
     const perMs = this.#rate / 1000;
     const j = this.#receive.jitter;
     let due = this.t0 + Math.min(j.nextLiveDue, j.nextRecordingDue) / perMs;
     if (this.#canSend()) due = Math.min(due, this.t0 + this.#send.nextDueMs);
-    // Timers may fire a little early; the tick then finds nothing due and re-arms.
-    const delay = Math.max(0, Math.ceil(due - performance.now()));
-    this.#timer = setTimeout(this.#tick, delay);
+    this.#timer.arm(due);
   }
 
   readonly #tick = (): void => {
-    this.#timer = undefined;
     if (this.stopped) return;
     const nowMs = performance.now();
     if (this.#canSend()) this.#send.due(nowMs - this.t0, this.#transmit);
@@ -432,7 +434,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     // poll phase, the process descheduled) then never makes on-time packets look
     // late and put a gap in the recording.
     this.#playoutUntilMs = nowMs;
-    setImmediate(this.#playout);
+    this.#scheduler.afterPoll(this.#playout);
   };
 
   readonly #playout = (): void => {
@@ -526,13 +528,16 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     const target = this.#target;
     if (target === undefined) return;
     try {
-      this.#socket.send(packet, target.port, target.address, (err) => {
-        if (err) this.#sendErrors++;
-      });
+      this.#socket.send(packet, target.port, target.address, this.#onSent);
     } catch {
       // The socket was closed under us (ERR_SOCKET_DGRAM_NOT_RUNNING).
       this.#sendErrors++;
     }
+  };
+
+  /** One callback for every packet (not a closure each). */
+  readonly #onSent = (err: Error | null): void => {
+    if (err) this.#sendErrors++;
   };
 
   /** The user's source threw: reported once; it is skipped for that frame. */

@@ -11,7 +11,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
 import type { Readiness } from './health.js';
-import type { SoftphoneMetrics } from './metrics.js';
+
+/** What /metrics serves: SoftphoneMetrics, or a supervisor's aggregate of its processes'. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 export interface ObservabilityServer {
   readonly host: string;
@@ -42,8 +47,8 @@ export function parseHttpListen(
 
 export async function startObservabilityServer(options: {
   listen: HttpListen;
-  metrics: SoftphoneMetrics;
-  readiness: () => Readiness;
+  metrics: MetricsSource;
+  readiness: () => Readiness | Promise<Readiness>;
 }): Promise<ObservabilityServer> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
@@ -64,8 +69,13 @@ export async function startObservabilityServer(options: {
     }
     if (url === '/healthz') return json(200, { status: 'ok' });
     if (url === '/readyz') {
-      const r = options.readiness();
-      return json(r.ready ? 200 : 503, { ready: r.ready, reason: r.reason, required: r.required });
+      Promise.resolve()
+        .then(options.readiness)
+        .then(
+          (r) => json(r.ready ? 200 : 503, { ready: r.ready, reason: r.reason, required: r.required }),
+          (err) => json(503, { ready: false, reason: `readiness failed: ${describeError(err)}` }),
+        );
+      return;
     }
     json(404, { error: 'not found', paths: ['/metrics', '/healthz', '/readyz'] });
   });

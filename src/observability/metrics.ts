@@ -104,6 +104,8 @@ export class SoftphoneMetrics {
         name: `${p}fleet_members`,
         help: 'Live processes listing this fleet, at the last heartbeat.',
         registers: [r],
+        // Every worker of --processes sees the same members: aggregated, one of them.
+        aggregator: 'max',
         collect() {
           this.set(coordination()?.members ?? 0);
         },
@@ -120,6 +122,7 @@ export class SoftphoneMetrics {
         name: `${p}lease_store_up`,
         help: 'Whether the lease store answered the last round (1) or not (0).',
         registers: [r],
+        aggregator: 'min',
         collect() {
           this.set(coordination()?.storeConnected ? 1 : 0);
         },
@@ -164,6 +167,7 @@ export class SoftphoneMetrics {
         name: `${p}events_broker_up`,
         help: 'Whether the last send to the broker succeeded (1) or not (0).',
         registers: [r],
+        aggregator: 'min',
         collect() {
           this.set(stats()?.connected ? 1 : 0);
         },

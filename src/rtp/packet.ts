@@ -41,6 +41,17 @@ export function isRtpInvalid(result: RtpPacket | RtpInvalidReason): result is Rt
  * (RFC 5761 4: SR/RR/SDES/BYE/APP = 200-204 look like marker + PT 72-76) is
  * reported as 'rtcp' even when shorter than an RTP header.
  */
+/**
+ * Whether parseRtp would answer 'rtcp' (RFC 5761 4: payload types 72-76 are
+ * RTCP's SR/RR seen as RTP), from the first two octets alone: no packet
+ * object, for a check every datagram passes.
+ */
+export function inRtcpWindow(buf: Uint8Array): boolean {
+  if (buf.length < 4 || buf[0]! >> 6 !== 2) return false;
+  const payloadType = buf[1]! & 0x7f;
+  return payloadType >= 72 && payloadType <= 76;
+}
+
 export function parseRtp(buf: Uint8Array): RtpPacket | RtpInvalidReason {
   const length = buf.length;
   if (length < 4) return 'short';
@@ -48,7 +59,7 @@ export function parseRtp(buf: Uint8Array): RtpPacket | RtpInvalidReason {
   if (b0 >> 6 !== 2) return 'version';
   const b1 = buf[1]!;
   const payloadType = b1 & 0x7f;
-  if (payloadType >= 72 && payloadType <= 76) return 'rtcp';
+  if (inRtcpWindow(buf)) return 'rtcp';
   if (length < RTP_HEADER_LENGTH) return 'short';
 
   const csrcCount = b0 & 0x0f;

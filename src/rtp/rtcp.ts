@@ -14,7 +14,7 @@
  *
  * Parsing never throws: a datagram from the network is a compound or a reason.
  */
-import { isRtpInvalid, parseRtp } from './packet.js';
+import { inRtcpWindow } from './packet.js';
 import { SequenceTracker, tsDiff } from './seq.js';
 
 export const RTCP_SR = 200;
@@ -95,8 +95,7 @@ export type RtcpParseResult = { ok: true; packets: RtcpPacket[] } | { ok: false;
  * reduced-size RTCP, RFC 5506, which we never negotiate.)
  */
 export function isRtcp(datagram: Uint8Array): boolean {
-  const r = parseRtp(datagram);
-  return isRtpInvalid(r) && r === 'rtcp';
+  return inRtcpWindow(datagram);
 }
 
 /** Parses a compound RTCP packet (already unprotected, for SRTCP). Never throws. */

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeError, ErrorCodes, SoftphoneError } from '../errors.js';
 
@@ -80,12 +81,13 @@ const STAT_KEYS = ['received', 'lost', 'late', 'duplicate', 'reordered', 'foreig
  * cannot cross filesystems), fsynced once, then renamed over `path`. A reader
  * sees the old file or the complete new one, never a torn JSON. Mode 0644
  * (the process umask still applies). Throws SINK_WRITE_FAILED on failure and
- * leaves no temp file behind.
+ * leaves no temp file behind. Blocks for the fsync (milliseconds, more on a
+ * busy disk): for a process about to exit; a call that ends while others go
+ * on uses writeSidecarAsync.
  */
 export function writeSidecar(path: string, data: CallSidecar): void {
-  const text = `${JSON.stringify(ordered(data), null, 2)}\n`;
-  // Hidden and unmistakably temporary, unique per process and attempt.
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const text = sidecarText(data);
+  const tmp = tempPath(path);
   let fd: number | undefined;
   try {
     fd = openSync(tmp, 'wx', 0o644);
@@ -108,16 +110,53 @@ export function writeSidecar(path: string, data: CallSidecar): void {
     } catch {
       // Never created, or already gone.
     }
-    const errno = (err as NodeJS.ErrnoException).code;
-    throw new SoftphoneError(
-      ErrorCodes.SINK_WRITE_FAILED,
-      `Sidecar write failed for ${path}: ${describeError(err)}`,
-      {
-        cause: err,
-        details: { path, ...(errno ? { errno } : {}) },
-      },
-    );
+    throw sidecarError(path, err);
   }
+}
+
+/**
+ * writeSidecar's steps on libuv's thread pool: the same file, the same
+ * guarantees (temp file, one fsync, rename; no temp file left on failure;
+ * rejects with SINK_WRITE_FAILED), and the event loop never waits for the
+ * disk: a SIP message that arrives while a call ends is answered at once.
+ */
+export async function writeSidecarAsync(path: string, data: CallSidecar): Promise<void> {
+  const text = sidecarText(data);
+  const tmp = tempPath(path);
+  let file: FileHandle | undefined;
+  try {
+    file = await open(tmp, 'wx', 0o644);
+    await file.writeFile(text, 'utf8');
+    await file.sync();
+    await file.close();
+    file = undefined;
+    await rename(tmp, path);
+  } catch (err) {
+    await file?.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw sidecarError(path, err);
+  }
+}
+
+function sidecarText(data: CallSidecar): string {
+  return `${JSON.stringify(ordered(data), null, 2)}\n`;
+}
+
+/** Hidden and unmistakably temporary, unique per process and attempt. */
+function tempPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+function sidecarError(path: string, err: unknown): SoftphoneError {
+  const errno = (err as NodeJS.ErrnoException).code;
+  return new SoftphoneError(
+    ErrorCodes.SINK_WRITE_FAILED,
+    `Sidecar write failed for ${path}: ${describeError(err)}`,
+    {
+      cause: err,
+      details: { path, ...(errno ? { errno } : {}) },
+    },
+  );
 }
 
 /** A fixed key order, so sidecars diff cleanly whatever order the caller built the object in. */

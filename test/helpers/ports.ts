@@ -106,7 +106,7 @@ export interface UdpPortRangeOptions {
  * other tests asking for port 0 are unlikely to be handed a port inside it.
  */
 export async function freeUdpPortRange(count: number, options: UdpPortRangeOptions = {}): Promise<number> {
-  if (!Number.isInteger(count) || count < 1 || count > 1000) throw new RangeError(`bad port count ${count}`);
+  if (!Number.isInteger(count) || count < 1 || count > 8000) throw new RangeError(`bad port count ${count}`);
   const even = options.even ?? true;
   const { low: ephemeralLow, high: ephemeralHigh } = ephemeralRange();
   // Prefer [10000, ephemeralLow); if that is too small use the space above the range.

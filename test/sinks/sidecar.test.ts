@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isSoftphoneError } from '../../src/errors.js';
-import { type CallSidecar, writeSidecar } from '../../src/sinks/sidecar.js';
+import { type CallSidecar, writeSidecar, writeSidecarAsync } from '../../src/sinks/sidecar.js';
 
 let dir: string;
 beforeEach(() => {
@@ -138,6 +138,32 @@ describe('writeSidecar', () => {
       thrown = err;
     }
     expect(isSoftphoneError(thrown, ErrorCodes.SINK_WRITE_FAILED)).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['keep', 'taken.json']);
+  });
+});
+
+describe('writeSidecarAsync', () => {
+  it('writes the same bytes as writeSidecar, atomically, mode 0644, no temp file left', async () => {
+    const sync = join(dir, 'sync.json');
+    const async = join(dir, 'async.json');
+    writeSidecar(sync, sample());
+    writeFileSync(async, '{"old":true}');
+    await writeSidecarAsync(async, sample());
+    expect(readFileSync(async, 'utf8')).toBe(readFileSync(sync, 'utf8'));
+    expect(statSync(async).mode & 0o777).toBe(statSync(sync).mode & 0o777);
+    expect(readdirSync(dir).sort()).toEqual(['async.json', 'sync.json']);
+  });
+
+  it('rejects with SINK_WRITE_FAILED and leaves nothing behind when it cannot write', async () => {
+    await expect(writeSidecarAsync(join(dir, 'missing', 'call.json'), sample())).rejects.toSatisfy((err) =>
+      isSoftphoneError(err, ErrorCodes.SINK_WRITE_FAILED),
+    );
+    const sub = join(dir, 'taken.json');
+    mkdirSync(sub);
+    writeFileSync(join(dir, 'keep'), '');
+    await expect(writeSidecarAsync(sub, sample())).rejects.toSatisfy((err) =>
+      isSoftphoneError(err, ErrorCodes.SINK_WRITE_FAILED),
+    );
     expect(readdirSync(dir).sort()).toEqual(['keep', 'taken.json']);
   });
 });

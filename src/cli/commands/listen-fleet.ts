@@ -3,14 +3,17 @@
  * each with its own registration and events tagged `device`, one RTP port
  * pool, optionally coordinated with other processes through leases. A device
  * that fails is reported and retried on its own; the process runs until a
- * signal or --exit-after.
+ * signal or --exit-after. As a worker of `--processes N` it runs its part of
+ * the devices and ports, and its supervisor decides when it stops
+ * (cli/processes.ts).
  */
 import os from 'node:os';
 import type { PlayPcm } from '../../call/call.js';
 import { describeError } from '../../errors.js';
 import { defaultSource } from '../../events/exporter.js';
 import { Fleet } from '../../fleet/fleet.js';
-import { createLogger, ExitCode } from '../common.js';
+import { devicesOfWorker, workerPartFromEnv } from '../../fleet/processes.js';
+import { createLogger, ExitCode, UsageError } from '../common.js';
 import { checkDeviceFlags } from '../device.js';
 import { wireEvents } from '../events.js';
 import {
@@ -21,6 +24,7 @@ import {
   fleetView,
   loadDevicesFlag,
 } from '../fleet.js';
+import { attachToSupervisor } from '../processes.js';
 import { startFleetStatusLine } from '../status-line.js';
 import type { ListenFlags } from './listen.js';
 
@@ -31,7 +35,17 @@ export async function listenFleet(
 ): Promise<number> {
   // Everything that can be wrong with the configuration is found before any network I/O.
   const { env, shared, checkRecordDir } = checkDeviceFlags(flags);
-  const devices = await loadDevicesFlag(settings.devices as string);
+  const worker = workerPartFromEnv(process.env);
+  if (!worker.ok) throw new UsageError(worker.reason);
+  const part = worker.part;
+  const coordinated = settings.coordinate !== undefined;
+  const listed = await loadDevicesFlag(settings.devices as string);
+  const devices = part ? devicesOfWorker(listed, part, coordinated) : listed;
+  if (part) {
+    shared.rtpPorts = part.rtpPorts;
+    // The supervisor serves --http for every process and counts --exit-after over them.
+    settings = { ...settings, http: undefined };
+  }
   const greeting = flags.play === undefined ? undefined : await loadGreeting(flags.play);
   checkRecordDir();
   const log = createLogger(flags, [
@@ -44,6 +58,7 @@ export async function listenFleet(
   const member = defaultSource();
   const coordinator = createCoordinator(settings, fleet, member, log);
   const services = await FleetServices.start(settings, log, {
+    ...(part?.metrics && { metricsWithoutHttp: true }),
     devices: () => fleetView(fleet, coordinator),
     ...(coordinator && {
       coordination: () => ({ ...coordinator.share, storeConnected: coordinator.storeConnected }),
@@ -123,6 +138,10 @@ export async function listenFleet(
   };
   const onCallEnded = () => {
     endedCalls++;
+    if (supervisor) {
+      supervisor.callEnded();
+      return;
+    }
     if (flags.exitAfter !== undefined && endedCalls >= flags.exitAfter) {
       void stop(`--exit-after ${flags.exitAfter} reached`).then(() => resolveDone(ExitCode.OK));
     }
@@ -139,8 +158,25 @@ export async function listenFleet(
     log.warn('shutdown.forced', { signal }, `${signal} again: exiting without unregistering`);
     process.exit(128 + (os.constants.signals[signal] ?? 2));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const supervisor = part
+    ? attachToSupervisor({
+        stop: () => void stop('asked by the supervisor').then(() => resolveDone(ExitCode.OK)),
+        stopNow: () => {
+          fleet.stopNow();
+          process.exit(ExitCode.FAILURE);
+        },
+        devices: () => fleetView(fleet, coordinator),
+        stopping: () => services.isStopping,
+        ...(services.metrics && {
+          metrics: () =>
+            (services.metrics as NonNullable<typeof services.metrics>).registry.getMetricsAsJSON(),
+        }),
+      })
+    : undefined;
+  if (!supervisor) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
 
   fleet.start(coordinator);
   return done;

@@ -4,12 +4,14 @@ import { Command } from 'commander';
 import type { PlayPcm } from '../../call/call.js';
 import { DEFAULTS } from '../../config/options.js';
 import { describeError } from '../../errors.js';
+import { WORKER_ENV } from '../../fleet/processes.js';
 import { loadAudioFile, PLAY_SAMPLE_RATE } from '../../media/audio-file.js';
 import { Softphone } from '../../softphone.js';
 import { ExitCode, intOption, UsageError } from '../common.js';
 import { addDeviceOptions, configUsageError, type DeviceFlags, prepareDevice } from '../device.js';
 import { wireEvents } from '../events.js';
 import { addFleetOptions, checkFleetFlags, type FleetFlags, FleetServices, fleetSecrets } from '../fleet.js';
+import { superviseProcesses } from '../processes.js';
 import { startStatusLine } from '../status-line.js';
 import { listenFleet } from './listen-fleet.js';
 
@@ -29,6 +31,7 @@ Examples:
   $ rc-softphone listen --pipe 'sox -t raw -r 8000 -e signed -b 16 -c 1 - -r 16000 -t raw - | my-asr'
   $ rc-softphone listen --stream-url ws://localhost:8080/media
   $ rc-softphone listen --devices ./devices --http :9464     # a fleet: every *.json in ./devices, metrics
+  $ rc-softphone listen --devices ./devices --processes 2    # the same fleet on two cores
   $ rc-softphone listen --devices ./devices --events redis://127.0.0.1:6379 --coordinate redis://127.0.0.1:6379`;
 
 export function listenCommand(setExitCode: (code: number) => void): Command {
@@ -55,7 +58,12 @@ export function listenCommand(setExitCode: (code: number) => void): Command {
 
 async function listen(flags: ListenFlags): Promise<number> {
   const settings = checkFleetFlags(flags);
-  if (settings.devices !== undefined) return listenFleet(flags, settings, loadGreeting);
+  if (settings.devices !== undefined) {
+    // The supervisor of --processes N; its workers (told so in their environment) run the fleet.
+    if (settings.processes > 1 && process.env[WORKER_ENV.worker] === undefined)
+      return superviseProcesses(flags, settings, loadGreeting);
+    return listenFleet(flags, settings, loadGreeting);
+  }
   // Everything that can be wrong with the configuration is found before any network I/O.
   const { options, resolved, log } = await prepareDevice(flags);
   for (const secret of fleetSecrets(settings)) log.scrubber.add(secret);

@@ -35,13 +35,6 @@ export function isRtpInvalid(result: RtpPacket | RtpInvalidReason): result is Rt
 }
 
 /**
- * Parses one datagram. Returns the packet, or why it is not a valid RTP packet.
- *
- * Checked in this order, so an RTCP packet multiplexed onto the RTP port
- * (RFC 5761 4: SR/RR/SDES/BYE/APP = 200-204 look like marker + PT 72-76) is
- * reported as 'rtcp' even when shorter than an RTP header.
- */
-/**
  * Whether parseRtp would answer 'rtcp' (RFC 5761 4: payload types 72-76 are
  * RTCP's SR/RR seen as RTP), from the first two octets alone: no packet
  * object, for a check every datagram passes.
@@ -52,6 +45,13 @@ export function inRtcpWindow(buf: Uint8Array): boolean {
   return payloadType >= 72 && payloadType <= 76;
 }
 
+/**
+ * Parses one datagram. Returns the packet, or why it is not a valid RTP packet.
+ *
+ * Checked in this order, so an RTCP packet multiplexed onto the RTP port
+ * (RFC 5761 4: SR/RR/SDES/BYE/APP = 200-204 look like marker + PT 72-76) is
+ * reported as 'rtcp' even when shorter than an RTP header.
+ */
 export function parseRtp(buf: Uint8Array): RtpPacket | RtpInvalidReason {
   const length = buf.length;
   if (length < 4) return 'short';

@@ -3,7 +3,7 @@
  * RFC 3711 Appendix B.2 and against werift-rtp's cipher (which it replaced on
  * the packet path for speed): the same bytes for the same keys.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtpSession } from 'werift-rtp';
 import { serializeRtp } from '../../src/rtp/packet.js';
@@ -85,6 +85,41 @@ describe('SrtpCipher', () => {
       const out = Buffer.from(packet);
       ours.crypt(out, 12, out.length, ssrc, roc * 0x10000 + seq);
       expect(Buffer.concat([out, ours.tag(out, roc).subarray(0, 10)]).equals(expected)).toBe(true);
+    }
+  });
+
+  it('makes the next packets’ keystream ahead and gives every packet the bytes of AES-CM alone (in sequence, late, wider, across a ROC, many SSRCs)', () => {
+    const encryptionKey = randomBytes(16);
+    const salt = randomBytes(14);
+    const cipher = new SrtpCipher({ encryptionKey, salt, authKey: randomBytes(20) });
+    // RFC 3711 4.1.1 straight from node's AES-CTR: IV = (k_s · 2^16) XOR (SSRC · 2^64) XOR (i · 2^16).
+    const expected = (ssrc: number, index: number, data: Buffer): Buffer => {
+      const iv = Buffer.alloc(16);
+      salt.copy(iv, 0);
+      iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
+      iv.writeUInt32BE((iv.readUInt32BE(8) ^ Math.floor(index / 0x10000)) >>> 0, 8);
+      iv.writeUInt16BE(iv.readUInt16BE(12) ^ (index & 0xffff), 12);
+      return createCipheriv('aes-128-ctr', encryptionKey, iv).update(data);
+    };
+    const packets: [ssrc: number, index: number, length: number][] = [];
+    // G.711 in sequence across a rollover (index 0xffff → 0x10000), three batches and more.
+    for (let i = 0xfff0; i < 0xfff0 + 40; i++) packets.push([0x11111111, i, 160]);
+    // Opus-like sizes that vary, one wider than its batch, then one late (an earlier index).
+    for (let i = 100; i < 140; i++) packets.push([0x22222222, i, i === 105 ? 1200 : 40 + ((i * 37) % 90)]);
+    packets.push([0x22222222, 101, 70]);
+    // Six SSRCs taking turns (more than are kept ahead), a jump ahead, a packet too wide to batch.
+    for (let i = 0; i < 30; i++) packets.push([0x30000000 + (i % 6), 5000 + Math.floor(i / 6), 160]);
+    packets.push([0x11111111, 0x30000, 160], [0x11111111, 0x30001, 1600]);
+    for (const [ssrc, index, length] of packets) {
+      const payload = randomBytes(length);
+      const packet = Buffer.concat([randomBytes(12), payload]);
+      const plain = Buffer.from(packet);
+      const out = Buffer.alloc(packet.length);
+      cipher.crypt(packet, 12, packet.length, ssrc, index, out);
+      expect(packet.equals(plain)).toBe(true);
+      expect(out.subarray(12).equals(expected(ssrc, index, payload)), `ssrc ${ssrc} index ${index}`).toBe(
+        true,
+      );
     }
   });
 

@@ -683,6 +683,17 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
   // Kamailio's harness awaits its (unref'd) watchdog's exit in stop(): with
   // nothing else left on the event loop, Node would exit mid-await (code 13).
   const keepAlive = setInterval(() => {}, 1000);
+  const runCleanup = async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
+    clearInterval(keepAlive);
+    if (!options.keepFiles) rmSync(work, { recursive: true, force: true });
+  };
+  // Interrupted (Ctrl-C, SIGTERM, a wrapper's timeout): the bot, SIPp, the captures
+  // and Kamailio go too, as after a finished run; a bot left behind would hold its
+  // ports and skew the next run's figures.
+  const interrupted = () => void runCleanup().then(() => process.exit(130));
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     const speech = await prepareSpeech(work);
     const loops = Math.max(1, Math.floor((seconds * 1000 - BYE_MARGIN_MS) / speech.ms));
@@ -1233,9 +1244,9 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
       writeFileSync(path.join(work, 'bot.log.jsonl'), botLog.map((l) => JSON.stringify(l)).join('\n'));
     return figures;
   } finally {
-    for (const step of cleanup.reverse()) await step().catch(() => {});
-    clearInterval(keepAlive);
-    if (!options.keepFiles) rmSync(work, { recursive: true, force: true });
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    await runCleanup();
   }
 }
 

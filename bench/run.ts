@@ -3,7 +3,7 @@
  * Speed and capacity live here, never in timed tests. Select a subset with
  * `npm run bench -- sip-parse media-path`. Flags (`--calls 100`, …) go to
  * codec-capacity: `npm run bench -- codec-capacity --calls 100 --scenarios pcmu,opus`.
- * The knee of the capacity (bench/knee.ts, a quarter of an hour) runs only
+ * The knee of the capacity (bench/knee.ts, 8-15 minutes) runs only
  * when named: `npm run bench -- knee`.
  */
 import { benchCapacity } from './capacity.js';
@@ -25,7 +25,7 @@ import { benchSipParse } from './sip-parse.js';
 import { benchSpikes } from './spikes.js';
 import { benchStreamLatency } from './stream-latency.js';
 
-/** `explicit`: runs only when named (`npm run bench -- knee`): it takes a quarter of an hour. */
+/** `explicit`: runs only when named (`npm run bench -- knee`): it takes 8-15 minutes. */
 type Bench = { name: string; run: () => Promise<unknown>; explicit?: boolean };
 
 const benches: Bench[] = [

@@ -17,6 +17,8 @@
  * - the tag is HMAC (RFC 2104) by hand over node:crypto's one-shot digest (no
  *   Hash object per packet: creating one was most of the HMAC's cost), with
  *   one copy of the packet.
+ * Unprotect then costs 3.4 µs (bench/media-path.ts, quiet machine) against
+ * 5.3 µs with one AES call per packet; the HMAC's two digests are ~2.4 µs of it.
  * Still byte for byte libsrtp's and werift's (test/rtp/srtp-cipher.test.ts,
  * test/interop/libsrtp/).
  * werift-rtp still derives the session keys (4.3) and does SRTCP, a few

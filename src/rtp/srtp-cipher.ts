@@ -1,7 +1,7 @@
 /**
  * The per-packet transforms of SRTP (RFC 3711) for one direction of one
- * session: AES in counter mode (4.1.1) and the HMAC-SHA1 tag (4.2.1), on
- * node:crypto (OpenSSL), from the session keys the key derivation gave.
+ * session: AES in counter mode (4.1.1) on node:crypto (OpenSSL) and the
+ * HMAC-SHA1 tag (4.2.1), from the session keys the key derivation gave.
  *
  * Why not werift-rtp's cipher, which SrtpContext used first: it builds a new
  * AES-CTR cipher and copies the packet several times for every packet: about
@@ -14,26 +14,22 @@
  *   the SSRC and packet index only: one AES-ECB object per session makes the
  *   counter blocks of the next 16 packets of a stream in one call, and each
  *   packet XORs its part;
- * - the tag is HMAC (RFC 2104) by hand over node:crypto's one-shot digest (no
- *   Hash object per packet: creating one was most of the HMAC's cost), with
- *   one copy of the packet.
- * Unprotect then costs 3.4 µs (bench/media-path.ts, quiet machine) against
- * 5.3 µs with one AES call per packet; the HMAC's two digests are ~2.4 µs of it.
+ * - the tag is HMAC-SHA1 in JavaScript with the key's states computed once
+ *   (hmac-sha1.ts): 0.8 µs for a 20 ms packet against 2.4 µs for the two
+ *   one-shot digests through node:crypto it replaced.
+ * Unprotect: see bench/media-path.ts.
  * Still byte for byte libsrtp's and werift's (test/rtp/srtp-cipher.test.ts,
  * test/interop/libsrtp/).
  * werift-rtp still derives the session keys (4.3) and does SRTCP, a few
  * packets a call.
  */
-import crypto, { type Cipher, createCipheriv, createHmac } from 'node:crypto';
+import { type Cipher, createCipheriv } from 'node:crypto';
+import { HmacSha1, SHA1_DIGEST_LENGTH } from './hmac-sha1.js';
 
 /** AES block size: the keystream comes in 16-octet blocks. */
 const BLOCK = 16;
 /** RFC 3711 4.3.3: the session salt is 112 bits. */
 const SALT_LENGTH = 14;
-/** RFC 3711 4.2.1: HMAC-SHA1's output, of which the tag keeps the leftmost 80 or 32 bits. */
-export const HMAC_SHA1_LENGTH = 20;
-/** SHA-1's block: HMAC pads its key to it (RFC 2104). */
-const SHA1_BLOCK = 64;
 
 /**
  * Packets whose keystream is made in one call into OpenSSL. The keystream
@@ -58,13 +54,6 @@ interface KeystreamBatch {
   keystream: Buffer;
 }
 
-/**
- * node:crypto's one-shot digest (Node 20.12+): no Hash object per call, which
- * is most of an HMAC's cost on 200-byte packets. Older Nodes use createHmac.
- */
-const oneShotHash = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, out: 'buffer') => Buffer })
-  .hash;
-
 export interface SrtpSessionKeys {
   /** k_e: the 128-bit AES key. */
   encryptionKey: Uint8Array;
@@ -76,18 +65,14 @@ export interface SrtpSessionKeys {
 
 export class SrtpCipher {
   #aes: Cipher | undefined;
-  /** HMAC (RFC 2104) by hand over the one-shot digest: (k_a XOR ipad) then the message, ... */
-  #inner = Buffer.alloc(SHA1_BLOCK + 1500);
-  /** ... and (k_a XOR opad) then the inner digest. */
-  readonly #outer = Buffer.alloc(SHA1_BLOCK + HMAC_SHA1_LENGTH);
-  /** k_a itself, for createHmac where there is no one-shot digest. */
-  #authKey: Buffer | undefined;
+  /** HMAC-SHA1 with k_a (RFC 3711 4.2.1), and the buffer its digest goes to. */
+  #hmac: HmacSha1 | undefined;
+  readonly #digest = Buffer.alloc(SHA1_DIGEST_LENGTH);
   /** k_s in the top 112 bits of a block (4.1.1: k_s · 2^16). */
   readonly #saltBlock = Buffer.alloc(BLOCK);
   /** The counter blocks of one packet, encrypted in one call; viewed as words to lay them out. */
   #counters = Buffer.alloc(BLOCK * 12);
   #words = new Uint32Array(this.#counters.buffer, this.#counters.byteOffset, this.#counters.length / 4);
-  readonly #roc = Buffer.alloc(4);
   /** The keystream made ahead, per SSRC (in insertion order, to drop the oldest). */
   readonly #batches = new Map<number, KeystreamBatch>();
 
@@ -95,19 +80,14 @@ export class SrtpCipher {
     if (
       keys.encryptionKey.length !== 16 ||
       keys.salt.length !== SALT_LENGTH ||
-      keys.authKey.length !== HMAC_SHA1_LENGTH
+      keys.authKey.length !== SHA1_DIGEST_LENGTH
     )
       throw new RangeError('SRTP session keys: 16-octet key, 14-octet salt, 20-octet authentication key');
     // ECB over counter blocks is CTR with the counter ours to lay out (4.1.1's IV is not a plain 128-bit counter start).
     const aes = createCipheriv('aes-128-ecb', keys.encryptionKey, null);
     aes.setAutoPadding(false);
     this.#aes = aes;
-    for (let i = 0; i < SHA1_BLOCK; i++) {
-      const k = keys.authKey[i] ?? 0;
-      this.#inner[i] = k ^ 0x36;
-      this.#outer[i] = k ^ 0x5c;
-    }
-    this.#authKey = Buffer.from(keys.authKey);
+    this.#hmac = new HmacSha1(keys.authKey);
     this.#saltBlock.set(keys.salt, 0);
   }
 
@@ -212,34 +192,24 @@ export class SrtpCipher {
     return (this.#aes as Cipher).update(c.subarray(0, size));
   }
 
-  /** HMAC-SHA1(k_a, M || ROC) over `authenticated` (4.2.1), all 20 octets: the caller keeps the tag's length. */
+  /**
+   * HMAC-SHA1(k_a, M || ROC) over `authenticated` (4.2.1), all 20 octets: the
+   * caller keeps the tag's length. The buffer is this cipher's and the next
+   * call overwrites it.
+   */
   tag(authenticated: Uint8Array, roc: number): Buffer {
-    const key = this.#authKey;
-    if (key === undefined) throw new Error('the SRTP cipher is closed');
-    if (oneShotHash === undefined) {
-      this.#roc.writeUInt32BE(roc >>> 0, 0);
-      return createHmac('sha1', key).update(authenticated).update(this.#roc).digest();
-    }
-    const n = authenticated.length;
-    if (this.#inner.length < SHA1_BLOCK + n + 4) {
-      const grown = Buffer.alloc(SHA1_BLOCK + n + 4);
-      this.#inner.copy(grown, 0, 0, SHA1_BLOCK);
-      this.#inner = grown;
-    }
-    const inner = this.#inner;
-    inner.set(authenticated, SHA1_BLOCK);
-    inner.writeUInt32BE(roc >>> 0, SHA1_BLOCK + n);
-    oneShotHash('sha1', inner.subarray(0, SHA1_BLOCK + n + 4), 'buffer').copy(this.#outer, SHA1_BLOCK);
-    return oneShotHash('sha1', this.#outer, 'buffer');
+    const hmac = this.#hmac;
+    if (hmac === undefined) throw new Error('the SRTP cipher is closed');
+    hmac.digestWithCounter(authenticated, roc >>> 0, this.#digest);
+    return this.#digest;
   }
 
   /** Zeroes the keys we hold and drops the AES object (OpenSSL's copy goes with it). */
   close(): void {
     this.#aes = undefined;
-    this.#authKey?.fill(0);
-    this.#authKey = undefined;
-    this.#inner.fill(0);
-    this.#outer.fill(0);
+    this.#hmac?.close();
+    this.#hmac = undefined;
+    this.#digest.fill(0);
     this.#saltBlock.fill(0);
     this.#counters.fill(0);
     for (const batch of this.#batches.values()) batch.keystream.fill(0);

@@ -70,7 +70,7 @@ export class SrtpCipher {
   readonly #digest = Buffer.alloc(SHA1_DIGEST_LENGTH);
   /** k_s in the top 112 bits of a block (4.1.1: k_s · 2^16). */
   readonly #saltBlock = Buffer.alloc(BLOCK);
-  /** The counter blocks of one packet, encrypted in one call; viewed as words to lay them out. */
+  /** The counter blocks of one call into OpenSSL (up to 16 packets'); viewed as words to lay them out. */
   #counters = Buffer.alloc(BLOCK * 12);
   #words = new Uint32Array(this.#counters.buffer, this.#counters.byteOffset, this.#counters.length / 4);
   /** The keystream made ahead, per SSRC (in insertion order, to drop the oldest). */

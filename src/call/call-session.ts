@@ -360,6 +360,13 @@ export class CallSession implements CallOwner {
     return this.#endInfo;
   }
 
+  /** The media's statistics so far with the live sinks' counters (the final ones once ended). */
+  get stats(): CallEndInfo['stats'] {
+    if (this.#endInfo) return this.#endInfo.stats;
+    const media = this.#media?.stats;
+    return media && ({ ...media, ...this.#fanOut.stats() } as CallEndInfo['stats']);
+  }
+
   get rcIds(): RingCentralIds {
     return this.#rcIds;
   }

@@ -142,6 +142,7 @@ export interface CallOwner {
   readonly sampleRate: number | undefined;
   readonly answeredAt: number | undefined;
   readonly level: number;
+  readonly stats: CallEndInfo['stats'];
   readonly endInfo: CallEndInfo | undefined;
   readonly done: Promise<CallEndInfo>;
   readonly rcIds: RingCentralIds;
@@ -258,6 +259,15 @@ export class Call extends SafeEmitter<CallEvents> {
   /** RMS of the last 100 ms of received audio, dBFS (-100 for silence): for a live level meter. */
   get level(): number {
     return this.#owner.level;
+  }
+
+  /**
+   * The media statistics so far (packets received, lost, late, live
+   * concealment, live-sink drops, …), as `ended` will report them; undefined
+   * before the media started. Final once the call has ended.
+   */
+  get stats(): CallEndInfo['stats'] {
+    return this.#owner.stats;
   }
 
   /** Hangs up: BYE (or CANCEL before the answer), recording finished. Resolves when the call has ended. */

@@ -2,13 +2,16 @@
  * Prometheus metrics (prom-client), one registry per process. Gauges that
  * describe the present (registration, calls in progress, leases) are read
  * from the fleet when scraped; counters are fed by events. Media counters
- * (packets, concealment, sink drops, recording bytes) are added when each
- * call ends: a call's statistics are final only then. Node's own metrics
+ * (packets, concealment, sink drops) follow the calls in progress: at each
+ * scrape every call's growth since the last one is added, and the rest when
+ * it ends, so an hour-long call is visible while it lasts and no packet is
+ * counted twice. Recording bytes are added when each call ends. Node's own metrics
  * (event-loop delay, GC pauses, memory, CPU) come from prom-client's
  * defaults with the same prefix.
  */
 import { stat } from 'node:fs/promises';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Call, CallEndInfo } from '../call/call.js';
 import type { ExporterStats } from '../events/exporter.js';
 import type { DeviceState } from '../fleet/fleet.js';
 import type { Softphone } from '../softphone.js';
@@ -29,6 +32,18 @@ export interface MetricsSources {
   exporter?: () => ExporterStats | undefined;
   coordination?: () => { members: number; share: number; storeConnected: boolean } | undefined;
 }
+
+/** What a call's media counters were when last counted. */
+interface Counted {
+  received: number;
+  lost: number;
+  late: number;
+  concealed: number;
+  engine: number;
+  stream: number;
+}
+
+const NOTHING_COUNTED: Counted = { received: 0, lost: 0, late: 0, concealed: 0, engine: 0, stream: 0 };
 
 const STATES: readonly DeviceState[] = [
   'standby',
@@ -51,6 +66,11 @@ export class SoftphoneMetrics {
   readonly #concealed: Counter<'device'>;
   readonly #sinkDropped: Counter<'device' | 'sink'>;
   readonly #recordingBytes: Counter<'device'>;
+  /** Each device's Softphone, for its calls in progress. */
+  readonly #phones = new Map<string, Softphone>();
+  readonly #counted = new WeakMap<Call, Counted>();
+  /** The calls were looked at in this turn of the event loop (one scrape collects every counter in one turn). */
+  #sampled = false;
 
   constructor(sources: MetricsSources, options: { defaultMetrics?: boolean } = {}) {
     const r = this.registry;
@@ -191,30 +211,34 @@ export class SoftphoneMetrics {
       labelNames: ['device'],
       registers: [r],
     });
-    const perDevice = (name: string, help: string) =>
-      new Counter({ name: `${p}${name}`, help, labelNames: ['device'], registers: [r] });
-    this.#received = perDevice(
-      'rtp_packets_received_total',
-      'RTP packets received (counted when each call ends).',
-    );
-    this.#lost = perDevice('rtp_packets_lost_total', 'RTP packets lost (counted when each call ends).');
-    this.#late = perDevice(
-      'rtp_packets_late_total',
-      'RTP packets that arrived too late for the recording (counted when each call ends).',
-    );
+    // Media counters: each scrape first adds what the calls in progress received since the last.
+    const sample = () => this.#sampleCalls();
+    const perDevice = (name: string, help: string, live = true) =>
+      new Counter({
+        name: `${p}${name}`,
+        help,
+        labelNames: ['device'],
+        registers: [r],
+        ...(live && { collect: sample }),
+      });
+    this.#received = perDevice('rtp_packets_received_total', 'RTP packets received.');
+    this.#lost = perDevice('rtp_packets_lost_total', 'RTP packets lost.');
+    this.#late = perDevice('rtp_packets_late_total', 'RTP packets that arrived too late for the recording.');
     this.#concealed = perDevice(
       'live_frames_concealed_total',
-      'Silent frames the live stream played while audio was overdue (counted when each call ends).',
+      'Silent frames the live stream played while audio was overdue.',
     );
     this.#sinkDropped = new Counter({
       name: `${p}sink_frames_dropped_total`,
-      help: 'Frames a live sink (engine pipe, media stream) could not take (counted when each call ends).',
+      help: 'Frames a live sink (engine pipe, media stream) could not take.',
       labelNames: ['device', 'sink'],
       registers: [r],
+      collect: sample,
     });
     this.#recordingBytes = perDevice(
       'recording_bytes_total',
       'Bytes of WAV recordings written (counted when each call ends).',
+      false,
     );
   }
 
@@ -222,17 +246,10 @@ export class SoftphoneMetrics {
   watch(device: string, phone: Softphone): void {
     phone.on('registrationFailed', () => this.#regFailures.inc({ device }));
     phone.on('callRejected', (info) => this.#rejected.inc({ device, status: String(info.status) }));
+    this.#phones.set(device, phone);
     phone.on('callEnded', (call, info) => {
       this.#calls.inc({ device, direction: call.direction, outcome: info.reason });
-      const s = info.stats;
-      if (s) {
-        this.#received.inc({ device }, s.received);
-        this.#lost.inc({ device }, s.lost);
-        this.#late.inc({ device }, s.late);
-        this.#concealed.inc({ device }, s.liveConcealed ?? 0);
-        if (s.engineFramesDropped) this.#sinkDropped.inc({ device, sink: 'engine' }, s.engineFramesDropped);
-        if (s.streamFramesDropped) this.#sinkDropped.inc({ device, sink: 'stream' }, s.streamFramesDropped);
-      }
+      if (info.stats) this.#count(device, call, info.stats);
       if (info.wav) {
         stat(info.wav).then(
           (st) => this.#recordingBytes.inc({ device }, st.size),
@@ -240,6 +257,52 @@ export class SoftphoneMetrics {
         );
       }
     });
+  }
+
+  /**
+   * Adds every call in progress's growth since it was last counted, once per
+   * scrape: a scrape runs every counter's collect in one synchronous pass, so
+   * the first does the work and the flag clears before the next scrape.
+   */
+  #sampleCalls(): void {
+    if (this.#sampled) return;
+    this.#sampled = true;
+    queueMicrotask(() => {
+      this.#sampled = false;
+    });
+    for (const [device, phone] of this.#phones) {
+      for (const call of phone.activeCalls) {
+        const stats = call.stats;
+        if (stats) this.#count(device, call, stats);
+      }
+    }
+  }
+
+  /**
+   * Adds what grew since this call was last counted. A counter only grows:
+   * a figure that went down (RFC 3550's cumulative loss does when a late
+   * packet arrives) adds nothing until it passes what was counted.
+   */
+  #count(device: string, call: Call, stats: NonNullable<CallEndInfo['stats']>): void {
+    const before = this.#counted.get(call) ?? NOTHING_COUNTED;
+    const now: Counted = {
+      received: Math.max(before.received, stats.received),
+      lost: Math.max(before.lost, stats.lost),
+      late: Math.max(before.late, stats.late),
+      concealed: Math.max(before.concealed, stats.liveConcealed ?? 0),
+      engine: Math.max(before.engine, stats.engineFramesDropped ?? 0),
+      stream: Math.max(before.stream, stats.streamFramesDropped ?? 0),
+    };
+    const labels = { device };
+    if (now.received > before.received) this.#received.inc(labels, now.received - before.received);
+    if (now.lost > before.lost) this.#lost.inc(labels, now.lost - before.lost);
+    if (now.late > before.late) this.#late.inc(labels, now.late - before.late);
+    if (now.concealed > before.concealed) this.#concealed.inc(labels, now.concealed - before.concealed);
+    if (now.engine > before.engine)
+      this.#sinkDropped.inc({ device, sink: 'engine' }, now.engine - before.engine);
+    if (now.stream > before.stream)
+      this.#sinkDropped.inc({ device, sink: 'stream' }, now.stream - before.stream);
+    this.#counted.set(call, now);
   }
 
   get contentType(): string {

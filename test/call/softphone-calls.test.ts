@@ -85,12 +85,17 @@ describe('Softphone answering calls', () => {
       impairments: [{ kind: 'dtmf', frame: 20, digit: '7', frames: 5 }],
     });
     const report = await sender.start();
+    // The statistics so far, while the call lasts (what --http's counters read).
+    const audioSent = report.frames.filter((f) => f.fate === 'sent').length;
+    await waitFor(() => (phoneCall.stats?.received ?? 0) >= audioSent);
+    expect(phoneCall.stats?.lost).toBe(0);
     await call.bye();
     await waitFor(() => ended.has(call.callId));
     const info = ended.get(call.callId) as CallEndInfo;
     expect(info.reason).toBe('remote-bye');
     expect(dtmf).toEqual(['7']);
     expect(info.stats?.lost).toBe(0);
+    expect(phoneCall.stats).toEqual(info.stats);
 
     const wav = readWav(info.wav as string);
     expect(wav.sampleRate).toBe(8000);

@@ -4,11 +4,13 @@
  * there, the HTTP endpoint's answers, and the Grafana dashboard in samples/
  * querying only metrics that exist.
  */
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseHttpListen, startObservabilityServer } from '../../src/observability/http.js';
 import { type DeviceView, SoftphoneMetrics } from '../../src/observability/metrics.js';
+import type { Softphone } from '../../src/softphone.js';
 import { projectRoot } from '../helpers/paths.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -83,6 +85,50 @@ describe('SoftphoneMetrics', () => {
     expect(text).toContain('rc_softphone_fleet_members 3');
     expect(text).toContain('rc_softphone_events_dropped_total 2');
     expect(text).toContain('rc_softphone_events_broker_up 0');
+  });
+
+  it('media counters follow calls in progress at each scrape, and count each packet once when they end', async () => {
+    const m = new SoftphoneMetrics({ devices: () => [] }, { defaultMetrics: false });
+    // A Softphone as the metrics see it: its calls in progress, and callEnded.
+    const phone = Object.assign(new EventEmitter(), { activeCalls: [] as object[] });
+    m.watch('dev1', phone as unknown as Softphone);
+    const stats = { received: 100, lost: 3, late: 0, liveConcealed: 0 } as Record<string, number>;
+    const call = { direction: 'inbound', stats };
+    phone.activeCalls.push(call);
+    const value = async (name: string, labels = 'device="dev1"') => {
+      const line = (await m.metrics())
+        .split('\n')
+        .find((l) => l.startsWith(`rc_softphone_${name}{${labels}}`));
+      return line === undefined ? undefined : Number(line.split(' ').pop());
+    };
+    expect(await value('rtp_packets_received_total')).toBe(100);
+    expect(await value('rtp_packets_lost_total')).toBe(3);
+    // An hour-long call grows between scrapes; RFC 3550's cumulative loss may go down (a late packet).
+    Object.assign(stats, { received: 250, lost: 1, late: 2, liveConcealed: 4 });
+    expect(await value('rtp_packets_received_total')).toBe(250);
+    expect(await value('rtp_packets_lost_total')).toBe(3);
+    expect(await value('rtp_packets_late_total')).toBe(2);
+    expect(await value('live_frames_concealed_total')).toBe(4);
+    Object.assign(stats, { lost: 5 });
+    expect(await value('rtp_packets_lost_total')).toBe(5);
+    // It ends: only what grew since the last scrape is added, and nothing after.
+    phone.activeCalls.length = 0;
+    phone.emit('callEnded', call, {
+      reason: 'remote-bye',
+      stats: { ...stats, received: 260, engineFramesDropped: 2 },
+      wav: undefined,
+    });
+    expect(await value('rtp_packets_received_total')).toBe(260);
+    expect(await value('sink_frames_dropped_total', 'device="dev1",sink="engine"')).toBe(2);
+    expect(await value('rtp_packets_received_total')).toBe(260);
+    expect(await value('calls_total', 'device="dev1",direction="inbound",outcome="remote-bye"')).toBe(1);
+    // A call no scrape saw is counted whole when it ends.
+    phone.emit(
+      'callEnded',
+      { direction: 'outbound' },
+      { reason: 'local-hangup', stats: { received: 40, lost: 0, late: 0 } },
+    );
+    expect(await value('rtp_packets_received_total')).toBe(300);
   });
 
   it('serves /metrics, /healthz, /readyz (503 with the reason when not ready) and 404/405 otherwise', async () => {

@@ -28,6 +28,7 @@ import { serialize } from '../message/serialize.js';
 import type { SipMessage } from '../message/types.js';
 import { type SipConnection, type SipTransportName, unmapIpv4 } from './connection.js';
 import { SipFlow, type TraceDirection } from './flow.js';
+import { bindingRequestId, bindingSuccess, isStun } from './stun.js';
 
 export interface ListenAddress {
   transport: SipTransportName;
@@ -79,8 +80,10 @@ export interface ListenerStats {
   datagrams: number;
   /** Datagrams from addresses the allow-list refuses, dropped unread. */
   datagramsRefused: number;
-  /** CRLF keep-alive datagrams (RFC 5626 uses STUN over UDP; some peers send CRLFs anyway). */
+  /** Keep-alive datagrams: STUN Binding requests (RFC 5626 4.4.2, answered) and bare CRLFs (some peers send them). */
   datagramKeepAlives: number;
+  /** STUN datagrams that are not a keep-alive we answer (responses, indications, other methods), dropped. */
+  datagramsStunIgnored: number;
 }
 
 export interface ListenerEvents {
@@ -180,6 +183,7 @@ export class SipListener extends EventEmitter<ListenerEvents> {
     datagrams: 0,
     datagramsRefused: 0,
     datagramKeepAlives: 0,
+    datagramsStunIgnored: 0,
   };
   #closed = false;
 
@@ -464,6 +468,17 @@ export class SipListener extends EventEmitter<ListenerEvents> {
     this.#stats.datagrams++;
     if (isKeepAlive(datagram)) {
       this.#stats.datagramKeepAlives++;
+      return;
+    }
+    if (isStun(datagram)) {
+      // RFC 5626 4.4.2: the peer's address as we see it tells it whether its NAT binding moved.
+      const id = bindingRequestId(datagram);
+      if (id === undefined) {
+        this.#stats.datagramsStunIgnored++;
+        return;
+      }
+      this.#stats.datagramKeepAlives++;
+      endpoint.socket.send(bindingSuccess(id, address, rinfo.port), rinfo.port, rinfo.address);
       return;
     }
     const key = `${address}|${rinfo.port}`;

@@ -4,6 +4,7 @@
  * against a trickle, a TLS peer that never shakes hands, the framer's size
  * limits; and --listen's URL grammar.
  */
+import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -151,6 +152,42 @@ describe('SipListener', () => {
     s.write(OPTIONS.replace('listener-1', 'after'));
     const [, message] = (await once(listener, 'message')) as [SipConnection, SipMessage];
     expect(message.headers.callId()).toBe('after');
+  });
+});
+
+describe('SipListener over UDP: keep-alives', () => {
+  it('answers a STUN Binding request with the sender’s address (RFC 5626 4.4.2), counts CRLFs, drops other STUN; none reach SIP', async () => {
+    const { listener, messages, port } = await listen({
+      addresses: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
+    });
+    const malformed: unknown[] = [];
+    listener.on('malformed', (_c, r) => malformed.push(r));
+    const client = dgram.createSocket('udp4');
+    cleanups.push(() => client.close());
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const id = Buffer.from('0102030405060708090a0b0c', 'hex');
+    const binding = Buffer.concat([Buffer.from('000100002112a442', 'hex'), id]);
+    const answer = once(client, 'message');
+    client.send(binding, port('udp'), '127.0.0.1');
+    const [reply] = (await answer) as [Buffer];
+    expect(reply.readUInt16BE(0)).toBe(0x0101);
+    expect(reply.subarray(8, 20)).toEqual(id);
+    // XOR-MAPPED-ADDRESS: the client's port and 127.0.0.1, XORed with the magic cookie.
+    expect(reply.readUInt16BE(20)).toBe(0x0020);
+    expect(reply.readUInt16BE(26) ^ 0x2112).toBe(client.address().port);
+    expect(reply.readUInt32BE(28) ^ 0x2112a442).toBe(0x7f000001);
+    // A STUN response is not ours to answer; a CRLF is the other keep-alive. Then a real request.
+    const response = Buffer.from(binding);
+    response.writeUInt16BE(0x0101, 0);
+    client.send(response, port('udp'), '127.0.0.1');
+    client.send(Buffer.from('\r\n\r\n'), port('udp'), '127.0.0.1');
+    const got = once(listener, 'message');
+    client.send(Buffer.from(OPTIONS.replace('SIP/2.0/TCP', 'SIP/2.0/UDP')), port('udp'), '127.0.0.1');
+    // Datagrams on loopback arrive in order: the three before it were handled first.
+    await got;
+    expect(messages).toHaveLength(1);
+    expect(listener.stats).toMatchObject({ datagramKeepAlives: 2, datagramsStunIgnored: 1 });
+    expect(malformed).toEqual([]);
   });
 });
 

@@ -5,8 +5,8 @@
  * (packets, concealment, sink drops) follow the calls in progress: at each
  * scrape every call's growth since the last one is added, and the rest when
  * it ends, so an hour-long call is visible while it lasts and no packet is
- * counted twice. Recording bytes are added when each call ends. Node's own metrics
- * (event-loop delay, GC pauses, memory, CPU) come from prom-client's
+ * counted twice. Recording bytes are added when each call ends. Node's own
+ * metrics (event-loop delay, GC pauses, memory, CPU) come from prom-client's
  * defaults with the same prefix.
  */
 import { stat } from 'node:fs/promises';

@@ -1,5 +1,6 @@
 /** What every command shares: exit codes, output options, .env loading, usage errors. */
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import dotenv from 'dotenv';
@@ -110,4 +111,41 @@ export function recordDirUsage(dir: string, reason: string, noRecord: boolean): 
       ? `--record-dir needs a directory ${example}`
       : `--record-dir ${dir}: ${reason} ${example}`,
   );
+}
+
+/**
+ * The CLI's two-signal rule for SIGINT and SIGTERM: the first asks for a
+ * graceful stop (`first`: hang up, finish the recordings, unregister); a
+ * second says `forced` is happening, runs `now` (recordings finished
+ * synchronously, …) and exits with 128 + the signal's number, once `now`'s
+ * promise settles when it returns one. Returns the function that removes
+ * the handlers.
+ */
+export function onStopSignals(
+  log: Logger,
+  handlers: {
+    first: (signal: NodeJS.Signals) => void;
+    now: () => unknown;
+    forced: string;
+  },
+): () => void {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      handlers.first(signal);
+      return;
+    }
+    log.warn('shutdown.forced', { signal }, `${signal} again: ${handlers.forced}`);
+    const code = 128 + (os.constants.signals[signal] ?? 2);
+    const pending = handlers.now();
+    if (pending instanceof Promise) void pending.finally(() => process.exit(code));
+    else process.exit(code);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
 }

@@ -25,7 +25,6 @@
  * The IPC protocol between the two sides lives here too (attachToSupervisor).
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import os from 'node:os';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
 import { describeError } from '../errors.js';
 import { type ProcessPlan, planProcesses, WORKER_ENV } from '../fleet/processes.js';
@@ -33,7 +32,7 @@ import type { Logger } from '../log/logger.js';
 import { type Readiness, readiness } from '../observability/health.js';
 import { type ObservabilityServer, startObservabilityServer } from '../observability/http.js';
 import type { DeviceView } from '../observability/metrics.js';
-import { createLogger, ExitCode, UsageError } from './common.js';
+import { createLogger, ExitCode, onStopSignals, UsageError } from './common.js';
 import { checkDeviceFlags } from './device.js';
 import { type FleetSettings, fleetSecrets, loadDevicesFlag } from './fleet.js';
 
@@ -189,24 +188,18 @@ class Supervisor {
         `metrics on http://${address}/metrics (also /healthz, /readyz), for all ${this.#workers.length} processes`,
       );
     }
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        void this.#stop(signal);
-        return;
-      }
-      this.#log.warn('shutdown.forced', { signal }, `${signal} again: stopping every process now`);
-      for (const w of this.#workers) this.#tell(w, { type: 'stopNow' });
-      const code = 128 + (os.constants.signals[signal] ?? 2);
-      // Give them a moment to write their WAV headers; then go.
-      void Promise.race([
-        Promise.all(this.#workers.map((w) => w.exited)),
-        new Promise((r) => setTimeout(r, 5000).unref()),
-      ]).then(() => process.exit(code));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    onStopSignals(this.#log, {
+      first: (signal) => void this.#stop(signal),
+      now: () => {
+        for (const w of this.#workers) this.#tell(w, { type: 'stopNow' });
+        // Give them a moment to write their WAV headers; then go.
+        return Promise.race([
+          Promise.all(this.#workers.map((w) => w.exited)),
+          new Promise((r) => setTimeout(r, 5000).unref()),
+        ]);
+      },
+      forced: 'stopping every process now',
+    });
     for (const w of this.#workers) this.#start(w);
     return done;
   }

@@ -4,7 +4,6 @@
  * Exit 0 when the call was answered and ended normally; 1 when it failed
  * (the callee's status is in call.failed and call.ended); 2 for usage.
  */
-import os from 'node:os';
 import { Command } from 'commander';
 import type { Call, CallEndInfo, PlayPcm } from '../../call/call.js';
 import { targetUri } from '../../call/call-manager.js';
@@ -14,7 +13,7 @@ import type { Logger } from '../../log/logger.js';
 import { loadAudioFile, PLAY_SAMPLE_RATE } from '../../media/audio-file.js';
 import { DTMF_SEND_PATTERN } from '../../media/dtmf-sender.js';
 import { Softphone } from '../../softphone.js';
-import { ExitCode, intOption, UsageError } from '../common.js';
+import { ExitCode, intOption, onStopSignals, UsageError } from '../common.js';
 import { addDeviceOptions, configUsageError, type DeviceFlags, prepareDevice } from '../device.js';
 import { wireEvents } from '../events.js';
 
@@ -97,25 +96,20 @@ async function placeCall(target: string, flags: CallFlags): Promise<number> {
 
   let call: Call | undefined;
   let interrupted = false;
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      phone.stopNow();
-      log.warn('shutdown.forced', { signal }, `${signal} again: exiting without unregistering`);
-      process.exit(128 + (os.constants.signals[signal] ?? 2));
-    }
-    interrupted = true;
-    log.info(
-      'shutdown',
-      { reason: signal, activeCalls: phone.activeCalls.length },
-      `hanging up (${signal})…`,
-    );
-    if (call) void call.hangup();
-    else void phone.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const offSignals = onStopSignals(log, {
+    first: (signal) => {
+      interrupted = true;
+      log.info(
+        'shutdown',
+        { reason: signal, activeCalls: phone.activeCalls.length },
+        `hanging up (${signal})…`,
+      );
+      if (call) void call.hangup();
+      else void phone.stop();
+    },
+    now: () => phone.stopNow(),
+    forced: 'exiting without unregistering',
+  });
   try {
     try {
       await phone.start();
@@ -144,8 +138,7 @@ async function placeCall(target: string, flags: CallFlags): Promise<number> {
     await phone.stop();
     return placed.answeredAt !== undefined && NORMAL_END.has(info.reason) ? ExitCode.OK : ExitCode.FAILURE;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
   }
 }
 

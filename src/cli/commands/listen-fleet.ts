@@ -7,13 +7,12 @@
  * the devices and ports, and its supervisor decides when it stops
  * (cli/processes.ts).
  */
-import os from 'node:os';
 import type { PlayPcm } from '../../call/call.js';
 import { describeError } from '../../errors.js';
 import { defaultSource } from '../../events/exporter.js';
 import { Fleet } from '../../fleet/fleet.js';
 import { devicesOfWorker, workerPartFromEnv } from '../../fleet/processes.js';
-import { createLogger, ExitCode, UsageError } from '../common.js';
+import { createLogger, ExitCode, onStopSignals, UsageError } from '../common.js';
 import { checkDeviceFlags } from '../device.js';
 import { wireEvents } from '../events.js';
 import {
@@ -146,18 +145,6 @@ export async function listenFleet(
       void stop(`--exit-after ${flags.exitAfter} reached`).then(() => resolveDone(ExitCode.OK));
     }
   };
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals === 1) {
-      void stop(signal).then(() => resolveDone(ExitCode.OK));
-      return;
-    }
-    // Second signal: exit now, but finish every recording synchronously first so WAVs stay valid.
-    fleet.stopNow();
-    log.warn('shutdown.forced', { signal }, `${signal} again: exiting without unregistering`);
-    process.exit(128 + (os.constants.signals[signal] ?? 2));
-  };
   const supervisor = part
     ? attachToSupervisor({
         stop: () => void stop('asked by the supervisor').then(() => resolveDone(ExitCode.OK)),
@@ -174,8 +161,12 @@ export async function listenFleet(
       })
     : undefined;
   if (!supervisor) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    onStopSignals(log, {
+      first: (signal) => void stop(signal).then(() => resolveDone(ExitCode.OK)),
+      // Every recording finished synchronously first, so WAVs stay valid.
+      now: () => fleet.stopNow(),
+      forced: 'exiting without unregistering',
+    });
   }
 
   fleet.start(coordinator);

@@ -1,5 +1,4 @@
 /** `rc-softphone listen`: register, answer every call, record it, until a signal or --exit-after. */
-import os from 'node:os';
 import { Command } from 'commander';
 import type { PlayPcm } from '../../call/call.js';
 import { DEFAULTS } from '../../config/options.js';
@@ -7,7 +6,7 @@ import { describeError } from '../../errors.js';
 import { WORKER_ENV } from '../../fleet/processes.js';
 import { loadAudioFile, PLAY_SAMPLE_RATE } from '../../media/audio-file.js';
 import { Softphone } from '../../softphone.js';
-import { ExitCode, intOption, UsageError } from '../common.js';
+import { ExitCode, intOption, onStopSignals, UsageError } from '../common.js';
 import { addDeviceOptions, configUsageError, type DeviceFlags, prepareDevice } from '../device.js';
 import { wireEvents } from '../events.js';
 import { addFleetOptions, checkFleetFlags, type FleetFlags, FleetServices, fleetSecrets } from '../fleet.js';
@@ -125,20 +124,12 @@ async function listen(flags: ListenFlags): Promise<number> {
         void stop(`--exit-after ${flags.exitAfter} reached`).then(() => resolve(ExitCode.OK));
       }
     });
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        void stop(signal).then(() => resolve(ExitCode.OK));
-        return;
-      }
-      // Second signal: exit now, but finish every recording synchronously first so WAVs stay valid.
-      phone.stopNow();
-      log.warn('shutdown.forced', { signal }, `${signal} again: exiting without unregistering`);
-      process.exit(128 + (os.constants.signals[signal] ?? 2));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    onStopSignals(log, {
+      first: (signal) => void stop(signal).then(() => resolve(ExitCode.OK)),
+      // Every recording finished synchronously first, so WAVs stay valid.
+      now: () => phone.stopNow(),
+      forced: 'exiting without unregistering',
+    });
   });
 
   try {

@@ -7,7 +7,6 @@
  * naming the flag); runs until SIGINT/SIGTERM or --exit-after.
  */
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import { Command } from 'commander';
 import { DEFAULTS } from '../../config/options.js';
 import { describeError, isSoftphoneError } from '../../errors.js';
@@ -33,6 +32,7 @@ import {
   ExitCode,
   intOption,
   type OutputOptions,
+  onStopSignals,
   recordDirUsage,
   UsageError,
 } from '../common.js';
@@ -240,19 +240,11 @@ async function serve(flags: ServeFlags): Promise<number> {
         void stop(`--exit-after ${flags.exitAfter} reached`).then(() => resolve(ExitCode.OK));
       }
     });
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        void stop(signal).then(() => resolve(ExitCode.OK));
-        return;
-      }
-      server.stopNow();
-      log.warn('shutdown.forced', { signal }, `${signal} again: exiting at once`);
-      process.exit(128 + (os.constants.signals[signal] ?? 2));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    onStopSignals(log, {
+      first: (signal) => void stop(signal).then(() => resolve(ExitCode.OK)),
+      now: () => server.stopNow(),
+      forced: 'exiting at once',
+    });
   });
 
   try {

@@ -34,6 +34,7 @@ import {
   ExitCode,
   intOption,
   type OutputOptions,
+  onStopSignals,
   UsageError,
 } from '../common.js';
 import { parseCodecs, parsePortRange, parseSrtpPolicy } from '../device.js';
@@ -257,19 +258,14 @@ async function smoke(flags: SmokeFlags): Promise<number> {
   // Recordings go to a fresh directory (the writer never overwrites a WAV), then are copied where asked.
   const work = mkdtempSync(path.join(os.tmpdir(), 'rc-softphone-smoke-'));
   const abort = new AbortController();
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      log.warn('shutdown.forced', { signal }, `${signal} again: exiting without unregistering`);
-      rmSync(work, { recursive: true, force: true });
-      process.exit(128 + (os.constants.signals[signal] ?? 2));
-    }
-    log.info('shutdown', { reason: signal }, `${signal}: hanging up and unregistering…`);
-    abort.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const offSignals = onStopSignals(log, {
+    first: (signal) => {
+      log.info('shutdown', { reason: signal }, `${signal}: hanging up and unregistering…`);
+      abort.abort();
+    },
+    now: () => rmSync(work, { recursive: true, force: true }),
+    forced: 'exiting without unregistering',
+  });
   try {
     const limits: SmokeLimits = {
       maxLatencyMs: flags.maxLatencyMs,
@@ -302,8 +298,7 @@ async function smoke(flags: SmokeFlags): Promise<number> {
     printResult(flags, results, result, files);
     return result.summary.ok ? ExitCode.OK : ExitCode.FAILURE;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -51,20 +51,18 @@ export interface DeviceFlags extends OutputOptions {
 
 /** setTimeout takes at most 2^31-1 ms: a longer limit would fire at once. */
 const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-const seconds = (ms: number) => Math.round(ms / 1000);
+/** A default in ms as the whole seconds a flag takes. */
+export const seconds = (ms: number) => Math.round(ms / 1000);
 
-/** Adds the flags every command that runs the device shares. */
-export function addDeviceOptions(command: Command): Command {
+/**
+ * The media flags of every command that answers or places calls (a device's
+ * `listen` and `call`, and `serve`); `say` words the defaults that differ.
+ */
+export function addMediaOptions(command: Command, say: { mediaIp: string; srtpDefault: string }): Command {
   const ports = `${DEFAULTS.rtpPorts.min}-${DEFAULTS.rtpPorts.max}`;
-  command
-    .option('--sip-info <file>', 'SIP credentials file (from `rc-softphone provision` or the portal)')
-    .option('--record-dir <dir>', 'where WAV recordings and their JSON sidecars go', DEFAULTS.recordDir)
-    .option('--no-record', 'do not record calls')
+  return command
     .option('--rtp-ports <range>', 'UDP port range for RTP, one port per call', ports)
-    .option(
-      '--media-ip <ip>',
-      'IPv4 or IPv6 address to put in the SDP (default: the local address of the SIP connection)',
-    )
+    .option('--media-ip <ip>', `IPv4 or IPv6 address to put in the SDP (default: ${say.mediaIp})`)
     .option('--no-silence', 'do not send RTP silence when there is nothing else to send')
     .option(
       '--media-timeout <seconds>',
@@ -87,10 +85,19 @@ export function addDeviceOptions(command: Command): Command {
       "force every call's audio rate (WAV, --pipe, frames): 8000 or 16000 (default: 16000 for wideband Opus calls, 8000 for G.711)",
       sampleRateOption,
     )
-    .option(
-      '--srtp <policy>',
-      'SRTP (SDES): required, optional or off (default: required on TLS, off on TCP)',
-    )
+    .option('--srtp <policy>', `SRTP (SDES): required, optional or off (default: ${say.srtpDefault})`);
+}
+
+/** Adds the flags every command that runs the device shares. */
+export function addDeviceOptions(command: Command): Command {
+  command
+    .option('--sip-info <file>', 'SIP credentials file (from `rc-softphone provision` or the portal)')
+    .option('--record-dir <dir>', 'where WAV recordings and their JSON sidecars go', DEFAULTS.recordDir)
+    .option('--no-record', 'do not record calls');
+  addMediaOptions(command, {
+    mediaIp: 'the local address of the SIP connection',
+    srtpDefault: 'required on TLS, off on TCP',
+  })
     .option(
       '--expires <seconds>',
       'registration expiry to ask for',

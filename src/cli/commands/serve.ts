@@ -36,7 +36,7 @@ import {
   recordDirUsage,
   UsageError,
 } from '../common.js';
-import { parseCodecs, parsePortRange, parseSrtpPolicy, sampleRateOption } from '../device.js';
+import { addMediaOptions, parseCodecs, parsePortRange, parseSrtpPolicy, seconds } from '../device.js';
 import { wireServeEvents } from '../events.js';
 
 interface ServeFlags extends OutputOptions {
@@ -77,13 +77,9 @@ Examples:
   $ rc-softphone serve --listen udp://127.0.0.1:5060 --allow 127.0.0.1 --stream-url ws://127.0.0.1:8080/media`;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
-/** setTimeout takes at most 2^31-1 ms: a longer limit would fire at once. */
-const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-const seconds = (ms: number) => Math.round(ms / 1000);
 
 export function serveCommand(setExitCode: (code: number) => void): Command {
   const s = DEFAULTS.serve;
-  const ports = `${DEFAULTS.rtpPorts.min}-${DEFAULTS.rtpPorts.max}`;
   const command = new Command('serve')
     .description(
       "Listen for RingCentral's bot-partner SIP (RingCX connects to us), answer each call with the bot its DID names, send the bot's intents back as SIP INFO.",
@@ -111,37 +107,12 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
       seconds(DEFAULTS.pipeGraceMs),
     )
     .option('--stream-url <url>', 'per call, a Twilio Media Streams WebSocket, both ways')
-    .option('--codecs <list>', 'codec preference, most preferred first')
     .option('--play <file>', 'a greeting played to every caller on answer')
     .option(
       '--max-calls <n>',
       'concurrent calls per bot; more get 486 Busy Here',
       intOption('--max-calls', 1, 100_000),
       DEFAULTS.maxCalls,
-    )
-    .option(
-      '--media-timeout <seconds>',
-      'hang up when no RTP arrives for this long (0: never)',
-      intOption('--media-timeout', 0, MAX_TIMER_SECONDS),
-      seconds(DEFAULTS.mediaTimeoutMs),
-    )
-    .option(
-      '--max-duration <seconds>',
-      'hang up calls longer than this (0: never)',
-      intOption('--max-duration', 0, MAX_TIMER_SECONDS),
-      seconds(DEFAULTS.maxCallDurationMs),
-    )
-    .option('--rtp-ports <range>', 'UDP port range for RTP, one port per call', ports)
-    .option('--media-ip <ip>', 'the address in our SDP (default: the address the INVITE came to)')
-    .option('--no-silence', 'do not send RTP silence when there is nothing else to send')
-    .option(
-      '--srtp <policy>',
-      'SRTP (SDES): required, optional or off (default: required on TLS, off on TCP/UDP)',
-    )
-    .option(
-      '--sample-rate <hz>',
-      "force every call's audio rate (WAV, --pipe, frames): 8000 or 16000 (default: 16000 for wideband Opus calls, 8000 for G.711)",
-      sampleRateOption,
     )
     .option(
       '--max-connections <n>',
@@ -162,6 +133,10 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
       seconds(s.finalByeTimeoutMs),
     )
     .option('--exit-after <n>', 'exit 0 after this many calls have ended', intOption('--exit-after', 1));
+  addMediaOptions(command, {
+    mediaIp: 'the address the INVITE came to',
+    srtpDefault: 'required on TLS, off on TCP/UDP',
+  });
   addOutputOptions(command).addHelpText('after', EXAMPLES).exitOverride();
   command.action(async (flags: ServeFlags) => {
     setExitCode(await serve(flags));

@@ -279,13 +279,8 @@ class HalfbandDecimator implements Halfband {
   process(frame: Int16Array): Int16Array {
     if (this.closed) throw new Error('StreamResampler is closed');
     const h = HALFBAND_LENGTH - 1;
-    if (this.#buf.length < h + frame.length) {
-      const grown = new Float64Array(h + frame.length);
-      grown.set(this.#buf.subarray(0, h));
-      this.#buf = grown;
-    }
+    this.#buf = afterHistory(this.#buf, h, frame);
     const buf = this.#buf;
-    for (let i = 0; i < frame.length; i++) buf[h + i] = frame[i]!;
     const out = new Int16Array(frame.length >> 1);
     const centre = TAPS[CENTRE]!;
     for (let j = 0; j < out.length; j++) {
@@ -303,6 +298,25 @@ class HalfbandDecimator implements Halfband {
 }
 
 /**
+ * A half-band filter's input: the last `history` samples kept at the start
+ * of `buf`, then `frame` after them (the buffer grown when a frame is longer
+ * than any before). Returns the buffer to keep.
+ */
+function afterHistory(
+  buf: Float64Array<ArrayBuffer>,
+  history: number,
+  frame: Int16Array,
+): Float64Array<ArrayBuffer> {
+  let out = buf;
+  if (out.length < history + frame.length) {
+    out = new Float64Array(history + frame.length);
+    out.set(buf.subarray(0, history));
+  }
+  for (let i = 0; i < frame.length; i++) out[history + i] = frame[i]!;
+  return out;
+}
+
+/**
  * 8 → 16 kHz: insert a zero between samples, low-pass with gain 2. In
  * polyphase form the odd outputs are the input delayed (the centre tap) and
  * the even ones the side taps; the delay is CENTRE output samples.
@@ -316,13 +330,8 @@ class HalfbandInterpolator implements Halfband {
   process(frame: Int16Array): Int16Array {
     if (this.closed) throw new Error('StreamResampler is closed');
     const h = CENTRE;
-    if (this.#buf.length < h + frame.length) {
-      const grown = new Float64Array(h + frame.length);
-      grown.set(this.#buf.subarray(0, h));
-      this.#buf = grown;
-    }
+    this.#buf = afterHistory(this.#buf, h, frame);
     const buf = this.#buf;
-    for (let i = 0; i < frame.length; i++) buf[h + i] = frame[i]!;
     const out = new Int16Array(frame.length * 2);
     for (let p = 0; p < out.length; p += 2) {
       // Even output p: side taps k = CENTRE ± d (d odd) reach inputs (p − k) / 2.

@@ -184,14 +184,7 @@ export async function provisionDevice(options: ProvisionOptions): Promise<Provis
     failure = err instanceof SoftphoneError ? err : mapRestError(err, stage, context);
   }
 
-  if (rc.token !== undefined) {
-    try {
-      await rc.revoke();
-    } catch (err) {
-      const why = mapRestError(err, 'revoke', context);
-      warnings.push(`could not revoke the RingCentral access token (it expires on its own): ${why.message}`);
-    }
-  }
+  await revokeToken(rc, context, warnings);
 
   if (failure !== undefined || outcome === undefined) throw failure;
   return { ...outcome, warnings };
@@ -281,19 +274,23 @@ export async function provisionDevices(options: ProvisionManyOptions): Promise<{
   } catch (err) {
     failure = err instanceof SoftphoneError ? err : mapRestError(err, 'provision', context);
   }
-  if (rc.token !== undefined) {
-    try {
-      await rc.revoke();
-    } catch (err) {
-      const why = mapRestError(err, 'revoke', context);
-      warnings.push(`could not revoke the RingCentral access token (it expires on its own): ${why.message}`);
-    }
-  }
+  await revokeToken(rc, context, warnings);
   if (failure !== undefined) throw failure;
   return { warnings };
 }
 
 /** The sipInfo entry for `transport`, validated, plus device.id. */
+/** Revokes the access token we got, if we got one; a failure is a warning (it expires on its own). */
+async function revokeToken(rc: RingCentral, context: ErrorContext, warnings: string[]): Promise<void> {
+  if (rc.token === undefined) return;
+  try {
+    await rc.revoke();
+  } catch (err) {
+    const why = mapRestError(err, 'revoke', context);
+    warnings.push(`could not revoke the RingCentral access token (it expires on its own): ${why.message}`);
+  }
+}
+
 function pickSipInfo(
   raw: CreateSipRegistrationResponse,
   transport: SipTransport,

@@ -493,18 +493,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   /** Registers on `flow`, then keeps refreshing on timers until the flow dies or we stop. */
   async #registerLoop(flow: SipFlow): Promise<void> {
     if (!this.#active || flow.closed) return;
-    let outcome: RegisterOutcome;
-    try {
-      outcome = await this.#register(flow, this.#expires);
-    } catch (err) {
-      if (!this.#active || flow.closed) return;
-      // No answer within Timer F: the flow is as good as dead (RFC 5626 4.4).
-      const reason = isSoftphoneError(err) ? err.message : String(err);
-      this.#dropFlow(flow, reason);
-      this.#scheduleReconnect(reason, true);
-      return;
-    }
-    if (!this.#active || flow.closed) return;
+    let outcome = await this.#registerOnFlow(flow);
+    if (outcome === undefined || !this.#active || flow.closed) return;
     if (outcome.ok && !outcome.outbound && !this.#plainRegistrar && outcome.expires > 0) {
       // RFC 5626 unsupported: a proxy without it routes in-dialog requests to our
       // Contact, which must then be the flow's address, not a .invalid name.
@@ -512,16 +502,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       const old = contactUri(this.identity);
       this.#plainRegistrar = true;
       this.#routable = { address: flow.localAddress, port: flow.localPort };
-      try {
-        outcome = await this.#register(flow, this.#expires, undefined, [old]);
-      } catch (err) {
-        if (!this.#active || flow.closed) return;
-        const reason = isSoftphoneError(err) ? err.message : String(err);
-        this.#dropFlow(flow, reason);
-        this.#scheduleReconnect(reason, true);
-        return;
-      }
-      if (!this.#active || flow.closed) return;
+      outcome = await this.#registerOnFlow(flow, [old]);
+      if (outcome === undefined || !this.#active || flow.closed) return;
     }
     if (outcome.ok) {
       // RFC 5626 4.4.1: with outbound a missing pong means a dead flow, from the first ping on.
@@ -647,6 +629,23 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    * One REGISTER exchange including digest challenges and 423 Min-Expires.
    * Rejects only when the transaction fails (timeout, flow gone).
    */
+  /**
+   * REGISTER on the flow; undefined when it got no answer within Timer F: the
+   * flow is as good as dead (RFC 5626 4.4), so it is dropped and a reconnect
+   * scheduled.
+   */
+  async #registerOnFlow(flow: SipFlow, remove?: string[]): Promise<RegisterOutcome | undefined> {
+    try {
+      return await this.#register(flow, this.#expires, undefined, remove);
+    } catch (err) {
+      if (!this.#active || flow.closed) return undefined;
+      const reason = isSoftphoneError(err) ? err.message : String(err);
+      this.#dropFlow(flow, reason);
+      this.#scheduleReconnect(reason, true);
+      return undefined;
+    }
+  }
+
   async #register(
     flow: SipFlow,
     expires: number,

@@ -82,6 +82,7 @@ import {
   RATE,
   waitForStderr,
 } from '../test/interop/kamailio/speech.js';
+import { Waiter } from './waiter.js';
 
 /** The recording check the benches share (speech.ts has it for the tests too). */
 export { classify };
@@ -743,27 +744,10 @@ export async function benchCapacity(options: CapacityOptions = {}): Promise<Capa
     let ended = 0;
     let firstAllUp: number | undefined;
     let firstEnd: number | undefined;
-    const waiters: { check: () => boolean; resolve: () => void }[] = [];
-    const notify = () => {
-      for (const w of [...waiters]) {
-        if (w.check()) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve();
-        }
-      }
-    };
+    const waiter = new Waiter();
+    const notify = () => waiter.poke();
     const until = (check: () => boolean, timeoutMs: number, what: string) =>
-      new Promise<void>((resolve, reject) => {
-        if (check()) return resolve();
-        const timer = setTimeout(() => reject(new Error(`${what}: not within ${timeoutMs} ms`)), timeoutMs);
-        waiters.push({
-          check,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-      });
+      waiter.until(check, timeoutMs, what);
 
     const preload = path.join(work, 'event-loop-delay.mjs');
     writeFileSync(preload, ELD_PRELOAD);

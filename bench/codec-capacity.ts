@@ -86,6 +86,7 @@ import {
   WIRE,
 } from './codec-scenarios.js';
 import { benchMediaPath, type SrtpFigures } from './media-path.js';
+import { Waiter } from './waiter.js';
 
 export interface CodecCapacityOptions {
   /** Concurrent calls per phase. Default 200. */
@@ -385,42 +386,6 @@ function readLines(
     other = (other + chunk.toString('utf8')).slice(-8192);
   });
   return { text: () => other };
-}
-
-/** Waits for a condition re-checked on every `poke()`; rejects after `timeoutMs` or when `abort()` says why. */
-class Waiter {
-  #waiters: { check: () => boolean; resolve: () => void; reject: (e: Error) => void }[] = [];
-  poke(): void {
-    for (const w of [...this.#waiters]) {
-      if (w.check()) {
-        this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  }
-  abort(error: Error): void {
-    for (const w of this.#waiters.splice(0)) w.reject(error);
-  }
-  until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (check()) return resolve();
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w.check !== check);
-        reject(new Error(`${what}: not within ${Math.round(timeoutMs / 1000)} s`));
-      }, timeoutMs);
-      this.#waiters.push({
-        check,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-    });
-  }
 }
 
 /** The first src/ file newer than its dist/ build, if any (the bot runs from dist/). */

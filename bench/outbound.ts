@@ -57,6 +57,7 @@ import {
   stopChild,
 } from './capacity.js';
 import type { BotConfig } from './outbound-bot.js';
+import { Waiter } from './waiter.js';
 
 export interface OutboundOptions {
   /** Concurrent calls. Default 100. */
@@ -306,27 +307,10 @@ export async function benchOutbound(options: OutboundOptions = {}): Promise<Outb
     let endedCount = 0;
     let firstAllUp: number | undefined;
     let firstEnd: number | undefined;
-    const waiters: { check: () => boolean; resolve: () => void }[] = [];
-    const notify = () => {
-      for (const w of [...waiters]) {
-        if (w.check()) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve();
-        }
-      }
-    };
+    const waiter = new Waiter();
+    const notify = () => waiter.poke();
     const until = (check: () => boolean, timeoutMs: number, what: string) =>
-      new Promise<void>((resolve, reject) => {
-        if (check()) return resolve();
-        const timer = setTimeout(() => reject(new Error(`${what}: not within ${timeoutMs} ms`)), timeoutMs);
-        waiters.push({
-          check,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-      });
+      waiter.until(check, timeoutMs, what);
     const bot: ChildProcess = spawn(process.execPath, ['--import', 'tsx', BOT, JSON.stringify(config)], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -107,7 +107,8 @@ export interface CapacityOptions {
   processes?: number;
 }
 
-export interface EventLoopDelay {
+/** A bot's event-loop delay (ms) and its garbage-collection pauses, from a preloaded monitor. */
+export interface EventLoopFigures {
   p50: number;
   p99: number;
   max: number;
@@ -116,6 +117,9 @@ export interface EventLoopDelay {
   gcPauses: number;
   gcMaxMs: number;
   gcTotalMs: number;
+}
+
+export interface EventLoopDelay extends EventLoopFigures {
   /** Of which full (mark-sweep-compact) collections. */
   gcMajorPauses: number;
   gcMajorMaxMs: number;

@@ -69,7 +69,7 @@ import { loadOpus } from '../src/media/opus.js';
 import { align, segmentCorrelation } from '../test/helpers/correlate.js';
 import { freeUdpPortRange } from '../test/helpers/ports.js';
 import { readWav } from '../test/helpers/wav.js';
-import { percentile, readProc, round1, round3, stopChild } from './capacity.js';
+import { type EventLoopFigures, percentile, readProc, round1, round3, stopChild } from './capacity.js';
 import type { LatenessFigures, LoadCallLine, LoadConfig } from './codec-load.js';
 import {
   type BenchCodec,
@@ -187,16 +187,6 @@ export interface PhaseFigures {
    */
   cpuPressurePercent?: number;
   wallSeconds: number;
-}
-
-export interface EventLoopFigures {
-  p50: number;
-  p99: number;
-  max: number;
-  mean: number;
-  gcPauses: number;
-  gcMaxMs: number;
-  gcTotalMs: number;
 }
 
 export interface ScenarioSummary {

@@ -48,6 +48,7 @@ import { PACKET_BYTES, prepareSpeech, RATE, waitForStderr } from '../test/intero
 import {
   CLK_TCK,
   classify,
+  type EventLoopFigures,
   type LatencyFigures,
   LiveCapture,
   latencyFigures,
@@ -136,15 +137,7 @@ export interface OutboundFigures {
   };
   cpu: { avgPercent: number; allUpAvgPercent: number; peakPercent: number; idlePercent: number };
   rss: { idleMb: number; peakMb: number };
-  eventLoopDelayMs?: {
-    p50: number;
-    p99: number;
-    max: number;
-    mean: number;
-    gcPauses: number;
-    gcMaxMs: number;
-    gcTotalMs: number;
-  };
+  eventLoopDelayMs?: EventLoopFigures;
   loadAverage: [number, number];
   wallSeconds: number;
   workDir?: string;

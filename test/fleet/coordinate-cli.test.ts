@@ -1,17 +1,8 @@
-/**
- * `listen --devices … --coordinate redis://…` when the lease store goes
- * away: the process cannot renew, so it unregisters the device before the
- * lease could expire in Redis (where another process could take it), and
- * registers it again once Redis is back and the lease is free.
- */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { saveSipInfoFile } from '../../src/config/sip-info.js';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { startRedis } from '../helpers/brokers.js';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/dirs.js';
+import { devicesFolder } from '../helpers/fleet.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { describeInterop } from '../helpers/tools.js';
 
@@ -31,16 +22,9 @@ describeInterop('listen --coordinate when the lease store is lost', ['redis-serv
     cleanups.push(() => redis.close());
     const pbx = await LocalPbx.listen({ users: [USER] });
     cleanups.push(() => pbx.close());
-    const cwd = tempDir(cleanups, 'rcsp-coord-cut-');
-    const dir = path.join(cwd, 'devices');
-    mkdirSync(dir);
-    await saveSipInfoFile(path.join(dir, 'one.json'), {
-      ...USER,
-      domain: pbx.domain,
-      outboundProxy: pbx.address,
-      transport: 'tcp',
-      deviceId: 'c1',
-    });
+    const { cwd, dir } = await devicesFolder(cleanups, 'rcsp-coord-cut-', pbx, [
+      { file: 'one.json', deviceId: 'c1', ...USER },
+    ]);
     const rtp = await freeUdpPortRange(4);
     const r = runCli(
       [

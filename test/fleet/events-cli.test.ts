@@ -1,19 +1,11 @@
-/**
- * `listen --devices … --events redis://…` end to end: a call to a fleet
- * device while redis-server is restarted mid-call. Every event the process
- * printed reaches the stream (same order, tagged with the device, plus the
- * call's sidecar), nothing is lost (the buffer was large enough: 0 dropped),
- * and the outage shows as events.down / events.resumed.
- */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, expect, it } from 'vitest';
-import { saveSipInfoFile } from '../../src/config/sip-info.js';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { startRedis } from '../helpers/brokers.js';
+import { sdpOffer } from '../helpers/call-rig.js';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/dirs.js';
+import { devicesFolder } from '../helpers/fleet.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { describeInterop } from '../helpers/tools.js';
 
@@ -23,17 +15,6 @@ afterEach(async () => {
 });
 
 const USER = { username: '16505550801', authorizationId: '9801', password: 'Events-Secret-801' };
-const OFFER = [
-  'v=0',
-  'o=- 1 1 IN IP4 127.0.0.1',
-  's=-',
-  'c=IN IP4 127.0.0.1',
-  't=0 0',
-  'm=audio 9 RTP/AVP 0',
-  'a=rtpmap:0 PCMU/8000',
-  'a=sendrecv',
-  '',
-].join('\r\n');
 
 describeInterop('listen --devices --events redis:// (a broker restart mid-call)', ['redis-server'], () => {
   it('every printed event reaches the stream in order, tagged, with the sidecar; the outage is reported', {
@@ -43,16 +24,9 @@ describeInterop('listen --devices --events redis:// (a broker restart mid-call)'
     cleanups.push(() => redis.close());
     const pbx = await LocalPbx.listen({ users: [USER] });
     cleanups.push(() => pbx.close());
-    const cwd = tempDir(cleanups, 'rcsp-fleet-events-');
-    const dir = path.join(cwd, 'devices');
-    mkdirSync(dir);
-    await saveSipInfoFile(path.join(dir, 'one.json'), {
-      ...USER,
-      domain: pbx.domain,
-      outboundProxy: pbx.address,
-      transport: 'tcp',
-      deviceId: 'rec-1',
-    });
+    const { cwd, dir } = await devicesFolder(cleanups, 'rcsp-fleet-events-', pbx, [
+      { file: 'one.json', deviceId: 'rec-1', ...USER },
+    ]);
     const rtp = await freeUdpPortRange(8);
     const r = runCli(
       [
@@ -75,7 +49,7 @@ describeInterop('listen --devices --events redis:// (a broker restart mid-call)'
       { cwd, cleanups },
     );
     await waitFor(() => r.events().some((e) => e.event === 'registered'), { timeoutMs: 20_000 });
-    const call = await pbx.invite(USER.username, OFFER);
+    const call = await pbx.invite(USER.username, sdpOffer(9));
     await waitFor(() => r.events().some((e) => e.event === 'call.answered'));
     // Mid-call: the broker goes away and comes back.
     await redis.stop();

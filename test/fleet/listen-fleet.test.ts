@@ -5,13 +5,14 @@
  * work, calls to each device come out tagged with its id, and --http serves
  * the metrics and readiness of the fleet.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { saveSipInfoFile } from '../../src/config/sip-info.js';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
+import { sdpOffer } from '../helpers/call-rig.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/dirs.js';
+import { devicesFolder } from '../helpers/fleet.js';
 import { freePort, freeUdpPortRange, waitFor } from '../helpers/ports.js';
 
 const USERS = [1, 2, 3].map((i) => ({
@@ -19,19 +20,6 @@ const USERS = [1, 2, 3].map((i) => ({
   authorizationId: `970${i}`,
   password: `Fleet-Secret-${i}-xyz`,
 }));
-
-const OFFER = (port: number) =>
-  [
-    'v=0',
-    'o=- 1 1 IN IP4 127.0.0.1',
-    's=-',
-    'c=IN IP4 127.0.0.1',
-    't=0 0',
-    `m=audio ${port} RTP/AVP 0`,
-    'a=rtpmap:0 PCMU/8000',
-    'a=sendrecv',
-    '',
-  ].join('\r\n');
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -41,20 +29,18 @@ afterEach(async () => {
 async function setup() {
   const pbx = await LocalPbx.listen({ users: USERS });
   cleanups.push(() => pbx.close());
-  const cwd = tempDir(cleanups, 'rcsp-fleet-cli-');
-  const dir = path.join(cwd, 'devices');
-  mkdirSync(dir);
-  for (const [i, user] of USERS.entries()) {
-    await saveSipInfoFile(path.join(dir, `d${i + 1}.json`), {
+  const { cwd, dir } = await devicesFolder(
+    cleanups,
+    'rcsp-fleet-cli-',
+    pbx,
+    USERS.map((user, i) => ({
+      file: `d${i + 1}.json`,
+      deviceId: `dev-${i + 1}`,
       ...user,
       // The third file carries a wrong password: refused until fixed.
       ...(i === 2 && { password: 'wrong-password-123' }),
-      domain: pbx.domain,
-      outboundProxy: pbx.address,
-      transport: 'tcp',
-      deviceId: `dev-${i + 1}`,
-    });
-  }
+    })),
+  );
   return { pbx, cwd, dir };
 }
 
@@ -100,7 +86,7 @@ describe('listen --devices', () => {
     // Two flows, one per device.
     expect(pbx.binding(USERS[0]!.username)?.socket).not.toBe(pbx.binding(USERS[1]!.username)?.socket);
 
-    const call = await pbx.invite(USERS[1]!.username, OFFER(9));
+    const call = await pbx.invite(USERS[1]!.username, sdpOffer(9));
     await waitFor(() => r.events().some((e) => e.event === 'call.answered' && e.device === 'dev-2'));
     await call.bye();
     await waitFor(() => r.events().some((e) => e.event === 'call.ended' && e.device === 'dev-2'));

@@ -1,17 +1,8 @@
-/**
- * `listen --devices … --coordinate nats://…` (NATS KV leases) with two
- * processes and the local PBX as registrar: one registers the device, the
- * other waits; SIGKILL the holder and the other takes the device over within
- * the lease TTL.
- */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { saveSipInfoFile } from '../../src/config/sip-info.js';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { startNats } from '../helpers/brokers.js';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/dirs.js';
+import { devicesFolder } from '../helpers/fleet.js';
 import { freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { describeInterop } from '../helpers/tools.js';
 
@@ -31,16 +22,9 @@ describeInterop('listen --coordinate nats:// (NATS KV leases)', ['nats-server'],
     cleanups.push(() => nats.close());
     const pbx = await LocalPbx.listen({ users: [USER] });
     cleanups.push(() => pbx.close());
-    const cwd = tempDir(cleanups, 'rcsp-nats-coord-');
-    const dir = path.join(cwd, 'devices');
-    mkdirSync(dir);
-    await saveSipInfoFile(path.join(dir, 'one.json'), {
-      ...USER,
-      domain: pbx.domain,
-      outboundProxy: pbx.address,
-      transport: 'tcp',
-      deviceId: 'n1',
-    });
+    const { cwd, dir } = await devicesFolder(cleanups, 'rcsp-nats-coord-', pbx, [
+      { file: 'one.json', deviceId: 'n1', ...USER },
+    ]);
     const start = async () => {
       const rtp = await freeUdpPortRange(4);
       return runCli(

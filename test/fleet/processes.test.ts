@@ -1,19 +1,11 @@
-/**
- * `listen --devices … --processes N`: the plan (pure), and the supervisor as
- * a user runs it against the local PBX: each worker registers its part of
- * the devices, calls to every device are answered, --http aggregates the
- * workers, a worker that dies is started again, and the supervisor's
- * signals (or its death) stop everything with every device unregistered.
- */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { saveSipInfoFile } from '../../src/config/sip-info.js';
 import { LocalPbx } from '../../src/demo/local-pbx.js';
 import { devicesOfWorker, planProcesses, WORKER_ENV, workerPartFromEnv } from '../../src/fleet/processes.js';
 import { startRedis } from '../helpers/brokers.js';
+import { sdpOffer } from '../helpers/call-rig.js';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/dirs.js';
+import { devicesFolder } from '../helpers/fleet.js';
 import { freePort, freeUdpPortRange, waitFor } from '../helpers/ports.js';
 import { describeInterop } from '../helpers/tools.js';
 
@@ -112,34 +104,15 @@ const USERS = [1, 2, 3, 4].map((i) => ({
   password: `Procs-Secret-${i}-xyz`,
 }));
 
-const OFFER = (port: number) =>
-  [
-    'v=0',
-    'o=- 1 1 IN IP4 127.0.0.1',
-    's=-',
-    'c=IN IP4 127.0.0.1',
-    't=0 0',
-    `m=audio ${port} RTP/AVP 0`,
-    'a=rtpmap:0 PCMU/8000',
-    'a=sendrecv',
-    '',
-  ].join('\r\n');
-
 async function setup() {
   const pbx = await LocalPbx.listen({ users: USERS });
   cleanups.push(() => pbx.close());
-  const cwd = tempDir(cleanups, 'rcsp-procs-cli-');
-  const dir = path.join(cwd, 'devices');
-  mkdirSync(dir);
-  for (const [i, user] of USERS.entries()) {
-    await saveSipInfoFile(path.join(dir, `d${i + 1}.json`), {
-      ...user,
-      domain: pbx.domain,
-      outboundProxy: pbx.address,
-      transport: 'tcp',
-      deviceId: `dev-${i + 1}`,
-    });
-  }
+  const { cwd, dir } = await devicesFolder(
+    cleanups,
+    'rcsp-procs-cli-',
+    pbx,
+    USERS.map((user, i) => ({ file: `d${i + 1}.json`, deviceId: `dev-${i + 1}`, ...user })),
+  );
   const rtp = await freeUdpPortRange(32);
   return { pbx, cwd, dir, rtp: `${rtp}-${rtp + 31}` };
 }
@@ -204,7 +177,7 @@ describe('listen --devices --processes', () => {
     expect(new Set(sockets).size).toBe(4);
 
     for (const u of USERS) {
-      const call = await pbx.invite(u.username, OFFER(9));
+      const call = await pbx.invite(u.username, sdpOffer(9));
       await call.bye();
     }
     await waitFor(() => r.events().filter((e) => e.event === 'call.ended').length === 4, {

@@ -52,6 +52,7 @@ import { freePort, freeUdpPortRange } from '../../helpers/ports.js';
 import { describeInterop, type Tool, toolPath } from '../../helpers/tools.js';
 import { readWav } from '../../helpers/wav.js';
 import { DEFAULT_USER, type Kamailio, startKamailio } from './harness.js';
+import { parseStatCsv } from './sipp-uas.js';
 import { exited, PACKET_BYTES, prepareSpeech, RATE, type Speech, waitForStderr } from './speech.js';
 
 const SCENARIO = fileURLToPath(new URL('./sipp/uac-speech.xml', import.meta.url));
@@ -310,17 +311,6 @@ class RtpWire {
     stream.baselineMs = Math.min(stream.baselineMs, offsetMs);
     stream.maxLateMs = Math.max(stream.maxLateMs, offsetMs - stream.baselineMs);
   }
-}
-
-function parseStatCsv(text: string): Record<string, number> {
-  const lines = text.split('\n').filter((line) => line.trim() !== '');
-  const header = (lines[0] ?? '').split(';');
-  const last = (lines[lines.length - 1] ?? '').split(';');
-  const stats: Record<string, number> = {};
-  header.forEach((name, i) => {
-    if (name !== '') stats[name] = Number(last[i]);
-  });
-  return stats;
 }
 
 /**

@@ -28,6 +28,7 @@ import { freePort, freeUdpPortRange } from '../../helpers/ports.js';
 import { type Relay, startRelay } from '../../helpers/sip-relay.js';
 import { describeInterop, toolPath } from '../../helpers/tools.js';
 import { readWav } from '../../helpers/wav.js';
+import { parseStatCsv } from '../kamailio/sipp-uas.js';
 import { classifyRecording, exited, prepareSpeech, RATE, type Speech } from '../kamailio/speech.js';
 
 const SCENARIO = fileURLToPath(new URL('./sipp/ringcx-speech.xml', import.meta.url));
@@ -39,17 +40,6 @@ const ENGINE = [
   'echo \'{"rcInfo": {"intent": "heard-speech", "final": true}}\'',
   'cat > /dev/null',
 ].join('; ');
-
-function parseStatCsv(text: string): Record<string, number> {
-  const lines = text.split('\n').filter((line) => line.trim() !== '');
-  const header = (lines[0] ?? '').split(';');
-  const last = (lines[lines.length - 1] ?? '').split(';');
-  const stats: Record<string, number> = {};
-  header.forEach((name, i) => {
-    if (name !== '') stats[name] = Number(last[i]);
-  });
-  return stats;
-}
 
 describeInterop('serve: SIPp as RingCX', ['sipp', 'sox'], () => {
   let work: string;
